@@ -1,0 +1,1 @@
+"""Data: the generated shapes world, readers for the real CCR dataset formats, torch datasets."""
