@@ -172,3 +172,98 @@ def load_yaml(cls, path: str | Path, overrides: list[str] | None = None):
 
 def save_json(obj, path: str | Path) -> None:
     Path(path).write_text(json.dumps(to_dict(obj), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+LOSSES = ("one_to_k", "one_to_one", "pivot")
+
+
+@dataclass
+class DataConfig:
+    """Where training and evaluation data live, and which languages (K order) to use."""
+
+    # A folder of CCRK pretraining part_*.data files.
+    train: str = ""
+    # Parallel test sets in the IGLUE layout (annotations/{lang}/test.jsonl + images/).
+    eval: list = field(default_factory=list)
+    # Languages in the K order of the 1-to-K loss; empty means the model's languages.
+    languages: list = field(default_factory=list)
+    image_root: str = ""  # resolve relative image paths here instead of next to the data files
+    # Generate the shapes world into this folder first if it does not exist yet
+    # (keys of ccr_demo.data.shapes.generate_dataset, e.g. {n_train: 400, n_test: 100}).
+    generate: dict = field(default_factory=dict)
+    eval_max_instances: int = 0  # 0 = every instance of each test set
+    num_workers: int = 0
+    skip_bad: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation as in the paper (AdamW, warmup then linear decay, clipping), all overridable."""
+
+    loss: str = "one_to_k"
+    loss_mode: str = "official"  # one_to_k only: "official" or "balanced"
+    pivot_language: str = "en"  # pivot loss only
+    batch_size: int = 32  # images per process per micro-batch (each image has K captions)
+    grad_accum_steps: int = 1
+    epochs: int = 1
+    max_steps: int = 0  # optimizer steps; 0 = epochs decide
+    lr: float = 1e-4  # pretrained tower parameters
+    lr_new: float = 1e-3  # new parameters: projections, temperature, towers trained from scratch
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.03
+    grad_clip: float = 1.0
+    mixed_precision: str = "no"  # "no", "fp16", "bf16" (accelerate)
+    lock_image: bool = False
+    lock_text: bool = False
+    # With a locked text tower, encode every training caption once and train on cached
+    # pooled features (the text tower then costs nothing per step).
+    cache_text_features: bool = True
+    image_augment: bool = False
+    seed: int = 0
+    output_dir: str = "runs/model"
+    save_every_steps: int = 0  # accelerate save_state every N steps (0 = only at epoch ends)
+    keep_checkpoints: int = 2
+    eval_every_epochs: int = 1
+    log_with: str = "jsonl"  # "jsonl" (logs/train_log.jsonl), an accelerate tracker name, or "none"
+    log_every_steps: int = 10
+    push_to_hub: str = ""  # a Hub repo id to upload the final model to
+    model_name: str = ""  # title of the model card
+
+    def validate(self) -> "TrainConfig":
+        if self.loss not in LOSSES:
+            raise ConfigError(f"train.loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.loss_mode not in ("official", "balanced"):
+            raise ConfigError(f"train.loss_mode must be 'official' or 'balanced', got {self.loss_mode!r}")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ConfigError(f"train.mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        for name in ("batch_size", "grad_accum_steps", "epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.lr_new <= 0:
+            raise ConfigError("train.lr and train.lr_new must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        return self
+
+
+@dataclass
+class ExperimentConfig:
+    """One YAML file of train/configs/: model, data and train sections."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> "ExperimentConfig":
+        self.model.validate()
+        self.train.validate()
+        langs = self.languages
+        if len(set(langs)) != len(langs):
+            raise ConfigError(f"data.languages has duplicates: {langs}")
+        if self.train.loss == "pivot" and self.train.pivot_language not in langs:
+            raise ConfigError(f"train.pivot_language {self.train.pivot_language!r} is not in the languages {langs}")
+        return self
+
+    @property
+    def languages(self) -> list:
+        return list(self.data.languages or self.model.languages)

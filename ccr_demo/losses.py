@@ -1,0 +1,142 @@
+"""Contrastive losses: the paper's 1-to-K loss and the two baselines it is compared with.
+
+All take L2-normalised embeddings and a temperature tau (scores are dot products / tau).
+In multi-process training, gather features WITH gradients first (``gather_with_grad``) so
+that N processes with batch b train exactly like one process with batch N*b.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+LOSS_MODES = ("official", "balanced")
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every process along dim 0, keeping gradients to every slice.
+
+    Identity when torch.distributed is not initialised or has one process. The backward of
+    ``torch.distributed.nn.functional.all_gather`` sums the gradients every process computed
+    for this process's slice, which (after DDP's gradient averaging) gives the gradient of
+    the global-batch loss.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x.contiguous()), dim=0)
+
+
+def _check_embeddings(name: str, x: torch.Tensor, ndim: int, check_finite: bool) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != ndim:
+        shape = "[B, D]" if ndim == 2 else "[B, K, D]"
+        raise ValueError(f"{name} must be {shape}, got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (B=0)")
+    if ndim == 3 and x.shape[1] == 0:
+        raise ValueError(f"{name} has K=0 captions per image")
+    if check_finite and not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def _check_pair(image_emb, text_emb, text_ndim: int, check_finite: bool) -> None:
+    _check_embeddings("image_emb", image_emb, 2, check_finite)
+    _check_embeddings("text_emb", text_emb, text_ndim, check_finite)
+    if image_emb.shape[0] != text_emb.shape[0]:
+        raise ValueError(f"batch sizes differ: image_emb has B={image_emb.shape[0]}, "
+                         f"text_emb has B={text_emb.shape[0]}")
+    if image_emb.shape[-1] != text_emb.shape[-1]:
+        raise ValueError(f"embedding sizes differ: image_emb D={image_emb.shape[-1]}, text_emb D={text_emb.shape[-1]}")
+
+
+def _check_temperature(temperature) -> torch.Tensor | float:
+    t = temperature.detach() if isinstance(temperature, torch.Tensor) else torch.tensor(float(temperature))
+    if t.numel() != 1 or not torch.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be one positive finite number, got {temperature!r}")
+    return temperature
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature) -> torch.Tensor:
+    """Symmetric InfoNCE between row-aligned a[B,D] and b[B,D] (pair i is the positive)."""
+    logits = a @ b.t() / temperature
+    labels = torch.arange(a.shape[0], device=a.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
+
+
+def one_to_k_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature, mode: str = "official",
+                  check_finite: bool = True) -> torch.Tensor:
+    """The 1-to-K contrastive loss (PAPER.md), each image against its K captions at once.
+
+    image_emb [B, D], text_emb [B, K, D] (caption k of image b in language k).
+
+    ``official`` is the CCRK code exactly: image->text is ONE softmax over all B*K texts
+    with the image's K captions all as unnormalised positives; text->image a softmax over
+    the B images; loss = (L_i2t + L_t2i) / 2 / K, which weighs text->image 1/K as much.
+    ``balanced`` averages both directions over the K languages with equal weight:
+    loss = (mean_k i2t_k + mean_k t2i_k) / 2. For K=1 both equal symmetric InfoNCE.
+    Both are invariant to the order of the K languages.
+    """
+    if mode not in LOSS_MODES:
+        raise ValueError(f"mode must be one of {LOSS_MODES}, got {mode!r}")
+    _check_pair(image_emb, text_emb, 3, check_finite)
+    _check_temperature(temperature)
+    B, K, D = text_emb.shape
+    texts = text_emb.reshape(B * K, D)
+    sim_i2t = image_emb @ texts.t() / temperature  # [B, B*K]; text index c*K + k
+    log_p_i2t = F.log_softmax(sim_i2t, dim=1).view(B, B, K)
+    idx = torch.arange(B, device=image_emb.device)
+    # positives: row b, texts of image b -> [B, K]
+    i2t_pos = log_p_i2t[idx, idx]  # [B, K]
+    log_p_t2i = F.log_softmax(sim_i2t.t(), dim=1).view(B, K, B)  # text (b,k) over images
+    t2i_pos = log_p_t2i[idx, :, idx]  # [B, K]
+    loss_i2t = -i2t_pos.sum(1).mean()  # (1/B) sum_b sum_k
+    loss_t2i = -t2i_pos.mean()  # (1/BK) sum_b sum_k
+    if mode == "official":
+        return (loss_i2t + loss_t2i) / 2 / K
+    return (loss_i2t / K + loss_t2i) / 2
+
+
+def one_to_one_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature,
+                    check_finite: bool = True) -> torch.Tensor:
+    """Cross-modal-style baseline (CCLM): each image with ONE caption, symmetric InfoNCE.
+
+    The trainer draws the caption's language uniformly at random per image per step.
+    """
+    _check_pair(image_emb, text_emb, 2, check_finite)
+    _check_temperature(temperature)
+    return info_nce(image_emb, text_emb, temperature)
+
+
+def pivot_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature, pivot_index: int = 0,
+               other_index: torch.Tensor | None = None, check_finite: bool = True) -> torch.Tensor:
+    """Cross-lingual-style baseline: ITC(image, pivot) + text-text contrast (pivot, other).
+
+    text_emb [B, K, D]; ``pivot_index`` is the pivot language's position (English).
+    ``other_index`` [B] picks each image's non-pivot caption (the trainer draws it at
+    random); with None every non-pivot language is used and their terms are averaged.
+    """
+    _check_pair(image_emb, text_emb, 3, check_finite)
+    _check_temperature(temperature)
+    B, K, _ = text_emb.shape
+    if not 0 <= pivot_index < K:
+        raise ValueError(f"pivot_index {pivot_index} is out of range for K={K}")
+    if K < 2:
+        raise ValueError("pivot_loss needs K >= 2 (the pivot and at least one other language)")
+    pivot = text_emb[:, pivot_index]
+    itc = info_nce(image_emb, pivot, temperature)
+    if other_index is None:
+        others = [k for k in range(K) if k != pivot_index]
+        ttc = torch.stack([info_nce(pivot, text_emb[:, k], temperature) for k in others]).mean()
+    else:
+        other_index = torch.as_tensor(other_index, device=text_emb.device)
+        if other_index.shape != (B,):
+            raise ValueError(f"other_index must have shape [{B}], got {tuple(other_index.shape)}")
+        if ((other_index < 0) | (other_index >= K) | (other_index == pivot_index)).any():
+            raise ValueError("other_index must pick non-pivot languages in [0, K)")
+        other = text_emb[torch.arange(B, device=text_emb.device), other_index]
+        ttc = info_nce(pivot, other, temperature)
+    return itc + ttc

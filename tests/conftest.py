@@ -1,0 +1,29 @@
+"""Shared fixtures. Tests never reach a model hub: everything is built locally."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from ccr_demo.config import ModelConfig  # noqa: E402
+
+
+def tiny_config(**overrides) -> ModelConfig:
+    """Random-init tiny timm + tiny BERT: builds in well under a second."""
+    base = dict(image_tower="test_efficientnet", text_tower="random:bert", image_size=32, embed_dim=32,
+                text_max_length=32, languages=["en", "de", "zh"],
+                text_kwargs=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
+    base.update(overrides)
+    return ModelConfig(**base)
+
+
+@pytest.fixture
+def tiny_model():
+    import torch
+
+    from ccr_demo.model import CCRModel
+
+    torch.manual_seed(0)
+    return CCRModel(tiny_config())

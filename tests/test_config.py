@@ -1,0 +1,38 @@
+"""YAML <-> dataclass: unknown keys and wrong types are errors that name the key."""
+
+import pytest
+
+from ccr_demo.config import ConfigError, ModelConfig, apply_overrides, from_dict, load_yaml
+
+
+def test_round_trip_and_overrides(tmp_path):
+    p = tmp_path / "m.yaml"
+    p.write_text("embed_dim: 128\nlanguages: [en, de]\ntext_kwargs: {hidden_size: 32}\n")
+    cfg = load_yaml(ModelConfig, p, ["embed_dim=64", "text_pooling=cls", "languages=en,zh"])
+    assert cfg.embed_dim == 64 and cfg.text_pooling == "cls" and cfg.languages == ["en", "zh"]
+    assert cfg.text_kwargs == {"hidden_size": 32}
+
+
+@pytest.mark.parametrize("data,msg", [
+    ({"embed_dimm": 3}, "unknown key.*embed_dimm"),
+    ({"embed_dim": "big"}, "embed_dim: expected int"),
+    ({"embed_dim": 2.5}, "embed_dim: expected an integer"),
+    ({"image_pretrained": "maybe"}, "image_pretrained: expected true/false"),
+    ({"text_pooling": "max"}, "text_pooling"),
+    ({"init_temperature": 0.9}, "temperatures"),
+])
+def test_bad_values_name_the_key(data, msg):
+    with pytest.raises(ConfigError, match=msg):
+        from_dict(ModelConfig, data)
+
+
+def test_bad_override_and_files(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key 'nope'"):
+        apply_overrides(ModelConfig(), ["nope=1"])
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides(ModelConfig(), ["embed_dim"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_yaml(ModelConfig, tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("a: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(ModelConfig, tmp_path / "bad.yaml")

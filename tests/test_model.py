@@ -1,0 +1,160 @@
+"""CCRModel: encoding contract, odd inputs, locking, training signal, exact save/load."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ccr_demo.config import ConfigError, ModelConfig
+from ccr_demo.losses import one_to_k_loss
+from ccr_demo.model import CCRModel
+
+from conftest import tiny_config
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8))
+    return [
+        rgb,
+        rgb.convert("RGBA"),
+        rgb.convert("L"),
+        rgb.convert("CMYK"),
+        rgb.convert("P"),
+        Image.fromarray(rng.integers(0, 65535, (20, 30), dtype=np.uint16)),  # 16-bit grey
+        Image.new("RGB", (3, 500), (10, 200, 30)),  # extreme aspect ratio
+    ]
+
+
+TEXTS = ["a red circle", "ein roter Kreis", "红色的圆", "", "🙂🙂", "x" * 10_000, "mixed 混合 смесь"]
+
+
+def test_encode_contract(tiny_model):
+    img = tiny_model.encode_images(_images(), batch_size=3)
+    txt = tiny_model.encode_texts(TEXTS, batch_size=4)
+    for emb, n in ((img, len(_images())), (txt, len(TEXTS))):
+        assert emb.shape == (n, 32) and emb.dtype == torch.float32 and emb.device.type == "cpu"
+        assert torch.allclose(emb.norm(dim=1), torch.ones(n), atol=1e-5)
+        assert torch.isfinite(emb).all()
+    # batching does not change results
+    assert torch.allclose(tiny_model.encode_texts(TEXTS, batch_size=1), txt, atol=1e-5)
+
+
+def test_long_text_is_truncated_not_rejected(tiny_model):
+    enc = tiny_model.tokenize(["x" * 10_000])
+    assert enc["input_ids"].shape[1] == tiny_model.config.text_max_length
+
+
+def test_bad_encode_inputs(tiny_model):
+    with pytest.raises(ValueError, match="empty list of images"):
+        tiny_model.encode_images([])
+    with pytest.raises(ValueError, match="empty list of texts"):
+        tiny_model.encode_texts([])
+    with pytest.raises(TypeError, match="single string"):
+        tiny_model.encode_texts("a red circle")
+    with pytest.raises(TypeError, match="item 1"):
+        tiny_model.encode_texts(["ok", 3])
+    with pytest.raises(ValueError, match=r"\[N, 3, H, W\]"):
+        tiny_model.encode_images(torch.zeros(2, 32, 32))
+    with pytest.warns(UserWarning, match="not among the model's training languages"):
+        tiny_model.encode_texts(["hola"], language="es")
+
+
+def test_lock_freezes_tower_and_keeps_eval_mode(tiny_model):
+    tiny_model.lock_text_tower()
+    tiny_model.train()
+    assert not tiny_model.text_tower.training and tiny_model.image_tower.training
+    assert not any(p.requires_grad for p in tiny_model.text_tower.parameters())
+    assert all(p.requires_grad for p in tiny_model.image_tower.parameters())
+
+
+def test_temperature_is_clamped():
+    model = CCRModel(tiny_config())
+    with torch.no_grad():
+        model.temperature.fill_(5.0)
+    assert model.logit_temperature.item() == pytest.approx(0.5)
+    with torch.no_grad():
+        model.temperature.fill_(-1.0)
+    assert model.logit_temperature.item() == pytest.approx(0.001)
+
+
+def test_twenty_steps_of_one_to_k_lower_the_loss():
+    """Random image/caption pairs with K=3 captions each: the model must learn to match them."""
+    torch.manual_seed(0)
+    model = CCRModel(tiny_config())
+    model.train()
+    B, K = 8, 3
+    pixels = torch.randn(B, 3, 32, 32)
+    words = ["red", "blue", "green", "tiny", "huge", "star", "moon", "tree"]
+    texts = [[f"{w} {lang}" for lang in ("en", "de", "zh")] for w in words]
+    enc = model.tokenize([t for row in texts for t in row])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(20):
+        img, txt, tau = model(pixels, enc["input_ids"], enc["attention_mask"])
+        loss = one_to_k_loss(img, txt.view(B, K, -1), tau)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_save_load_round_trip_is_exact(tiny_model, tmp_path):
+    with torch.no_grad():
+        tiny_model.temperature.fill_(0.05)
+    tiny_model.save_pretrained(tmp_path / "m")
+    files = {p.name for p in (tmp_path / "m").iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "preprocessor_config.json", "README.md"} <= files
+    loaded = CCRModel.from_pretrained(tmp_path / "m")
+    assert torch.equal(loaded.encode_images(_images()), tiny_model.encode_images(_images()))
+    assert torch.equal(loaded.encode_texts(TEXTS), tiny_model.encode_texts(TEXTS))
+    assert loaded.logit_temperature.item() == pytest.approx(0.05)
+    assert loaded.fingerprint() == tiny_model.fingerprint()
+    assert loaded.config == tiny_model.config
+
+
+def test_save_is_atomic_and_replaces(tiny_model, tmp_path, monkeypatch):
+    target = tmp_path / "m"
+    tiny_model.save_pretrained(target)
+    before = (target / "model.safetensors").read_bytes()
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("ccr_demo.model.save_file", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        tiny_model.save_pretrained(target)
+    assert (target / "model.safetensors").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temp folder left behind
+
+
+def test_loading_never_unpickles(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"\x80\x04 not safetensors")
+    with pytest.raises(Exception) as err:
+        CCRModel.from_pretrained(tmp_path / "m")
+    assert "pickle" not in type(err.value).__name__.lower()
+
+
+def test_bad_model_folders(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        CCRModel.load_folder(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        CCRModel.load_folder(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(ValueError, match="not a ccr_demo model config"):
+        CCRModel.load_folder(tmp_path)
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ConfigError, match="text_pooling"):
+        ModelConfig(text_pooling="max").validate()
+    with pytest.raises(ConfigError, match="unknown image tower"):
+        CCRModel(tiny_config(image_tower="nope:thing"))
+    with pytest.raises(ConfigError, match="image tower 'no_such_timm_model'"):
+        CCRModel(tiny_config(image_tower="no_such_timm_model"))
