@@ -1,0 +1,111 @@
+"""German captions, with gender and case agreement.
+
+Noun phrases are needed in three cases: nominative (subject), accusative ("Das Bild zeigt
+einen ..."), dative (after "mit", "links von", "über", "unter"; "auf grauem Hintergrund").
+Adjectives after "ein" take the mixed endings; after a numeral (no article) the strong
+plural endings. "orange" and "lila" are avoided because their declined forms are
+colloquial; "orangefarben" and "violett" decline regularly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .common import Choices, Item, Plan, capitalise, join
+
+
+@dataclass(frozen=True)
+class Noun:
+    gender: str  # "m", "f" or "n"
+    singular: str
+    plural: str
+    dative_singular: str | None = None  # only where it differs (das Herz, dem Herzen)
+
+    def form(self, case: str, count: int) -> str:
+        if count == 1:
+            return self.dative_singular if case == "dat" and self.dative_singular else self.singular
+        # Dative plural adds -n unless the plural already ends in -n or -s.
+        if case == "dat" and not self.plural.endswith(("n", "s")):
+            return self.plural + "n"
+        return self.plural
+
+
+NOUNS = {
+    "circle": [Noun("m", "Kreis", "Kreise")],
+    "square": [Noun("n", "Quadrat", "Quadrate")],
+    "triangle": [Noun("n", "Dreieck", "Dreiecke")],
+    "star": [Noun("m", "Stern", "Sterne")],
+    "heart": [Noun("n", "Herz", "Herzen", dative_singular="Herzen")],
+    "cross": [Noun("n", "Kreuz", "Kreuze")],
+    "hexagon": [Noun("n", "Sechseck", "Sechsecke")],
+    "diamond": [Noun("f", "Raute", "Rauten"), Noun("m", "Rhombus", "Rhomben")],
+}
+# Adjective stems; the ending is added by agreement.
+COLOURS = {
+    "red": ["rot"], "green": ["grün"], "blue": ["blau"], "yellow": ["gelb"],
+    "orange": ["orangefarben"], "purple": ["violett"], "white": ["weiß"], "black": ["schwarz"],
+}
+SIZES = {"small": ["klein"], "large": ["groß"]}
+NUMERALS = {2: "zwei", 3: "drei"}
+ARTICLE = {  # (case, gender) -> indefinite article
+    ("nom", "m"): "ein", ("nom", "n"): "ein", ("nom", "f"): "eine",
+    ("acc", "m"): "einen", ("acc", "n"): "ein", ("acc", "f"): "eine",
+    ("dat", "m"): "einem", ("dat", "n"): "einem", ("dat", "f"): "einer",
+}
+MIXED = {  # adjective ending after ein/einen/einem/einer
+    ("nom", "m"): "er", ("nom", "n"): "es", ("nom", "f"): "e",
+    ("acc", "m"): "en", ("acc", "n"): "es", ("acc", "f"): "e",
+    ("dat", "m"): "en", ("dat", "n"): "en", ("dat", "f"): "en",
+}
+STRONG_PLURAL = {"nom": "e", "acc": "e", "dat": "en"}  # after zwei/drei
+POSITIONS = {
+    "left": ["links"], "right": ["rechts"], "top": ["oben"], "bottom": ["unten"],
+    "centre": ["in der Mitte"],
+}
+RELATIONS = {  # all take the dative here (location, not direction)
+    "left_of": ["links von", "links neben"], "right_of": ["rechts von", "rechts neben"],
+    "above": ["über"], "below": ["unter"],
+}
+BACKGROUNDS = {  # adjective stems for "Hintergrund" (masculine)
+    "white": ["weiß"], "grey": ["grau"], "black": ["schwarz"],
+    "striped": ["gestreift"], "checkered": ["kariert"],
+}
+# "Hintergrund" in the dative, without article (strong -em) or after "einem" (-en).
+BACKGROUND_PHRASES = ["auf {a}em Hintergrund", "vor einem {a}en Hintergrund"]
+TEMPLATES = [  # (template, case of the listed noun phrases)
+    ("{items} {bg}.", "nom"),
+    ("Das Bild zeigt {items} {bg}.", "acc"),
+    ("Ein {a}er Hintergrund mit {items}.", "dat"),
+    ("Zu sehen {verb} {items} {bg}.", "nom"),
+    ("{bg} {verb} {items} zu sehen.", "nom"),
+]
+
+
+def noun_phrase(item: Item, case: str, choose: Choices) -> str:
+    noun = choose(f"shape:{item.shape}", NOUNS[item.shape])
+    adjectives = [choose(f"size:{item.size}", SIZES[item.size]),
+                  choose(f"colour:{item.colour}", COLOURS[item.colour])]
+    if item.count == 1:
+        ending = MIXED[case, noun.gender]
+        words = [ARTICLE[case, noun.gender]]
+    else:
+        ending = STRONG_PLURAL[case]
+        words = [NUMERALS[item.count]]
+    words += [a + ending for a in adjectives] + [noun.form(case, item.count)]
+    if item.position is not None:
+        words.append(choose(f"position:{item.position}", POSITIONS[item.position]))
+    return " ".join(words)
+
+
+def describe(plan: Plan, choose: Choices) -> str:
+    template, case = choose("template", TEMPLATES)
+    if plan.relation is not None:
+        subject, landmark = plan.items
+        rel = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
+        items = f"{noun_phrase(subject, case, choose)} {rel} {noun_phrase(landmark, 'dat', choose)}"
+    else:
+        items = join([noun_phrase(i, case, choose) for i in plan.items], ", ", " und ")
+    a = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
+    bg = choose("background_phrase", BACKGROUND_PHRASES).format(a=a)
+    verb = "sind" if plan.plural_subject else "ist"
+    return capitalise(template.format(items=items, bg=bg, a=a, verb=verb))

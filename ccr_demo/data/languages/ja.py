@@ -1,0 +1,61 @@
+"""Japanese captions: existential ある/あります, counters after the noun, no spaces.
+
+Counted groups use a floating quantifier ("小さい赤い丸が二つ"), with つ or 個 as the
+counter; positions and relations are locatives with に ("左に", "大きい青い四角の左に").
+Template 2 turns the clause into a relative clause, so it takes the plain verb form.
+"""
+
+from __future__ import annotations
+
+from .common import Choices, Item, Plan
+
+NOUNS = {
+    "circle": ["丸", "円"], "square": ["四角", "正方形"], "triangle": ["三角", "三角形"],
+    "star": ["星"], "heart": ["ハート"], "cross": ["十字", "十字形"], "hexagon": ["六角形"],
+    "diamond": ["ひし形"],
+}
+COLOURS = {  # attributive forms (i-adjectives, or noun + の)
+    "red": ["赤い"], "green": ["緑の"], "blue": ["青い"], "yellow": ["黄色い"],
+    "orange": ["オレンジ色の"], "purple": ["紫の", "紫色の"], "white": ["白い"], "black": ["黒い"],
+}
+SIZES = {"small": ["小さい", "小さな"], "large": ["大きい", "大きな"]}
+COUNTERS = [{1: "一つ", 2: "二つ", 3: "三つ"}, {1: "1個", 2: "2個", 3: "3個"}]
+POSITIONS = {  # regions of the picture; bare 上/下 would read as "on/under the previous one"
+    "left": ["左", "左側"], "right": ["右", "右側"], "top": ["上部", "上の方"],
+    "bottom": ["下部", "下の方"], "centre": ["中央", "真ん中"],
+}
+RELATIONS = {"left_of": ["左"], "right_of": ["右"], "above": ["上"], "below": ["下"]}
+BACKGROUNDS = {  # (noun, attributive)
+    "white": [("白", "白い")], "grey": [("灰色", "灰色の"), ("グレー", "グレーの")],
+    "black": [("黒", "黒い")], "striped": [("縞模様", "縞模様の"), ("ストライプ", "ストライプの")],
+    "checkered": [("チェック柄", "チェック柄の"), ("市松模様", "市松模様の")],
+}
+VERBS = [("あります", "ある"), ("描かれています", "描かれた")]  # (polite, plain)
+TEMPLATES = [  # (template, verb form: 0 polite, 1 plain)
+    ("背景は{bg}で、{clause}。", 0),
+    ("{clause}。背景は{bg}です。", 0),
+    ("{clause}{bg_attr}背景の画像。", 1),
+]
+
+
+def noun_phrase(item: Item, choose: Choices) -> str:
+    return (choose(f"size:{item.size}", SIZES[item.size])
+            + choose(f"colour:{item.colour}", COLOURS[item.colour])
+            + choose(f"shape:{item.shape}", NOUNS[item.shape]))
+
+
+def describe(plan: Plan, choose: Choices) -> str:
+    template, form = choose("template", TEMPLATES)
+    verb = choose("verb", VERBS)[form]
+    if plan.relation is not None:
+        subject, landmark = plan.items
+        rel = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
+        clause = f"{noun_phrase(landmark, choose)}の{rel}に{noun_phrase(subject, choose)}が{verb}"
+    elif plan.items[0].position is not None:
+        clause = "、".join(f"{choose(f'position:{i.position}', POSITIONS[i.position])}に{noun_phrase(i, choose)}"
+                          for i in plan.items) + f"が{verb}"
+    else:
+        counter = choose("counter", COUNTERS)
+        clause = "、".join(f"{noun_phrase(i, choose)}が{counter[i.count]}" for i in plan.items) + verb
+    bg, bg_attr = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
+    return template.format(clause=clause, bg=bg, bg_attr=bg_attr)

@@ -1,0 +1,120 @@
+"""Russian captions: gender, case and number agreement; no articles.
+
+Cases used: nominative, genitive after "слева от"/"справа от", instrumental after
+"над"/"под", prepositional for the background ("на сером фоне"). After "два/две/три" the
+noun takes the genitive singular; the adjective the genitive plural with masculine and
+neuter nouns ("два маленьких красных круга") and, as the norm recommends for feminine
+nouns, the nominative plural ("две маленькие красные звезды"). "два" is masculine and
+neuter, "две" feminine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .common import Choices, Item, Plan, capitalise, join
+
+
+@dataclass(frozen=True)
+class Noun:
+    gender: str  # "m", "f" or "n"
+    nom: str
+    gen: str
+    ins: str
+
+
+NOUNS = {
+    "circle": [Noun("m", "круг", "круга", "кругом")],
+    "square": [Noun("m", "квадрат", "квадрата", "квадратом")],
+    "triangle": [Noun("m", "треугольник", "треугольника", "треугольником")],
+    "star": [Noun("f", "звезда", "звезды", "звездой")],
+    "heart": [Noun("n", "сердце", "сердца", "сердцем")],
+    "cross": [Noun("m", "крест", "креста", "крестом")],
+    "hexagon": [Noun("m", "шестиугольник", "шестиугольника", "шестиугольником")],
+    "diamond": [Noun("m", "ромб", "ромба", "ромбом")],
+}
+# Adjective declension types: endings for (case, gender), plus "pl_nom", "pl_gen".
+# hard: красный; soft: синий; velar: маленький; stressed: большой.
+DECLENSIONS = {
+    "hard": {("nom", "m"): "ый", ("nom", "f"): "ая", ("nom", "n"): "ое",
+             ("gen", "m"): "ого", ("gen", "f"): "ой", ("gen", "n"): "ого",
+             ("ins", "m"): "ым", ("ins", "f"): "ой", ("ins", "n"): "ым",
+             ("prep", "m"): "ом", "pl_nom": "ые", "pl_gen": "ых"},
+    "soft": {("nom", "m"): "ий", ("nom", "f"): "яя", ("nom", "n"): "ее",
+             ("gen", "m"): "его", ("gen", "f"): "ей", ("gen", "n"): "его",
+             ("ins", "m"): "им", ("ins", "f"): "ей", ("ins", "n"): "им",
+             ("prep", "m"): "ем", "pl_nom": "ие", "pl_gen": "их"},
+    "velar": {("nom", "m"): "ий", ("nom", "f"): "ая", ("nom", "n"): "ое",
+              ("gen", "m"): "ого", ("gen", "f"): "ой", ("gen", "n"): "ого",
+              ("ins", "m"): "им", ("ins", "f"): "ой", ("ins", "n"): "им",
+              ("prep", "m"): "ом", "pl_nom": "ие", "pl_gen": "их"},
+    "stressed": {("nom", "m"): "ой", ("nom", "f"): "ая", ("nom", "n"): "ое",
+                 ("gen", "m"): "ого", ("gen", "f"): "ой", ("gen", "n"): "ого",
+                 ("ins", "m"): "им", ("ins", "f"): "ой", ("ins", "n"): "им",
+                 ("prep", "m"): "ом", "pl_nom": "ие", "pl_gen": "их"},
+}
+COLOURS = {  # (stem, declension)
+    "red": [("красн", "hard")], "green": [("зелён", "hard")], "blue": [("син", "soft")],
+    "yellow": [("жёлт", "hard")], "orange": [("оранжев", "hard")],
+    "purple": [("фиолетов", "hard")], "white": [("бел", "hard")], "black": [("чёрн", "hard")],
+}
+SIZES = {"small": [("маленьк", "velar")], "large": [("больш", "stressed")]}
+NUMERALS = {(2, "m"): "два", (2, "n"): "два", (2, "f"): "две",
+            (3, "m"): "три", (3, "n"): "три", (3, "f"): "три"}
+POSITIONS = {
+    "left": ["слева"], "right": ["справа"], "top": ["вверху"],
+    "bottom": ["внизу"], "centre": ["в центре", "посередине"],
+}
+RELATIONS = {  # preposition and the case it governs
+    "left_of": [("слева от", "gen")], "right_of": [("справа от", "gen")],
+    "above": [("над", "ins")], "below": [("под", "ins")],
+}
+BACKGROUNDS = {  # agreeing with "фон" (masculine), prepositional "на ... фоне"
+    "white": [("бел", "hard")], "grey": [("сер", "hard")], "black": [("чёрн", "hard")],
+    "striped": [("полосат", "hard")], "checkered": [("клетчат", "hard")],
+}
+# Short participle agreeing with the subject: "нарисован круг", "нарисована звезда".
+DRAWN = {"m": "нарисован", "f": "нарисована", "n": "нарисовано", "pl": "нарисованы"}
+TEMPLATES = [
+    "{items} на {bg} фоне.",
+    "На {bg} фоне {items}.",
+    "На {bg} фоне {drawn} {items}.",
+    "На картинке {items} на {bg} фоне.",
+]
+
+
+def adjective(stem_and_type: tuple[str, str], key) -> str:
+    stem, declension = stem_and_type
+    return stem + DECLENSIONS[declension][key]
+
+
+def noun_phrase(item: Item, case: str, choose: Choices) -> str:
+    """Singular in any case; counted groups only in the nominative (they are subjects)."""
+    noun = choose(f"shape:{item.shape}", NOUNS[item.shape])
+    adjectives = [choose(f"size:{item.size}", SIZES[item.size]),
+                  choose(f"colour:{item.colour}", COLOURS[item.colour])]
+    if item.count == 1:
+        words = [adjective(a, (case, noun.gender)) for a in adjectives] + [getattr(noun, case)]
+    else:
+        assert case == "nom", "counted groups are only ever subjects"
+        key = "pl_nom" if noun.gender == "f" else "pl_gen"
+        words = ([NUMERALS[item.count, noun.gender]] + [adjective(a, key) for a in adjectives]
+                 + [noun.gen])
+    if item.position is not None:
+        words.append(choose(f"position:{item.position}", POSITIONS[item.position]))
+    return " ".join(words)
+
+
+def describe(plan: Plan, choose: Choices) -> str:
+    if plan.relation is not None:
+        subject, landmark = plan.items
+        prep, governed = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
+        items = f"{noun_phrase(subject, 'nom', choose)} {prep} {noun_phrase(landmark, governed, choose)}"
+    else:
+        items = join([noun_phrase(i, "nom", choose) for i in plan.items], ", ", " и ")
+    if plan.plural_subject:
+        drawn = DRAWN["pl"]
+    else:
+        drawn = DRAWN[choose(f"shape:{plan.items[0].shape}", NOUNS[plan.items[0].shape]).gender]
+    bg = adjective(choose(f"background:{plan.background}", BACKGROUNDS[plan.background]), ("prep", "m"))
+    return capitalise(choose("template", TEMPLATES).format(items=items, bg=bg, drawn=drawn))

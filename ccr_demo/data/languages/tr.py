@@ -1,0 +1,77 @@
+"""Turkish captions: head-final noun phrases, no plural after numerals.
+
+"küçük kırmızı bir daire" (adjectives before "bir"), "iki küçük kırmızı daire" (numeral
+first, noun singular). Positions come first as locatives ("solda ..."); a relation puts the
+landmark in the genitive with a possessive locative postposition ("bir karenin solunda").
+Genitives are written out because of consonant alternation (kalp -> kalbin, yuvarlak ->
+yuvarlağın). Sentence-initial "i" capitalises to dotted "İ".
+"""
+
+from __future__ import annotations
+
+from .common import Choices, Item, Plan, join
+
+NOUNS = {  # shape -> synonyms as (nominative, genitive)
+    "circle": [("daire", "dairenin"), ("yuvarlak", "yuvarlağın")],
+    "square": [("kare", "karenin")],
+    "triangle": [("üçgen", "üçgenin")],
+    "star": [("yıldız", "yıldızın")],
+    "heart": [("kalp", "kalbin")],
+    "cross": [("haç", "haçın")],
+    "hexagon": [("altıgen", "altıgenin")],
+    "diamond": [("eşkenar dörtgen", "eşkenar dörtgenin")],
+}
+COLOURS = {
+    "red": ["kırmızı"], "green": ["yeşil"], "blue": ["mavi"], "yellow": ["sarı"],
+    "orange": ["turuncu"], "purple": ["mor"], "white": ["beyaz"], "black": ["siyah"],
+}
+SIZES = {"small": ["küçük"], "large": ["büyük"]}
+NUMERALS = {2: "iki", 3: "üç"}
+POSITIONS = {
+    "left": ["solda"], "right": ["sağda"], "top": ["yukarıda", "üst kısımda"],
+    "bottom": ["aşağıda", "alt kısımda"], "centre": ["ortada"],
+}
+RELATIONS = {  # postpositions after a genitive landmark
+    "left_of": ["solunda"], "right_of": ["sağında"], "above": ["üstünde"], "below": ["altında"],
+}
+BACKGROUNDS = {
+    "white": ["beyaz"], "grey": ["gri"], "black": ["siyah"],
+    "striped": ["çizgili"], "checkered": ["damalı"],
+}
+TEMPLATES = [
+    "{bg} arka planda {items} var.",
+    "{bg} bir zemin üzerinde {items}.",
+    "{items}, {bg} arka plan üzerinde.",
+    "Resimde {bg} arka plan üzerinde {items} görülüyor.",
+]
+
+
+def noun_phrase(item: Item, choose: Choices, genitive: bool = False) -> str:
+    nominative, gen = choose(f"shape:{item.shape}", NOUNS[item.shape])
+    size = choose(f"size:{item.size}", SIZES[item.size])
+    colour = choose(f"colour:{item.colour}", COLOURS[item.colour])
+    noun = gen if genitive else nominative
+    if item.count == 1:
+        words = [size, colour, "bir", noun]
+    else:
+        words = [NUMERALS[item.count], size, colour, noun]
+    if item.position is not None:
+        words.insert(0, choose(f"position:{item.position}", POSITIONS[item.position]))
+    return " ".join(words)
+
+
+def capitalise(text: str) -> str:
+    """Turkish casing: i -> İ, ı -> I."""
+    first = {"i": "İ", "ı": "I"}.get(text[:1], text[:1].upper())
+    return first + text[1:]
+
+
+def describe(plan: Plan, choose: Choices) -> str:
+    if plan.relation is not None:
+        subject, landmark = plan.items
+        rel = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
+        items = f"{noun_phrase(landmark, choose, genitive=True)} {rel} {noun_phrase(subject, choose)}"
+    else:
+        items = join([noun_phrase(i, choose) for i in plan.items], ", ", " ve ")
+    bg = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
+    return capitalise(choose("template", TEMPLATES).format(items=items, bg=bg))

@@ -1,0 +1,492 @@
+"""The shapes world: generated scenes with parallel captions in the paper's ten languages.
+
+Why: a benchmark whose ground truth is known exactly, small enough to train on two CPU
+cores, parallel by construction (every caption of a scene is generated from one structured
+description), and written in the real datasets' formats so one reader serves both:
+
+- ``OUT/train/part_NNNNN.data``: the CCRK pretraining format, one JSON object a line,
+  ``{"caption": {lang: text}, "image_path": "images/000123.png", "scene": {...}}``;
+- ``OUT/{val,test,test_compositional}/annotations/{lang}/test.jsonl``: the IGLUE
+  xFlickr&CO layout, ``{"id", "img_path", "sentences", "scene"}``, images in ``images/``;
+- ``OUT/dataset_info.json``: seed, counts, languages, held-out pairs, noise settings.
+
+A set of (shape, colour) pairs is held out of train/val/test and appears only in
+``test_compositional``. Optional per-language caption noise (a wrong colour or shape,
+like an MT error) applies to train and val; rows that carry it have a ``"noise"`` key.
+Everything is drawn from per-scene seeds, so a seed gives byte-identical output whatever
+the number of workers.
+
+CLI: ``python -m ccr_demo.data.shapes --out DIR --train 20000 --test 1000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import colorsys
+import contextlib
+import dataclasses
+import functools
+import io
+import json
+import math
+import multiprocessing
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from ccr_demo import LANGUAGES
+from ccr_demo.data.languages import describe_scene
+from ccr_demo.fileio import atomic_directory
+
+GENERATOR_VERSION = 1
+
+# --- The world's inventory -------------------------------------------------------------
+
+SHAPES = ("circle", "square", "triangle", "star", "heart", "cross", "hexagon", "diamond")
+# Far apart in hue or lightness, so a small CNN at 128 px tells them apart after jitter.
+COLOURS = {
+    "red": (220, 30, 35), "green": (30, 160, 60), "blue": (35, 80, 225), "yellow": (245, 215, 30),
+    "orange": (250, 135, 20), "purple": (135, 50, 185), "white": (248, 248, 248), "black": (18, 18, 18),
+}
+SIZES = {"small": 0.08, "large": 0.14}  # circumradius as a fraction of the image side
+# Anchors (x, y) as fractions of the side; two large objects at neighbouring anchors
+# (0.31 apart) cannot overlap even with jitter.
+POSITIONS = {"left": (0.19, 0.5), "right": (0.81, 0.5), "top": (0.5, 0.19),
+             "bottom": (0.5, 0.81), "centre": (0.5, 0.5)}
+RELATIONS = ("left_of", "right_of", "above", "below")
+# Plain backgrounds name a colour; objects never share it. Patterns are two greys.
+BACKGROUNDS = {"white": (240, 240, 240), "grey": (125, 125, 125), "black": (30, 30, 30),
+               "striped": ((172, 172, 172), (128, 128, 128)),
+               "checkered": ((172, 172, 172), (128, 128, 128))}
+SPLITS = ("train", "val", "test", "test_compositional")
+NOISY_SPLITS = ("train", "val")  # test captions stay clean
+ROWS_PER_PART = 5000
+SUPERSAMPLE = 4  # draw at 4x and box-downsample: antialiasing for free
+PNG_COMPRESS_LEVEL = 3
+JITTER_POSITION = 0.015  # fraction of the side
+JITTER_RADIUS = 0.04  # relative
+JITTER_ROTATION = 10.0  # degrees; small, so a square never turns into a diamond
+JITTER_HUE, JITTER_SAT, JITTER_VALUE = 0.015, 0.08, 0.06
+# Seed streams per scene: one for the scene, one for the pixels, one per language for
+# the caption's wording and one per language for its noise.
+_STREAM_SCENE, _STREAM_RENDER, _STREAM_CAPTION, _STREAM_NOISE = 0, 1, 100, 200
+
+
+@dataclass(frozen=True)
+class ShapeObject:
+    shape: str
+    colour: str
+    size: str
+    position: str
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """What a caption can tell apart; objects equal in it are counted together."""
+        return (self.shape, self.colour, self.size)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The structured description every caption of an image is generated from.
+
+    ``relation`` (e.g. "left_of": objects[0] is left of objects[1]) is set when the
+    captions state the relation of a two-object scene instead of the positions.
+    """
+
+    objects: tuple[ShapeObject, ...]
+    background: str
+    relation: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"objects": [dataclasses.asdict(o) for o in self.objects],
+                "background": self.background, "relation": self.relation}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Scene":
+        return cls(tuple(ShapeObject(**o) for o in d["objects"]), d["background"], d.get("relation"))
+
+
+# --- Sampling ----------------------------------------------------------------------------
+
+def held_out_pairs(seed: int) -> tuple[tuple[str, str], ...]:
+    """One (shape, colour) pair per shape, each colour once: every shape and every colour
+    is still seen in training, only these combinations are not."""
+    perm = np.random.default_rng([seed, 0x5EED]).permutation(len(COLOURS))
+    colours = list(COLOURS)
+    return tuple((shape, colours[p]) for shape, p in zip(SHAPES, perm))
+
+
+def _relation(a: str, b: str) -> str:
+    """Relation of anchor a to anchor b (they share a row or a column)."""
+    (ax, ay), (bx, by) = POSITIONS[a], POSITIONS[b]
+    if ay == by:
+        return "left_of" if ax < bx else "right_of"
+    return "above" if ay < by else "below"
+
+
+# Two-object layouts: pairs on one line through the centre, so the relation is unambiguous.
+_PAIRS = tuple((a, b) for a in POSITIONS for b in POSITIONS
+               if a != b and (POSITIONS[a][0] == POSITIONS[b][0] or POSITIONS[a][1] == POSITIONS[b][1]))
+
+
+def sample_scene(rng: np.random.Generator, exclude: Iterable[tuple[str, str]] = (),
+                 include: tuple[str, str] | None = None) -> Scene:
+    """A random scene of 1-3 objects.
+
+    ``exclude``: (shape, colour) pairs never used; ``include``: a pair the scene must
+    contain (the compositional split), exempt from ``exclude``.
+    """
+    exclude = frozenset(exclude)
+    n = int(rng.integers(1, 4))
+    if n == 1:
+        groups = [1]
+    elif n == 2:
+        groups = [2] if rng.random() < 0.3 else [1, 1]
+    else:
+        r = rng.random()
+        groups = [1, 1, 1] if r < 0.55 else [2, 1] if r < 0.85 else [3]
+    sizes = list(SIZES)
+    identities: list[tuple[str, str, str]] = []
+    while len(identities) < len(groups):
+        if include is not None and not identities:
+            shape, colour = include
+        else:
+            shape = SHAPES[rng.integers(len(SHAPES))]
+            colour = list(COLOURS)[rng.integers(len(COLOURS))]
+            if (shape, colour) in exclude:
+                continue
+        identity = (shape, colour, sizes[rng.integers(len(sizes))])
+        if identity not in identities:
+            identities.append(identity)
+    kinds = [identity for identity, count in zip(identities, groups) for _ in range(count)]
+    kinds = [kinds[i] for i in rng.permutation(n)]
+    if n == 2:
+        positions = list(_PAIRS[rng.integers(len(_PAIRS))])
+    else:
+        names = list(POSITIONS)
+        positions = [names[i] for i in rng.choice(len(names), size=n, replace=False)]
+    objects = tuple(ShapeObject(s, c, z, p) for (s, c, z), p in zip(kinds, positions))
+    relation = None
+    if n == 2 and groups == [1, 1] and rng.random() < 0.5:
+        relation = _relation(positions[0], positions[1])
+    used = {o.colour for o in objects}
+    backgrounds = [b for b in BACKGROUNDS if b not in used]
+    return Scene(objects, backgrounds[rng.integers(len(backgrounds))], relation)
+
+
+# --- Rendering ---------------------------------------------------------------------------
+
+def _unit_polygons() -> dict[str, np.ndarray]:
+    """Each shape as polygon vertices inside the unit circle, centred on the origin
+    (so the object's anchor pixel lies inside it). Image y points down."""
+    def ring(k, radius=1.0, start=-90.0):
+        a = np.radians(start + 360.0 * np.arange(k) / k)
+        return np.stack([radius * np.cos(a), radius * np.sin(a)], 1)
+
+    star = ring(10)
+    star[1::2] *= 0.45
+    t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    heart = np.stack([16 * np.sin(t) ** 3,
+                      -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)) - 2.5], 1) / 16.5
+    w, L = 0.3, 0.95
+    cross = np.array([(-w, -L), (w, -L), (w, -w), (L, -w), (L, w), (w, w), (w, L), (-w, L),
+                      (-w, w), (-L, w), (-L, -w), (-w, -w)])
+    return {
+        "square": np.array([(-0.72, -0.72), (0.72, -0.72), (0.72, 0.72), (-0.72, 0.72)]),
+        "triangle": ring(3),
+        "star": star,
+        "heart": heart,
+        "cross": cross,
+        "hexagon": ring(6, start=0.0),
+        "diamond": np.array([(0.0, -1.0), (0.62, 0.0), (0.0, 1.0), (-0.62, 0.0)]),
+    }
+
+
+_POLYGONS = _unit_polygons()
+CIRCLE_RADIUS = 0.9  # a circle filling the unit circle would look bigger than the polygons
+
+
+def _jitter_colour(rgb: Sequence[int], rng: np.random.Generator) -> tuple[int, int, int]:
+    h, s, v = colorsys.rgb_to_hsv(*(c / 255.0 for c in rgb))
+    h = (h + rng.uniform(-JITTER_HUE, JITTER_HUE)) % 1.0
+    s = min(1.0, max(0.0, s + rng.uniform(-JITTER_SAT, JITTER_SAT))) if s > 0 else 0.0
+    v = min(1.0, max(0.0, v + rng.uniform(-JITTER_VALUE, JITTER_VALUE)))
+    return tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v))
+
+
+def _draw_background(draw: ImageDraw.ImageDraw, name: str, side: int, rng: np.random.Generator) -> None:
+    if name in ("white", "grey", "black"):
+        draw.rectangle((0, 0, side, side), fill=_jitter_colour(BACKGROUNDS[name], rng))
+        return
+    light, dark = (_jitter_colour(c, rng) for c in BACKGROUNDS[name])
+    draw.rectangle((0, 0, side, side), fill=light)
+    cell = side / 6
+    offset = rng.uniform(0, cell)
+    if name == "checkered":
+        for i in range(-1, 7):
+            for j in range(-1, 7):
+                if (i + j) % 2:
+                    x, y = i * cell + offset, j * cell + offset
+                    draw.rectangle((x, y, x + cell, y + cell), fill=dark)
+        return
+    # Stripes half a cell wide at one of four orientations.
+    angle = math.radians(45.0 * rng.integers(4))
+    d, n = np.array([math.cos(angle), math.sin(angle)]), np.array([-math.sin(angle), math.cos(angle)])
+    centre = np.array([side / 2, side / 2])
+    for k in range(-12, 12):
+        a = (k * cell + offset) * d + centre
+        b = a + 0.5 * cell * d
+        draw.polygon([tuple(p) for p in (a - side * n, b - side * n, b + side * n, a + side * n)], fill=dark)
+
+
+def render_scene(scene: Scene, size: int = 128, rng: np.random.Generator | None = None) -> Image.Image:
+    """Draw ``scene`` as an RGB image of ``size`` x ``size``, with light jitter from ``rng``."""
+    rng = rng if rng is not None else np.random.default_rng()
+    side = size * SUPERSAMPLE
+    img = Image.new("RGB", (side, side))
+    draw = ImageDraw.Draw(img)
+    _draw_background(draw, scene.background, side, rng)
+    for obj in scene.objects:
+        ax, ay = POSITIONS[obj.position]
+        cx = (ax + rng.uniform(-JITTER_POSITION, JITTER_POSITION)) * side
+        cy = (ay + rng.uniform(-JITTER_POSITION, JITTER_POSITION)) * side
+        r = SIZES[obj.size] * side * (1 + rng.uniform(-JITTER_RADIUS, JITTER_RADIUS))
+        theta = math.radians(rng.uniform(-JITTER_ROTATION, JITTER_ROTATION))
+        fill = _jitter_colour(COLOURS[obj.colour], rng)
+        if obj.shape == "circle":
+            rc = r * CIRCLE_RADIUS
+            draw.ellipse((cx - rc, cy - rc, cx + rc, cy + rc), fill=fill)
+            continue
+        c, s = math.cos(theta), math.sin(theta)
+        pts = _POLYGONS[obj.shape] @ np.array([[c, s], [-s, c]]) * r + (cx, cy)
+        draw.polygon([tuple(p) for p in pts], fill=fill)
+    return img.reduce(SUPERSAMPLE)
+
+
+# --- Captions and noise ------------------------------------------------------------------
+
+def caption(scene: Scene, lang: str, choice=None) -> str:
+    """One caption of ``scene`` in ``lang``.
+
+    ``choice`` picks the wording: a numpy Generator (random template and synonyms), a
+    mapping of slot to option index (``{"template": 1, "shape:circle": 1}``), an int
+    (the template index) or None (the first option of everything).
+    """
+    return describe_scene(scene, lang, choice)
+
+
+def add_noise(scene: Scene, rng: np.random.Generator, exclude: Iterable[tuple[str, str]] = ()
+              ) -> tuple[Scene, dict]:
+    """A copy of ``scene`` with one object's colour or shape replaced by a wrong one.
+
+    Identical copies of the object change with it (captions count them together), the new
+    object never becomes identical to another one, and never forms an ``exclude`` pair
+    (noise must not leak held-out combinations into training text).
+    Returns the copy and the record {"field", "object", "true", "written"}.
+    """
+    exclude = frozenset(exclude)
+    i = int(rng.integers(len(scene.objects)))
+    field = ("colour", "shape")[rng.integers(2)]
+    target = scene.objects[i]
+    others = {o.identity for o in scene.objects if o.identity != target.identity}
+    values = list(COLOURS) if field == "colour" else list(SHAPES)
+    candidates = []
+    for value in values:
+        new = dataclasses.replace(target, **{field: value})
+        if value != getattr(target, field) and new.identity not in others and (new.shape, new.colour) not in exclude:
+            candidates.append(value)
+    written = candidates[rng.integers(len(candidates))]
+    objects = tuple(dataclasses.replace(o, **{field: written}) if o.identity == target.identity else o
+                    for o in scene.objects)
+    record = {"field": field, "object": i, "true": getattr(target, field), "written": written}
+    return dataclasses.replace(scene, objects=objects), record
+
+
+def parse_noise(spec: str | Mapping[str, float] | None, languages: Sequence[str] = LANGUAGES) -> dict[str, float]:
+    """``"de=0.1,ja=0.05"`` (or a mapping) -> {"de": 0.1, "ja": 0.05}, validated."""
+    if not spec:
+        return {}
+    if isinstance(spec, str):
+        pairs = []
+        for part in spec.split(","):
+            lang, sep, rate = part.partition("=")
+            if not sep:
+                raise ValueError(f"noise entry {part!r} is not LANG=RATE")
+            pairs.append((lang.strip(), rate))
+        spec = dict(pairs)
+    noise = {}
+    for lang, rate in spec.items():
+        if lang not in languages:
+            raise ValueError(f"noise for {lang!r}, which is not among the languages {list(languages)}")
+        rate = float(rate)
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"noise rate for {lang} must be in [0, 1], got {rate}")
+        noise[lang] = rate
+    return noise
+
+
+# --- One example -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything a worker needs; the same for every scene of a run."""
+
+    root: str
+    seed: int
+    image_size: int
+    languages: tuple[str, ...]
+    noise: tuple[tuple[str, float], ...]
+    held_out: tuple[tuple[str, str], ...]
+
+
+def _rng(seed: int, split: str, index: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, SPLITS.index(split), index, stream])
+
+
+def _make_example(job: _Job, task: tuple[str, int]) -> dict:
+    """Sample, caption and render scene ``index`` of ``split``; write its PNG; return
+    {"scene", "captions": {lang: text}, "noise": {lang: record}, "image": file name}."""
+    split, index = task
+    rng = _rng(job.seed, split, index, _STREAM_SCENE)
+    if split == "test_compositional":
+        scene = sample_scene(rng, include=job.held_out[rng.integers(len(job.held_out))])
+    else:
+        scene = sample_scene(rng, exclude=job.held_out)
+    captions, noise = {}, {}
+    for lang in job.languages:
+        k = LANGUAGES.index(lang)
+        written = scene
+        rate = dict(job.noise).get(lang, 0.0)
+        if split in NOISY_SPLITS and rate > 0:
+            noise_rng = _rng(job.seed, split, index, _STREAM_NOISE + k)
+            if noise_rng.random() < rate:
+                written, noise[lang] = add_noise(scene, noise_rng, exclude=job.held_out)
+        captions[lang] = caption(written, lang, _rng(job.seed, split, index, _STREAM_CAPTION + k))
+    image = render_scene(scene, job.image_size, _rng(job.seed, split, index, _STREAM_RENDER))
+    name = f"{index:06d}.png"
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    (Path(job.root) / split / "images" / name).write_bytes(buf.getvalue())
+    return {"scene": scene.to_dict(), "captions": captions, "noise": noise, "image": name}
+
+
+# --- The dataset -------------------------------------------------------------------------
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _write_split(root: Path, split: str, examples: list[dict], languages: Sequence[str]) -> None:
+    folder = root / split
+    if split == "train":
+        for start in range(0, len(examples), ROWS_PER_PART):
+            lines = []
+            for ex in examples[start:start + ROWS_PER_PART]:
+                row = {"caption": ex["captions"], "image_path": f"images/{ex['image']}", "scene": ex["scene"]}
+                if ex["noise"]:
+                    row["noise"] = ex["noise"]
+                lines.append(_dumps(row) + "\n")
+            (folder / f"part_{start // ROWS_PER_PART:05d}.data").write_text("".join(lines), encoding="utf-8")
+        return
+    for lang in languages:
+        lines = []
+        for ex in examples:
+            row = {"id": f"{split}-{Path(ex['image']).stem}", "img_path": ex["image"],
+                   "sentences": [ex["captions"][lang]], "scene": ex["scene"]}
+            if lang in ex["noise"]:
+                row["noise"] = ex["noise"][lang]
+            lines.append(_dumps(row) + "\n")
+        path = folder / "annotations" / lang / "test.jsonl"
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(lines), encoding="utf-8")
+
+
+def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int, n_test_compositional: int,
+                     image_size: int = 128, seed: int = 0, languages: Sequence[str] = LANGUAGES,
+                     noise: str | Mapping[str, float] | None = None, workers: int | None = None,
+                     progress: bool = True) -> Path:
+    """Generate the shapes world into ``out_dir`` (replaced atomically) and return its path.
+
+    ``noise``: per-language rate of corrupted train/val captions ("de=0.1,ja=0.05" or a
+    mapping). ``workers``: processes (default: all cores; 1 for small runs); the output
+    does not depend on it.
+    """
+    languages = tuple(languages)
+    unknown = [lang for lang in languages if lang not in LANGUAGES]
+    if unknown or not languages:
+        raise ValueError(f"languages must be a non-empty subset of {LANGUAGES}, got {languages}")
+    noise_rates = parse_noise(noise, languages)
+    counts = dict(zip(SPLITS, (n_train, n_val, n_test, n_test_compositional)))
+    if any(n < 0 for n in counts.values()) or image_size < 8:
+        raise ValueError(f"counts must be >= 0 and image_size >= 8, got {counts}, {image_size}")
+    tasks = [(split, i) for split in SPLITS for i in range(counts[split])]
+    if workers is None:
+        workers = 1 if len(tasks) < 500 else os.cpu_count() or 1
+    out_dir = Path(out_dir)
+    held_out = held_out_pairs(seed)
+    # Files inside the temporary tree are written plainly: the atomic step is the swap.
+    with atomic_directory(out_dir) as root:
+        job = _Job(str(root), seed, image_size, languages, tuple(sorted(noise_rates.items())), held_out)
+        for split in SPLITS:
+            if counts[split]:
+                (root / split / "images").mkdir(parents=True)
+        work = functools.partial(_make_example, job)
+        with multiprocessing.Pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+            examples = pool.imap(work, tasks, chunksize=32) if pool else map(work, tasks)
+            results = list(tqdm(examples, total=len(tasks), desc="shapes world", unit="scene",
+                                disable=not progress))
+        start = 0
+        noisy: dict[str, dict[str, int]] = {}
+        for split in SPLITS:
+            examples = results[start:start + counts[split]]
+            start += counts[split]
+            if examples:
+                _write_split(root, split, examples, languages)
+            if split in NOISY_SPLITS and noise_rates:
+                noisy[split] = {lang: sum(lang in ex["noise"] for ex in examples) for lang in noise_rates}
+        info = {
+            "generator": "ccr_demo.data.shapes", "generator_version": GENERATOR_VERSION,
+            "seed": seed, "image_size": image_size, "languages": list(languages), "counts": counts,
+            "held_out_pairs": [list(p) for p in held_out],
+            "noise": {"rates": noise_rates, "splits": list(NOISY_SPLITS), "noisy_captions": noisy},
+            "vocabulary": {"shapes": list(SHAPES), "colours": list(COLOURS), "sizes": list(SIZES),
+                           "positions": list(POSITIONS), "relations": list(RELATIONS),
+                           "backgrounds": list(BACKGROUNDS)},
+            "formats": {"train": "train/part_NNNNN.data (CCRK: caption, image_path, scene)",
+                        "eval": "SPLIT/annotations/LANG/test.jsonl (IGLUE: id, img_path, sentences, scene)"},
+        }
+        (root / "dataset_info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n",
+                                                encoding="utf-8")
+    return out_dir
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(prog="python -m ccr_demo.data.shapes", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    p.add_argument("--train", type=int, required=True, help="training scenes")
+    p.add_argument("--test", type=int, required=True, help="parallel test scenes")
+    p.add_argument("--val", type=int, default=None, help="validation scenes (default: as --test)")
+    p.add_argument("--test-compositional", type=int, default=None,
+                   help="scenes with held-out (shape, colour) pairs (default: as --test)")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--languages", default=",".join(LANGUAGES), help="comma-separated codes")
+    p.add_argument("--noise", default=None, help="per-language caption noise rate, e.g. de=0.1,ja=0.05")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores, 1 below 500 scenes)")
+    a = p.parse_args(argv)
+    out = generate_dataset(
+        a.out, a.train, a.test if a.val is None else a.val, a.test,
+        a.test if a.test_compositional is None else a.test_compositional,
+        image_size=a.size, seed=a.seed, languages=[s.strip() for s in a.languages.split(",") if s.strip()],
+        noise=a.noise, workers=a.workers)
+    print(f"wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
