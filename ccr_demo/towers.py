@@ -63,6 +63,10 @@ class TextTower(nn.Module):
         super().__init__()
         if pooling not in ("cls", "mean"):
             raise ConfigError(f"text pooling must be 'cls' or 'mean', got {pooling!r}")
+        # CLS / mean pooling read last_hidden_state; an encoder's own pooler (BERT, XLM-R) would
+        # be dead weight that DDP reports as parameters without gradients.
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None
         self.encoder = encoder
         self.pooling = pooling
         self.num_features = encoder.config.hidden_size

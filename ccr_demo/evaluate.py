@@ -1,0 +1,128 @@
+"""Evaluate a model on a parallel test set: per-language Recall@K both ways, and MRV.
+
+``python -m ccr_demo.evaluate --model DIR_OR_ID --data DIR`` prints a table and writes JSON.
+Text-to-image recall counts every caption; the text-to-image MRV uses each instance's first
+caption per language (the paper's parallel query), image-to-text the best-ranked gold caption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from . import metrics
+from .data.datasets import EvalImageDataset, collate_images
+from .data.formats import ParallelTestSet
+from .fileio import atomic_write_json
+from .hub import report_table
+
+KS = (1, 5, 10)
+
+
+def encode_test_set(model, test_set: ParallelTestSet, languages: Sequence[str], batch_size: int = 64,
+                    num_workers: int = 0, progress: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(image embeddings [N, D], {lang: caption embeddings [T_l, D]})."""
+    loader = DataLoader(EvalImageDataset(test_set, transform=model.image_processor), batch_size=batch_size,
+                        num_workers=num_workers, collate_fn=collate_images)
+    images = [model.encode_images(pixels, batch_size=batch_size)
+              for pixels, _ in tqdm(loader, desc="encode images", disable=not progress, leave=False)]
+    texts = {lang: model.encode_texts(test_set.captions[lang], batch_size=max(batch_size, 128))
+             for lang in tqdm(languages, desc="encode captions", disable=not progress, leave=False)}
+    return torch.cat(images), texts
+
+
+def report_from_embeddings(image_emb: torch.Tensor, text_emb: dict[str, torch.Tensor],
+                           test_set: ParallelTestSet, ks: Sequence[int] = KS) -> dict:
+    """Ranks -> the report dict (JSON-ready) that model cards, the app and the trainer share."""
+    languages = list(text_emb)
+    img = image_emb.float().numpy()
+    t2i, i2t, t2i_first, i2t_best, noisy = {}, {}, [], [], {}
+    for lang in languages:
+        scores = text_emb[lang].float().numpy() @ img.T  # [T_l, N]
+        ranks_t = metrics.t2i_ranks(scores, test_set.text_to_image[lang])
+        ranks_i = metrics.i2t_ranks(scores.T, test_set.image_to_texts[lang])
+        t2i[lang] = {str(k): v for k, v in metrics.recall_at_k(ranks_t, ks).items()}
+        i2t[lang] = {str(k): v for k, v in metrics.recall_at_k(ranks_i, ks).items()}
+        t2i_first.append(ranks_t[test_set.first_text[lang]])
+        i2t_best.append(ranks_i)
+        if test_set.noisy is not None and test_set.noisy[lang].any():
+            flags = test_set.noisy[lang]
+            noisy[lang] = {"n_noisy": int(flags.sum()),
+                           "t2i_r1_noisy": float((ranks_t[flags] < 1).mean() * 100),
+                           "t2i_r1_clean": float((ranks_t[~flags] < 1).mean() * 100) if (~flags).any() else None}
+    mean_recall = {lang: float(np.mean([*t2i[lang].values(), *i2t[lang].values()])) for lang in languages}
+    mean_recall["all"] = float(np.mean([mean_recall[lang] for lang in languages]))
+    t2i_ranks, i2t_ranks = np.stack(t2i_first, axis=1), np.stack(i2t_best, axis=1)  # [N, L]
+    multi = len(languages) > 1
+    report = {
+        "dataset": test_set.name,
+        "n_instances": len(test_set),
+        "languages": languages,
+        "t2i": t2i,
+        "i2t": i2t,
+        "mean_recall": mean_recall,
+        "mrv": {"t2i": metrics.mean_rank_variance(t2i_ranks, kind="std") if multi else 0.0,
+                "i2t": metrics.mean_rank_variance(i2t_ranks, kind="std") if multi else 0.0},
+        "mrv_var": {"t2i": metrics.mean_rank_variance(t2i_ranks, kind="var") if multi else 0.0,
+                    "i2t": metrics.mean_rank_variance(i2t_ranks, kind="var") if multi else 0.0},
+    }
+    if noisy:
+        report["noisy_captions"] = noisy
+    return report
+
+
+def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None = None, batch_size: int = 64,
+             num_workers: int = 0, progress: bool = True) -> dict:
+    """Encode the test set with ``model`` and return the report (see report_from_embeddings)."""
+    languages = list(languages or test_set.languages)
+    missing = [lang for lang in languages if lang not in test_set.captions]
+    if missing:
+        raise ValueError(f"test set {test_set.name!r} has no captions in {missing} (it has {test_set.languages})")
+    start = time.perf_counter()
+    image_emb, text_emb = encode_test_set(model, test_set, languages, batch_size, num_workers, progress)
+    report = report_from_embeddings(image_emb, text_emb, test_set)
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ccr_demo.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="saved model folder or Hub id")
+    parser.add_argument("--data", required=True, help="parallel test set folder (IGLUE layout: annotations/{lang}/test.jsonl)")
+    parser.add_argument("--image-root", default=None, help="image folder (default: DATA/images)")
+    parser.add_argument("--languages", default="", help="comma-separated subset of languages (default: all)")
+    parser.add_argument("--max-instances", type=int, default=0, help="evaluate on the first N instances only")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--out", default="", help="write the report JSON here")
+    args = parser.parse_args(argv)
+
+    from .model import CCRModel
+
+    langs = [lang for lang in args.languages.split(",") if lang] or None
+    try:
+        test_set = ParallelTestSet.from_iglue(args.data, languages=langs, image_root=args.image_root)
+        if args.max_instances:
+            test_set = test_set.subset(args.max_instances)
+        model = CCRModel.from_pretrained(args.model)
+        report = evaluate(model, test_set, langs, batch_size=args.batch_size)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report_table(report))
+    if args.out:
+        atomic_write_json(args.out, report)
+        print(f"report written to {Path(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The trainer: batch slicing, loss dispatch, a real tiny run, 2-process equivalence, exact resume."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from ccr_demo.config import ConfigError, ExperimentConfig, from_dict, load_yaml
+from ccr_demo.training import GlobalBatchSampler, latest_checkpoint, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_global_batches_are_sliced_by_rank():
+    one = list(GlobalBatchSampler(50, 8, world_size=1, rank=0, seed=3))
+    two = [list(GlobalBatchSampler(50, 4, world_size=2, rank=r, seed=3)) for r in (0, 1)]
+    assert len(one) == 6 and len(two[0]) == 6
+    for j in range(6):
+        assert one[j] == two[0][j] + two[1][j]
+    flat = [i for b in one for i in b]
+    assert len(set(flat)) == 48  # one epoch, no repeats, last partial batch dropped
+    s = GlobalBatchSampler(50, 8, 1, 0, seed=3)
+    s.set_epoch(0, start_batch=4)
+    assert list(s) == one[4:]
+    s.set_epoch(1)
+    assert list(s) != one
+    with pytest.raises(ValueError, match="fewer than one global batch"):
+        GlobalBatchSampler(10, 8, 2, 0, 0)
+
+
+def test_experiment_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="train.loss"):
+        from_dict(ExperimentConfig, {"train": {"loss": "triplet"}})
+    with pytest.raises(ConfigError, match="pivot_language"):
+        from_dict(ExperimentConfig, {"train": {"loss": "pivot", "pivot_language": "xx"}})
+    with pytest.raises(ConfigError, match="unknown key"):
+        from_dict(ExperimentConfig, {"optim": {}})
+
+
+def _config(tmp_path, data_dir, **train):
+    """A tiny run with no dropout and no batch norm, so runs can be compared exactly."""
+    cfg = {
+        "model": {"image_tower": "test_vit", "image_kwargs": {"img_size": 32}, "image_size": 32,
+                  "text_tower": "random:bert", "embed_dim": 32, "text_max_length": 40,
+                  "text_kwargs": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                  "intermediate_size": 64, "hidden_dropout_prob": 0.0,
+                                  "attention_probs_dropout_prob": 0.0},
+                  "languages": ["en", "de", "zh"]},
+        "data": {"train": str(data_dir / "train"), "eval": [str(data_dir / "test")],
+                 "generate": {"out": str(data_dir), "n_train": 64, "n_val": 0, "n_test": 16,
+                              "n_test_compositional": 0, "image_size": 32, "seed": 1, "workers": 1,
+                              "progress": False}},
+        "train": {"batch_size": 8, "max_steps": 4, "lr": 1e-3, "lr_new": 1e-3, "warmup_ratio": 0.25,
+                  "log_with": "none", "log_every_steps": 1, "output_dir": str(tmp_path / "out"), **train},
+    }
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    from ccr_demo.data.shapes import generate_dataset
+
+    out = tmp_path_factory.mktemp("shapes") / "d"
+    generate_dataset(out, n_train=64, n_val=0, n_test=16, n_test_compositional=0, image_size=32, seed=1,
+                     workers=1, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("loss", ["one_to_k", "one_to_one", "pivot"])
+def test_each_loss_trains_and_saves_a_loadable_model(tmp_path, data_dir, loss):
+    cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, loss=loss))
+    summary = train(cfg)
+    assert summary["steps"] == 4 and np.isfinite(summary["final_loss"])
+    from ccr_demo.model import CCRModel
+
+    model = CCRModel.from_pretrained(tmp_path / "out" / "model")
+    card = (tmp_path / "out" / "model" / "README.md").read_text()
+    assert loss in card and "MRV" in card and "| zh |" in card
+    report = summary["eval"][0]
+    assert set(report["languages"]) == {"en", "de", "zh"} and report["n_instances"] == 16
+    assert model.encode_texts(["a red circle"]).shape == (1, 32)
+
+
+def test_locked_text_tower_with_cached_features(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("CCR_DEMO_CACHE", str(tmp_path / "cache"))
+    from accelerate.utils import set_seed
+
+    from ccr_demo.training import build_model
+
+    cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, lock_text=True))
+    set_seed(cfg.train.seed)  # train() seeds the same way before building its model
+    before = {k: v.clone() for k, v in build_model(cfg).text_tower.state_dict().items()}
+    train(cfg)
+    assert list((tmp_path / "cache" / "text_features").glob("*.safetensors"))
+    from ccr_demo.model import CCRModel
+
+    after = CCRModel.from_pretrained(tmp_path / "out" / "model").text_tower.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def _run(args, env_extra=None, timeout=300):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_with_the_global_batch(tmp_path, data_dir):
+    """torchrun with 2 CPU processes x batch 4 == 1 process x batch 8, loss and parameters."""
+    cfg_path = _config(tmp_path, data_dir, max_steps=2)
+    one, two = tmp_path / "one", tmp_path / "two"
+    _run([sys.executable, "train/pretrain.py", "--config", str(cfg_path), f"train.output_dir={one}"])
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          "train/pretrain.py", "--config", str(cfg_path), f"train.output_dir={two}", "train.batch_size=4"])
+    s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (one, two))
+    assert s2["processes"] == 2 and s1["global_batch"] == s2["global_batch"] == 8
+    for a, b in zip(s1["history"], s2["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-6)
+    w1, w2 = (load_file(str(d / "model" / "model.safetensors")) for d in (one, two))
+    assert w1.keys() == w2.keys()
+    for k in w1:
+        torch.testing.assert_close(w1[k], w2[k], rtol=1e-4, atol=1e-5, msg=lambda m: f"{k}: {m}")
+
+
+@pytest.mark.slow
+def test_resume_reaches_the_same_parameters(tmp_path, data_dir):
+    """Interrupt after step 5 (last checkpoint at 4), resume, compare with an uninterrupted run."""
+    full = load_yaml(ExperimentConfig, _config(tmp_path / "a", data_dir, max_steps=8, save_every_steps=2))
+    train(full)
+    cut = load_yaml(ExperimentConfig, _config(tmp_path / "b", data_dir, max_steps=8, save_every_steps=2))
+    stopped = train(cut, stop_after_steps=5)
+    assert stopped["stopped_at_step"] == 5
+    ckpt = latest_checkpoint(cut)
+    assert ckpt is not None and ckpt.name.startswith("step_00000004")
+    # A save torn by a kill (never renamed into place) must be ignored.
+    (ckpt.parent / ".tmp_step_00000006_micro_00000006").mkdir()
+    assert latest_checkpoint(cut) == ckpt
+    resumed = train(cut, resume=True)
+    assert resumed["steps"] == 8
+    a = load_file(str(tmp_path / "a" / "out" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "out" / "model" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=lambda m: f"{k}: {m}")
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, data_dir):
+    cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(cfg, resume=True)
+
+
+@pytest.mark.slow
+def test_tiny_config_runs_under_accelerate_launch(tmp_path):
+    """The README command on train/configs/tiny.yaml: a loadable model with measured metrics."""
+    out, data = tmp_path / "tiny", tmp_path / "data"
+    _run(["accelerate", "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+          "--dynamo_backend", "no", "train/pretrain.py", "--config", "train/configs/tiny.yaml",
+          f"train.output_dir={out}", f"data.train={data}/train", f"data.eval=[{data}/test]",
+          f"data.generate.out={data}"], timeout=240)
+    card = (out / "model" / "README.md").read_text()
+    assert "R@1" in card and "MRV" in card
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["eval"][0]["n_instances"] == 64
+    assert summary["train_seconds"] < 120
+
+
+def test_push_without_network_fails_clearly_and_keeps_the_model(tmp_path, tiny_model, monkeypatch):
+    from ccr_demo.hub import HubPushError, push_model_folder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tiny_model.save_pretrained(tmp_path / "m")
+    before = sorted(p.name for p in (tmp_path / "m").iterdir())
+    with pytest.raises(HubPushError):
+        push_model_folder(str(tmp_path / "m"), "someone/ccr-test")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == before
