@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,13 +29,19 @@ KS = (1, 5, 10)
 
 
 def encode_test_set(model, test_set: ParallelTestSet, languages: Sequence[str], batch_size: int = 64,
-                    num_workers: int = 0, progress: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(image embeddings [N, D], {lang: caption embeddings [T_l, D]})."""
+                    num_workers: int = 0, progress: bool = True,
+                    encode_texts: Callable[[list[str]], torch.Tensor] | None = None,
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(image embeddings [N, D], {lang: caption embeddings [T_l, D]}).
+
+    ``encode_texts`` replaces ``model.encode_texts`` (the trainer passes its cached
+    features of a locked text tower)."""
+    encode_texts = encode_texts or (lambda texts: model.encode_texts(texts, batch_size=max(batch_size, 128)))
     loader = DataLoader(EvalImageDataset(test_set, transform=model.image_processor), batch_size=batch_size,
                         num_workers=num_workers, collate_fn=collate_images)
     images = [model.encode_images(pixels, batch_size=batch_size)
               for pixels, _ in tqdm(loader, desc="encode images", disable=not progress, leave=False)]
-    texts = {lang: model.encode_texts(test_set.captions[lang], batch_size=max(batch_size, 128))
+    texts = {lang: encode_texts(test_set.captions[lang])
              for lang in tqdm(languages, desc="encode captions", disable=not progress, leave=False)}
     return torch.cat(images), texts
 
@@ -81,14 +87,16 @@ def report_from_embeddings(image_emb: torch.Tensor, text_emb: dict[str, torch.Te
 
 
 def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None = None, batch_size: int = 64,
-             num_workers: int = 0, progress: bool = True) -> dict:
+             num_workers: int = 0, progress: bool = True,
+             encode_texts: Callable[[list[str]], torch.Tensor] | None = None) -> dict:
     """Encode the test set with ``model`` and return the report (see report_from_embeddings)."""
     languages = list(languages or test_set.languages)
     missing = [lang for lang in languages if lang not in test_set.captions]
     if missing:
         raise ValueError(f"test set {test_set.name!r} has no captions in {missing} (it has {test_set.languages})")
     start = time.perf_counter()
-    image_emb, text_emb = encode_test_set(model, test_set, languages, batch_size, num_workers, progress)
+    image_emb, text_emb = encode_test_set(model, test_set, languages, batch_size, num_workers, progress,
+                                          encode_texts)
     report = report_from_embeddings(image_emb, text_emb, test_set)
     report["seconds"] = round(time.perf_counter() - start, 2)
     return report

@@ -13,27 +13,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .data.formats import to_rgb
+
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL image -> 8-bit RGB: alpha composited on white, CMYK / palette / 16-bit handled."""
-    if not isinstance(image, Image.Image):
-        raise TypeError(f"expected a PIL.Image, got {type(image).__name__}")
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(image, dtype=np.float64)
-        hi = arr.max() if arr.size else 0.0
-        arr = np.zeros_like(arr) if hi <= 0 else arr / hi * 255.0
-        return Image.fromarray(arr.clip(0, 255).astype(np.uint8), mode="L").convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 @dataclass
@@ -62,7 +44,9 @@ class ImageProcessor:
         )
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        """One PIL image -> float32 tensor [3, S, S]."""
+        """One PIL image (any mode) -> float32 tensor [3, S, S]."""
+        if not isinstance(image, Image.Image):
+            raise TypeError(f"expected a PIL.Image, got {type(image).__name__}")
         image = to_rgb(image)
         s = self.image_size
         w, h = image.size

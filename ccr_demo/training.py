@@ -178,10 +178,15 @@ class TextFeatureCache:
     def lookup(self, texts: list[str]) -> torch.Tensor:
         return self.features[torch.as_tensor([self.index[t] for t in texts])]
 
+    def encode(self, model: CCRModel, texts: list[str]) -> torch.Tensor:
+        """Normalised embeddings of cached captions through the model's current projection."""
+        with torch.inference_mode():
+            return model.project_text(self.lookup(texts).to(model.device)).float().cpu()
+
     @classmethod
-    def build(cls, model: CCRModel, dataset: MultilingualPretrainDataset, accelerator: Accelerator,
-              batch_size: int = 256) -> "TextFeatureCache":
-        texts = sorted({rec.captions[lang] for rec in dataset.records for lang in dataset.languages})
+    def build(cls, model: CCRModel, texts: set[str], accelerator: Accelerator,
+              batch_size: int = 128) -> "TextFeatureCache":
+        texts = sorted(texts, key=lambda t: (len(t), t))  # similar lengths batch with little padding
         h = hashlib.sha256(state_dict_sha256(model.text_tower).encode())
         h.update(json.dumps([model.config.text_prefix, model.config.text_max_length, texts]).encode())
         path = cache_dir() / "text_features" / f"{h.hexdigest()[:24]}.safetensors"
@@ -307,8 +312,12 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                                           seed=tc.seed, image_root=cfg.data.image_root or None,
                                           skip_bad=cfg.data.skip_bad)
     use_cache = tc.lock_text and tc.cache_text_features
-    text_cache = TextFeatureCache.build(model.to(accelerator.device), dataset, accelerator) if use_cache else None
     eval_sets = load_eval_sets(cfg)
+    text_cache = None
+    if use_cache:  # training captions and the test sets' captions, encoded once
+        texts = {rec.captions[lang] for rec in dataset.records for lang in languages}
+        texts |= {t for ts in eval_sets for lang in ts.languages for t in ts.captions[lang]}
+        text_cache = TextFeatureCache.build(model.to(accelerator.device), texts, accelerator)
 
     sampler = GlobalBatchSampler(len(dataset), tc.batch_size, accelerator.num_processes,
                                  accelerator.process_index, tc.seed)
@@ -403,14 +412,14 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
             state.epoch += 1
             state.batch_in_epoch = 0
             if eval_sets and (state.epoch % max(1, tc.eval_every_epochs) == 0 or state.step >= total_steps):
-                reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with)
+                reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache)
                 evaluated_at = state.step
             save_checkpoint(accelerator, cfg, state)
             accelerator.print(f"epoch {finished_epoch} done at step {state.step}, loss {last_loss:.4f}")
     progress.close()
     train_seconds = time.perf_counter() - start_time
     if eval_sets and evaluated_at != state.step:  # every process decides alike (barriers inside)
-        reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with)
+        reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache)
     summary = {"steps": state.step, "epochs": state.epoch, "final_loss": last_loss,
                "train_seconds": round(train_seconds, 1), "processes": accelerator.num_processes,
                "global_batch": tc.batch_size * accelerator.num_processes, "history": history, "eval": reports,
@@ -442,12 +451,14 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _evaluate_all(model: CCRModel, eval_sets, accelerator: Accelerator, step: int, log_with) -> list[dict]:
+def _evaluate_all(model: CCRModel, eval_sets, accelerator: Accelerator, step: int, log_with,
+                  text_cache: TextFeatureCache | None = None) -> list[dict]:
     """Evaluate on the main process (test sets are small next to training); others wait."""
     reports = []
     if accelerator.is_main_process:
+        encode = (lambda texts: text_cache.encode(model, texts)) if text_cache is not None else None
         for ts in eval_sets:
-            report = evaluate(model, ts, progress=False)
+            report = evaluate(model, ts, progress=False, encode_texts=encode)
             reports.append(report)
             accelerator.print(f"\n[{ts.name}] step {step}\n" + report_table(report))
             if log_with:

@@ -156,7 +156,7 @@ def _decode_base64(text: Any, at: str) -> bytes:
         raise DataFormatError(f"{at}: invalid base64 image ({e})") from None
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+def to_rgb(im: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB without the usual surprises.
 
     Alpha is composited on white (a plain convert turns transparent pixels black), and
@@ -204,7 +204,7 @@ def load_image(source: str | Path | bytes | bytearray | memoryview, *, name: str
         im.load()
         if im.getexif().get(_EXIF_ORIENTATION, 1) != 1:  # camera photos stored rotated
             im = ImageOps.exif_transpose(im)
-        return _to_rgb(im)
+        return to_rgb(im)
     except DataFormatError:
         raise
     except FileNotFoundError:
