@@ -223,7 +223,6 @@ class TrainConfig:
     # With a locked text tower, encode every training caption once and train on cached
     # pooled features (the text tower then costs nothing per step).
     cache_text_features: bool = True
-    image_augment: bool = False
     seed: int = 0
     output_dir: str = "runs/model"
     save_every_steps: int = 0  # accelerate save_state every N steps (0 = only at epoch ends)

@@ -47,7 +47,7 @@ def encode_test_set(model, test_set: ParallelTestSet, languages: Sequence[str], 
 
 
 def report_from_embeddings(image_emb: torch.Tensor, text_emb: dict[str, torch.Tensor],
-                           test_set: ParallelTestSet, ks: Sequence[int] = KS) -> dict:
+                           test_set: ParallelTestSet, ks: Sequence[int] = KS, keep_ranks: bool = False) -> dict:
     """Ranks -> the report dict (JSON-ready) that model cards, the app and the trainer share."""
     languages = list(text_emb)
     img = image_emb.float().numpy()
@@ -83,12 +83,15 @@ def report_from_embeddings(image_emb: torch.Tensor, text_emb: dict[str, torch.Te
     }
     if noisy:
         report["noisy_captions"] = noisy
+    if keep_ranks:  # per-instance ranks [N] per language: lets a check recompute any slice exactly
+        report["ranks"] = {"t2i": {lang: r.tolist() for lang, r in zip(languages, t2i_first)},
+                           "i2t": {lang: r.tolist() for lang, r in zip(languages, i2t_best)}}
     return report
 
 
 def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None = None, batch_size: int = 64,
              num_workers: int = 0, progress: bool = True,
-             encode_texts: Callable[[list[str]], torch.Tensor] | None = None) -> dict:
+             encode_texts: Callable[[list[str]], torch.Tensor] | None = None, keep_ranks: bool = False) -> dict:
     """Encode the test set with ``model`` and return the report (see report_from_embeddings)."""
     languages = list(languages or test_set.languages)
     missing = [lang for lang in languages if lang not in test_set.captions]
@@ -97,7 +100,7 @@ def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None =
     start = time.perf_counter()
     image_emb, text_emb = encode_test_set(model, test_set, languages, batch_size, num_workers, progress,
                                           encode_texts)
-    report = report_from_embeddings(image_emb, text_emb, test_set)
+    report = report_from_embeddings(image_emb, text_emb, test_set, keep_ranks=keep_ranks)
     report["seconds"] = round(time.perf_counter() - start, 2)
     return report
 
@@ -111,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-instances", type=int, default=0, help="evaluate on the first N instances only")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", default="", help="write the report JSON here")
+    parser.add_argument("--keep-ranks", action="store_true", help="also store every instance's rank per language")
     args = parser.parse_args(argv)
 
     from .model import CCRModel
@@ -121,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.max_instances:
             test_set = test_set.subset(args.max_instances)
         model = CCRModel.from_pretrained(args.model)
-        report = evaluate(model, test_set, langs, batch_size=args.batch_size)
+        report = evaluate(model, test_set, langs, batch_size=args.batch_size, keep_ranks=args.keep_ranks)
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
