@@ -1,0 +1,800 @@
+"""Gallery: a FAISS index over L2-normalised embeddings, its items, and the model that made them.
+
+Why FAISS: exact inner-product search ("Flat") is right up to ~1e5 items; "HNSW32" and
+"IVF{n},PQ{m}" keep queries fast at 1e6 (docs/bench_index.md). Why keep ``vectors.npy`` beside the index: an ANN
+index only proposes candidates (PQ scores are approximate), while the stored float32 vectors
+give the exact score of any item, so every result gets an exact score and every returned item
+its exact rank under each query language -- the per-instance consistency the paper's MRV
+measures (PAPER.md).
+
+Rows, not string ids, are what searches return: ``search`` gives int64 row numbers into
+``gallery.items`` / ``gallery.vectors`` (-1 where an ANN index found fewer than k), and
+``gallery.ids[row]`` is the item's id. Rows are stable: ``add`` only appends, and FAISS numbers
+vectors in the order they are added, so a row is the index's own id (no IndexIDMap needed).
+
+A saved gallery is a folder, written atomically (a crash mid-save leaves the old one intact)::
+
+    gallery.json   format version, kind, count, embed_dim, model_fingerprint, index_factory,
+                   search_params, rerank, metric, created_with versions
+    index.faiss    faiss.write_index of the index
+    vectors.npy    float32 [count, embed_dim], L2-normalised, row = position
+    items.jsonl    one JSON object per row: "id", then "path" (images from files; relative to the
+                   gallery folder when the file lies under the folder's parent), "caption" (text
+                   galleries), and any metadata given at build time (e.g. "language", "image_id")
+
+Command line: ``python -m ccr_demo.index build|info|search`` (see ``main``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import faiss
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from . import __version__
+from .data.formats import DataFormatError, load_image
+from .fileio import atomic_directory
+
+FORMAT_VERSION = 1
+INFO_NAME, INDEX_NAME, VECTORS_NAME, ITEMS_NAME = "gallery.json", "index.faiss", "vectors.npy", "items.jsonl"
+KINDS = ("image", "text")
+# rank_of scores this many (query x item) pairs per block: 2**24 floats = 64 MB (twice that while sorting).
+_RANK_BLOCK = 1 << 24
+# Factories whose codes are lossy: fetch rerank x k candidates, rescore them exactly.
+_LOSSY = re.compile(r"PQ|SQ|LSH|RQ")
+
+
+class GalleryError(ValueError):
+    """A gallery file is corrupt or inconsistent, or does not belong to the given model."""
+
+
+class GalleryWarning(UserWarning):
+    """Items were skipped while building (e.g. files in a folder that are not images)."""
+
+
+# ----------------------------------------------------------------------------- exact ranks
+
+
+def _count_higher(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """scores [B, N], targets [B, M] taken from the same rows -> [B, M] int64: for each target,
+    how many of its row's N scores are strictly higher (ties count in the target's favour).
+
+    Each row is sorted once (numpy's SIMD sort: ~50 ms for 6 x 1e6 scores) and every target is
+    found in it by one batched binary search, so the cost does not depend on how low the
+    targets rank, and comparisons stay exact float32 ones. No Python loop over queries.
+    """
+    ordered = torch.from_numpy(np.sort(scores.numpy(), axis=1))
+    return scores.shape[1] - torch.searchsorted(ordered, targets.contiguous(), right=True)
+
+
+@dataclass
+class TextSearchResult:
+    """Per-language top-k, plus every returned item's exact score and rank under every language.
+
+    Row l of ``scores`` / ``positions`` / ``item_scores`` / ``item_ranks`` is ``languages[l]``.
+    ``item_ranks[l, j]`` = how many gallery items score strictly higher than item ``items[j]``
+    for the language-l query (0 = top); ``None`` when ``exact_ranks=False`` on an ANN gallery.
+    """
+
+    languages: list[str]
+    query_emb: np.ndarray  # [L, D]
+    scores: np.ndarray  # [L, k] exact scores, best first
+    positions: np.ndarray  # [L, k] gallery rows (-1: the ANN index found fewer than k)
+    items: np.ndarray  # [M] union of the returned rows, ascending
+    item_scores: np.ndarray  # [L, M]
+    item_ranks: np.ndarray | None  # [L, M]
+
+    def __getitem__(self, language: str) -> tuple[np.ndarray, np.ndarray]:
+        """(scores [k], positions [k]) for one language."""
+        i = self.languages.index(language)
+        return self.scores[i], self.positions[i]
+
+
+# ------------------------------------------------------------------------------ inputs
+
+
+def _check_metadata(meta: Any, where: str) -> dict:
+    if not isinstance(meta, Mapping):
+        raise TypeError(f"metadata for {where} must be a dict, got {type(meta).__name__}")
+    reserved = {"path", "caption"} & set(meta)
+    if reserved:
+        raise ValueError(f"metadata for {where} may not set {sorted(reserved)}: they come from the items")
+    try:
+        json.dumps(dict(meta), ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"metadata for {where} is not JSON-serialisable: {e}") from None
+    return dict(meta)
+
+
+def _scan_folder(root: Path) -> tuple[list[str], list[Path]]:
+    """Files under root (recursive, sorted, hidden ones left out) -> (ids = relative posix paths, paths)."""
+    files = sorted(p for p in root.rglob("*")
+                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    return [p.relative_to(root).as_posix() for p in files], [p.resolve() for p in files]
+
+
+def _collect(items: Any, kind: str, metadata: Any, first_id: int = 0) -> tuple[list[dict], list, bool]:
+    """User items -> (records, payloads, skip_bad): one record (id, path/caption, metadata) and
+    one payload (path, PIL image or caption) per item; skip_bad for folders (files found by scanning).
+    Numbered ids start at ``first_id`` (``add`` continues after the gallery's rows).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    skip_bad = False
+    if kind == "text":
+        if isinstance(items, str) or not isinstance(items, Sequence):
+            raise TypeError("a text gallery takes a list of captions")
+        bad = [i for i, t in enumerate(items) if not isinstance(t, str)]
+        if bad:
+            raise TypeError(f"captions must be strings; item {bad[0]} is {type(items[bad[0]]).__name__}")
+        ids, payloads = [str(first_id + i) for i in range(len(items))], list(items)
+        records = [{"id": i, "caption": t} for i, t in zip(ids, payloads)]
+    elif isinstance(items, (str, Path)):
+        root = Path(items)
+        if not root.is_dir():
+            raise (NotADirectoryError if root.exists() else FileNotFoundError)(
+                f"{root}: not a folder of images (pass a list for single files)")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError("for a folder, pass metadata as {id: {...}} (ids are paths relative to the folder)")
+        ids, payloads = _scan_folder(root)
+        records = [{"id": i, "path": str(p)} for i, p in zip(ids, payloads)]
+        skip_bad = True
+    elif isinstance(items, Mapping):
+        ids, payloads = [str(k) for k in items], list(items.values())
+        records = [{"id": i} for i in ids]
+    elif isinstance(items, Sequence):
+        payloads = list(items)
+        if all(isinstance(p, Image.Image) for p in payloads):
+            records = [{"id": str(first_id + i)} for i in range(len(payloads))]
+        elif all(isinstance(p, (str, Path)) for p in payloads):
+            records = [{"id": str(p), "path": str(Path(p).resolve())} for p in payloads]
+        else:
+            raise TypeError("an image gallery takes a folder, a list of image paths, a list of PIL images, "
+                            "or a {id: PIL image} mapping (not a mix)")
+    else:
+        raise TypeError(f"cannot build an image gallery from {type(items).__name__}")
+    if kind == "image" and not all(isinstance(p, (Image.Image, Path, str)) for p in payloads):
+        raise TypeError("image items must be PIL images or paths")
+    if not records:
+        raise ValueError(f"no items to index ({items if isinstance(items, (str, Path)) else 'empty list'})")
+    if metadata is not None:
+        if isinstance(metadata, Mapping):
+            known = {r["id"] for r in records}
+            unknown = [k for k in metadata if k not in known]
+            if unknown:
+                raise ValueError(f"metadata names id {unknown[0]!r}, which is not among the items")
+            for r in records:
+                if r["id"] in metadata:
+                    r.update(_check_metadata(metadata[r["id"]], f"id {r['id']!r}"))
+        else:
+            if len(metadata) != len(records):
+                raise ValueError(f"metadata has {len(metadata)} entries for {len(records)} items")
+            for i, (r, meta) in enumerate(zip(records, metadata)):
+                r.update(_check_metadata(meta, f"item {i}"))
+        for r in records:
+            r["id"] = str(r["id"])
+    return records, payloads, skip_bad
+
+
+def _embed(model, kind: str, records: list[dict], payloads: list, batch_size: int, progress: bool,
+           skip_bad: bool) -> tuple[np.ndarray, list[dict]]:
+    """Encode in batches with a progress bar; unreadable folder files are skipped and counted."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out, kept, skipped = [], [], []
+    with tqdm(total=len(payloads), unit=kind, desc=f"embedding {kind}s", disable=not progress) as bar:
+        for start in range(0, len(payloads), batch_size):
+            chunk, recs = payloads[start:start + batch_size], records[start:start + batch_size]
+            if kind == "text":
+                out.append(model.encode_texts(chunk, batch_size=batch_size).numpy())
+                kept.extend(recs)
+            else:
+                images = []
+                for rec, p in zip(recs, chunk):
+                    try:
+                        images.append(p if isinstance(p, Image.Image) else load_image(p))
+                        kept.append(rec)
+                    except DataFormatError as e:
+                        if not skip_bad:
+                            raise
+                        skipped.append(str(e))
+                if images:
+                    out.append(model.encode_images(images, batch_size=batch_size).numpy())
+            bar.update(len(chunk))
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} file(s) that are not readable images, e.g. {skipped[0]}",
+                      GalleryWarning, stacklevel=3)
+    if not kept:
+        raise ValueError(f"no readable images among {len(payloads)} files (e.g. {skipped[0]})")
+    return np.concatenate(out), kept
+
+
+def _normalised(vectors: Any) -> np.ndarray:
+    v = vectors.detach().cpu().numpy() if isinstance(vectors, torch.Tensor) else np.asarray(vectors)
+    if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0:
+        raise ValueError(f"vectors must be a non-empty [N, D] array, got shape {v.shape}")
+    v = v.astype(np.float32)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    if not np.isfinite(norms).all() or (norms == 0).any():
+        raise ValueError("vectors contain NaN, inf or all-zero rows")
+    return np.ascontiguousarray(v / norms)
+
+
+# ------------------------------------------------------------------------------- index
+
+
+def _min_training_points(index: faiss.Index) -> tuple[int, str]:
+    """How many vectors faiss's k-means needs to train this index, and why."""
+    need, why = 1, []
+    try:
+        ivf = faiss.extract_index_ivf(index)
+        need, inner = ivf.nlist, faiss.downcast_index(ivf)
+        why.append(f"{ivf.nlist} IVF lists")
+    except RuntimeError:
+        inner = faiss.downcast_index(index)
+    pq = getattr(inner, "pq", None)
+    if pq is not None and pq.ksub > need:
+        need = pq.ksub
+        why.append(f"{pq.ksub} centroids per PQ sub-quantizer")
+    return need, " and ".join(why) or "training"
+
+
+def _default_search_params(index: faiss.Index) -> str:
+    """nprobe = nlist/8 (8 at least) for IVF, efSearch = 128 for HNSW: on 1e5 random vectors
+    these find a planted near-duplicate ~90-95% of the time (nlist/16 or faiss's efSearch=16-64:
+    74-83%), and cost ~1 ms per query, small next to encoding the query text."""
+    try:
+        nlist = faiss.extract_index_ivf(index).nlist
+        return f"nprobe={min(nlist, max(8, nlist // 8))}"
+    except RuntimeError:
+        pass
+    return "efSearch=128" if hasattr(faiss.downcast_index(index), "hnsw") else ""
+
+
+def _make_index(vectors: np.ndarray, spec: str, train_size: int | None) -> faiss.Index:
+    n, d = vectors.shape
+    try:
+        index = faiss.index_factory(d, spec, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as e:
+        raise ValueError(f"index_factory {spec!r} is not a valid faiss factory string for dim {d}: "
+                         f"{str(e).strip().splitlines()[-1]}") from None
+    if not index.is_trained:
+        need, why = _min_training_points(index)
+        if n < need:
+            raise ValueError(
+                f"index_factory {spec!r} needs at least {need} vectors to train ({why}); this gallery has {n}. "
+                f"Use 'Flat' (exact, fine up to ~1e5 items), 'HNSW32' (no training) or fewer IVF lists")
+        size = min(n, train_size or 40 * need)
+        sample = vectors if size == n else vectors[np.sort(np.random.default_rng(0).choice(n, size, replace=False))]
+        try:
+            index.train(sample)
+        except RuntimeError as e:
+            raise ValueError(f"training index {spec!r} on {size} vectors failed: {str(e).strip()}") from None
+    index.add(vectors)
+    return index
+
+
+# ----------------------------------------------------------------------------- gallery
+
+
+class Gallery:
+    """Embedded items (images or captions) of one model, searchable by inner product.
+
+    Build with ``Gallery.build(model, items)`` or ``Gallery.from_vectors(vectors)``;
+    ``save(dir)`` / ``load(dir, model)``; ``search`` / ``search_texts`` / ``rank_of``.
+    """
+
+    def __init__(self, index: faiss.Index, vectors: np.ndarray, items: list[dict], *, kind: str,
+                 index_factory: str, fingerprint: str | None, search_params: str, rerank: int):
+        self.index, self.vectors, self.items = index, vectors, items
+        self.kind, self.index_factory, self.fingerprint = kind, index_factory, fingerprint
+        self.rerank = rerank
+        self.search_params = ""
+        self.set_search_params(search_params)
+        self._positions: dict[str, int] | None = None
+
+    # --------------------------------------------------------------- construction
+    @classmethod
+    def build(cls, model, items, kind: str = "image", index_factory: str = "Flat", batch_size: int = 64,
+              progress: bool = True, metadata: Sequence[Mapping] | Mapping[str, Mapping] | None = None,
+              **index_kwargs) -> "Gallery":
+        """Embed ``items`` with ``model`` and index them.
+
+        items, for kind="image": a folder (scanned recursively, hidden files left out; files that
+        are not readable images are skipped with one counted GalleryWarning; id = path relative to
+        the folder), a list of image paths (an unreadable one is an error; id = the path as given),
+        a list of PIL images (id = "0", "1", ...) or a {id: PIL image} mapping. For kind="text": a
+        list of captions (id = "0", "1", ...). ``metadata``: one dict per item (a list aligned with
+        items, or {id: dict}) merged into each item's record, e.g. {"id": ..., "language": "de",
+        "image_id": ...}; ids must be unique. ``index_kwargs`` go to ``from_vectors``.
+        """
+        records, payloads, skip_bad = _collect(items, kind, metadata)
+        vectors, records = _embed(model, kind, records, payloads, batch_size, progress, skip_bad)
+        return cls.from_vectors(vectors, [r.pop("id") for r in records], metadata=records, kind=kind,
+                                index_factory=index_factory, fingerprint=model.fingerprint(), **index_kwargs)
+
+    @classmethod
+    def from_vectors(cls, vectors, ids: Sequence[str] | None = None, *, metadata: Sequence[Mapping] | None = None,
+                     kind: str = "image", index_factory: str = "Flat", fingerprint: str | None = None,
+                     search_params: str | None = None, rerank: int | None = None,
+                     train_size: int | None = None) -> "Gallery":
+        """Index precomputed vectors [N, D] (rows are L2-normalised here).
+
+        IVF/PQ factories are trained first on a random sample (seed 0) of ``train_size`` vectors,
+        default 40 x (IVF lists or PQ centroids), just above the 39 per centroid below which faiss
+        warns (k-means is slow on small CPUs; pass more for better clusters); too few vectors is a
+        ValueError saying how many are needed. ``search_params`` (a faiss ParameterSpace string,
+        e.g. "nprobe=32" or "efSearch=256") defaults to nprobe = nlist/8 (>= 8) for IVF and
+        efSearch = 128 for HNSW.
+        ``rerank``: candidates fetched per result and rescored exactly; default 4 for lossy codes
+        (PQ/SQ in the factory string), else 1. ``fingerprint`` None: a gallery of raw vectors, whose
+        ``load`` / ``search_texts`` check only the embedding size.
+        """
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        v = _normalised(vectors)
+        items = cls._records(len(v), ids, metadata)
+        if rerank is None:
+            rerank = 4 if _LOSSY.search(index_factory.upper()) else 1
+        if rerank < 1:
+            raise ValueError(f"rerank must be >= 1, got {rerank}")
+        index = _make_index(v, index_factory, train_size)
+        return cls(index, v, items, kind=kind, index_factory=index_factory, fingerprint=fingerprint,
+                   search_params=_default_search_params(index) if search_params is None else search_params,
+                   rerank=rerank)
+
+    @staticmethod
+    def _records(n: int, ids: Sequence[str] | None, metadata: Sequence[Mapping] | None,
+                 taken: set[str] | frozenset = frozenset()) -> list[dict]:
+        ids = [str(i) for i in range(len(taken), len(taken) + n)] if ids is None else [str(i) for i in ids]
+        if len(ids) != n or (metadata is not None and len(metadata) != n):
+            raise ValueError(f"{n} vectors but {len(ids)} ids and {n if metadata is None else len(metadata)} "
+                             "metadata entries")
+        seen = set(taken)
+        for i in ids:
+            if i in seen:
+                where = "is already in the gallery" if i in taken else "appears twice"
+                raise ValueError(f"id {i!r} {where}: ids must be unique (put a shared key such as the gold "
+                                 "image in another metadata field, e.g. 'image_id')")
+            seen.add(i)
+        meta = metadata if metadata is not None else [{}] * n
+        return [{"id": i, **{k: v for k, v in m.items() if k != "id"}} for i, m in zip(ids, meta)]
+
+    def set_search_params(self, params: str) -> None:
+        """Apply faiss search parameters ("nprobe=64", "efSearch=128"); saved with the gallery."""
+        if params:
+            try:
+                faiss.ParameterSpace().set_index_parameters(self.index, params)
+            except RuntimeError as e:
+                raise ValueError(f"search_params {params!r} do not apply to index {self.index_factory!r}: "
+                                 f"{str(e).strip().splitlines()[-1]}") from None
+        self.search_params = params
+
+    # --------------------------------------------------------------- growth
+    def add(self, model, items, *, batch_size: int = 64, progress: bool = True,
+            metadata: Sequence[Mapping] | Mapping[str, Mapping] | None = None) -> np.ndarray:
+        """Embed and append items (same forms as ``build``) without a rebuild -> their new rows.
+
+        Flat and HNSW take new vectors directly; IVF/PQ encode them with the already trained
+        quantizers (retrain by building anew if the new items differ much from the old).
+        """
+        _check_model(model, self.fingerprint, self.embed_dim)
+        records, payloads, skip_bad = _collect(items, self.kind, metadata, first_id=self.count)
+        vectors, records = _embed(model, self.kind, records, payloads, batch_size, progress, skip_bad)
+        return self.add_vectors(vectors, [r.pop("id") for r in records], metadata=records)
+
+    def add_vectors(self, vectors, ids: Sequence[str] | None = None, *,
+                    metadata: Sequence[Mapping] | None = None) -> np.ndarray:
+        """Append precomputed vectors [N, D] -> their new rows. Ids default to their row numbers."""
+        v = _normalised(vectors)
+        if v.shape[1] != self.embed_dim:
+            raise ValueError(f"vectors have dim {v.shape[1]}, the gallery {self.embed_dim}")
+        records = self._records(len(v), ids, metadata, taken=set(self.ids))
+        start = self.count
+        self.index.add(v)
+        self.vectors = np.concatenate([self.vectors, v])
+        self.items.extend(records)
+        self._positions = None
+        return np.arange(start, self.count)
+
+    # --------------------------------------------------------------- properties
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def embed_dim(self) -> int:
+        return self.vectors.shape[1]
+
+    @property
+    def ids(self) -> list[str]:
+        return [r["id"] for r in self.items]
+
+    def position(self, item_id: str) -> int:
+        """Row of an item id (KeyError naming it if absent)."""
+        if self._positions is None:
+            self._positions = {r["id"]: i for i, r in enumerate(self.items)}
+        try:
+            return self._positions[str(item_id)]
+        except KeyError:
+            raise KeyError(f"no item with id {item_id!r} in this gallery") from None
+
+    def __repr__(self) -> str:
+        return (f"Gallery({self.count} {self.kind}s, dim {self.embed_dim}, {self.index_factory!r}, "
+                f"model {self.fingerprint})")
+
+    # --------------------------------------------------------------- search
+    def _queries(self, query_emb) -> np.ndarray:
+        q = query_emb.detach().cpu().numpy() if isinstance(query_emb, torch.Tensor) else np.asarray(query_emb)
+        if q.ndim != 2:
+            hint = " (use q[None] for a single query)" if q.ndim == 1 else ""
+            raise ValueError(f"query_emb must be [Q, D]; got shape {q.shape}{hint}")
+        if q.shape[1] != self.embed_dim:
+            raise ValueError(f"queries have dim {q.shape[1]} but the gallery's embeddings have dim {self.embed_dim}: "
+                             "embed queries with the model that built the gallery")
+        if q.shape[0] == 0:
+            raise ValueError("query_emb has no rows")
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        if not np.isfinite(q).all():
+            raise ValueError("query_emb contains NaN or inf")
+        return q
+
+    def _k(self, k) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"k must be an integer, got {k!r}")
+        if k <= 0:
+            raise ValueError(f"k must be >= 1, got {k}")
+        return min(int(k), self.count)
+
+    def _candidates(self, q: np.ndarray, k: int) -> np.ndarray:
+        """One index search: rows [Q, min(count, k x rerank)], -1 where the index found fewer."""
+        return self.index.search(q, min(self.count, k * self.rerank))[1]
+
+    @staticmethod
+    def _top(scores: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.where(positions >= 0, scores, -np.inf).astype(np.float32)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(positions, order, 1)
+
+    def search(self, query_emb, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """query_emb [Q, D] -> (scores [Q, k'], rows [Q, k']) best first, k' = min(k, count).
+
+        Scores are exact inner products with the stored vectors (the index only picks the
+        candidates); rows are -1 with score -inf where an ANN index found fewer than k'.
+        """
+        q, k = self._queries(query_emb), self._k(k)
+        pos = self._candidates(q, k)
+        vec = self.vectors[np.maximum(pos, 0)]  # [Q, C, D]
+        return self._top(np.matmul(vec, q[:, :, None])[..., 0], pos, k)
+
+    def rank_of(self, query_emb, item_positions, return_scores: bool = False):
+        """Exact rank of given items for each query: [Q, M] int64, the number of gallery items
+        with a strictly higher score (0 = top; ties count in the item's favour).
+
+        ``item_positions``: rows [M] (the same items for every query) or [Q, M]. Costs one exact
+        pass over all stored vectors, O(Q x count x D) (~0.4 s for 6 queries x 1e6 x 256 on 2 CPU
+        cores), in query blocks of at most 2**24 scores. With ``return_scores`` also the
+        exact scores [Q, M] the ranks were computed from.
+        """
+        q = self._queries(query_emb)
+        pos = np.asarray(item_positions)
+        if pos.ndim == 1:
+            pos = np.broadcast_to(pos, (len(q), len(pos)))
+        if pos.ndim != 2 or pos.shape[0] != len(q) or not np.issubdtype(pos.dtype, np.integer):
+            raise ValueError(f"item_positions must be integer rows [M] or [Q={len(q)}, M], got {pos.shape} {pos.dtype}")
+        if pos.size and (pos.min() < 0 or pos.max() >= self.count):
+            raise ValueError(f"item_positions must lie in [0, {self.count}), got {pos.min()}..{pos.max()}")
+        vt = torch.from_numpy(self.vectors).T
+        block = max(1, _RANK_BLOCK // self.count)
+        scores, ranks = [], []
+        for s in range(0, len(q), block):
+            full = torch.from_numpy(q[s:s + block]) @ vt
+            t = full.gather(1, torch.tensor(pos[s:s + block], dtype=torch.int64))
+            scores.append(t)
+            ranks.append(_count_higher(full, t))
+        ranks_np = torch.cat(ranks).numpy()
+        return (ranks_np, torch.cat(scores).numpy()) if return_scores else ranks_np
+
+    def search_with_ranks(self, query_emb, k: int, languages: Sequence[str] | None = None,
+                          exact_ranks: bool = True) -> TextSearchResult:
+        """The query rows (one per language) in one search, then exact scores and ranks of the
+        union of returned items under every language.
+
+        Flat: one exact pass over the stored vectors gives top-k, scores and ranks together.
+        ANN: one index search for the candidates, then (with ``exact_ranks``) one exact pass over
+        the stored vectors, O(L x count x D): at 1e6 x 256 on 2 cores it turns a ~20 ms IVF-PQ
+        search into ~0.4 s (docs/bench_index.md); ``exact_ranks=False`` skips it (item_ranks None).
+        """
+        q, k = self._queries(query_emb), self._k(k)
+        languages = list(languages) if languages is not None else [str(i) for i in range(len(q))]
+        if len(languages) != len(q):
+            raise ValueError(f"{len(languages)} languages for {len(q)} query rows")
+        full = torch.from_numpy(q) @ torch.from_numpy(self.vectors).T if (self._flat or exact_ranks) else None
+        if self._flat:
+            top = full.topk(k, dim=1)
+            scores, positions = top.values.numpy(), top.indices.numpy()
+        else:
+            cand = self._candidates(q, k)
+            if full is not None:
+                exact = full.gather(1, torch.from_numpy(np.maximum(cand, 0))).numpy()
+            else:
+                exact = np.matmul(self.vectors[np.maximum(cand, 0)], q[:, :, None])[..., 0]
+            scores, positions = self._top(exact, cand, k)
+        items = np.unique(positions[positions >= 0])
+        if full is not None:
+            t = full[:, torch.from_numpy(items)]
+            item_scores, item_ranks = t.numpy(), _count_higher(full, t).numpy()
+        else:
+            item_scores, item_ranks = q @ self.vectors[items].T, None
+        return TextSearchResult(languages, q, scores, positions, items, item_scores, item_ranks)
+
+    def search_texts(self, model, queries: Mapping[str, str], k: int, exact_ranks: bool = True) -> TextSearchResult:
+        """{language: text} -> per-language results; ALL texts go through ONE model.encode_texts
+        call and ONE search (see ``search_with_ranks`` for the rank computation and its cost)."""
+        if not isinstance(queries, Mapping) or not queries:
+            raise ValueError("queries must be a non-empty {language: text} mapping")
+        bad = [lang for lang, t in queries.items() if not isinstance(t, str)]
+        if bad:
+            raise TypeError(f"query for {bad[0]!r} is not a string")
+        _check_model(model, self.fingerprint, self.embed_dim)
+        emb = model.encode_texts(list(queries.values()))
+        return self.search_with_ranks(emb, k, languages=list(queries), exact_ranks=exact_ranks)
+
+    @property
+    def _flat(self) -> bool:
+        return isinstance(faiss.downcast_index(self.index), faiss.IndexFlat)
+
+    # --------------------------------------------------------------- save / load
+    def info(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "count": self.count,
+            "embed_dim": self.embed_dim,
+            "model_fingerprint": self.fingerprint,
+            "index_factory": self.index_factory,
+            "search_params": self.search_params,
+            "rerank": self.rerank,
+            "metric": "inner_product",
+            "created_with": {"ccr_demo": __version__, "faiss": faiss.__version__},
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the gallery folder atomically (see the module docstring for its files)."""
+        directory = Path(directory).absolute()
+        with atomic_directory(directory) as tmp:
+            faiss.write_index(self.index, str(tmp / INDEX_NAME))
+            np.save(tmp / VECTORS_NAME, self.vectors, allow_pickle=False)
+            _write_items(tmp / ITEMS_NAME, self.items, directory)
+            (tmp / INFO_NAME).write_text(json.dumps(self.info(), indent=2) + "\n", encoding="utf-8")
+        return directory
+
+    @staticmethod
+    def read_info(directory: str | Path) -> dict:
+        """gallery.json, checked (no model needed; what ``info`` prints)."""
+        path = Path(directory) / INFO_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: {directory} is not a saved gallery")
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise GalleryError(f"{path} is not valid JSON: {e}") from None
+        keys = {"format_version", "kind", "count", "embed_dim", "model_fingerprint", "index_factory"}
+        if not isinstance(info, dict) or not keys <= set(info):
+            raise GalleryError(f"{path} is not a gallery description (needs keys {sorted(keys)})")
+        if info["format_version"] > FORMAT_VERSION:
+            raise GalleryError(f"{path} has format_version {info['format_version']}; this ccr_demo reads up to "
+                               f"{FORMAT_VERSION}: upgrade ccr_demo")
+        return info
+
+    @classmethod
+    def load(cls, directory: str | Path, model=None) -> "Gallery":
+        """Read a saved gallery; with ``model``, refuse it unless it is the model that built it
+        (same fingerprint and embedding size). ``model=None`` skips that check: for searching
+        with precomputed embeddings only."""
+        directory = Path(directory)
+        info = cls.read_info(directory)
+        if model is not None:
+            _check_model(model, info["model_fingerprint"], info["embed_dim"], str(directory))
+        for name in (INDEX_NAME, VECTORS_NAME, ITEMS_NAME):
+            if not (directory / name).is_file():
+                raise FileNotFoundError(f"{directory / name} is missing: the gallery is incomplete, rebuild it")
+        try:
+            index = faiss.read_index(str(directory / INDEX_NAME))
+        except RuntimeError as e:
+            raise GalleryError(f"{directory / INDEX_NAME} is not a readable faiss index: "
+                               f"{str(e).strip().splitlines()[-1]}") from None
+        try:
+            vectors = np.load(directory / VECTORS_NAME, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise GalleryError(f"{directory / VECTORS_NAME} is not a readable .npy array: {e}") from None
+        items = _read_items(directory / ITEMS_NAME, directory)
+        n, d = info["count"], info["embed_dim"]
+        bad_vectors = vectors.shape != (n, d) or vectors.dtype != np.float32
+        problems = [f"{what} has {got}" for what, got in (
+            (VECTORS_NAME, f"shape {vectors.shape} {vectors.dtype}" if bad_vectors else None),
+            (INDEX_NAME, f"{index.ntotal} vectors of dim {index.d}" if (index.ntotal, index.d) != (n, d) else None),
+            (ITEMS_NAME, f"{len(items)} items" if len(items) != n else None)) if got]
+        if problems:
+            raise GalleryError(f"{directory}: {INFO_NAME} says {n} items of dim {d}, but " + "; ".join(problems))
+        return cls(index, vectors, items, kind=info["kind"], index_factory=info["index_factory"],
+                   fingerprint=info["model_fingerprint"], search_params=info.get("search_params", ""),
+                   rerank=int(info.get("rerank", 1)))
+
+
+def _check_model(model, fingerprint: str | None, dim: int, where: str = "this gallery") -> None:
+    """Refuse a model other than the one that built the gallery (raw-vector galleries, with no
+    fingerprint, can only check the embedding size)."""
+    model_dim = model.config.embed_dim
+    same = model_dim == dim and (fingerprint is None or model.fingerprint() == fingerprint)
+    if not same:
+        raise GalleryError(
+            f"{where} was built with model fingerprint {fingerprint} (embed dim {dim}); the given model has "
+            f"fingerprint {model.fingerprint()} (embed dim {model_dim}). Rebuild the gallery with this model "
+            "(python -m ccr_demo.index build ...) or load the model that built it")
+
+
+def _write_items(path: Path, items: list[dict], directory: Path) -> None:
+    """items.jsonl; paths relative to the gallery folder when the file lies under its parent."""
+    with open(path, "w", encoding="utf-8") as f:
+        for r in items:
+            if "path" in r:
+                r = dict(r, path=_relative(r["path"], directory))
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def _relative(path: str, directory: Path) -> str:
+    try:
+        rel = os.path.relpath(path, directory)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if rel.startswith(os.path.join(os.pardir, os.pardir)) else Path(rel).as_posix()
+
+
+def _read_items(path: Path, directory: Path) -> list[dict]:
+    items = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise GalleryError(f"{path}:{lineno}: not valid JSON: {e}") from None
+            if not isinstance(r, dict) or not isinstance(r.get("id"), str):
+                raise GalleryError(f"{path}:{lineno}: expected an object with a string 'id'")
+            if "path" in r:
+                r["path"] = str((directory / r["path"]).resolve())
+            items.append(r)
+    return items
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _build_cli(args) -> None:
+    from .model import CCRModel
+
+    if args.captions and not args.iglue:
+        raise ValueError("--captions needs --iglue (the captions come from the test set)")
+    model = CCRModel.from_pretrained(args.model)
+    kwargs = {"index_factory": args.factory, "batch_size": args.batch_size}
+    if args.search_params is not None:
+        kwargs["search_params"] = args.search_params
+    if args.images:
+        gallery = Gallery.build(model, args.images, **kwargs)
+        print(f"{gallery} -> {gallery.save(args.out)}")
+        return
+    from .data.formats import ParallelTestSet
+
+    langs = args.languages.split(",") if args.languages else None
+    ts = ParallelTestSet.from_iglue(args.iglue, langs, check_images=True)
+    gallery = Gallery.build(model, ts.image_paths, metadata=[{"id": i} for i in ts.image_ids], **kwargs)
+    print(f"{gallery} -> {gallery.save(args.out)}")
+    if args.captions:
+        texts, meta = [], []
+        for lang in ts.languages:
+            for image_id, caps in zip(ts.image_ids, ts.instance_captions(lang)):
+                texts.extend(caps)
+                meta.extend({"id": f"{lang}/{image_id}/{j}", "image_id": image_id, "language": lang}
+                            for j in range(len(caps)))
+        captions = Gallery.build(model, texts, kind="text", metadata=meta, **kwargs)
+        out = args.captions_out or f"{str(args.out).rstrip('/')}-captions"
+        print(f"{captions} -> {captions.save(out)}")
+
+
+def _info_cli(args) -> None:
+    info = Gallery.read_info(args.dir)
+    sizes = {name: (Path(args.dir) / name).stat().st_size for name in (INDEX_NAME, VECTORS_NAME, ITEMS_NAME)
+             if (Path(args.dir) / name).is_file()}
+    print(json.dumps({**info, "file_bytes": sizes}, indent=2))
+
+
+def _search_cli(args) -> None:
+    from .model import CCRModel
+
+    langs = args.lang or (["en"] if len(args.text) == 1 else [])
+    if len(langs) != len(args.text):
+        raise ValueError(f"give one --lang per --text ({len(args.text)} texts, {len(langs)} languages)")
+    if len(set(langs)) != len(langs):
+        raise ValueError(f"each language may be given once, got {langs}")
+    model = CCRModel.from_pretrained(args.model)
+    gallery = Gallery.load(args.dir, model)
+    res = gallery.search_texts(model, dict(zip(langs, args.text)), args.k)
+
+    def label(row: int) -> str:
+        r = gallery.items[row]
+        return r.get("caption", r.get("path", r["id"]))
+
+    if args.json:
+        out = {lang: [{"id": gallery.items[p]["id"], "row": int(p), "score": float(s), "item": label(p)}
+                      for s, p in zip(*res[lang]) if p >= 0] for lang in langs}
+        out["ranks"] = {gallery.items[p]["id"]: dict(zip(langs, res.item_ranks[:, j].tolist()))
+                        for j, p in enumerate(res.items)}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    for lang, text in zip(langs, args.text):
+        print(f"[{lang}] {text}")
+        for n, (s, p) in enumerate(zip(*res[lang]), 1):
+            if p >= 0:
+                print(f"  {n:3d}. {s:.4f}  {gallery.items[p]['id']}  {label(p)}")
+    if len(langs) > 1:
+        print("rank of each returned item under each language (0 = top):")
+        print("  " + " ".join(f"{lang:>6}" for lang in langs) + "  id")
+        for j, p in enumerate(res.items):
+            print("  " + " ".join(f"{r:6d}" for r in res.item_ranks[:, j]) + f"  {gallery.items[p]['id']}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """python -m ccr_demo.index build|info|search (``-h`` on each for options)."""
+    p = argparse.ArgumentParser(prog="python -m ccr_demo.index", description="Build, inspect and search galleries.")
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="embed images (and captions) with a model and save a gallery")
+    b.add_argument("--model", required=True, help="model folder or Hub id")
+    src = b.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="folder of images (scanned recursively; non-images skipped with a warning)")
+    src.add_argument("--iglue", help="parallel test set in IGLUE layout: annotations/{lang}/test.jsonl + images/")
+    b.add_argument("--out", required=True, help="gallery folder to write (replaced atomically)")
+    b.add_argument("--factory", default="Flat", help="faiss index_factory string: Flat, HNSW32, IVF1024,PQ32, ...")
+    b.add_argument("--search-params", help='faiss search parameters, e.g. "nprobe=64" (default: see Gallery)')
+    b.add_argument("--captions", action="store_true", help="also index every language's captions (with --iglue)")
+    b.add_argument("--captions-out", help="caption gallery folder (default: OUT-captions)")
+    b.add_argument("--languages", help="comma-separated languages to read with --iglue (default: all)")
+    b.add_argument("--batch-size", type=int, default=64)
+    i = sub.add_parser("info", help="print a gallery's description (no model needed)")
+    i.add_argument("dir")
+    s = sub.add_parser("search", help="search a gallery with text queries, one per language")
+    s.add_argument("dir")
+    s.add_argument("--model", required=True, help="the model that built the gallery (folder or Hub id)")
+    s.add_argument("--text", action="append", required=True, help="query text; repeat with --lang for several")
+    s.add_argument("--lang", action="append", help="language of each --text (default en)")
+    s.add_argument("-k", type=int, default=5)
+    s.add_argument("--json", action="store_true", help="print results as JSON")
+    args = p.parse_args(argv)
+    try:
+        {"build": _build_cli, "info": _info_cli, "search": _search_cli}[args.command](args)
+    except (ValueError, TypeError, OSError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
