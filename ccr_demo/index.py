@@ -194,25 +194,30 @@ def _embed(model, kind: str, records: list[dict], payloads: list, batch_size: in
     """Encode in batches with a progress bar; unreadable folder files are skipped and counted."""
     if batch_size <= 0:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if kind == "text":  # chunks of similar length pad little (encode_texts sorts within a call)
+        order = sorted(range(len(payloads)), key=lambda i: len(payloads[i]))
+        vectors = np.empty((len(payloads), model.config.embed_dim), dtype=np.float32)
+        with tqdm(total=len(payloads), unit=kind, desc="embedding texts", disable=not progress) as bar:
+            for start in range(0, len(payloads), batch_size):
+                rows = order[start:start + batch_size]
+                vectors[rows] = model.encode_texts([payloads[i] for i in rows], batch_size=batch_size).numpy()
+                bar.update(len(rows))
+        return vectors, records
     out, kept, skipped = [], [], []
     with tqdm(total=len(payloads), unit=kind, desc=f"embedding {kind}s", disable=not progress) as bar:
         for start in range(0, len(payloads), batch_size):
             chunk, recs = payloads[start:start + batch_size], records[start:start + batch_size]
-            if kind == "text":
-                out.append(model.encode_texts(chunk, batch_size=batch_size).numpy())
-                kept.extend(recs)
-            else:
-                images = []
-                for rec, p in zip(recs, chunk):
-                    try:
-                        images.append(p if isinstance(p, Image.Image) else load_image(p))
-                        kept.append(rec)
-                    except DataFormatError as e:
-                        if not skip_bad:
-                            raise
-                        skipped.append(str(e))
-                if images:
-                    out.append(model.encode_images(images, batch_size=batch_size).numpy())
+            images = []
+            for rec, p in zip(recs, chunk):
+                try:
+                    images.append(p if isinstance(p, Image.Image) else load_image(p))
+                    kept.append(rec)
+                except DataFormatError as e:
+                    if not skip_bad:
+                        raise
+                    skipped.append(str(e))
+            if images:
+                out.append(model.encode_images(images, batch_size=batch_size).numpy())
             bar.update(len(chunk))
     if skipped:
         warnings.warn(f"skipped {len(skipped)} file(s) that are not readable images, e.g. {skipped[0]}",

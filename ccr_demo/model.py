@@ -28,7 +28,7 @@ from torch import nn
 
 from .config import ModelConfig, from_dict, to_dict
 from .fileio import atomic_directory
-from .processing import PREPROCESSOR_CONFIG, ImageProcessor, tokenize
+from .processing import PREPROCESSOR_CONFIG, ImageProcessor, check_texts, tokenize
 from .towers import build_image_tower, build_text_tower, is_locked, lock
 
 WEIGHTS_NAME = "model.safetensors"
@@ -185,20 +185,26 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
             raise TypeError("encode_texts takes a list of strings; wrap a single string in a list")
         if len(texts) == 0:
             raise ValueError("encode_texts got an empty list of texts")
+        check_texts(texts)
         if language is not None and language not in self.config.languages:
             warnings.warn(f"language {language!r} is not among the model's training languages "
                           f"{self.config.languages}", stacklevel=2)
+        # Batch texts of similar length together (as sentence-transformers does): padding to the
+        # longest in a batch is what costs time on CPU; results are put back in input order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         was_training = self.training
         self.eval()
         out = []
         try:
             for start in range(0, len(texts), batch_size):
-                enc = self.tokenize(list(texts[start:start + batch_size]))
+                enc = self.tokenize([texts[i] for i in order[start:start + batch_size]])
                 emb = self.embed_tokens(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
                 out.append(emb.float().cpu())
         finally:
             self.train(was_training)
-        return torch.cat(out)
+        result = torch.empty(len(texts), self.config.embed_dim)
+        result[torch.as_tensor(order)] = torch.cat(out)
+        return result
 
     # --------------------------------------------------------------- identity
     def fingerprint(self) -> str:

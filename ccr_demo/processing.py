@@ -68,16 +68,21 @@ class ImageProcessor:
         return torch.stack([self(im) for im in images])
 
 
+def check_texts(texts: Sequence[str]) -> None:
+    """A list of strings, or a TypeError naming the first item that is not one."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, not one string")
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"texts must be strings; item {bad} is {type(texts[bad]).__name__}")
+
+
 def tokenize(tokenizer, texts: Sequence[str], max_length: int, prefix: str = "") -> dict[str, torch.Tensor]:
     """Strings -> padded ``input_ids`` / ``attention_mask``; long texts are truncated.
 
     The limit is the smaller of ``max_length`` and the tokenizer's own maximum.
     """
-    if isinstance(texts, str):
-        raise TypeError("texts must be a list of strings, not one string")
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-    if bad:
-        raise TypeError(f"texts must be strings; item {bad[0]} is {type(texts[bad[0]]).__name__}")
+    check_texts(texts)
     limit = min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length)
     enc = tokenizer(
         [prefix + t for t in texts], padding=True, truncation=True, max_length=limit, return_tensors="pt"

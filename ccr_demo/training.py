@@ -423,9 +423,9 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     summary = {"steps": state.step, "epochs": state.epoch, "final_loss": last_loss,
                "train_seconds": round(train_seconds, 1), "processes": accelerator.num_processes,
                "global_batch": tc.batch_size * accelerator.num_processes, "history": history, "eval": reports,
-               "is_main_process": accelerator.is_main_process}
+               "n_train": len(dataset), "is_main_process": accelerator.is_main_process}
     if accelerator.is_main_process:
-        _write_outputs(raw, cfg, summary, len(dataset))
+        _write_outputs(raw, cfg, summary)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
@@ -473,12 +473,12 @@ def _evaluate_all(model: CCRModel, eval_sets, accelerator: Accelerator, step: in
     return reports
 
 
-def _write_outputs(model: CCRModel, cfg: ExperimentConfig, summary: dict, n_train: int) -> None:
-    out = Path(cfg.train.output_dir)
+def card_kwargs(cfg: ExperimentConfig, summary: dict, repo_or_path: str) -> dict:
+    """What the model card says about a run: its settings and the measured report."""
     report = summary["eval"][0] if summary["eval"] else None
     training = {
         "loss": f"{cfg.train.loss}" + (f" ({cfg.train.loss_mode})" if cfg.train.loss == "one_to_k" else ""),
-        "training data": f"`{cfg.data.train}` ({n_train} images x {len(cfg.languages)} languages)",
+        "training data": f"`{cfg.data.train}` ({summary['n_train']} images x {len(cfg.languages)} languages)",
         "steps": summary["steps"],
         "global batch (images)": summary["global_batch"],
         "processes": summary["processes"],
@@ -490,10 +490,14 @@ def _write_outputs(model: CCRModel, cfg: ExperimentConfig, summary: dict, n_trai
         "training time": f"{summary['train_seconds']} s",
         "final loss": f"{summary['final_loss']:.4f}",
     }
+    return dict(model_name=cfg.train.model_name or f"ccr_demo {cfg.train.loss} model", report=report,
+                dataset_name=cfg.data.eval[0] if report else "", training=training, repo_or_path=repo_or_path)
+
+
+def _write_outputs(model: CCRModel, cfg: ExperimentConfig, summary: dict) -> None:
+    out = Path(cfg.train.output_dir)
     model_dir = out / "model"
-    model.save_pretrained(model_dir, model_card_kwargs=dict(
-        model_name=cfg.train.model_name or f"ccr_demo {cfg.train.loss} model", report=report,
-        dataset_name=report["dataset"] if report else "", training=training, repo_or_path=str(model_dir)))
+    model.save_pretrained(model_dir, model_card_kwargs=card_kwargs(cfg, summary, str(model_dir)))
     atomic_write_json(out / "summary.json", summary)
-    if report:
-        atomic_write_json(model_dir.parent / "eval_report.json", {"reports": summary["eval"]})
+    if summary["eval"]:
+        atomic_write_json(out / "eval_report.json", {"reports": summary["eval"]})

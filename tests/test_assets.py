@@ -1,0 +1,60 @@
+"""The embedded default (assets/): loads offline and reproduces its recorded evaluation."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ccr_demo import metrics
+from ccr_demo.data.formats import ParallelTestSet
+from ccr_demo.index import Gallery
+from ccr_demo.model import CCRModel
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+N_SLICE = 40
+
+
+@pytest.fixture(scope="module")
+def default():
+    model = CCRModel.from_pretrained(ASSETS / "model")  # no network: HF_HUB_OFFLINE=1 in conftest
+    gallery = Gallery.load(ASSETS / "gallery", model)
+    report = json.loads((ASSETS / "eval_report.json").read_text())
+    return model, gallery, report
+
+
+def test_assets_are_small_and_hold_no_wheel_tower(default):
+    model, _, _ = default
+    meta = json.loads((ASSETS / "model" / "config.json").read_text())
+    assert set(meta["external_towers"]) == {"text_tower"}  # e5 is rebuilt from its wheel
+    total = sum(p.stat().st_size for p in ASSETS.rglob("*") if p.is_file())
+    assert total < 50 * 2**20, f"assets/ is {total / 2**20:.1f} MiB"
+    card = (ASSETS / "model" / "README.md").read_text()
+    assert "MRV" in card and "| tr |" in card
+
+
+def test_recorded_ranks_are_reproduced_on_a_slice(default):
+    """Re-encode the first captions of N_SLICE test instances in every language and rank them
+    against the whole shipped gallery: the ranks must be those in eval_report.json."""
+    model, gallery, report = default
+    ts = ParallelTestSet.from_iglue(ASSETS / "shapes_test")
+    assert gallery.ids == ts.image_ids and len(ts) == report["n_instances"]
+    agree = []
+    for lang in report["languages"]:
+        texts = [ts.captions[lang][i] for i in ts.first_text[lang][:N_SLICE]]
+        scores = model.encode_texts(texts).numpy() @ gallery.vectors.T
+        ranks = metrics.t2i_ranks(scores, np.arange(N_SLICE))
+        agree.append(ranks == np.asarray(report["ranks"]["t2i"][lang][:N_SLICE]))
+    agree = np.stack(agree)
+    assert agree.mean() >= 0.97, f"only {agree.mean():.1%} of recorded ranks reproduced"
+
+
+def test_recorded_metrics_follow_from_recorded_ranks(default):
+    _, _, report = default
+    langs = report["languages"]
+    t2i = np.stack([report["ranks"]["t2i"][lang] for lang in langs], axis=1)
+    i2t = np.stack([report["ranks"]["i2t"][lang] for lang in langs], axis=1)
+    assert report["mrv"]["t2i"] == pytest.approx(metrics.mean_rank_variance(t2i))
+    assert report["mrv"]["i2t"] == pytest.approx(metrics.mean_rank_variance(i2t))
+    for j, lang in enumerate(langs):
+        assert report["t2i"][lang]["1"] == pytest.approx(metrics.recall_at_k(t2i[:, j], (1,))[1])
