@@ -16,7 +16,8 @@ A saved gallery is a folder, written atomically (a crash mid-save leaves the old
 
     gallery.json   format version, kind, count, embed_dim, model_fingerprint, index_factory,
                    search_params, rerank, metric, created_with versions
-    index.faiss    faiss.write_index of the index
+    index.faiss    faiss.write_index of the index; not written for "Flat", whose index is
+                   nothing but vectors.npy again (it is rebuilt from it on load)
     vectors.npy    float32 [count, embed_dim], L2-normalised, row = position
     items.jsonl    one JSON object per row: "id", then "path" (images from files; relative to the
                    gallery folder when the file lies under the folder's parent), "caption" (text
@@ -585,7 +586,8 @@ class Gallery:
         """Write the gallery folder atomically (see the module docstring for its files)."""
         directory = Path(directory).absolute()
         with atomic_directory(directory) as tmp:
-            faiss.write_index(self.index, str(tmp / INDEX_NAME))
+            if not self._flat:
+                faiss.write_index(self.index, str(tmp / INDEX_NAME))
             np.save(tmp / VECTORS_NAME, self.vectors, allow_pickle=False)
             _write_items(tmp / ITEMS_NAME, self.items, directory)
             (tmp / INFO_NAME).write_text(json.dumps(self.info(), indent=2) + "\n", encoding="utf-8")
@@ -618,18 +620,24 @@ class Gallery:
         info = cls.read_info(directory)
         if model is not None:
             _check_model(model, info["model_fingerprint"], info["embed_dim"], str(directory))
-        for name in (INDEX_NAME, VECTORS_NAME, ITEMS_NAME):
+        flat = info["index_factory"] == "Flat"
+        for name in (VECTORS_NAME, ITEMS_NAME) if flat else (INDEX_NAME, VECTORS_NAME, ITEMS_NAME):
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"{directory / name} is missing: the gallery is incomplete, rebuild it")
-        try:
-            index = faiss.read_index(str(directory / INDEX_NAME))
-        except RuntimeError as e:
-            raise GalleryError(f"{directory / INDEX_NAME} is not a readable faiss index: "
-                               f"{str(e).strip().splitlines()[-1]}") from None
         try:
             vectors = np.load(directory / VECTORS_NAME, allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
             raise GalleryError(f"{directory / VECTORS_NAME} is not a readable .npy array: {e}") from None
+        if flat:
+            index = faiss.IndexFlatIP(int(info["embed_dim"]))
+            if vectors.ndim == 2 and vectors.shape[1] == index.d and vectors.dtype == np.float32:
+                index.add(vectors)
+        else:
+            try:
+                index = faiss.read_index(str(directory / INDEX_NAME))
+            except RuntimeError as e:
+                raise GalleryError(f"{directory / INDEX_NAME} is not a readable faiss index: "
+                                   f"{str(e).strip().splitlines()[-1]}") from None
         items = _read_items(directory / ITEMS_NAME, directory)
         n, d = info["count"], info["embed_dim"]
         bad_vectors = vectors.shape != (n, d) or vectors.dtype != np.float32

@@ -87,7 +87,8 @@ def test_build_from_pil_images_mapping_and_text(tiny_model):
 
 def test_save_load_round_trip(gallery, tiny_model, tmp_path):
     out = gallery.save(tmp_path / "gal")
-    assert sorted(os.listdir(out)) == ["gallery.json", "index.faiss", "items.jsonl", "vectors.npy"]
+    # A Flat index is the vectors again: it is rebuilt from vectors.npy, not stored twice.
+    assert sorted(os.listdir(out)) == ["gallery.json", "items.jsonl", "vectors.npy"]
     info = json.loads((out / "gallery.json").read_text())
     assert info["model_fingerprint"] == tiny_model.fingerprint() and info["embed_dim"] == 32
     assert info["count"] == 8 and info["kind"] == "image" and info["index_factory"] == "Flat"
@@ -296,10 +297,13 @@ def test_bad_inputs(tiny_model, gallery, tmp_path, image_folder):
 
 
 def test_corrupt_or_missing_files_are_named(gallery, tiny_model, tmp_path):
-    out = gallery.save(tmp_path / "gal")
-    (out / "index.faiss").write_bytes(b"garbage")
+    hnsw = Gallery.from_vectors(gallery.vectors, gallery.ids, index_factory="HNSW32").save(tmp_path / "hnsw")
+    (hnsw / "index.faiss").write_bytes(b"garbage")
     with pytest.raises(GalleryError, match="index.faiss"):
-        Gallery.load(out, tiny_model)
+        Gallery.load(hnsw)
+    (hnsw / "index.faiss").unlink()
+    with pytest.raises(FileNotFoundError, match="index.faiss"):
+        Gallery.load(hnsw)
     out = gallery.save(tmp_path / "gal")
     (out / "vectors.npy").unlink()
     with pytest.raises(FileNotFoundError, match="vectors.npy"):
@@ -337,7 +341,7 @@ def test_cli_build_info_search(tiny_model, image_folder, tmp_path, capsys):
     assert "Gallery(8 images" in capsys.readouterr().out
     assert main(["info", str(tmp_path / "g")]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["count"] == 8 and set(info["file_bytes"]) == {"index.faiss", "vectors.npy", "items.jsonl"}
+    assert info["count"] == 8 and set(info["file_bytes"]) == {"vectors.npy", "items.jsonl"}
     assert main(["search", str(tmp_path / "g"), "--model", model, "--text", "a red circle", "-k", "3"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("[en] a red circle") and len(out.strip().splitlines()) == 4
