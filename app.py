@@ -1,6 +1,12 @@
 """Gradio demo entry point (the Hugging Face Space's app_file); all logic lives in ccr_demo.ui."""
 
-from ccr_demo.ui import build_demo
+import os
+
+# torch and faiss each keep an OpenMP pool; spinning idle threads make one wait for the other
+# on small machines (measured 5-20x slower searches on 2 cores, docs/bench_index.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ccr_demo.ui import build_demo, launch_options, queue_options  # noqa: E402
 
 if __name__ == "__main__":
-    build_demo().queue(default_concurrency_limit=2, max_size=32).launch()
+    build_demo().queue(**queue_options()).launch(**launch_options())

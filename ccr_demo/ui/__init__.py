@@ -1,9 +1,60 @@
-"""Gradio UI. Placeholder until the gallery/app issue lands: it says so instead of pretending."""
+"""Gradio demo: text-to-image search in many languages side by side, rank consistency (MRV),
+gold mode, image-to-text, a session gallery and evaluation.
+
+``build_demo()`` loads everything once (see ``state``) and returns the Blocks; ``app.py``
+queues and launches it with ``queue_options()`` / ``launch_options()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .state import AppState, Limits, image_folders, load_app_state
+
+__all__ = ["build_demo", "queue_options", "launch_options", "AppState", "Limits", "load_app_state"]
 
 
-def build_demo():
+def build_demo(model_dir: str | Path | None = None, gallery_dir: str | Path | None = None,
+               testset_dir: str | Path | None = None, captions_dir: str | Path | None = None, *,
+               state: AppState | None = None, **load_kwargs):
+    """The demo's gr.Blocks. Paths given here win over CCR_MODEL / CCR_GALLERY / CCR_TESTSET /
+    CCR_CAPTIONS, which win over the embedded default in ``assets/``; missing pieces are shown
+    in the app, never raised. ``state``: an already loaded AppState (tests, benchmarks).
+    The loaded state is kept as ``demo.ccr_state``."""
     import gradio as gr
 
-    with gr.Blocks(title="CCR demo") as demo:
-        gr.Markdown("# CCR demo\nThe retrieval UI is not built yet: the gallery and app issue is open.")
+    from .layout import build_layout
+
+    app = state if state is not None else load_app_state(model_dir, gallery_dir, testset_dir, captions_dir,
+                                                         **load_kwargs)
+    app.start_background_work()
+    if app.gallery is not None:
+        folders = image_folders(app.gallery)
+        if folders:  # served as they are (not copied into gradio's cache on every search)
+            gr.set_static_paths(folders)
+    demo = build_layout(app)
+    demo.ccr_state = app
     return demo
+
+
+def queue_options() -> dict:
+    """Bounded work: at most 2 requests run at once (2 CPU cores), 32 wait; more are refused."""
+    return {"default_concurrency_limit": 2, "max_size": 32}
+
+
+def launch_options() -> dict:
+    """Launch arguments (Gradio 6 takes theme/css here, not in Blocks)."""
+    return {"max_file_size": "25mb", "show_error": False, "css": CSS}
+
+
+# Result panes: each caption (id, position and score, rank in every language) sits under its
+# image, whole, instead of one truncated line over it, so an image is recognisable across panes.
+CSS = """
+.ccr-pane .grid-wrap { padding-top: 2.2em; }
+.ccr-pane .grid-container { grid-auto-rows: auto; grid-template-rows: none; }
+.ccr-pane .thumbnail-item { aspect-ratio: auto; height: auto; overflow: visible; }
+.ccr-pane .thumbnail-item img { aspect-ratio: 1 / 1; height: auto; }
+.ccr-pane .caption-label { position: static; white-space: pre-line; max-width: 100%; opacity: 1;
+  font-size: 11px; line-height: 1.3; border: none; border-radius: 0; }
+#mrv h3 { font-size: 1.6em; }
+"""

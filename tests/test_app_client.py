@@ -1,0 +1,142 @@
+"""The launched app driven over HTTP with gradio_client: the named endpoints search, gold,
+image_to_text and evaluate answer with what the callbacks compute, and bad input leaves the
+app working. Uses generated tiny fixtures (see test_ui_callbacks.build_tiny_assets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ccr_demo.ui import build_demo, callbacks as cb, launch_options, queue_options
+
+from test_ui_callbacks import build_tiny_assets, load_state
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
+
+QUERIES = {"en": "a red circle", "de": "ein roter Kreis", "zh": "红色的圆", "ja": "赤い丸"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(client, app state): the demo on 127.0.0.1 (a free port), queued as app.py queues it."""
+    from gradio_client import Client
+
+    assets = build_tiny_assets(tmp_path_factory.mktemp("client_assets"))
+    state = load_state(assets)
+    demo = build_demo(state=state)
+    demo.queue(**queue_options())
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        yield Client(url, verbose=False), state, assets
+    finally:
+        demo.close()
+
+
+def _search(client, **texts):
+    return client.predict(languages=list(texts), k=5, gallery="default gallery", **texts, api_name="/search")
+
+
+def test_search_in_four_languages(served):
+    client, state, _ = served
+    out = _search(client, **QUERIES)
+    status, mrv_md, table, overlap, plot, summary, *panes = out
+    expect = cb.search(state, QUERIES, 5)
+    assert summary["mrv"] == pytest.approx(expect.mrv) and summary["consensus"] == expect.consensus
+    assert f"Query MRV: {expect.mrv:.3f}" in mrv_md
+    assert table["headers"][:3] == ["image", "role", "top-k in"]
+    assert [row[0] for row in table["data"]] == list(expect.table["image"])
+    assert overlap["headers"] == ["top-5 overlap", *QUERIES]
+    assert len(panes) == 10
+    by_lang = dict(zip(["en", "de", "fr", "cs", "zh", "ja", "id", "es", "ru", "tr"], panes))
+    for lang in QUERIES:
+        items = by_lang[lang]["value"] if isinstance(by_lang[lang], dict) else by_lang[lang]
+        assert len(items) == 5
+        assert Path(items[0]["image"]).is_file()  # the image file itself was served
+        assert items[0]["caption"].split("\n")[0] == expect.panes[lang][0][1].split("\n")[0]
+    assert [h["image"] for h in summary["results"]["en"]] == [h["image"] for h in expect.hits["en"]]
+
+
+def test_gold_mode(served):
+    client, state, _ = served
+    out = client.predict(languages=["en", "de", "zh"], k=5, instance=2, api_name="/gold")
+    texts, (status, mrv_md, table, overlap, plot, summary) = out[:10], out[10:16]
+    ts = state.test_set
+    assert texts[0] == ts.instance_captions("en")[2][0] and texts[4] == ts.instance_captions("zh")[2][0]
+    assert summary["gold"]["image_id"] == ts.image_ids[2]
+    expect = cb.search(state, {lg: ts.instance_captions(lg)[2][0] for lg in ["en", "de", "zh"]}, 5,
+                       gold={"image_id": ts.image_ids[2],
+                             "captions": {lg: ts.instance_captions(lg)[2][0] for lg in ["en", "de", "zh"]}})
+    assert summary["gold"]["ranks"] == expect.gold["ranks"]
+    assert summary["gold"]["mrv"] == pytest.approx(expect.gold["mrv"])
+    assert "★ Gold image" in mrv_md and f"instance 2 of {len(ts)}" in status
+
+
+def test_evaluate_small_slice(served):
+    client, state, _ = served
+    status, head, table, chart, md, report = client.predict(max_instances=6, languages=["en", "de"],
+                                                            api_name="/evaluate")
+    assert report["n_instances"] == 6 and report["languages"] == ["en", "de"]
+    assert "MRV: text-to-image" in head and "| en |" in md
+    assert [row[0] for row in table["data"]] == ["en", "de"]
+    expect = cb.evaluate(state, 6, ["en", "de"])
+    assert report["mrv"] == pytest.approx(expect.report["mrv"])
+
+
+def test_image_to_text_and_bad_files(served, tmp_path):
+    from gradio_client import handle_file
+
+    client, state, assets = served
+    image = sorted((assets["testset"] / "images").glob("*.png"))[0]
+    shown, md, table, summary = client.predict(image=handle_file(str(image)), languages=["en", "ja"], k=2,
+                                               api_name="/image_to_text")
+    assert len(table["data"]) == 4 and {r[0] for r in table["data"]} == {"en", "ja"}
+    assert Path(shown).is_file()
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"this is not a png")
+    shown, md, table, summary = client.predict(image=handle_file(str(fake)), languages=["en"], k=2,
+                                               api_name="/image_to_text")
+    assert "cannot be used as an image" in md and not table["data"]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    _, md, table, _ = client.predict(image=handle_file(str(notes)), languages=["en"], k=2, api_name="/image_to_text")
+    assert "not an image" in md and not table["data"]
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).convert("CMYK").save(cmyk)
+    _, md, table, _ = client.predict(image=handle_file(str(cmyk)), languages=["en"], k=1, api_name="/image_to_text")
+    assert len(table["data"]) == 1
+
+
+def test_bad_queries_leave_the_app_working(served):
+    client, _, _ = served
+    status, mrv_md, table, *_ = _search(client, en="", de="   ")
+    assert "at least one language" in status and not table["data"]
+    status, *_ = _search(client, en="🔴🔴🔴", de="?!")
+    assert "no letters or digits" in status
+    status, mrv_md, *_ = _search(client, en="a red circle " * 800, zh="红色的圆 red 圆")
+    assert "only the first 1,000 were used" in status and "Query MRV" in mrv_md
+    out = _search(client, **QUERIES)  # still answers normally
+    assert out[5]["mrv"] is not None
+
+
+def test_session_gallery_is_per_client(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client, state, assets = served
+    images = sorted((assets["testset"] / "images").glob("*.png"))[:3]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    status, choice = client.predict(files=[handle_file(str(p)) for p in images] + [handle_file(str(notes))],
+                                    folder="", api_name="/build_gallery")
+    assert "**3 images**" in status and "notes.txt" in status and choice == "my gallery"
+    out = client.predict(languages=["en", "zh"], k=2, gallery="my gallery", en="a red circle", zh="红色的圆",
+                         api_name="/search")
+    assert {row[0] for row in out[2]["data"]} <= {p.name for p in images}
+    # another client (another session) has no gallery of its own: it gets the default one, and is told so
+    other = Client(client.src, verbose=False)
+    out = other.predict(languages=["en", "zh"], k=2, gallery="my gallery", en="a red circle", zh="红色的圆",
+                        api_name="/search")
+    assert "not built a gallery yet" in out[0]
+    assert {row[0] for row in out[2]["data"]} <= set(state.gallery.ids)

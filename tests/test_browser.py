@@ -1,0 +1,113 @@
+"""The demo in a real browser: Debian's chromium driven by Playwright for Python.
+
+Types queries in Latin and CJK scripts, presses Search, checks that every language's pane
+shows loaded images and that the MRV panel appears, and saves docs/app_screenshot.png.
+Needs `apt-get install chromium fonts-noto-cjk` and `pip install playwright` (never
+`playwright install`: the system chromium is used). A missing browser FAILS the test, it does
+not skip it; `pytest -m "not browser"` leaves it out.
+
+It runs the app exactly as `python app.py` does: the embedded default from assets/ (or what
+CCR_MODEL / CCR_GALLERY / CCR_TESTSET name), so the screenshot shows the trained model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ccr_demo.ui import build_demo, launch_options, queue_options
+
+pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore")]
+
+CHROMIUM = os.environ.get("CCR_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "app_screenshot.png"
+QUERIES = {"en": "a red circle", "de": "ein roter Kreis", "fr": "un cercle rouge", "cs": "červený kruh",
+           "zh": "红色的圆", "ja": "赤い丸"}
+
+
+def _require_browser():
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+    except ImportError:
+        pytest.fail("Playwright for Python is not installed: `pip install playwright` (or `pip install -e .[test]`); "
+                    "do not run `playwright install`, the system chromium is used", pytrace=False)
+    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        pytest.fail(f"chromium not found at {CHROMIUM}: `apt-get install chromium fonts-noto-cjk` "
+                    "(.ci/run does this), or set CCR_CHROMIUM to its path", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def url():
+    demo = build_demo()
+    demo.queue(**queue_options())
+    _, local_url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        yield local_url
+    finally:
+        demo.close()
+
+
+def test_search_in_latin_and_cjk_scripts(url):
+    _require_browser()  # in the test, not the fixture: a missing browser is a FAILED test, not an error
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000}, locale="en-US")
+            page.goto(url, wait_until="domcontentloaded")
+            for lang, text in QUERIES.items():
+                box = page.locator(f"#query-{lang}").locator("textarea, input").first
+                box.fill(text)
+            page.locator("#search-button").click()
+            mrv = page.locator("#mrv")
+            expect(mrv).to_contain_text("Query MRV", timeout=60_000)
+            expect(mrv).to_contain_text("Consensus image")
+            for lang, text in QUERIES.items():
+                pane = page.locator(f"#pane-{lang}")
+                expect(pane).to_contain_text(text)  # the label repeats the query, in its script
+                images = pane.locator("img")
+                expect(images.first).to_be_visible(timeout=30_000)
+                assert images.count() >= 1
+                page.wait_for_function(
+                    "sel => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)",
+                    arg=f"#pane-{lang} img", timeout=30_000)
+            expect(page.locator("#rank-table")).to_contain_text("rank zh")
+            assert page.locator("#overlap").is_visible() and page.locator("#rank-plot").is_visible()
+            page.wait_for_timeout(2000)  # let the plot draw its legend
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            assert SCREENSHOT.stat().st_size > 20_000
+            # clicking a result image asks for its captions in every language (image -> text tab);
+            # with real assets the captions may still be encoding: the app says so
+            page.locator("#pane-zh img").first.click()
+            status = page.locator("#i2t-status")
+            expect(status).to_contain_text(re.compile("Query: gallery image|still being encoded"), timeout=30_000)
+            if "Query: gallery image" in status.inner_text():
+                expect(page.locator("#i2t-table")).to_contain_text("zh", timeout=30_000)
+        finally:
+            browser.close()
+
+
+def test_hidden_languages_and_empty_search_message(url):
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(url, wait_until="domcontentloaded")
+            expect(page.locator("#query-ru")).to_be_hidden()
+            page.locator("#languages").get_by_label("ru").check()
+            expect(page.locator("#query-ru")).to_be_visible()
+            page.locator("#search-button").click()  # every box empty
+            expect(page.locator("#search-status")).to_contain_text("at least one language", timeout=30_000)
+        finally:
+            browser.close()

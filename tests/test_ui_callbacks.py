@@ -1,0 +1,441 @@
+"""UI callbacks as plain functions (no browser, no server): search, consistency panel, gold mode,
+image-to-text, session gallery, evaluation, bad input, missing assets.
+
+Every number the UI shows is checked against ccr_demo.metrics on scores computed here directly
+from the gallery's vectors and the model's text embeddings. Fixtures are generated (a tiny
+shapes test set, a tiny random model, a gallery built with the index CLI): assets/ is never used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ccr_demo import LANGUAGES, metrics
+from ccr_demo.data.formats import ParallelTestSet
+from ccr_demo.data.shapes import generate_dataset
+from ccr_demo.evaluate import evaluate as library_evaluate
+from ccr_demo.index import main as index_main
+from ccr_demo.model import CCRModel
+from ccr_demo.ui import callbacks as cb
+from ccr_demo.ui import state as ui_state
+from ccr_demo.ui.state import Limits, load_app_state
+
+from conftest import tiny_config
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+QUERIES = {"en": "a red circle", "de": "ein roter Kreis", "zh": "红色的圆", "ja": "赤い丸"}
+
+
+def build_tiny_assets(root: Path, n_test: int = 24) -> dict[str, Path]:
+    """What the embedded default holds, in miniature: a shapes test set (IGLUE layout), a saved
+    tiny random model, and its image and caption galleries built by `python -m ccr_demo.index`."""
+    data = generate_dataset(root / "shapes", 0, 0, n_test, 0, image_size=64, workers=1, progress=False)
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        CCRModel(tiny_config()).save_pretrained(root / "model")
+    paths = {"model": root / "model", "gallery": root / "gallery", "testset": data / "test",
+             "captions": root / "captions"}
+    assert index_main(["build", "--model", str(paths["model"]), "--iglue", str(paths["testset"]),
+                       "--out", str(paths["gallery"]), "--captions", "--captions-out", str(paths["captions"]),
+                       "--batch-size", "16"]) == 0
+    return paths
+
+
+def load_state(paths, **kwargs):
+    """An AppState from explicit paths, whatever CCR_* variables the environment holds; encoded
+    captions are not cached (the user's cache stays clean, and each test encodes afresh)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("CCR_MODEL", "CCR_GALLERY", "CCR_TESTSET", "CCR_CAPTIONS"):
+            mp.delenv(var, raising=False)
+        kwargs.setdefault("caption_cache", False)
+        return load_app_state(paths["model"], paths["gallery"], paths["testset"], warm_up=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return build_tiny_assets(tmp_path_factory.mktemp("ui_assets"))
+
+
+@pytest.fixture(scope="module")
+def app(assets):
+    state = load_state(assets)  # captions: encoded from the test set on first use
+    assert state.ready and not state.problems, state.problems
+    return state
+
+
+def _scores(app, texts: dict[str, str], gallery=None) -> np.ndarray:
+    """[L, N] scores of the queries (in the given order) against every gallery image."""
+    gallery = gallery or app.gallery
+    emb = app.model.encode_texts(list(texts.values())).numpy()
+    return emb @ gallery.vectors.T
+
+
+# --------------------------------------------------------------------------- text -> image
+
+
+def test_search_panes_ranks_and_mrv_match_metrics(app):
+    k = 5
+    res = cb.search(app, QUERIES, k)
+    assert res.ok and res.languages == list(QUERIES) and res.message == ""
+    scores = _scores(app, QUERIES)
+    ref = metrics.rank_consistency(scores, k)
+    ids = app.gallery.ids
+    # per-language panes: the top k by score, best first, captions naming id, score and all ranks
+    for i, lang in enumerate(QUERIES):
+        order = np.argsort(-scores[i], kind="stable")[:k]
+        assert sorted(res.pane_rows[lang]) == sorted(order.tolist())
+        assert len(res.panes[lang]) == k
+        first_image, first_caption = res.panes[lang][0]
+        row = res.pane_rows[lang][0]
+        assert Path(first_image) == Path(app.gallery.items[row]["path"])
+        assert first_caption.split("\n")[0].endswith(ids[row])
+        assert f"#1 · score {scores[i, row]:.3f}" in first_caption
+        assert res.hits[lang][0] == {"image": ids[row], "score": pytest.approx(scores[i, row], abs=1e-4)}
+        for j, lg in enumerate(QUERIES):
+            assert f"{lg}\u00a0{ref.ranks[row, j] + 1}" in first_caption
+    # the table: every image returned in any language, its exact rank in each language (1-based)
+    returned = {r for rows in res.pane_rows.values() for r in rows} | {ref.consensus}
+    assert set(res.table["image"]) == {ids[r] for r in returned}
+    for _, rec in res.table.iterrows():
+        row = app.gallery.position(rec["image"])
+        assert [rec[f"rank {lg}"] for lg in QUERIES] == (ref.ranks[row] + 1).tolist()
+        assert rec["std"] == pytest.approx(ref.std[row], abs=1e-3)
+        assert rec["variance"] == pytest.approx(ref.var[row], abs=1e-3)
+        assert rec["mean rank"] == pytest.approx(ref.mean_rank[row] + 1, abs=0.01)
+    assert list(res.table["mean rank"]) == sorted(res.table["mean rank"])
+    # the query's MRV is the consensus image's spread, as metrics define it
+    assert res.consensus == ids[ref.consensus]
+    assert res.mrv == pytest.approx(ref.mrv) and res.mrv_var == pytest.approx(ref.mrv_var)
+    assert f"Query MRV: {ref.mrv:.3f}" in res.mrv_markdown
+    assert "consensus" in res.table.set_index("image").loc[res.consensus, "role"]
+    # pairwise overlap and the plot's data
+    np.testing.assert_allclose(res.overlap[list(QUERIES)].to_numpy(), np.round(ref.overlap, 2))
+    assert set(res.plot["language"]) == set(QUERIES) and res.consensus in set(res.plot["image"])
+    summary = res.summary()
+    assert summary["mrv"] == pytest.approx(ref.mrv) and len(summary["ranks"]) == len(res.table)
+
+
+def test_search_one_language_has_no_mrv(app):
+    res = cb.search(app, {"en": "a red circle"}, 3)
+    assert res.ok and res.mrv is None and "needs two or more languages" in res.mrv_markdown
+
+
+def test_search_k_is_clamped(app):
+    res = cb.search(app, QUERIES, 10_000)
+    assert res.ok and all(len(p) == app.limits.max_k for p in res.panes.values())
+    assert cb.search(app, QUERIES, "not a number").ok
+
+
+@pytest.mark.parametrize("texts, expect", [
+    ({"en": "", "de": "   ", "zh": None}, "at least one language"),
+    ({"en": "🔴🔵!!!", "de": "?!…"}, "no letters or digits"),
+    ({"en": "\u200b\u200e", "ja": "\x00\t"}, "at least one language"),
+    ({"en": 42}, "must be text"),
+])
+def test_search_without_usable_query_gives_a_message(app, texts, expect):
+    res = cb.search(app, texts, 5)
+    assert not res.ok and expect in res.message
+    assert res.panes == {} and res.mrv is None
+
+
+def test_search_odd_but_usable_queries(app):
+    long = "a red circle " * 800  # 10,400 characters
+    mixed = {"en": long, "de": "🔴 ein roter Kreis!!", "zh": "red 圆 круг مربع", "ja": "", "xx": "x"}
+    res = cb.search(app, mixed, 5)
+    assert res.ok and res.languages == ["en", "de", "zh"]
+    assert "10,400 characters" in res.message and "unknown language 'xx'" in res.message
+    assert len(res.queries["en"]) <= app.limits.max_query_chars
+    # a skipped language does not stop the others
+    res = cb.search(app, {"en": "🙂", "de": "ein roter Kreis"}, 5)
+    assert res.ok and res.languages == ["de"] and "**en**" in res.message
+
+
+# --------------------------------------------------------------------------- gold mode
+
+
+def test_gold_mode_marks_gold_and_its_ranks(app):
+    ts = app.test_set
+    inst = cb.random_instance(app, ["en", "de", "zh", "ja"], index=5)
+    assert inst.gold["image_id"] == ts.image_ids[5]
+    assert inst.texts == {lang: ts.instance_captions(lang)[5][0] for lang in ["en", "de", "zh", "ja"]}
+    res = cb.search(app, inst.texts, 5, gold=inst.gold)
+    assert res.ok and res.gold["image_id"] == ts.image_ids[5]
+    gold_row = app.gallery.position(ts.image_ids[5])
+    scores = _scores(app, inst.texts)
+    ranks = metrics.t2i_ranks(scores, np.full(len(scores), gold_row))  # one gold image for every language
+    assert list(res.gold["ranks"].values()) == (ranks + 1).tolist()
+    assert res.gold["mrv"] == pytest.approx(metrics.mean_rank_variance(ranks[None], "std"))
+    assert res.gold["mrv_var"] == pytest.approx(metrics.mean_rank_variance(ranks[None], "var"))
+    assert "gold" in res.table.set_index("image").loc[ts.image_ids[5], "role"]
+    assert f"gold MRV **{res.gold['mrv']:.3f}**" in res.mrv_markdown
+    for lang, pane in res.panes.items():  # the gold image is starred wherever it is shown
+        for row, (_, caption) in zip(res.pane_rows[lang], pane):
+            assert caption.startswith("★") == (row == gold_row)
+
+
+def test_gold_mode_off_after_editing_and_random_draws(app):
+    inst = cb.random_instance(app, ["en", "de"], seed=3)
+    assert inst.gold is not None and set(inst.texts) == {"en", "de"}
+    edited = dict(inst.texts, de="ein blaues Quadrat")
+    res = cb.search(app, edited, 5, gold=inst.gold)
+    assert res.ok and res.gold is None and "gold mode is off" in res.message
+    assert cb.random_instance(app, ["en"], index=10_000).gold is None
+    assert "must be an integer" in cb.random_instance(app, ["en"], index="x").message
+    assert cb.random_instance(app, [], index=1).gold is None
+
+
+# --------------------------------------------------------------------------- image -> text
+
+
+def test_image_to_text_from_a_gallery_image(app):
+    row = 7
+    res = cb.image_to_text(app, row=row, languages=["en", "de", "zh"], k=3)
+    assert res.ok and res.query_id == app.gallery.ids[row]
+    assert list(res.table["language"].unique()) == ["en", "de", "zh"] and len(res.table) == 9
+    ts = app.test_set
+    q = app.gallery.vectors[row][None]
+    expect = {}
+    for lang in ["en", "de", "zh"]:
+        emb = app.model.encode_texts(ts.captions[lang]).numpy()
+        scores = q @ emb.T  # [1, T]
+        i = ts.image_ids.index(app.gallery.ids[row])
+        expect[lang] = int(metrics.i2t_ranks(scores, [ts.image_to_texts[lang][i]])[0]) + 1
+        top = res.table[res.table["language"] == lang]
+        assert list(top["caption"]) == [ts.captions[lang][t] for t in np.argsort(-scores[0], kind="stable")[:3]]
+    assert res.ranks == expect
+    r = np.array([list(expect.values())]) - 1
+    assert res.mrv == pytest.approx(metrics.mean_rank_variance(r, "std"))
+    assert res.mrv_var == pytest.approx(metrics.mean_rank_variance(r, "var"))
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height (a decompression bomb's calling card)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def odd_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("odd")
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8))
+    rgb.save(d / "ok.png")
+    rgb.convert("CMYK").save(d / "cmyk.jpg")
+    Image.fromarray((rng.integers(0, 65535, (30, 30))).astype(np.uint16)).save(d / "grey16.png")
+    assert Image.open(d / "grey16.png").mode.startswith("I")
+    (d / "notes.txt").write_text("not an image")
+    (d / "fake.png").write_bytes(b"GIF89a but not really")
+    full = (d / "ok.png").read_bytes()
+    (d / "truncated.png").write_bytes(full[: len(full) // 2])
+    (d / "bomb.png").write_bytes(_png_header_only(60_000, 60_000))
+    return d
+
+
+@pytest.mark.parametrize("name", ["ok.png", "cmyk.jpg", "grey16.png"])
+def test_image_to_text_accepts_odd_modes(app, odd_files, name):
+    res = cb.image_to_text(app, str(odd_files / name), languages=["en", "ja"], k=2)
+    assert res.ok, res.message
+    assert len(res.table) == 4 and res.ranks is None and isinstance(res.image, Image.Image)
+
+
+@pytest.mark.parametrize("name, expect", [
+    ("notes.txt", "not an image"), ("fake.png", "not an image"), ("truncated.png", "truncated"),
+    ("bomb.png", "decompression-bomb"), ("missing.png", "not found"),
+])
+def test_image_to_text_rejects_bad_files_with_a_message(app, odd_files, name, expect):
+    res = cb.image_to_text(app, str(odd_files / name), languages=["en"], k=2)
+    assert not res.ok and "cannot be used as an image" in res.message and expect in res.message
+
+
+def test_image_to_text_other_inputs(app):
+    assert "Upload an image" in cb.image_to_text(app, None).message
+    assert not cb.image_to_text(app, row=10_000).ok
+    small = dataclasses.replace(app, limits=Limits(max_pixels=100))
+    pil = Image.new("RGB", (20, 20))
+    assert "over the limit" in cb.image_to_text(small, pil).message
+    assert cb.image_to_text(app, pil, languages=["xx"], k=1).ok  # unknown language: every language
+
+
+def test_image_to_text_while_captions_are_being_encoded(assets):
+    state = load_state(assets)
+    assert any("encoded once, in the background" in n for n in state.notes)
+    state._captions_lock.acquire()  # as if the start-up thread were encoding them
+    try:
+        res = cb.image_to_text(state, row=0, languages=["en"])
+        assert not res.ok and "still being encoded" in res.message
+    finally:
+        state._captions_lock.release()
+    state.start_background_work()
+    state._captions_thread.join(60)
+    assert state.captions(wait=False) is not None and cb.image_to_text(state, row=0, languages=["en"]).ok
+
+
+def test_encoded_captions_are_cached_between_starts(assets, tmp_path):
+    first = load_state(assets, caption_cache=tmp_path)
+    assert "encoded at start-up" in first.captions().source
+    assert len(list(tmp_path.iterdir())) == 1
+    second = load_state(assets, caption_cache=tmp_path)
+    assert "cached encoding" in second.captions().source
+    a, b = (cb.image_to_text(s, row=2, languages=["de"], k=3) for s in (first, second))
+    assert list(a.table["caption"]) == list(b.table["caption"]) and a.ranks == b.ranks
+
+
+def test_caption_gallery_from_the_index_cli_gives_the_same_captions(app, assets):
+    loaded = load_state(assets, captions_dir=assets["captions"])
+    assert "captions" in loaded.sources and loaded._captions is not None  # loaded, not encoded
+    a = cb.image_to_text(app, row=3, languages=["en", "de"], k=3)
+    b = cb.image_to_text(loaded, row=3, languages=["en", "de"], k=3)
+    assert list(a.table["caption"]) == list(b.table["caption"]) and a.ranks == b.ranks
+    assert np.allclose(a.table["score"], b.table["score"], atol=2e-3)
+
+
+def test_caption_gallery_beside_the_gallery_is_found(assets):
+    """`index build --captions` writes OUT-captions: the app picks it up without being told."""
+    root = assets["gallery"].parent  # same parent: the items' relative image paths stay valid
+    shutil.copytree(assets["gallery"], root / "g2", dirs_exist_ok=True)
+    shutil.copytree(assets["captions"], root / "g2-captions", dirs_exist_ok=True)
+    state = load_state(dict(assets, gallery=root / "g2"))
+    assert state._captions is not None and "g2-captions" in state.sources["captions"]
+
+
+# --------------------------------------------------------------------------- session gallery
+
+
+def test_session_gallery_from_uploads(app, odd_files):
+    before = app.gallery.count
+    files = [str(odd_files / n) for n in ["ok.png", "cmyk.jpg", "grey16.png", "notes.txt", "bomb.png"]]
+    res = cb.build_session_gallery(app, files)
+    assert res.gallery is not None and res.gallery.count == 3
+    assert "skipped 2 file(s)" in res.message and "notes.txt" in res.message
+    assert res.gallery.ids == ["ok.png", "cmyk.jpg", "grey16.png"]
+    assert app.gallery.count == before  # the shared gallery is never touched
+    found = cb.search(app, {"en": "a red circle", "de": "ein roter Kreis"}, 2, gallery=res.gallery)
+    assert found.ok and set(found.table["image"]) <= set(res.gallery.ids)
+    scores = _scores(app, {"en": "a red circle", "de": "ein roter Kreis"}, res.gallery)
+    assert found.mrv == pytest.approx(metrics.rank_consistency(scores, 2).mrv)
+    img = cb.image_to_text(app, row=0, gallery=res.gallery, languages=["en"], k=1)
+    assert img.ok and img.query_id == "ok.png" and img.ranks is None
+
+
+def test_session_gallery_from_a_folder_and_bad_input(app, odd_files, assets):
+    res = cb.build_session_gallery(app, folder=str(assets["testset"] / "images"))
+    assert res.gallery is not None and res.gallery.count == len(app.test_set)
+    closed = dataclasses.replace(app, allow_local_paths=False)
+    res = cb.build_session_gallery(closed, folder=str(assets["testset"] / "images"))
+    assert res.gallery is None and "turned off" in res.message
+    assert cb.build_session_gallery(app, []).gallery is None
+    res = cb.build_session_gallery(app, [str(odd_files / "notes.txt")])
+    assert res.gallery is None and "No usable image" in res.message
+    assert "not a folder" in cb.build_session_gallery(app, folder="/no/such/folder").message
+    two = cb.build_session_gallery(app, [str(odd_files / "ok.png"), str(odd_files / "ok.png")]).gallery
+    assert two.ids == ["ok.png", "ok_2.png"]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def test_evaluate_small_slice_matches_the_library(app):
+    langs = ["en", "de", "zh"]
+    res = cb.evaluate(app, 8, langs)
+    assert res.ok and "gallery's stored vectors" in res.message
+    ref = library_evaluate(app.model, app.test_set.with_languages(langs).subset(8), langs, progress=False)
+    assert res.report["n_instances"] == 8 and res.report["languages"] == langs
+    for direction in ("t2i", "i2t"):
+        assert res.report[direction] == ref[direction]
+        assert res.report["mrv"][direction] == pytest.approx(ref["mrv"][direction], abs=1e-9)
+        assert res.report["mrv_var"][direction] == pytest.approx(ref["mrv_var"][direction], abs=1e-9)
+    assert list(res.table["language"]) == langs
+    assert res.table.loc[0, "IR R@5"] == pytest.approx(ref["t2i"]["en"]["5"], abs=0.01)
+    assert len(res.chart) == 6 * len(langs) and set(res.chart["metric"]) == set(cb.METRIC_ORDER)
+    assert f"text-to-image {ref['mrv']['t2i']:.3f}" in res.headline and "| en |" in res.markdown
+    seen = []
+    full = cb.evaluate(app, 8, langs + ["xx"], progress=lambda p, desc=None: seen.append(p), reuse_gallery=False)
+    assert full.ok and full.report["t2i"] == ref["t2i"] and "no xx captions" in full.message
+    assert seen  # progress was reported
+    assert cb.evaluate(app, "lots", []).report["n_instances"] == min(100, len(app.test_set))
+
+
+# --------------------------------------------------------------------------- missing / broken assets
+
+
+def test_missing_assets_start_with_a_message(tmp_path, monkeypatch):
+    for var in ("CCR_MODEL", "CCR_GALLERY", "CCR_TESTSET", "CCR_CAPTIONS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(ui_state, "DEFAULT_PATHS",
+                        {k: tmp_path / "assets" / k for k in ("model", "gallery", "testset")})
+    state = load_app_state(warm_up=False, caption_cache=False)
+    assert not state.ready
+    text = state.status_markdown()
+    assert "does not exist" in text and "CCR_MODEL" in text and "python -m ccr_demo.index build" in text
+    assert not cb.search(state, QUERIES).ok and "not loaded" in cb.search(state, QUERIES).message
+    assert cb.random_instance(state, ["en"]).gold is None
+    assert not cb.image_to_text(state, row=0).ok
+    assert not cb.evaluate(state, 5, ["en"]).ok
+    assert cb.build_session_gallery(state, ["x.png"]).gallery is None
+    from ccr_demo.ui import build_demo
+
+    demo = build_demo(state=state)  # starts anyway, saying what is missing
+    assert demo.ccr_state is state
+
+
+def test_broken_paths_and_wrong_gallery_are_reported(tmp_path, assets):
+    broken = tmp_path / "model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    state = load_state({"model": broken, "gallery": assets["gallery"], "testset": tmp_path / "nothing"})
+    assert state.model is None and any("could not be loaded" in p for p in state.problems)
+    assert any("test set" in p for p in state.problems)
+    torch.manual_seed(1)
+    other = tmp_path / "other"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        CCRModel(tiny_config()).save_pretrained(other)
+    state = load_state({"model": other, "gallery": assets["gallery"], "testset": assets["testset"]})
+    assert state.model is not None and state.gallery is None
+    assert any("fingerprint" in p for p in state.problems)
+    assert "Rebuild the gallery" in state.status_markdown()
+
+
+def test_env_vars_choose_the_assets(assets, monkeypatch):
+    monkeypatch.setenv("CCR_MODEL", str(assets["model"]))
+    monkeypatch.setenv("CCR_GALLERY", str(assets["gallery"]))
+    monkeypatch.setenv("CCR_TESTSET", str(assets["testset"]))
+    monkeypatch.setenv("CCR_CAPTIONS", str(assets["captions"]))
+    state = load_app_state(warm_up=False, caption_cache=False)
+    assert state.ready and not state.problems
+    assert state.sources["model"].endswith("($CCR_MODEL)") and "captions" in state.sources
+    assert state.instances is not None and len(state.instances) == len(state.test_set)
+
+
+def test_gold_instances_from_a_caption_gallery_alone(assets):
+    from ccr_demo.index import Gallery
+    from ccr_demo.ui.state import GoldInstances
+
+    g = Gallery.load(assets["captions"])
+    inst = GoldInstances.from_caption_gallery(g)
+    ts = ParallelTestSet.from_iglue(assets["testset"])
+    assert inst.image_ids == ts.image_ids and inst.languages == list(LANGUAGES)
+    assert inst.captions["zh"] == ts.instance_captions("zh")
+
+
+def test_build_demo_has_the_named_endpoints(app):
+    from ccr_demo.ui import build_demo
+
+    demo = build_demo(state=app)
+    names = {fn.api_name for fn in demo.fns.values()}
+    assert {"search", "gold", "image_to_text", "evaluate", "build_gallery"} <= names
+    assert demo.ccr_state is app
