@@ -103,6 +103,8 @@ def _coerce(value: Any, hint, where: str):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return out
     if hint is str:
+        if isinstance(value, bool):  # YAML reads bare no/yes/off/on as booleans
+            raise ConfigError(f"{where}: expected a string, got the boolean {value!r}: quote the value, e.g. \"no\"")
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
@@ -159,7 +161,8 @@ def apply_overrides(obj, overrides: list[str]):
             node = node[p]
         if not isinstance(node, dict) or parts[-1] not in node:
             raise ConfigError(f"override {item!r}: unknown key {key!r}")
-        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        # A string field takes the text as typed (YAML would turn `no` into False).
+        node[parts[-1]] = raw if isinstance(node[parts[-1]], str) else (yaml.safe_load(raw) if raw != "" else "")
     return from_dict(type(obj), data)
 
 

@@ -26,6 +26,17 @@ def test_bad_values_name_the_key(data, msg):
         from_dict(ModelConfig, data)
 
 
+def test_string_fields_keep_yaml_booleans_as_typed(tmp_path):
+    from ccr_demo.config import ExperimentConfig
+
+    cfg = apply_overrides(ExperimentConfig(), ["train.mixed_precision=no", "train.output_dir=yes"])
+    assert cfg.train.mixed_precision == "no" and cfg.train.output_dir == "yes"
+    p = tmp_path / "c.yaml"
+    p.write_text("train: {mixed_precision: no}\n")
+    with pytest.raises(ConfigError, match="quote the value"):
+        load_yaml(ExperimentConfig, p)
+
+
 def test_bad_override_and_files(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'nope'"):
         apply_overrides(ModelConfig(), ["nope=1"])

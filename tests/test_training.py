@@ -173,6 +173,10 @@ def test_tiny_config_runs_under_accelerate_launch(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["eval"][0]["n_instances"] == 64
     assert summary["train_seconds"] < 120
+    # accelerate tracker (train.log_with: jsonl): the config, then loss / eval rows by step
+    rows = [json.loads(line) for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
+    assert "config" in rows[0] and any("train/loss" in r for r in rows)
+    assert any(r.get("step") == summary["steps"] and any(k.startswith("eval/") for k in r) for r in rows)
 
 
 def test_push_without_network_fails_clearly_and_keeps_the_model(tmp_path, tiny_model, monkeypatch):
