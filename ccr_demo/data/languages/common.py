@@ -1,4 +1,4 @@
-"""What every caption grammar shares: the content plan, slot choices, list joining.
+"""What every caption grammar shares: the content plan, slot choices, the sentence skeleton.
 
 A scene is first reduced to a language-independent :class:`Plan` (what a caption states);
 each language then only decides how to say it. That is what keeps the ten captions of a
@@ -7,9 +7,9 @@ scene parallel, like translations of one sentence.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -119,3 +119,67 @@ def join(parts: Sequence[str], sep: str, last: str, serial: bool = False) -> str
 def capitalise(text: str) -> str:
     """Upper-case the first letter only (str.capitalize would lower-case the rest)."""
     return text[:1].upper() + text[1:]
+
+
+def with_position(words: Sequence[str], item: Item, choose: Choices, positions: Mapping[str, Sequence[str]]) -> str:
+    """Space-join a noun phrase's words, followed by the item's position when the plan states one."""
+    if item.position is not None:
+        words = [*words, choose(f"position:{item.position}", positions[item.position])]
+    return " ".join(words)
+
+
+def statement(plan: Plan, choose: Choices, relations: Mapping[str, Sequence[Any]],
+              related: Callable[[Item, Any, Item], str], listed: Callable[[Sequence[Item]], str],
+              placed: Callable[[Sequence[Item]], str] | None = None) -> str:
+    """What a caption says about its objects, worded by one hook per form of :class:`Plan`.
+
+    ``related(subject, rel, landmark)`` gets ``rel`` chosen from ``relations`` before any
+    noun phrase is built (slots are drawn in the order they are first asked for, so this
+    order is part of the output); ``placed`` words items that each have a position (default:
+    ``listed``, for languages that put the position inside the noun phrase).
+    """
+    if plan.relation is not None:
+        subject, landmark = plan.items
+        return related(subject, choose(f"relation:{plan.relation}", relations[plan.relation]), landmark)
+    if placed is not None and plan.items[0].position is not None:
+        return placed(plan.items)
+    return listed(plan.items)
+
+
+def listing(noun_phrase: Callable[[Item], str], conjunction: str, serial: bool = False) -> Callable[[Sequence[Item]], str]:
+    """A ``listed`` hook for :func:`statement`: the noun phrases as "A, B <conjunction> C"."""
+    return lambda items: join([noun_phrase(i) for i in items], ", ", conjunction, serial=serial)
+
+
+def case_statement(plan: Plan, choose: Choices, noun_phrase: Callable[[Item, str, Choices], str],
+                   relations: Mapping[str, Sequence[tuple[str, str]]], case: str, conjunction: str) -> str:
+    """:func:`statement` for the languages with case (de, cs, ru).
+
+    Subject and listed items take ``case``; a relation's landmark takes the case its
+    preposition governs (``relations`` give (preposition, case) pairs).
+    """
+    def np(item: Item, c: str) -> str:
+        return noun_phrase(item, c, choose)
+    return statement(plan, choose, relations,
+                     related=lambda s, rel, l: f"{np(s, case)} {rel[0]} {np(l, rel[1])}",
+                     listed=listing(lambda i: np(i, case), conjunction))
+
+
+def describe(plan: Plan, choose: Choices, noun_phrase: Callable[[Item, Choices], str],
+             relations: Mapping[str, Sequence[Any]], backgrounds: Mapping[str, Sequence[str]],
+             templates: Sequence[str], conjunction: str, *,
+             related: Callable[[Item, Any, Item], str] | None = None, serial: bool = False,
+             capitalise: Callable[[str], str] = capitalise, **slots: str) -> str:
+    """The caption skeleton of en, es, fr, id, tr: statement, background word, template.
+
+    The statement fills ``{items}``, the chosen background word ``{bg}``, ``slots`` any
+    other field; by default a relation reads "subject rel landmark". Slots are chosen in
+    this order (relation, noun phrases, background, template), which fixes the captions.
+    """
+    def np(item: Item) -> str:
+        return noun_phrase(item, choose)
+    if related is None:
+        related = lambda s, rel, l: f"{np(s)} {rel} {np(l)}"  # noqa: E731
+    items = statement(plan, choose, relations, related, listing(np, conjunction, serial))
+    bg = choose(f"background:{plan.background}", backgrounds[plan.background])
+    return capitalise(choose("template", templates).format(items=items, bg=bg, **slots))

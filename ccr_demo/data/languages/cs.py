@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import Choices, Item, Plan, capitalise, join
+from .common import Choices, Item, Plan, capitalise, case_statement, with_position
 
 
 @dataclass(frozen=True)
@@ -98,20 +98,12 @@ def noun_phrase(item: Item, case: str, choose: Choices) -> str:
     words += [choose(f"size:{item.size}", SIZES[item.size]) + endings[case, noun.gender],
               choose(f"colour:{item.colour}", COLOURS[item.colour]) + endings[case, noun.gender],
               noun.form(case, item.count)]
-    if item.position is not None:
-        words.append(choose(f"position:{item.position}", POSITIONS[item.position]))
-    return " ".join(words)
+    return with_position(words, item, choose, POSITIONS)
 
 
 def describe(plan: Plan, choose: Choices) -> str:
     template, case = choose("template", TEMPLATES)
-    if plan.relation is not None:
-        subject, landmark = plan.items
-        prep, governed = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
-        items = (f"{noun_phrase(subject, case, choose)} {prep} "
-                 f"{noun_phrase(landmark, governed, choose)}")
-    else:
-        items = join([noun_phrase(i, case, choose) for i in plan.items], ", ", " a ")
+    items = case_statement(plan, choose, noun_phrase, RELATIONS, case, " a ")
     if case == "ins":
         items = ("se " if items.startswith(VOCALISE_S_BEFORE) else "s ") + items
     a = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import Choices, Item, Plan, capitalise, join
+from .common import Choices, Item, Plan, capitalise, case_statement, with_position
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,10 @@ POSITIONS = {
     "left": ["links"], "right": ["rechts"], "top": ["oben"], "bottom": ["unten"],
     "centre": ["in der Mitte"],
 }
-RELATIONS = {  # all take the dative here (location, not direction)
-    "left_of": ["links von", "links neben"], "right_of": ["rechts von", "rechts neben"],
-    "above": ["über"], "below": ["unter"],
+RELATIONS = {  # preposition and case: all take the dative here (location, not direction)
+    "left_of": [("links von", "dat"), ("links neben", "dat")],
+    "right_of": [("rechts von", "dat"), ("rechts neben", "dat")],
+    "above": [("über", "dat")], "below": [("unter", "dat")],
 }
 BACKGROUNDS = {  # adjective stems for "Hintergrund" (masculine)
     "white": ["weiß"], "grey": ["grau"], "black": ["schwarz"],
@@ -92,19 +93,12 @@ def noun_phrase(item: Item, case: str, choose: Choices) -> str:
         ending = STRONG_PLURAL[case]
         words = [NUMERALS[item.count]]
     words += [a + ending for a in adjectives] + [noun.form(case, item.count)]
-    if item.position is not None:
-        words.append(choose(f"position:{item.position}", POSITIONS[item.position]))
-    return " ".join(words)
+    return with_position(words, item, choose, POSITIONS)
 
 
 def describe(plan: Plan, choose: Choices) -> str:
     template, case = choose("template", TEMPLATES)
-    if plan.relation is not None:
-        subject, landmark = plan.items
-        rel = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
-        items = f"{noun_phrase(subject, case, choose)} {rel} {noun_phrase(landmark, 'dat', choose)}"
-    else:
-        items = join([noun_phrase(i, case, choose) for i in plan.items], ", ", " und ")
+    items = case_statement(plan, choose, noun_phrase, RELATIONS, case, " und ")
     a = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
     bg = choose("background_phrase", BACKGROUND_PHRASES).format(a=a)
     verb = "sind" if plan.plural_subject else "ist"

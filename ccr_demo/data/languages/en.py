@@ -6,7 +6,8 @@ meets a vowel and "an" is never needed.
 
 from __future__ import annotations
 
-from .common import Choices, Item, Plan, capitalise, join
+from . import common
+from .common import Choices, Item, Plan, with_position
 
 NOUNS = {  # shape -> synonyms as (singular, plural)
     "circle": [("circle", "circles"), ("disc", "discs")],
@@ -46,25 +47,15 @@ TEMPLATES = [
 
 def noun_phrase(item: Item, choose: Choices) -> str:
     singular, plural = choose(f"shape:{item.shape}", NOUNS[item.shape])
-    words = [
+    return with_position([
         COUNTS[item.count],
         choose(f"size:{item.size}", SIZES[item.size]),
         choose(f"colour:{item.colour}", COLOURS[item.colour]),
         singular if item.count == 1 else plural,
-    ]
-    if item.position is not None:
-        words.append(choose(f"position:{item.position}", POSITIONS[item.position]))
-    return " ".join(words)
+    ], item, choose, POSITIONS)
 
 
 def describe(plan: Plan, choose: Choices) -> str:
-    if plan.relation is not None:
-        subject, landmark = plan.items
-        rel = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
-        items = f"{noun_phrase(subject, choose)} {rel} {noun_phrase(landmark, choose)}"
-    else:
-        items = join([noun_phrase(i, choose) for i in plan.items], ", ", " and ")
     # Existential "there is/are" agrees with the first conjunct, as spoken English does.
     be = "are" if plan.items[0].count > 1 else "is"
-    bg = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
-    return capitalise(choose("template", TEMPLATES).format(items=items, bg=bg, be=be))
+    return common.describe(plan, choose, noun_phrase, RELATIONS, BACKGROUNDS, TEMPLATES, " and ", be=be)

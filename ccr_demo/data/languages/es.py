@@ -8,7 +8,8 @@ panhispánico de dudas calls the usual one ("cruces naranja"). "de" + "un" does 
 
 from __future__ import annotations
 
-from .common import Choices, Item, Plan, capitalise, join, romance_adjective as A
+from . import common
+from .common import Choices, Item, Plan, romance_adjective as A, with_position
 
 NOUNS = {  # shape -> synonyms as (gender, singular, plural)
     "circle": [("m", "círculo", "círculos")],
@@ -59,24 +60,14 @@ TEMPLATES = [
 def noun_phrase(item: Item, choose: Choices) -> str:
     gender, singular, plural = choose(f"shape:{item.shape}", NOUNS[item.shape])
     key = (gender, item.count > 1)
-    words = [
+    return with_position([
         DETERMINERS[item.count, gender],
         singular if item.count == 1 else plural,
         choose(f"colour:{item.colour}", COLOURS[item.colour])[key],
         choose(f"size:{item.size}", SIZES[item.size])[key],
-    ]
-    if item.position is not None:
-        words.append(choose(f"position:{item.position}", POSITIONS[item.position]))
-    return " ".join(words)
+    ], item, choose, POSITIONS)
 
 
 def describe(plan: Plan, choose: Choices) -> str:
-    if plan.relation is not None:
-        subject, landmark = plan.items
-        rel = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
-        items = f"{noun_phrase(subject, choose)} {rel} {noun_phrase(landmark, choose)}"
-    else:
-        # "y" would become "e" before an i- sound; every item starts with un/una/dos/tres.
-        items = join([noun_phrase(i, choose) for i in plan.items], ", ", " y ")
-    bg = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
-    return capitalise(choose("template", TEMPLATES).format(items=items, bg=bg))
+    # "y" would become "e" before an i- sound; every item starts with un/una/dos/tres.
+    return common.describe(plan, choose, noun_phrase, RELATIONS, BACKGROUNDS, TEMPLATES, " y ")

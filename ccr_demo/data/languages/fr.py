@@ -6,7 +6,8 @@ landmarks of a relation are always singular, so "de" never meets "deux/trois".
 
 from __future__ import annotations
 
-from .common import Choices, Item, Plan, capitalise, join, romance_adjective as A
+from . import common
+from .common import Choices, Item, Plan, romance_adjective as A, with_position
 
 NOUNS = {  # shape -> synonyms as (gender, singular, plural)
     "circle": [("m", "cercle", "cercles"), ("m", "rond", "ronds")],
@@ -57,23 +58,16 @@ TEMPLATES = [
 def noun_phrase(item: Item, choose: Choices) -> str:
     gender, singular, plural = choose(f"shape:{item.shape}", NOUNS[item.shape])
     key = (gender, item.count > 1)
-    words = [
+    return with_position([
         DETERMINERS[item.count, gender],
         choose(f"size:{item.size}", SIZES[item.size])[key],
         singular if item.count == 1 else plural,
         choose(f"colour:{item.colour}", COLOURS[item.colour])[key],
-    ]
-    if item.position is not None:
-        words.append(choose(f"position:{item.position}", POSITIONS[item.position]))
-    return " ".join(words)
+    ], item, choose, POSITIONS)
 
 
 def describe(plan: Plan, choose: Choices) -> str:
-    if plan.relation is not None:
-        subject, landmark = plan.items
-        rel = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
-        items = f"{noun_phrase(subject, choose)} {rel}{noun_phrase(landmark, choose)}"
-    else:
-        items = join([noun_phrase(i, choose) for i in plan.items], ", ", " et ")
-    bg = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
-    return capitalise(choose("template", TEMPLATES).format(items=items, bg=bg))
+    return common.describe(
+        plan, choose, noun_phrase, RELATIONS, BACKGROUNDS, TEMPLATES, " et ",
+        # No space after the relation: its "d'" is elided onto the landmark's "un/une".
+        related=lambda s, rel, l: f"{noun_phrase(s, choose)} {rel}{noun_phrase(l, choose)}")

@@ -7,7 +7,8 @@ take the serial comma, as EYD spelling rules ask ("A, B, dan C").
 
 from __future__ import annotations
 
-from .common import Choices, Item, Plan, capitalise, join
+from . import common
+from .common import Choices, Item, Plan, with_position
 
 NOUNS = {
     "circle": ["lingkaran"], "square": ["persegi", "bujur sangkar"], "triangle": ["segitiga"],
@@ -48,17 +49,8 @@ def noun_phrase(item: Item, choose: Choices) -> str:
         colour=choose(f"colour:{item.colour}", COLOURS[item.colour]),
         size=choose(f"size:{item.size}", SIZES[item.size]),
     )
-    if item.position is not None:
-        text += " " + choose(f"position:{item.position}", POSITIONS[item.position])
-    return text
+    return with_position([text], item, choose, POSITIONS)
 
 
 def describe(plan: Plan, choose: Choices) -> str:
-    if plan.relation is not None:
-        subject, landmark = plan.items
-        rel = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
-        items = f"{noun_phrase(subject, choose)} {rel} {noun_phrase(landmark, choose)}"
-    else:
-        items = join([noun_phrase(i, choose) for i in plan.items], ", ", " dan ", serial=True)
-    bg = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
-    return capitalise(choose("template", TEMPLATES).format(items=items, bg=bg))
+    return common.describe(plan, choose, noun_phrase, RELATIONS, BACKGROUNDS, TEMPLATES, " dan ", serial=True)

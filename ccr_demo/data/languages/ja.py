@@ -7,7 +7,7 @@ Template 2 turns the clause into a relative clause, so it takes the plain verb f
 
 from __future__ import annotations
 
-from .common import Choices, Item, Plan
+from .common import Choices, Item, Plan, statement
 
 NOUNS = {
     "circle": ["丸", "円"], "square": ["四角", "正方形"], "triangle": ["三角", "三角形"],
@@ -47,15 +47,19 @@ def noun_phrase(item: Item, choose: Choices) -> str:
 def describe(plan: Plan, choose: Choices) -> str:
     template, form = choose("template", TEMPLATES)
     verb = choose("verb", VERBS)[form]
-    if plan.relation is not None:
-        subject, landmark = plan.items
-        rel = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
-        clause = f"{noun_phrase(landmark, choose)}の{rel}に{noun_phrase(subject, choose)}が{verb}"
-    elif plan.items[0].position is not None:
-        clause = "、".join(f"{choose(f'position:{i.position}', POSITIONS[i.position])}に{noun_phrase(i, choose)}"
-                          for i in plan.items) + f"が{verb}"
-    else:
+
+    def np(item: Item) -> str:
+        return noun_phrase(item, choose)
+
+    def counted(items) -> str:
         counter = choose("counter", COUNTERS)
-        clause = "、".join(f"{noun_phrase(i, choose)}が{counter[i.count]}" for i in plan.items) + verb
+        return "、".join(f"{np(i)}が{counter[i.count]}" for i in items) + verb
+
+    clause = statement(
+        plan, choose, RELATIONS,
+        related=lambda s, rel, l: f"{np(l)}の{rel}に{np(s)}が{verb}",
+        placed=lambda items: "、".join(f"{choose(f'position:{i.position}', POSITIONS[i.position])}に{np(i)}"
+                                      for i in items) + f"が{verb}",
+        listed=counted)
     bg, bg_attr = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
     return template.format(clause=clause, bg=bg, bg_attr=bg_attr)

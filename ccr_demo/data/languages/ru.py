@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import Choices, Item, Plan, capitalise, join
+from .common import Choices, Item, Plan, capitalise, case_statement, with_position
 
 
 @dataclass(frozen=True)
@@ -100,18 +100,11 @@ def noun_phrase(item: Item, case: str, choose: Choices) -> str:
         key = "pl_nom" if noun.gender == "f" else "pl_gen"
         words = ([NUMERALS[item.count, noun.gender]] + [adjective(a, key) for a in adjectives]
                  + [noun.gen])
-    if item.position is not None:
-        words.append(choose(f"position:{item.position}", POSITIONS[item.position]))
-    return " ".join(words)
+    return with_position(words, item, choose, POSITIONS)
 
 
 def describe(plan: Plan, choose: Choices) -> str:
-    if plan.relation is not None:
-        subject, landmark = plan.items
-        prep, governed = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
-        items = f"{noun_phrase(subject, 'nom', choose)} {prep} {noun_phrase(landmark, governed, choose)}"
-    else:
-        items = join([noun_phrase(i, "nom", choose) for i in plan.items], ", ", " и ")
+    items = case_statement(plan, choose, noun_phrase, RELATIONS, "nom", " и ")
     if plan.plural_subject:
         drawn = DRAWN["pl"]
     else:

@@ -9,7 +9,8 @@ yuvarlağın). Sentence-initial "i" capitalises to dotted "İ".
 
 from __future__ import annotations
 
-from .common import Choices, Item, Plan, join
+from . import common
+from .common import Choices, Item, Plan
 
 NOUNS = {  # shape -> synonyms as (nominative, genitive)
     "circle": [("daire", "dairenin"), ("yuvarlak", "yuvarlağın")],
@@ -67,11 +68,7 @@ def capitalise(text: str) -> str:
 
 
 def describe(plan: Plan, choose: Choices) -> str:
-    if plan.relation is not None:
-        subject, landmark = plan.items
-        rel = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
-        items = f"{noun_phrase(landmark, choose, genitive=True)} {rel} {noun_phrase(subject, choose)}"
-    else:
-        items = join([noun_phrase(i, choose) for i in plan.items], ", ", " ve ")
-    bg = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
-    return capitalise(choose("template", TEMPLATES).format(items=items, bg=bg))
+    return common.describe(
+        plan, choose, noun_phrase, RELATIONS, BACKGROUNDS, TEMPLATES, " ve ", capitalise=capitalise,
+        # Head-final: the genitive landmark and its postposition come before the subject.
+        related=lambda s, rel, l: f"{noun_phrase(l, choose, genitive=True)} {rel} {noun_phrase(s, choose)}")

@@ -7,7 +7,7 @@ before a measure word. Two equally natural orders of the modifiers: 小的红色
 
 from __future__ import annotations
 
-from .common import Choices, Item, Plan, join
+from .common import Choices, Item, Plan, join, statement
 
 NOUNS = {  # shape -> synonyms as (noun, measure word)
     "circle": [("圆形", "个")],
@@ -53,14 +53,14 @@ def noun_phrase(item: Item, choose: Choices) -> str:
 
 
 def describe(plan: Plan, choose: Choices) -> str:
-    if plan.relation is not None:
-        subject, landmark = plan.items
-        rel = choose(f"relation:{plan.relation}", RELATIONS[plan.relation])
-        clause = f"{noun_phrase(subject, choose)}在{noun_phrase(landmark, choose)}的{rel}"
-    elif plan.items[0].position is not None:
-        clause = "，".join(f"{choose(f'position:{i.position}', POSITIONS[i.position])}有{noun_phrase(i, choose)}"
-                          for i in plan.items)
-    else:
-        clause = "有" + join([noun_phrase(i, choose) for i in plan.items], "、", "和")
+    def np(item: Item) -> str:
+        return noun_phrase(item, choose)
+
+    clause = statement(
+        plan, choose, RELATIONS,
+        related=lambda s, rel, l: f"{np(s)}在{np(l)}的{rel}",
+        placed=lambda items: "，".join(f"{choose(f'position:{i.position}', POSITIONS[i.position])}有{np(i)}"
+                                      for i in items),
+        listed=lambda items: "有" + join([np(i) for i in items], "、", "和"))
     bg, bg_pred = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
     return choose("template", TEMPLATES).format(clause=clause, bg=bg, bg_pred=bg_pred)
