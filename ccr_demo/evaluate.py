@@ -8,7 +8,6 @@ caption per language (the paper's parallel query), image-to-text the best-ranked
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
