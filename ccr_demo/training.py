@@ -468,7 +468,6 @@ def _evaluate_all(model: CCRModel, eval_sets, accelerator: Accelerator, step: in
                 scalars.update({f"eval/{ts.name}/t2i_r1/{lang}": report["t2i"][lang]["1"]
                                 for lang in report["languages"]})
                 accelerator.log(scalars, step=step)
-        model.train()
     accelerator.wait_for_everyone()
     return reports
 
