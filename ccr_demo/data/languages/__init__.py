@@ -13,29 +13,51 @@ import numpy as np
 
 from ccr_demo import LANGUAGES
 
-from .common import Choices, Item, Plan, plan_from_scene
+from .common import FORMS, Choices, Item, Plan, Query, plan_from_scene
 
 # Module per language code (imported by name: "id" would shadow the builtin).
 GRAMMARS = {lang: importlib.import_module(f"{__name__}.{lang}") for lang in LANGUAGES}
 
-__all__ = ["GRAMMARS", "Choices", "Item", "Plan", "describe_scene", "plan_from_scene"]
+__all__ = ["FORMS", "GRAMMARS", "Choices", "Item", "Plan", "Query", "describe_query", "describe_scene",
+           "plan_from_scene"]
 
 
-def describe_scene(scene, lang: str, choice: np.random.Generator | Mapping[str, int] | int | Choices | None = None) -> str:
-    """One caption of ``scene`` in ``lang``.
+Choice = np.random.Generator | Mapping[str, int] | int | Choices | None
 
-    ``choice``: a numpy Generator (random template and synonyms), a mapping of slot name
-    to option index (e.g. ``{"template": 2, "shape:circle": 1}``; other slots take option 0),
-    an int (shorthand for ``{"template": n}``), a :class:`Choices`, or None (all option 0).
-    """
+
+def _grammar(lang: str):
     if lang not in GRAMMARS:
         raise ValueError(f"no grammar for language {lang!r}; have {sorted(GRAMMARS)}")
+    return GRAMMARS[lang]
+
+
+def _choices(grammar, choice: Choice, query_test: bool = False) -> Choices:
     if isinstance(choice, Choices):
-        choose = choice
-    elif isinstance(choice, np.random.Generator):
-        choose = Choices(rng=choice)
-    elif isinstance(choice, int):
-        choose = Choices(fixed={"template": choice})
-    else:
-        choose = Choices(fixed=choice)
-    return GRAMMARS[lang].describe(plan_from_scene(scene), choose)
+        return choice
+    held_out = getattr(grammar, "HELD_OUT", {})
+    if isinstance(choice, np.random.Generator):
+        return Choices(rng=choice, held_out=held_out, query_test=query_test)
+    if isinstance(choice, int):
+        return Choices(fixed={"template": choice})
+    return Choices(fixed=choice)
+
+
+def describe_scene(scene, lang: str, choice: Choice = None, group_identical: bool = False) -> str:
+    """One caption of ``scene`` in ``lang``.
+
+    ``choice``: a numpy Generator (random template and synonyms, never the held-out ones),
+    a mapping of slot name to option index (e.g. ``{"template": 2, "shape:circle": 1}``;
+    other slots take option 0), an int (shorthand for ``{"template": n}``), a
+    :class:`Choices`, or None (all option 0).
+    """
+    grammar = _grammar(lang)
+    return grammar.describe(plan_from_scene(scene, group_identical), _choices(grammar, choice))
+
+
+def describe_query(query: Query, lang: str, choice: Choice = None, query_test: bool = False) -> str:
+    """A typed query (a partial caption) in ``lang``; ``choice`` as for :func:`describe_scene`.
+
+    ``query_test``: draw the held-out phrasings and synonyms too (the typed-query test split).
+    """
+    grammar = _grammar(lang)
+    return grammar.query(query, _choices(grammar, choice, query_test))

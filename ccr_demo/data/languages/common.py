@@ -7,7 +7,8 @@ scene parallel, like translations of one sentence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import string
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -18,13 +19,40 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Item:
-    """One mentioned thing: ``count`` identical objects, with a position when it is stated."""
+    """One mentioned thing: ``count`` identical objects, with a position when it is stated.
+
+    ``colour`` and ``size`` are None when a caption does not state them (a typed query
+    such as "a star" or "two red circles"); full-scene captions state both.
+    """
 
     shape: str
-    colour: str
-    size: str
+    colour: str | None
+    size: str | None
     count: int = 1
     position: str | None = None
+
+
+FORMS = ("phrase", "sentence", "question", "request")
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a partial caption (a query as people type it) says, in whatever language.
+
+    ``item``: the object asked for (attributes it does not state are None), or None when
+    the query names only the background. ``form`` is how it is phrased: a bare noun phrase,
+    a statement, a question ("is there ...?") or a request ("show me ...").
+    """
+
+    item: Item | None
+    background: str | None
+    form: str
+
+    def __post_init__(self):
+        if self.form not in FORMS:
+            raise ValueError(f"query form must be one of {FORMS}, got {self.form!r}")
+        if self.item is None and self.background is None:
+            raise ValueError("a query states an object, a background or both")
 
 
 @dataclass(frozen=True)
@@ -48,9 +76,13 @@ class Plan:
         return sum(item.count for item in self.items) > 1
 
 
-def plan_from_scene(scene) -> Plan:
-    """Group identical objects (same shape, colour, size) and pick the caption's form.
+def plan_from_scene(scene, group_identical: bool = False) -> Plan:
+    """The caption's content: a relation, or every object with its position.
 
+    Every object is placed, identical ones too ("a small red heart at the top, a small red
+    heart at the bottom"), so a scene's full caption identifies it. ``group_identical``
+    counts identical objects instead, without positions ("two small red hearts"): the
+    older, ambiguous form, kept for the grammars' counted noun phrases.
     ``scene`` is duck-typed (``objects``, ``background``, ``relation``) so that this
     package does not import the generator.
     """
@@ -63,7 +95,7 @@ def plan_from_scene(scene) -> Plan:
     for o in objs:
         key = (o.shape, o.colour, o.size)
         counts[key] = counts.get(key, 0) + 1
-    if all(c == 1 for c in counts.values()):
+    if not group_identical or all(c == 1 for c in counts.values()):
         items = tuple(Item(o.shape, o.colour, o.size, 1, o.position) for o in objs)
     else:
         items = tuple(Item(s, c, z, n) for (s, c, z), n in counts.items())
@@ -76,19 +108,38 @@ class Choices:
     A slot is decided once per caption, so a word repeated in one caption keeps one
     synonym. ``fixed`` maps slot names to option indices (taken modulo the number of
     options); slots it does not name are drawn from ``rng``, or take option 0 without one.
+
+    ``held_out`` maps slot names to option indices that training text never uses (a
+    language's ``HELD_OUT``): random draws skip them, unless ``query_test`` is set, the
+    typed-query test split, which draws words from all options and phrasings
+    (``form:*`` slots) from the held-out ones only, so it measures generalisation.
     """
 
-    def __init__(self, rng: np.random.Generator | None = None, fixed: Mapping[str, int] | None = None):
+    def __init__(self, rng: np.random.Generator | None = None, fixed: Mapping[str, int] | None = None,
+                 held_out: Mapping[str, Collection[int]] | None = None, query_test: bool = False):
         self._rng = rng
         self._fixed = dict(fixed or {})
+        self._held_out = {slot: frozenset(ix) for slot, ix in (held_out or {}).items()}
+        self._query_test = query_test
         self._made: dict[str, int] = {}
+
+    def allowed(self, slot: str, n: int) -> list[int]:
+        """The option indices a random draw of ``slot`` (with ``n`` options) may take."""
+        held = self._held_out.get(slot, frozenset())
+        if self._query_test:
+            if slot.startswith("form:") and any(i < n for i in held):
+                return [i for i in range(n) if i in held]
+            return list(range(n))
+        keep = [i for i in range(n) if i not in held]
+        return keep or list(range(n))
 
     def __call__(self, slot: str, options: Sequence[T]) -> T:
         if slot not in self._made:
             if slot in self._fixed:
                 self._made[slot] = int(self._fixed[slot])
             elif self._rng is not None:
-                self._made[slot] = int(self._rng.integers(len(options)))
+                allowed = self.allowed(slot, len(options))
+                self._made[slot] = allowed[int(self._rng.integers(len(allowed)))]
             else:
                 self._made[slot] = 0
         return options[self._made[slot] % len(options)]
@@ -183,3 +234,25 @@ def describe(plan: Plan, choose: Choices, noun_phrase: Callable[[Item, Choices],
     items = statement(plan, choose, relations, related, listing(np, conjunction, serial))
     bg = choose(f"background:{plan.background}", backgrounds[plan.background])
     return capitalise(choose("template", templates).format(items=items, bg=bg, **slots))
+
+
+def query_text(query: Query, choose: Choices, forms: Mapping[str, Sequence[Any]],
+               target: Callable[[Any, bool], str], *, capitalise: Callable[[str], str] = capitalise,
+               **slots: str) -> str:
+    """A typed query: the phrasing chosen for ``query.form`` wrapped round its target.
+
+    ``forms[form]`` lists templates, or (template, case) pairs for languages with case;
+    ``{t}`` is the target noun phrase with its article (``target(case, True)``), ``{tb}``
+    the bare one, as people type it ("red star"). Only the fields a template uses are
+    built. Bare phrases stay lower-case and unpunctuated; the other forms are sentences.
+    """
+    option = choose(f"form:{query.form}", forms[query.form])
+    template, case = option if isinstance(option, tuple) else (option, None)
+    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    values = dict(slots)
+    if "t" in fields:
+        values["t"] = target(case, True)
+    if "tb" in fields:
+        values["tb"] = target(case, False)
+    text = template.format(**values)
+    return text if query.form == "phrase" else capitalise(text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import Choices, Item, Plan, capitalise, case_statement, with_position
+from .common import Choices, Item, Plan, Query, capitalise, case_statement, query_text, with_position
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,15 @@ class Noun:
 
 
 NOUNS = {
-    "circle": [Noun("m", "kruh", "kruh", "kruhu", "kruhem", "kruhy", "kruhy")],
+    "circle": [Noun("m", "kruh", "kruh", "kruhu", "kruhem", "kruhy", "kruhy"),
+               Noun("n", "kolečko", "kolečko", "kolečka", "kolečkem", "kolečka", "kolečky")],
     "square": [Noun("m", "čtverec", "čtverec", "čtverce", "čtvercem", "čtverce", "čtverci")],
     "triangle": [Noun("m", "trojúhelník", "trojúhelník", "trojúhelníku", "trojúhelníkem",
                       "trojúhelníky", "trojúhelníky")],
-    "star": [Noun("f", "hvězda", "hvězdu", "hvězdy", "hvězdou", "hvězdy", "hvězdami")],
-    "heart": [Noun("n", "srdce", "srdce", "srdce", "srdcem", "srdce", "srdci")],
+    "star": [Noun("f", "hvězda", "hvězdu", "hvězdy", "hvězdou", "hvězdy", "hvězdami"),
+             Noun("f", "hvězdička", "hvězdičku", "hvězdičky", "hvězdičkou", "hvězdičky", "hvězdičkami")],
+    "heart": [Noun("n", "srdce", "srdce", "srdce", "srdcem", "srdce", "srdci"),
+              Noun("n", "srdíčko", "srdíčko", "srdíčka", "srdíčkem", "srdíčka", "srdíčky")],
     "cross": [Noun("m", "kříž", "kříž", "kříže", "křížem", "kříže", "kříži")],
     "hexagon": [Noun("m", "šestiúhelník", "šestiúhelník", "šestiúhelníku", "šestiúhelníkem",
                      "šestiúhelníky", "šestiúhelníky")],
@@ -70,7 +73,7 @@ NUMERALS = {  # (count, case, gender)
 }
 POSITIONS = {
     "left": ["vlevo", "nalevo"], "right": ["vpravo", "napravo"], "top": ["nahoře"],
-    "bottom": ["dole"], "centre": ["uprostřed", "ve středu"],
+    "bottom": ["dole"], "centre": ["uprostřed"],
 }
 RELATIONS = {  # preposition and the case it governs
     "left_of": [("vlevo od", "gen"), ("nalevo od", "gen")],
@@ -91,21 +94,61 @@ TEMPLATES = [  # (template, case of the listed noun phrases); {a} is the backgro
 VOCALISE_S_BEFORE = ("s", "z", "š", "ž", "dvěma", "třemi")
 
 
-def noun_phrase(item: Item, case: str, choose: Choices) -> str:
+QUERY_FORMS = {  # (template, case of the target); an instrumental target comes with "s"/"se"
+    "phrase": [("{t}", "nom"), ("obrázek {t}", "ins"), ("fotka {t}", "ins")],
+    "sentence": [("{Verb} tam {t}.", "nom"), ("Na obrázku {verb} {t}.", "nom"), ("Vidím {t}.", "acc")],
+    "question": [("{Verb} tam {t}?", "nom"), ("{Verb} na obrázku {t}?", "nom"), ("Máš obrázek {t}?", "ins")],
+    "request": [("Ukaž mi {t}.", "acc"), ("Najdi {t}.", "acc"), ("Najdi mi obrázek {t}.", "ins")],
+}
+# Option indices that training text never uses; only the typed-query test split does.
+HELD_OUT = {
+    "shape:star": {1}, "shape:heart": {1},
+    "form:phrase": {2}, "form:sentence": {2}, "form:question": {2}, "form:request": {2},
+}
+
+
+def noun_phrase(item: Item, case: str, choose: Choices, article: bool = True) -> str:
+    """``article`` is ignored (Czech has none); it keeps the signature of the other languages."""
     noun = choose(f"shape:{item.shape}", NOUNS[item.shape])
     endings = SINGULAR if item.count == 1 else PLURAL
     words = [] if item.count == 1 else [NUMERALS[item.count, case, noun.gender]]
-    words += [choose(f"size:{item.size}", SIZES[item.size]) + endings[case, noun.gender],
-              choose(f"colour:{item.colour}", COLOURS[item.colour]) + endings[case, noun.gender],
-              noun.form(case, item.count)]
+    if item.size is not None:
+        words.append(choose(f"size:{item.size}", SIZES[item.size]) + endings[case, noun.gender])
+    if item.colour is not None:
+        words.append(choose(f"colour:{item.colour}", COLOURS[item.colour]) + endings[case, noun.gender])
+    words.append(noun.form(case, item.count))
     return with_position(words, item, choose, POSITIONS)
+
+
+def with_s(phrase: str) -> str:
+    """The preposition "s" before an instrumental, vocalised to "se" where Czech needs it."""
+    return ("se " if phrase.startswith(VOCALISE_S_BEFORE) else "s ") + phrase
 
 
 def describe(plan: Plan, choose: Choices) -> str:
     template, case = choose("template", TEMPLATES)
     items = case_statement(plan, choose, noun_phrase, RELATIONS, case, " a ")
     if case == "ins":
-        items = ("se " if items.startswith(VOCALISE_S_BEFORE) else "s ") + items
+        items = with_s(items)
     a = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
     verb = "jsou" if plan.plural_subject else "je"
     return capitalise(template.format(items=items, a=a, verb=verb))
+
+
+# "pozadí" (neuter) in the cases a query needs: nominative/accusative -é, instrumental -ým ... -ím.
+BACKGROUND_NP = {"nom": "{a}é pozadí", "acc": "{a}é pozadí", "ins": "{a}ým pozadím"}
+
+
+def query(q: Query, choose: Choices) -> str:
+    def target(case: str, _article) -> str:
+        if q.item is None:
+            a = choose(f"background:{q.background}", BACKGROUNDS[q.background])
+            text = BACKGROUND_NP[case].format(a=a)
+        else:
+            text = noun_phrase(q.item, case, choose)
+            if q.background is not None:
+                text += f" na {choose(f'background:{q.background}', BACKGROUNDS[q.background])}ém pozadí"
+        return with_s(text) if case == "ins" else text
+
+    verb = "jsou" if q.item is not None and q.item.count > 1 else "je"
+    return query_text(q, choose, QUERY_FORMS, target, verb=verb, Verb=verb.capitalize())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import Choices, Item, Plan, capitalise, case_statement, with_position
+from .common import Choices, Item, Plan, Query, capitalise, case_statement, query_text, with_position
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,12 @@ class Noun:
 
 
 NOUNS = {
-    "circle": [Noun("m", "Kreis", "Kreise")],
-    "square": [Noun("n", "Quadrat", "Quadrate")],
+    "circle": [Noun("m", "Kreis", "Kreise"), Noun("f", "Scheibe", "Scheiben")],
+    "square": [Noun("n", "Quadrat", "Quadrate"), Noun("n", "Viereck", "Vierecke")],
     "triangle": [Noun("n", "Dreieck", "Dreiecke")],
     "star": [Noun("m", "Stern", "Sterne")],
     "heart": [Noun("n", "Herz", "Herzen", dative_singular="Herzen")],
-    "cross": [Noun("n", "Kreuz", "Kreuze")],
+    "cross": [Noun("n", "Kreuz", "Kreuze"), Noun("n", "Pluszeichen", "Pluszeichen")],
     "hexagon": [Noun("n", "Sechseck", "Sechsecke")],
     "diamond": [Noun("f", "Raute", "Rauten"), Noun("m", "Rhombus", "Rhomben")],
 }
@@ -45,7 +45,7 @@ COLOURS = {
     "red": ["rot"], "green": ["grün"], "blue": ["blau"], "yellow": ["gelb"],
     "orange": ["orangefarben"], "purple": ["violett"], "white": ["weiß"], "black": ["schwarz"],
 }
-SIZES = {"small": ["klein"], "large": ["groß"]}
+SIZES = {"small": ["klein", "winzig"], "large": ["groß", "riesig"]}
 NUMERALS = {2: "zwei", 3: "drei"}
 ARTICLE = {  # (case, gender) -> indefinite article
     ("nom", "m"): "ein", ("nom", "n"): "ein", ("nom", "f"): "eine",
@@ -60,7 +60,7 @@ MIXED = {  # adjective ending after ein/einen/einem/einer
 STRONG_PLURAL = {"nom": "e", "acc": "e", "dat": "en"}  # after zwei/drei
 POSITIONS = {
     "left": ["links"], "right": ["rechts"], "top": ["oben"], "bottom": ["unten"],
-    "centre": ["in der Mitte"],
+    "centre": ["in der Mitte", "mittig"],
 }
 RELATIONS = {  # preposition and case: all take the dative here (location, not direction)
     "left_of": [("links von", "dat"), ("links neben", "dat")],
@@ -82,13 +82,31 @@ TEMPLATES = [  # (template, case of the listed noun phrases)
 ]
 
 
-def noun_phrase(item: Item, case: str, choose: Choices) -> str:
+QUERY_FORMS = {  # (template, case of the target noun phrase)
+    "phrase": [("{tb}", "nom"), ("{t}", "nom"), ("Bild mit {t}", "dat"), ("Foto mit {t}", "dat")],
+    "sentence": [("Es gibt {t}.", "acc"), ("Da {verb} {t}.", "nom"), ("Im Bild {verb} {t}.", "nom")],
+    "question": [("Gibt es {t}?", "acc"), ("{Verb} da {t}?", "nom"), ("Hast du ein Bild mit {t}?", "dat")],
+    "request": [("Zeig mir {t}.", "acc"), ("Finde {t}.", "acc"), ("Such mir ein Bild mit {t}.", "dat")],
+}
+# Option indices that training text never uses; only the typed-query test split does.
+HELD_OUT = {
+    "shape:circle": {1}, "shape:cross": {1}, "size:small": {1}, "size:large": {1},
+    "form:phrase": {3}, "form:sentence": {2}, "form:question": {2}, "form:request": {2},
+}
+
+
+def noun_phrase(item: Item, case: str, choose: Choices, article: bool = True) -> str:
+    """Without ``article`` (bare typed queries, nominative only) the mixed endings stay:
+    in the nominative they equal the strong ones ("roter Stern", "rotes Herz")."""
     noun = choose(f"shape:{item.shape}", NOUNS[item.shape])
-    adjectives = [choose(f"size:{item.size}", SIZES[item.size]),
-                  choose(f"colour:{item.colour}", COLOURS[item.colour])]
+    adjectives = []
+    if item.size is not None:
+        adjectives.append(choose(f"size:{item.size}", SIZES[item.size]))
+    if item.colour is not None:
+        adjectives.append(choose(f"colour:{item.colour}", COLOURS[item.colour]))
     if item.count == 1:
         ending = MIXED[case, noun.gender]
-        words = [ARTICLE[case, noun.gender]]
+        words = [ARTICLE[case, noun.gender]] if article else []
     else:
         ending = STRONG_PLURAL[case]
         words = [NUMERALS[item.count]]
@@ -103,3 +121,18 @@ def describe(plan: Plan, choose: Choices) -> str:
     bg = choose("background_phrase", BACKGROUND_PHRASES).format(a=a)
     verb = "sind" if plan.plural_subject else "ist"
     return capitalise(template.format(items=items, bg=bg, a=a, verb=verb))
+
+
+def query(q: Query, choose: Choices) -> str:
+    def target(case: str, article: bool) -> str:
+        if q.item is None:  # "ein schwarzer Hintergrund" (masculine)
+            a = choose(f"background:{q.background}", BACKGROUNDS[q.background]) + MIXED[case, "m"]
+            return f"{ARTICLE[case, 'm']} {a} Hintergrund" if article else f"{a} Hintergrund"
+        text = noun_phrase(q.item, case, choose, article)
+        if q.background is not None:
+            a = choose(f"background:{q.background}", BACKGROUNDS[q.background])
+            text += " " + choose("background_phrase", BACKGROUND_PHRASES).format(a=a)
+        return text
+
+    verb = "sind" if q.item is not None and q.item.count > 1 else "ist"
+    return query_text(q, choose, QUERY_FORMS, target, verb=verb, Verb=verb.capitalize())

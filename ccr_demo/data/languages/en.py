@@ -1,33 +1,34 @@
 """English captions: "A small red circle to the left of a large blue square on a grey background."
 
-Every noun phrase starts with "a", "two" or "three" followed by a size word, so "a" never
-meets a vowel and "an" is never needed.
+British spelling throughout (grey, centre, chequered). Every full-caption noun phrase
+starts with "a", "two" or "three" followed by a size word, so "a" never meets a vowel; a
+typed query may omit the size ("an orange star"), so the article is chosen by sound.
 """
 
 from __future__ import annotations
 
 from . import common
-from .common import Choices, Item, Plan, with_position
+from .common import Choices, Item, Plan, Query, query_text, with_position
 
 NOUNS = {  # shape -> synonyms as (singular, plural)
-    "circle": [("circle", "circles"), ("disc", "discs")],
+    "circle": [("circle", "circles"), ("disc", "discs"), ("round shape", "round shapes")],
     "square": [("square", "squares")],
     "triangle": [("triangle", "triangles")],
     "star": [("star", "stars")],
     "heart": [("heart", "hearts")],
-    "cross": [("cross", "crosses")],
-    "hexagon": [("hexagon", "hexagons")],
-    "diamond": [("diamond", "diamonds"), ("rhombus", "rhombuses")],
+    "cross": [("cross", "crosses"), ("plus sign", "plus signs")],
+    "hexagon": [("hexagon", "hexagons"), ("six-sided shape", "six-sided shapes")],
+    "diamond": [("diamond", "diamonds"), ("rhombus", "rhombuses"), ("lozenge", "lozenges")],
 }
 COLOURS = {
     "red": ["red"], "green": ["green"], "blue": ["blue"], "yellow": ["yellow"],
     "orange": ["orange"], "purple": ["purple", "violet"], "white": ["white"], "black": ["black"],
 }
-SIZES = {"small": ["small", "little"], "large": ["large", "big"]}
+SIZES = {"small": ["small", "little", "tiny"], "large": ["large", "big", "huge"]}
 COUNTS = {1: "a", 2: "two", 3: "three"}
 POSITIONS = {
-    "left": ["on the left"], "right": ["on the right"], "top": ["at the top"],
-    "bottom": ["at the bottom"], "centre": ["in the centre", "in the middle"],
+    "left": ["on the left", "on the left side"], "right": ["on the right", "on the right side"],
+    "top": ["at the top"], "bottom": ["at the bottom"], "centre": ["in the centre", "in the middle"],
 }
 RELATIONS = {
     "left_of": ["to the left of"], "right_of": ["to the right of"],
@@ -35,7 +36,7 @@ RELATIONS = {
 }
 BACKGROUNDS = {
     "white": ["white"], "grey": ["grey"], "black": ["black"],
-    "striped": ["striped"], "checkered": ["checkered", "chequered"],
+    "striped": ["striped", "stripy"], "checkered": ["chequered", "checked"],
 }
 TEMPLATES = [
     "{items} on a {bg} background.",
@@ -43,19 +44,54 @@ TEMPLATES = [
     "A {bg} background with {items}.",
     "A picture of {items} on a {bg} background.",
 ]
+QUERY_FORMS = {
+    "phrase": ["{tb}", "{t}", "picture of {t}", "image with {t}"],
+    "sentence": ["There {be} {t}.", "I see {t}.", "The picture shows {t}."],
+    "question": ["{Be} there {t}?", "Any pictures with {t}?", "Do you have a picture with {t}?"],
+    "request": ["Show me {t}.", "Find {t}.", "Find me a picture with {t}.", "I'm looking for {t}."],
+}
+# Option indices that training text never uses; only the typed-query test split does.
+HELD_OUT = {
+    "shape:circle": {2}, "shape:hexagon": {1}, "shape:diamond": {2}, "size:small": {2},
+    "size:large": {2}, "position:left": {1}, "position:right": {1}, "background:striped": {1},
+    "form:phrase": {3}, "form:sentence": {2}, "form:question": {2}, "form:request": {2},
+}
 
 
-def noun_phrase(item: Item, choose: Choices) -> str:
+def _article(next_word: str) -> str:
+    return "an" if next_word[:1] in "aeiou" else "a"
+
+
+def noun_phrase(item: Item, choose: Choices, article: bool = True) -> str:
     singular, plural = choose(f"shape:{item.shape}", NOUNS[item.shape])
-    return with_position([
-        COUNTS[item.count],
-        choose(f"size:{item.size}", SIZES[item.size]),
-        choose(f"colour:{item.colour}", COLOURS[item.colour]),
-        singular if item.count == 1 else plural,
-    ], item, choose, POSITIONS)
+    words = []
+    if item.size is not None:
+        words.append(choose(f"size:{item.size}", SIZES[item.size]))
+    if item.colour is not None:
+        words.append(choose(f"colour:{item.colour}", COLOURS[item.colour]))
+    words.append(singular if item.count == 1 else plural)
+    if item.count > 1:
+        words.insert(0, COUNTS[item.count])
+    elif article:
+        words.insert(0, _article(words[0]))
+    return with_position(words, item, choose, POSITIONS)
 
 
 def describe(plan: Plan, choose: Choices) -> str:
     # Existential "there is/are" agrees with the first conjunct, as spoken English does.
     be = "are" if plan.items[0].count > 1 else "is"
     return common.describe(plan, choose, noun_phrase, RELATIONS, BACKGROUNDS, TEMPLATES, " and ", be=be)
+
+
+def query(q: Query, choose: Choices) -> str:
+    def target(_case, article: bool) -> str:
+        if q.item is None:
+            bg = choose(f"background:{q.background}", BACKGROUNDS[q.background])
+            return f"{_article(bg)} {bg} background" if article else f"{bg} background"
+        text = noun_phrase(q.item, choose, article)
+        if q.background is not None:
+            text += f" on a {choose(f'background:{q.background}', BACKGROUNDS[q.background])} background"
+        return text
+
+    be = "are" if q.item is not None and q.item.count > 1 else "is"
+    return query_text(q, choose, QUERY_FORMS, target, be=be, Be=be.capitalize())

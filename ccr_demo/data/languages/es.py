@@ -9,15 +9,15 @@ panhispánico de dudas calls the usual one ("cruces naranja"). "de" + "un" does 
 from __future__ import annotations
 
 from . import common
-from .common import Choices, Item, Plan, romance_adjective as A, with_position
+from .common import Choices, Item, Plan, Query, query_text, romance_adjective as A, with_position
 
 NOUNS = {  # shape -> synonyms as (gender, singular, plural)
-    "circle": [("m", "círculo", "círculos")],
+    "circle": [("m", "círculo", "círculos"), ("m", "disco", "discos")],
     "square": [("m", "cuadrado", "cuadrados")],
     "triangle": [("m", "triángulo", "triángulos")],
     "star": [("f", "estrella", "estrellas")],
     "heart": [("m", "corazón", "corazones")],
-    "cross": [("f", "cruz", "cruces")],
+    "cross": [("f", "cruz", "cruces"), ("m", "signo más", "signos más")],
     "hexagon": [("m", "hexágono", "hexágonos")],
     "diamond": [("m", "rombo", "rombos")],
 }
@@ -27,12 +27,12 @@ COLOURS = {
     "blue": [A("azul", "azul", "azules", "azules")],
     "yellow": [A("amarillo", "amarilla", "amarillos", "amarillas")],
     "orange": [A("naranja", "naranja", "naranja", "naranja")],
-    "purple": [A("morado", "morada", "morados", "moradas")],
+    "purple": [A("morado", "morada", "morados", "moradas"), A("violeta", "violeta", "violeta", "violeta")],
     "white": [A("blanco", "blanca", "blancos", "blancas")],
     "black": [A("negro", "negra", "negros", "negras")],
 }
 SIZES = {
-    "small": [A("pequeño", "pequeña", "pequeños", "pequeñas")],
+    "small": [A("pequeño", "pequeña", "pequeños", "pequeñas"), A("chico", "chica", "chicos", "chicas")],
     "large": [A("grande", "grande", "grandes", "grandes")],
 }
 DETERMINERS = {(1, "m"): "un", (1, "f"): "una", (2, "m"): "dos", (2, "f"): "dos",
@@ -57,17 +57,45 @@ TEMPLATES = [
 ]
 
 
-def noun_phrase(item: Item, choose: Choices) -> str:
+QUERY_FORMS = {
+    "phrase": ["{tb}", "{t}", "imagen con {t}", "foto con {t}"],
+    "sentence": ["Hay {t}.", "Se {ve} {t}.", "La imagen muestra {t}."],
+    "question": ["¿Hay {t}?", "¿Hay alguna imagen con {t}?", "¿Tienes una foto con {t}?"],
+    "request": ["Muéstrame {t}.", "Busca {t}.", "Encuéntrame una imagen con {t}."],
+}
+# Option indices that training text never uses; only the typed-query test split does.
+HELD_OUT = {
+    "shape:circle": {1}, "shape:cross": {1}, "colour:purple": {1}, "size:small": {1},
+    "form:phrase": {3}, "form:sentence": {2}, "form:question": {2}, "form:request": {2},
+}
+
+
+def noun_phrase(item: Item, choose: Choices, article: bool = True) -> str:
     gender, singular, plural = choose(f"shape:{item.shape}", NOUNS[item.shape])
     key = (gender, item.count > 1)
-    return with_position([
-        DETERMINERS[item.count, gender],
-        singular if item.count == 1 else plural,
-        choose(f"colour:{item.colour}", COLOURS[item.colour])[key],
-        choose(f"size:{item.size}", SIZES[item.size])[key],
-    ], item, choose, POSITIONS)
+    words = [DETERMINERS[item.count, gender]] if article or item.count > 1 else []
+    words.append(singular if item.count == 1 else plural)
+    if item.colour is not None:
+        words.append(choose(f"colour:{item.colour}", COLOURS[item.colour])[key])
+    if item.size is not None:
+        words.append(choose(f"size:{item.size}", SIZES[item.size])[key])
+    return with_position(words, item, choose, POSITIONS)
 
 
 def describe(plan: Plan, choose: Choices) -> str:
     # "y" would become "e" before an i- sound; every item starts with un/una/dos/tres.
     return common.describe(plan, choose, noun_phrase, RELATIONS, BACKGROUNDS, TEMPLATES, " y ")
+
+
+def query(q: Query, choose: Choices) -> str:
+    def target(_case, article: bool) -> str:
+        if q.item is None:
+            bg = choose(f"background:{q.background}", BACKGROUNDS[q.background])
+            return f"un fondo {bg}" if article else f"fondo {bg}"
+        text = noun_phrase(q.item, choose, article)
+        if q.background is not None:
+            text += f" sobre fondo {choose(f'background:{q.background}', BACKGROUNDS[q.background])}"
+        return text
+
+    ve = "ven" if q.item is not None and q.item.count > 1 else "ve"
+    return query_text(q, choose, QUERY_FORMS, target, ve=ve)

@@ -7,15 +7,15 @@ landmarks of a relation are always singular, so "de" never meets "deux/trois".
 from __future__ import annotations
 
 from . import common
-from .common import Choices, Item, Plan, romance_adjective as A, with_position
+from .common import Choices, Item, Plan, Query, query_text, romance_adjective as A, with_position
 
 NOUNS = {  # shape -> synonyms as (gender, singular, plural)
-    "circle": [("m", "cercle", "cercles"), ("m", "rond", "ronds")],
+    "circle": [("m", "cercle", "cercles"), ("m", "rond", "ronds"), ("m", "disque", "disques")],
     "square": [("m", "carré", "carrés")],
     "triangle": [("m", "triangle", "triangles")],
     "star": [("f", "étoile", "étoiles")],
     "heart": [("m", "cœur", "cœurs")],
-    "cross": [("f", "croix", "croix")],
+    "cross": [("f", "croix", "croix"), ("m", "signe plus", "signes plus")],
     "hexagon": [("m", "hexagone", "hexagones")],
     "diamond": [("m", "losange", "losanges")],
 }
@@ -31,7 +31,7 @@ COLOURS = {
 }
 SIZES = {  # prenominal in French
     "small": [A("petit", "petite", "petits", "petites")],
-    "large": [A("grand", "grande", "grands", "grandes")],
+    "large": [A("grand", "grande", "grands", "grandes"), A("gros", "grosse", "gros", "grosses")],
 }
 DETERMINERS = {(1, "m"): "un", (1, "f"): "une", (2, "m"): "deux", (2, "f"): "deux",
                (3, "m"): "trois", (3, "f"): "trois"}
@@ -45,7 +45,7 @@ RELATIONS = {  # each ends in "de", elided before the landmark's "un/une"
 }
 BACKGROUNDS = {  # agreeing with "fond" (masculine singular)
     "white": ["blanc"], "grey": ["gris"], "black": ["noir"],
-    "striped": ["rayé"], "checkered": ["à carreaux", "quadrillé"],
+    "striped": ["rayé"], "checkered": ["à carreaux", "en damier"],
 }
 TEMPLATES = [
     "{items} sur un fond {bg}.",
@@ -55,15 +55,29 @@ TEMPLATES = [
 ]
 
 
-def noun_phrase(item: Item, choose: Choices) -> str:
+QUERY_FORMS = {
+    "phrase": ["{tb}", "{t}", "image avec {t}", "photo avec {t}"],
+    "sentence": ["Il y a {t}.", "On voit {t}.", "L'image montre {t}."],
+    "question": ["Y a-t-il {t} ?", "Est-ce qu'il y a {t} ?", "Tu as une image avec {t} ?"],
+    "request": ["Montre-moi {t}.", "Trouve {t}.", "Cherche une image avec {t}."],
+}
+# Option indices that training text never uses; only the typed-query test split does.
+HELD_OUT = {
+    "shape:circle": {2}, "shape:cross": {1}, "size:large": {1},
+    "form:phrase": {3}, "form:sentence": {2}, "form:question": {2}, "form:request": {2},
+}
+
+
+def noun_phrase(item: Item, choose: Choices, article: bool = True) -> str:
     gender, singular, plural = choose(f"shape:{item.shape}", NOUNS[item.shape])
     key = (gender, item.count > 1)
-    return with_position([
-        DETERMINERS[item.count, gender],
-        choose(f"size:{item.size}", SIZES[item.size])[key],
-        singular if item.count == 1 else plural,
-        choose(f"colour:{item.colour}", COLOURS[item.colour])[key],
-    ], item, choose, POSITIONS)
+    words = [DETERMINERS[item.count, gender]] if article or item.count > 1 else []
+    if item.size is not None:
+        words.append(choose(f"size:{item.size}", SIZES[item.size])[key])
+    words.append(singular if item.count == 1 else plural)
+    if item.colour is not None:
+        words.append(choose(f"colour:{item.colour}", COLOURS[item.colour])[key])
+    return with_position(words, item, choose, POSITIONS)
 
 
 def describe(plan: Plan, choose: Choices) -> str:
@@ -71,3 +85,16 @@ def describe(plan: Plan, choose: Choices) -> str:
         plan, choose, noun_phrase, RELATIONS, BACKGROUNDS, TEMPLATES, " et ",
         # No space after the relation: its "d'" is elided onto the landmark's "un/une".
         related=lambda s, rel, l: f"{noun_phrase(s, choose)} {rel}{noun_phrase(l, choose)}")
+
+
+def query(q: Query, choose: Choices) -> str:
+    def target(_case, article: bool) -> str:
+        if q.item is None:
+            bg = choose(f"background:{q.background}", BACKGROUNDS[q.background])
+            return f"un fond {bg}" if article else f"fond {bg}"
+        text = noun_phrase(q.item, choose, article)
+        if q.background is not None:
+            text += f" sur fond {choose(f'background:{q.background}', BACKGROUNDS[q.background])}"
+        return text
+
+    return query_text(q, choose, QUERY_FORMS, target)

@@ -8,11 +8,12 @@ take the serial comma, as EYD spelling rules ask ("A, B, dan C").
 from __future__ import annotations
 
 from . import common
-from .common import Choices, Item, Plan, with_position
+from .common import Choices, Item, Plan, Query, query_text, with_position
 
 NOUNS = {
-    "circle": ["lingkaran"], "square": ["persegi", "bujur sangkar"], "triangle": ["segitiga"],
-    "star": ["bintang"], "heart": ["hati"], "cross": ["salib"],
+    "circle": ["lingkaran", "bulatan"], "square": ["persegi", "bujur sangkar", "kotak"],
+    "triangle": ["segitiga"], "star": ["bintang"], "heart": ["hati", "bentuk hati"],
+    "cross": ["tanda plus", "palang", "tanda tambah"],
     "hexagon": ["segi enam", "heksagon"], "diamond": ["belah ketupat"],
 }
 COLOURS = {
@@ -22,6 +23,18 @@ COLOURS = {
 SIZES = {"small": ["kecil"], "large": ["besar"]}
 COUNTS = {1: "sebuah", 2: "dua", 3: "tiga"}
 NOUN_PHRASES = ["{count} {noun} {colour} {size}", "{count} {noun} {size} berwarna {colour}"]
+# Typed queries state fewer attributes; "sebuah" is optional there ("bintang merah").
+QUERY_FORMS = {
+    "phrase": ["{tb}", "gambar {tb}", "foto {tb}"],
+    "sentence": ["Ada {t}.", "Terlihat {t}.", "Gambar ini menunjukkan {t}."],
+    "question": ["Apakah ada {t}?", "Ada {tb}?", "Ada gambar dengan {tb}?"],
+    "request": ["Tunjukkan {tb}.", "Cari {tb}.", "Carikan gambar dengan {tb}."],
+}
+# Option indices that training text never uses; only the typed-query test split does.
+HELD_OUT = {
+    "shape:circle": {1}, "shape:square": {2}, "shape:cross": {2},
+    "form:phrase": {2}, "form:sentence": {2}, "form:question": {2}, "form:request": {2},
+}
 POSITIONS = {
     "left": ["di kiri", "di sebelah kiri"], "right": ["di kanan", "di sebelah kanan"],
     "top": ["di bagian atas"], "bottom": ["di bagian bawah"], "centre": ["di tengah"],
@@ -42,15 +55,31 @@ TEMPLATES = [
 ]
 
 
-def noun_phrase(item: Item, choose: Choices) -> str:
-    text = choose("noun_phrase", NOUN_PHRASES).format(
-        count=COUNTS[item.count],
-        noun=choose(f"shape:{item.shape}", NOUNS[item.shape]),
-        colour=choose(f"colour:{item.colour}", COLOURS[item.colour]),
-        size=choose(f"size:{item.size}", SIZES[item.size]),
-    )
+def noun_phrase(item: Item, choose: Choices, article: bool = True) -> str:
+    noun = choose(f"shape:{item.shape}", NOUNS[item.shape])
+    colour = choose(f"colour:{item.colour}", COLOURS[item.colour]) if item.colour is not None else None
+    size = choose(f"size:{item.size}", SIZES[item.size]) if item.size is not None else None
+    if colour and size:
+        text = choose("noun_phrase", NOUN_PHRASES).format(count=COUNTS[item.count], noun=noun,
+                                                           colour=colour, size=size)
+    else:
+        text = " ".join(w for w in (COUNTS[item.count], noun, colour, size) if w)
+    if not article and item.count == 1:
+        text = text.removeprefix(COUNTS[1] + " ")
     return with_position([text], item, choose, POSITIONS)
 
 
 def describe(plan: Plan, choose: Choices) -> str:
     return common.describe(plan, choose, noun_phrase, RELATIONS, BACKGROUNDS, TEMPLATES, " dan ", serial=True)
+
+
+def query(q: Query, choose: Choices) -> str:
+    def target(_case, article: bool) -> str:
+        if q.item is None:
+            return f"latar belakang {choose(f'background:{q.background}', BACKGROUNDS[q.background])}"
+        text = noun_phrase(q.item, choose, article)
+        if q.background is not None:
+            text += f" dengan latar belakang {choose(f'background:{q.background}', BACKGROUNDS[q.background])}"
+        return text
+
+    return query_text(q, choose, QUERY_FORMS, target)

@@ -7,12 +7,12 @@ Template 2 turns the clause into a relative clause, so it takes the plain verb f
 
 from __future__ import annotations
 
-from .common import Choices, Item, Plan, statement
+from .common import Choices, Item, Plan, Query, query_text, statement
 
 NOUNS = {
-    "circle": ["丸", "円"], "square": ["四角", "正方形"], "triangle": ["三角", "三角形"],
-    "star": ["星"], "heart": ["ハート"], "cross": ["十字", "十字形"], "hexagon": ["六角形"],
-    "diamond": ["ひし形"],
+    "circle": ["丸", "円", "まる"], "square": ["四角", "正方形"], "triangle": ["三角", "三角形"],
+    "star": ["星", "星形", "スター"], "heart": ["ハート", "ハート形"], "cross": ["十字", "十字形", "プラス記号"],
+    "hexagon": ["六角形"], "diamond": ["ひし形", "菱形"],
 }
 COLOURS = {  # attributive forms (i-adjectives, or noun + の)
     "red": ["赤い"], "green": ["緑の"], "blue": ["青い"], "yellow": ["黄色い"],
@@ -38,10 +38,25 @@ TEMPLATES = [  # (template, verb form: 0 polite, 1 plain)
 ]
 
 
+QUERY_FORMS = {  # {loc}/{locno}: where, as a locative (左に) or a modifier (左の)
+    "phrase": ["{locno}{np}", "{locno}{np}の画像", "{locno}{np}の写真"],
+    "sentence": ["{loc}{np}が{count}あります。", "{loc}{np}が{count}描かれています。", "{loc}{np}が{count}見えます。"],
+    "question": ["{loc}{np}は{count}ありますか？", "{loc}{np}が{count}ある画像はありますか？",
+                 "{loc}{np}が{count}ある写真はありますか？"],
+    "request": ["{loc}{np}が{count}ある画像を見せて。", "{loc}{np}が{count}ある画像を探して。",
+                "{loc}{np}が{count}ある写真を探してください。"],
+}
+# Option indices that training text never uses; only the typed-query test split does.
+HELD_OUT = {
+    "shape:circle": {2}, "shape:star": {2}, "shape:cross": {2}, "shape:diamond": {1},
+    "form:phrase": {2}, "form:sentence": {2}, "form:question": {2}, "form:request": {2},
+}
+
+
 def noun_phrase(item: Item, choose: Choices) -> str:
-    return (choose(f"size:{item.size}", SIZES[item.size])
-            + choose(f"colour:{item.colour}", COLOURS[item.colour])
-            + choose(f"shape:{item.shape}", NOUNS[item.shape]))
+    size = choose(f"size:{item.size}", SIZES[item.size]) if item.size is not None else ""
+    colour = choose(f"colour:{item.colour}", COLOURS[item.colour]) if item.colour is not None else ""
+    return size + colour + choose(f"shape:{item.shape}", NOUNS[item.shape])
 
 
 def describe(plan: Plan, choose: Choices) -> str:
@@ -63,3 +78,26 @@ def describe(plan: Plan, choose: Choices) -> str:
         listed=counted)
     bg, bg_attr = choose(f"background:{plan.background}", BACKGROUNDS[plan.background])
     return template.format(clause=clause, bg=bg, bg_attr=bg_attr)
+
+
+def query(q: Query, choose: Choices) -> str:
+    count = ""
+    if q.item is None:
+        _, attr = choose(f"background:{q.background}", BACKGROUNDS[q.background])
+        np, loc, locno = f"{attr}背景", "", ""
+    else:
+        np = noun_phrase(q.item, choose)
+        if q.item.count > 1:
+            count = choose("counter", COUNTERS)[q.item.count]
+        if q.item.position is not None:
+            where = choose(f"position:{q.item.position}", POSITIONS[q.item.position])
+            loc, locno = where + "に", where + "の"
+        elif q.background is not None:
+            _, attr = choose(f"background:{q.background}", BACKGROUNDS[q.background])
+            loc, locno = f"{attr}背景に", f"{attr}背景の"
+        else:
+            loc = locno = ""
+    if q.form == "phrase" and count:  # "赤い丸二つ"
+        np += count
+    return query_text(q, choose, QUERY_FORMS, lambda *_: "", capitalise=lambda t: t,
+                      np=np, loc=loc, locno=locno, count=count)

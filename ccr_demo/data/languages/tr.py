@@ -10,17 +10,17 @@ yuvarlağın). Sentence-initial "i" capitalises to dotted "İ".
 from __future__ import annotations
 
 from . import common
-from .common import Choices, Item, Plan
+from .common import Choices, Item, Plan, Query, query_text
 
 NOUNS = {  # shape -> synonyms as (nominative, genitive)
-    "circle": [("daire", "dairenin"), ("yuvarlak", "yuvarlağın")],
+    "circle": [("daire", "dairenin"), ("yuvarlak", "yuvarlağın"), ("çember", "çemberin")],
     "square": [("kare", "karenin")],
     "triangle": [("üçgen", "üçgenin")],
     "star": [("yıldız", "yıldızın")],
     "heart": [("kalp", "kalbin")],
-    "cross": [("haç", "haçın")],
+    "cross": [("artı işareti", "artı işaretinin"), ("artı", "artının")],
     "hexagon": [("altıgen", "altıgenin")],
-    "diamond": [("eşkenar dörtgen", "eşkenar dörtgenin")],
+    "diamond": [("eşkenar dörtgen", "eşkenar dörtgenin"), ("baklava dilimi", "baklava diliminin")],
 }
 COLOURS = {
     "red": ["kırmızı"], "green": ["yeşil"], "blue": ["mavi"], "yellow": ["sarı"],
@@ -47,15 +47,28 @@ TEMPLATES = [
 ]
 
 
-def noun_phrase(item: Item, choose: Choices, genitive: bool = False) -> str:
+QUERY_FORMS = {
+    "phrase": ["{tb}", "{tb} olan resim", "{tb} olan fotoğraf"],
+    "sentence": ["{t} var.", "Resimde {t} var.", "{t} görülüyor."],
+    "question": ["{t} var mı?", "Resimde {t} var mı?", "{tb} olan bir resim var mı?"],
+    "request": ["{t} göster.", "Bana {t} göster.", "{tb} olan bir resim bul."],
+}
+# Option indices that training text never uses; only the typed-query test split does.
+HELD_OUT = {
+    "shape:circle": {2}, "shape:cross": {1}, "shape:diamond": {1},
+    "form:phrase": {2}, "form:sentence": {2}, "form:question": {2}, "form:request": {2},
+}
+
+
+def noun_phrase(item: Item, choose: Choices, genitive: bool = False, article: bool = True) -> str:
     nominative, gen = choose(f"shape:{item.shape}", NOUNS[item.shape])
-    size = choose(f"size:{item.size}", SIZES[item.size])
-    colour = choose(f"colour:{item.colour}", COLOURS[item.colour])
+    size = choose(f"size:{item.size}", SIZES[item.size]) if item.size is not None else None
+    colour = choose(f"colour:{item.colour}", COLOURS[item.colour]) if item.colour is not None else None
     noun = gen if genitive else nominative
     if item.count == 1:
-        words = [size, colour, "bir", noun]
+        words = [w for w in (size, colour, "bir" if article else None, noun) if w]
     else:
-        words = [NUMERALS[item.count], size, colour, noun]
+        words = [w for w in (NUMERALS[item.count], size, colour, noun) if w]
     if item.position is not None:
         words.insert(0, choose(f"position:{item.position}", POSITIONS[item.position]))
     return " ".join(words)
@@ -72,3 +85,15 @@ def describe(plan: Plan, choose: Choices) -> str:
         plan, choose, noun_phrase, RELATIONS, BACKGROUNDS, TEMPLATES, " ve ", capitalise=capitalise,
         # Head-final: the genitive landmark and its postposition come before the subject.
         related=lambda s, rel, l: f"{noun_phrase(l, choose, genitive=True)} {rel} {noun_phrase(s, choose)}")
+
+
+def query(q: Query, choose: Choices) -> str:
+    def target(_case, article: bool) -> str:
+        if q.item is None:
+            return f"{choose(f'background:{q.background}', BACKGROUNDS[q.background])} arka plan"
+        text = noun_phrase(q.item, choose, article=article)
+        if q.background is not None:
+            text = f"{choose(f'background:{q.background}', BACKGROUNDS[q.background])} arka planda {text}"
+        return text
+
+    return query_text(q, choose, QUERY_FORMS, target, capitalise=capitalise)
