@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from ccr_demo.data.formats import (
     DataFormatError, ParallelTestSet, PretrainRecord, check_languages, default_language_order, read_ccrk_pretrain,
 )
+from ccr_demo.data.queries import is_relevant
 
 MODES = ("one_to_k", "one_to_one")
 
@@ -46,6 +47,20 @@ def _load(load: Callable[[], Image.Image], transform: Callable[[Image.Image], An
         raise DataFormatError(f"{where}: transform failed: {type(e).__name__}: {e}") from e
 
 
+def _draw(seed: int, epoch: int, indices: np.ndarray, n: int, stream: int) -> np.ndarray:
+    """Uniform draws in [0, n) as a pure function of (seed, stream, epoch, index)."""
+    idx = np.atleast_1d(np.asarray(indices, dtype=np.int64)).astype(np.uint64)
+    seed, ep, stream = np.array([seed, epoch, stream], dtype=np.int64).astype(np.uint64)
+    key = _splitmix64(_splitmix64(np.atleast_1d(seed)) ^ ep)
+    if stream:
+        key = _splitmix64(key ^ stream)
+    return (_splitmix64(key ^ idx) % np.uint64(n)).astype(np.int64)
+
+
+_VARIANT_STREAM = 0x7A41A7
+_VARIANT_SCALE = 1 << 20  # resolution of the full-caption probability
+
+
 class MultilingualPretrainDataset(Dataset):
     """Images with parallel captions from a CCRK pretraining folder (or its records).
 
@@ -55,15 +70,22 @@ class MultilingualPretrainDataset(Dataset):
     (seed, epoch, index), so it is reproducible and identical in every DataLoader worker.
     Call `set_epoch` before each epoch (it reaches persistent workers too: the epoch lives
     in shared memory).
+
+    Rows with ``variants`` (partial captions, as people type queries) first draw which
+    caption the image gets this epoch: the full one with probability
+    ``full_caption_prob``, else one variant uniformly; the K languages of the draw say the
+    same thing (they are parallel), and one_to_one mode picks its language among them.
     """
 
     def __init__(self, source: str | Path | Iterable[str | Path] | Sequence[PretrainRecord],
                  languages: Sequence[str] | None = None, *, mode: str = "one_to_k",
                  transform: Callable[[Image.Image], Any] | None = None, seed: int = 0,
                  image_root: str | Path | None = None, check_images: bool = False, skip_bad: bool = False,
-                 max_pixels: int | None = None):
+                 max_pixels: int | None = None, full_caption_prob: float = 1.0):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if not 0.0 <= full_caption_prob <= 1.0:
+            raise ValueError(f"full_caption_prob must be in [0, 1], got {full_caption_prob}")
         given = isinstance(source, Sequence) and not isinstance(source, str) and bool(source) \
             and isinstance(source[0], PretrainRecord)
         records = list(source) if given else read_ccrk_pretrain(
@@ -75,6 +97,12 @@ class MultilingualPretrainDataset(Dataset):
             raise ValueError("languages must not be empty")
         self.records = records
         self.languages = list(languages)
+        self.full_caption_prob = float(full_caption_prob)
+        for rec in records:
+            for v, variant in enumerate(rec.variants or ()):
+                caps = variant.get("caption") if isinstance(variant, dict) else None
+                if not isinstance(caps, dict) or any(not isinstance(caps.get(lang), str) for lang in self.languages):
+                    raise DataFormatError(f"{rec.where}: variant {v} needs a caption in each of {self.languages}")
         self.mode = mode
         self.transform = transform or pil_to_tensor
         self.seed = int(seed)
@@ -93,15 +121,57 @@ class MultilingualPretrainDataset(Dataset):
 
     def language_choice(self, indices: int | Sequence[int] | np.ndarray, epoch: int | None = None) -> np.ndarray:
         """Index into `languages` that one_to_one mode uses for these items (vectorised)."""
-        idx = np.atleast_1d(np.asarray(indices, dtype=np.int64)).astype(np.uint64)
         ep = self.epoch if epoch is None else int(epoch)
-        seed, ep = np.array([self.seed, ep], dtype=np.int64).astype(np.uint64)
-        key = _splitmix64(_splitmix64(np.atleast_1d(seed)) ^ ep)
-        return (_splitmix64(key ^ idx) % np.uint64(len(self.languages))).astype(np.int64)
+        return _draw(self.seed, ep, indices, len(self.languages), 0)
+
+    def variant_choice(self, index: int, epoch: int | None = None) -> int:
+        """Which caption item ``index`` gets this epoch: 0 the full one, v >= 1 variant v-1."""
+        variants = self.records[index].variants
+        if not variants:
+            return 0
+        ep = self.epoch if epoch is None else int(epoch)
+        u = int(_draw(self.seed, ep, index, _VARIANT_SCALE, _VARIANT_STREAM)[0])
+        if u < self.full_caption_prob * _VARIANT_SCALE:
+            return 0
+        return 1 + int(_draw(self.seed, ep, index, len(variants), _VARIANT_STREAM + 1)[0])
+
+    def captions(self, index: int, epoch: int | None = None) -> dict[str, str]:
+        """The parallel captions (one per language) item ``index`` is trained on this epoch."""
+        rec = self.records[index]
+        v = self.variant_choice(index, epoch)
+        return rec.captions if v == 0 else rec.variants[v - 1]["caption"]
+
+    def false_negatives(self, indices: Sequence[int], epoch: int | None = None) -> np.ndarray:
+        """bool [B, B] for a batch of items: [b, c] when the caption item c is trained on
+        this epoch is a partial one that is also true of item b's scene (b != c).
+
+        Full captions identify their scene and count as true of it alone."""
+        idx = [int(i) for i in indices]
+        asserts = []
+        for i in idx:
+            v = self.variant_choice(i, epoch)
+            asserts.append(None if v == 0 else self.records[i].variants[v - 1].get("query"))
+        out = np.zeros((len(idx), len(idx)), dtype=bool)
+        for c, a in enumerate(asserts):
+            if a is None:
+                continue
+            for b, i in enumerate(idx):
+                scene = self.records[i].scene
+                if b != c and scene is not None and is_relevant(a, scene):
+                    out[b, c] = True
+        return out
+
+    def all_texts(self) -> list[str]:
+        """Every caption any epoch can draw (for a feature cache), repeats included."""
+        out = []
+        for rec in self.records:
+            for caps in [rec.captions, *(v["caption"] for v in rec.variants or ())]:
+                out.extend(caps[lang] for lang in self.languages)
+        return out
 
     def texts(self, index: int) -> list[str]:
         """The caption list item `index` yields this epoch."""
-        caps = self.records[index].captions
+        caps = self.captions(index)
         if self.mode == "one_to_k":
             return [caps[lang] for lang in self.languages]
         return [caps[self.languages[int(self.language_choice(index)[0])]]]

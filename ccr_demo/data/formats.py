@@ -233,6 +233,7 @@ class PretrainRecord:
     offset: int = 0  # byte offset of the row in `file` (to re-read a base64 image lazily)
     scene: Any = None
     noise: Any = None
+    variants: Any = None  # partial captions beside the full one: [{"caption": {lang: text}, ...}]
 
     @property
     def where(self) -> str:
@@ -314,7 +315,7 @@ def _pretrain_rows(path: Path, file: str, root: str, languages: Sequence[str] | 
             bad(at, problem)
             continue
         rec = PretrainRecord(captions=row["caption"], file=file, line=lineno, offset=offset,
-                             scene=row.get("scene"), noise=row.get("noise"))
+                             scene=row.get("scene"), noise=row.get("noise"), variants=row.get("variants"))
         if "image_path" in row:
             rel = row["image_path"]
             if not isinstance(rel, str) or not rel:

@@ -5,9 +5,17 @@ cores, parallel by construction (every caption of a scene is generated from one 
 description), and written in the real datasets' formats so one reader serves both:
 
 - ``OUT/train/part_NNNNN.data``: the CCRK pretraining format, one JSON object a line,
-  ``{"caption": {lang: text}, "image_path": "images/000123.png", "scene": {...}}``;
+  ``{"caption": {lang: text}, "image_path": "images/000123.png", "scene": {...},
+  "variants": [{"caption": {lang: text}, "query": {...}, "form": ...}, ...]}``: the full-scene
+  caption plus partial captions (typed-query style: "red star", "is there a purple
+  heart?"), each parallel in every language and recording what it asserts;
 - ``OUT/{val,test,test_compositional}/annotations/{lang}/test.jsonl``: the IGLUE
   xFlickr&CO layout, ``{"id", "img_path", "sentences", "scene"}``, images in ``images/``;
+  no two scenes of one of these splits share a description, so every full caption has
+  exactly one gold image;
+- ``OUT/test_queries/queries.jsonl``: typed queries over the test images, worded with
+  phrasings and synonyms that training text never uses, each with its relevant images
+  (see :mod:`ccr_demo.data.queries`);
 - ``OUT/dataset_info.json``: seed, counts, languages, held-out pairs, noise settings.
 
 A set of (shape, colour) pairs is held out of train/val/test and appears only in
@@ -40,10 +48,11 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from ccr_demo import LANGUAGES
-from ccr_demo.data.languages import describe_scene
+from ccr_demo.data.languages import describe_query, describe_scene, plan_from_scene
+from ccr_demo.data.queries import GRANULARITIES, QUERIES_FILE, draw_form, relevance_matrix, sample_assertions, to_query
 from ccr_demo.fileio import atomic_directory
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 # --- The world's inventory -------------------------------------------------------------
 
@@ -65,6 +74,8 @@ BACKGROUNDS = {"white": (240, 240, 240), "grey": (125, 125, 125), "black": (30, 
                "checkered": ((172, 172, 172), (128, 128, 128))}
 SPLITS = ("train", "val", "test", "test_compositional")
 NOISY_SPLITS = ("train", "val")  # test captions stay clean
+UNIQUE_SPLITS = ("val", "test", "test_compositional")  # one gold image per full caption
+QUERY_SPLIT = "test_queries"
 ROWS_PER_PART = 5000
 SUPERSAMPLE = 4  # draw at 4x and box-downsample: antialiasing for free
 PNG_COMPRESS_LEVEL = 3
@@ -73,8 +84,10 @@ JITTER_RADIUS = 0.04  # relative
 JITTER_ROTATION = 10.0  # degrees; small, so a square never turns into a diamond
 JITTER_HUE, JITTER_SAT, JITTER_VALUE = 0.015, 0.08, 0.06
 # Seed streams per scene: one for the scene, one for the pixels, one per language for
-# the caption's wording and one per language for its noise.
+# the caption's wording and one per language for its noise; one for which partial
+# captions a scene gets and one per language for their wording.
 _STREAM_SCENE, _STREAM_RENDER, _STREAM_CAPTION, _STREAM_NOISE = 0, 1, 100, 200
+_STREAM_VARIANTS, _STREAM_VARIANT_WORDING = 2, 300
 
 
 @dataclass(frozen=True)
@@ -342,21 +355,59 @@ class _Job:
     languages: tuple[str, ...]
     noise: tuple[tuple[str, float], ...]
     held_out: tuple[tuple[str, str], ...]
+    variants: int = 0
 
 
 def _rng(seed: int, split: str, index: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, SPLITS.index(split), index, stream])
+    return np.random.default_rng([seed, (*SPLITS, QUERY_SPLIT).index(split), index, stream])
 
 
-def _make_example(job: _Job, task: tuple[str, int]) -> dict:
-    """Sample, caption and render scene ``index`` of ``split``; write its PNG; return
-    {"scene", "captions": {lang: text}, "noise": {lang: record}, "image": file name}."""
-    split, index = task
-    rng = _rng(job.seed, split, index, _STREAM_SCENE)
-    if split == "test_compositional":
-        scene = sample_scene(rng, include=job.held_out[rng.integers(len(job.held_out))])
-    else:
-        scene = sample_scene(rng, exclude=job.held_out)
+def sample_split_scenes(seed: int, split: str, n: int, held_out: Sequence[tuple[str, str]]) -> list[Scene]:
+    """The ``n`` scenes of ``split``, each drawn from its own seed stream.
+
+    In the evaluation splits a scene whose description (what its full caption states)
+    repeats an earlier one is redrawn from the same stream, so every full caption there
+    has exactly one gold image.
+    """
+    scenes, seen = [], set()
+    for index in range(n):
+        rng = _rng(seed, split, index, _STREAM_SCENE)
+        for _ in range(1000):
+            if split == "test_compositional":
+                scene = sample_scene(rng, include=held_out[rng.integers(len(held_out))])
+            else:
+                scene = sample_scene(rng, exclude=held_out)
+            if split not in UNIQUE_SPLITS or plan_from_scene(scene) not in seen:
+                break
+        else:
+            raise ValueError(f"cannot draw {n} distinct {split} scenes: ask for fewer")
+        seen.add(plan_from_scene(scene))
+        scenes.append(scene)
+    return scenes
+
+
+def partial_captions(scene: Scene, job: _Job, split: str, index: int) -> list[dict]:
+    """The scene's typed-query-style captions: {"caption": {lang: text}, "query", "form",
+    "granularity"}, each worded in every language from the same assertion."""
+    rng = _rng(job.seed, split, index, _STREAM_VARIANTS)
+    chosen = sample_assertions(scene.to_dict(), rng, job.variants)
+    forms = [draw_form(rng) for _ in chosen]
+    out = []
+    for v, ((granularity, asserts), form) in enumerate(zip(chosen, forms)):
+        query = to_query(asserts, form)
+        captions = {}
+        for lang in job.languages:
+            wording = _rng(job.seed, split, index, _STREAM_VARIANT_WORDING + 16 * LANGUAGES.index(lang) + v)
+            captions[lang] = describe_query(query, lang, wording)
+        out.append({"caption": captions, "query": asserts, "form": form, "granularity": granularity})
+    return out
+
+
+def _make_example(job: _Job, task: tuple[str, int, dict]) -> dict:
+    """Caption and render scene ``index`` of ``split``; write its PNG; return
+    {"scene", "captions": {lang: text}, "noise": {lang: record}, "variants", "image"}."""
+    split, index, scene_dict = task
+    scene = Scene.from_dict(scene_dict)
     captions, noise = {}, {}
     for lang in job.languages:
         k = LANGUAGES.index(lang)
@@ -372,7 +423,8 @@ def _make_example(job: _Job, task: tuple[str, int]) -> dict:
     buf = io.BytesIO()
     image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     (Path(job.root) / split / "images" / name).write_bytes(buf.getvalue())
-    return {"scene": scene.to_dict(), "captions": captions, "noise": noise, "image": name}
+    variants = partial_captions(scene, job, split, index) if split == "train" and job.variants else []
+    return {"scene": scene.to_dict(), "captions": captions, "noise": noise, "variants": variants, "image": name}
 
 
 # --- The dataset -------------------------------------------------------------------------
@@ -390,6 +442,8 @@ def _write_split(root: Path, split: str, examples: list[dict], languages: Sequen
                 row = {"caption": ex["captions"], "image_path": f"images/{ex['image']}", "scene": ex["scene"]}
                 if ex["noise"]:
                     row["noise"] = ex["noise"]
+                if ex["variants"]:
+                    row["variants"] = ex["variants"]
                 lines.append(_dumps(row) + "\n")
             (folder / f"part_{start // ROWS_PER_PART:05d}.data").write_text("".join(lines), encoding="utf-8")
         return
@@ -406,15 +460,45 @@ def _write_split(root: Path, split: str, examples: list[dict], languages: Sequen
         path.write_text("".join(lines), encoding="utf-8")
 
 
+def _write_queries(root: Path, seed: int, test_scenes: list[dict], n: int, languages: Sequence[str]) -> None:
+    """The typed-query test split: ``n`` distinct assertions about test scenes, worded with
+    held-out phrasings, each with every test image it is true of."""
+    queries, seen = [], set()
+    for q in range(n):
+        rng = _rng(seed, QUERY_SPLIT, q, _STREAM_SCENE)
+        for _ in range(100):
+            scene = test_scenes[int(rng.integers(len(test_scenes)))]
+            (granularity, asserts), = sample_assertions(scene, rng, 1)
+            key = json.dumps(asserts, sort_keys=True)
+            if key not in seen:
+                break
+        seen.add(key)
+        form = draw_form(rng)
+        text = {lang: describe_query(to_query(asserts, form), lang,
+                                     _rng(seed, QUERY_SPLIT, q, _STREAM_CAPTION + LANGUAGES.index(lang)),
+                                     query_test=True) for lang in languages}
+        queries.append((granularity, asserts, form, text))
+    rel = relevance_matrix([a for _, a, _, _ in queries], test_scenes)
+    lines = []
+    for q, (granularity, asserts, form, text) in enumerate(queries):
+        relevant = [f"test-{i:06d}" for i in np.flatnonzero(rel[q])]
+        lines.append(_dumps({"id": f"query-{q:06d}", "text": text, "query": asserts, "form": form,
+                             "granularity": granularity, "relevant": relevant, "gallery": "test"}) + "\n")
+    (root / QUERY_SPLIT).mkdir()
+    (root / QUERY_SPLIT / QUERIES_FILE).write_text("".join(lines), encoding="utf-8")
+
+
 def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int, n_test_compositional: int,
                      image_size: int = 128, seed: int = 0, languages: Sequence[str] = LANGUAGES,
                      noise: str | Mapping[str, float] | None = None, workers: int | None = None,
-                     progress: bool = True) -> Path:
+                     progress: bool = True, queries_per_scene: int = 4, n_test_queries: int | None = None) -> Path:
     """Generate the shapes world into ``out_dir`` (replaced atomically) and return its path.
 
     ``noise``: per-language rate of corrupted train/val captions ("de=0.1,ja=0.05" or a
     mapping). ``workers``: processes (default: all cores; 1 for small runs); the output
-    does not depend on it.
+    does not depend on it. ``queries_per_scene``: partial captions per training scene
+    (beside the full one). ``n_test_queries``: typed queries over the test images
+    (default: half the test scenes; 0 for none).
     """
     languages = tuple(languages)
     unknown = [lang for lang in languages if lang not in LANGUAGES]
@@ -424,14 +508,20 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
     counts = dict(zip(SPLITS, (n_train, n_val, n_test, n_test_compositional)))
     if any(n < 0 for n in counts.values()) or image_size < 8:
         raise ValueError(f"counts must be >= 0 and image_size >= 8, got {counts}, {image_size}")
-    tasks = [(split, i) for split in SPLITS for i in range(counts[split])]
+    n_queries = counts["test"] // 2 if n_test_queries is None else n_test_queries
+    if queries_per_scene < 0 or n_queries < 0 or (n_queries and not counts["test"]):
+        raise ValueError(f"queries_per_scene and n_test_queries must be >= 0, and typed queries need test "
+                         f"scenes; got {queries_per_scene}, {n_queries}, {counts['test']} test scenes")
+    held_out = held_out_pairs(seed)
+    scenes = {split: sample_split_scenes(seed, split, counts[split], held_out) for split in SPLITS}
+    tasks = [(split, i, scene.to_dict()) for split in SPLITS for i, scene in enumerate(scenes[split])]
     if workers is None:
         workers = 1 if len(tasks) < 500 else os.cpu_count() or 1
     out_dir = Path(out_dir)
-    held_out = held_out_pairs(seed)
     # Files inside the temporary tree are written plainly: the atomic step is the swap.
     with atomic_directory(out_dir) as root:
-        job = _Job(str(root), seed, image_size, languages, tuple(sorted(noise_rates.items())), held_out)
+        job = _Job(str(root), seed, image_size, languages, tuple(sorted(noise_rates.items())), held_out,
+                   queries_per_scene)
         for split in SPLITS:
             if counts[split]:
                 (root / split / "images").mkdir(parents=True)
@@ -449,6 +539,8 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
                 _write_split(root, split, examples, languages)
             if split in NOISY_SPLITS and noise_rates:
                 noisy[split] = {lang: sum(lang in ex["noise"] for ex in examples) for lang in noise_rates}
+        if n_queries:
+            _write_queries(root, seed, [sc.to_dict() for sc in scenes["test"]], n_queries, languages)
         info = {
             "generator": "ccr_demo.data.shapes", "generator_version": GENERATOR_VERSION,
             "seed": seed, "image_size": image_size, "languages": list(languages), "counts": counts,
@@ -457,8 +549,11 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
             "vocabulary": {"shapes": list(SHAPES), "colours": list(COLOURS), "sizes": list(SIZES),
                            "positions": list(POSITIONS), "relations": list(RELATIONS),
                            "backgrounds": list(BACKGROUNDS)},
-            "formats": {"train": "train/part_NNNNN.data (CCRK: caption, image_path, scene)",
-                        "eval": "SPLIT/annotations/LANG/test.jsonl (IGLUE: id, img_path, sentences, scene)"},
+            "queries": {"per_training_scene": queries_per_scene, "test_queries": n_queries,
+                        "granularities": {g: list(keys) for g, keys in GRANULARITIES.items()}},
+            "formats": {"train": "train/part_NNNNN.data (CCRK: caption, image_path, scene, variants)",
+                        "eval": "SPLIT/annotations/LANG/test.jsonl (IGLUE: id, img_path, sentences, scene)",
+                        "test_queries": f"{QUERY_SPLIT}/{QUERIES_FILE} (id, text, query, form, relevant)"},
         }
         (root / "dataset_info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n",
                                                 encoding="utf-8")
@@ -478,12 +573,16 @@ def main(argv: Sequence[str] | None = None) -> Path:
     p.add_argument("--languages", default=",".join(LANGUAGES), help="comma-separated codes")
     p.add_argument("--noise", default=None, help="per-language caption noise rate, e.g. de=0.1,ja=0.05")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores, 1 below 500 scenes)")
+    p.add_argument("--queries-per-scene", type=int, default=4,
+                   help="partial (typed-query style) captions per training scene, beside the full one")
+    p.add_argument("--test-queries", type=int, default=None,
+                   help="typed queries over the test images (default: half of --test; 0 for none)")
     a = p.parse_args(argv)
     out = generate_dataset(
         a.out, a.train, a.test if a.val is None else a.val, a.test,
         a.test if a.test_compositional is None else a.test_compositional,
         image_size=a.size, seed=a.seed, languages=[s.strip() for s in a.languages.split(",") if s.strip()],
-        noise=a.noise, workers=a.workers)
+        noise=a.noise, workers=a.workers, queries_per_scene=a.queries_per_scene, n_test_queries=a.test_queries)
     print(f"wrote {out}")
     return out
 
