@@ -1,8 +1,11 @@
 """Evaluate a model on a parallel test set: per-language Recall@K both ways, and MRV.
 
-``python -m ccr_demo.evaluate --model DIR_OR_ID --data DIR`` prints a table and writes JSON.
-Text-to-image recall counts every caption; the text-to-image MRV uses each instance's first
-caption per language (the paper's parallel query), image-to-text the best-ranked gold caption.
+``python -m ccr_demo.evaluate --model DIR_OR_ID --data DIR [--queries QDIR]`` prints a table
+and writes JSON. Text-to-image recall counts every caption; the text-to-image MRV uses each
+instance's first caption per language (the paper's parallel query), image-to-text the
+best-ranked gold caption. With a typed-query split (partial queries with many relevant
+images, :mod:`ccr_demo.data.queries`) the report adds its P@1, P@5, mAP@10 per language and
+their consistency across languages (see ``metrics.typed_query_report``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from tqdm.auto import tqdm
 from . import metrics
 from .data.datasets import EvalImageDataset, collate_images
 from .data.formats import ParallelTestSet
+from .data.queries import QuerySet
 from .fileio import atomic_write_json
 from .hub import report_table
 
@@ -88,26 +92,84 @@ def report_from_embeddings(image_emb: torch.Tensor, text_emb: dict[str, torch.Te
     return report
 
 
+def query_report_from_embeddings(image_emb: torch.Tensor, query_emb: dict[str, torch.Tensor],
+                                 queries: QuerySet, image_ids: Sequence[str]) -> dict:
+    """Typed-query metrics over a gallery's images (``image_ids`` in ``image_emb`` order)."""
+    img = image_emb.float().numpy()
+    relevant = queries.relevance(image_ids)
+    scores = {lang: emb.float().numpy() @ img.T for lang, emb in query_emb.items()}
+    report = metrics.typed_query_report(scores, relevant)
+    report["dataset"] = queries.name
+    report["mean_relevant"] = float(relevant.sum(axis=1).mean())
+    # P@5 per granularity (averaged over languages): which kinds of query are hard.
+    p5 = np.mean([metrics.precision_at_k(s, relevant, 5) for s in scores.values()], axis=0)
+    grans = np.array(queries.granularities)
+    report["p@5_by_granularity"] = {g: float(p5[grans == g].mean()) for g in sorted(set(grans))}
+    forms = np.array(queries.forms)
+    report["p@5_by_form"] = {f: float(p5[forms == f].mean()) for f in sorted(set(forms))}
+    return report
+
+
 def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None = None, batch_size: int = 64,
              num_workers: int = 0, progress: bool = True,
-             encode_texts: Callable[[list[str]], torch.Tensor] | None = None, keep_ranks: bool = False) -> dict:
-    """Encode the test set with ``model`` and return the report (see report_from_embeddings)."""
+             encode_texts: Callable[[list[str]], torch.Tensor] | None = None, keep_ranks: bool = False,
+             queries: QuerySet | None = None) -> dict:
+    """Encode the test set with ``model`` and return the report (see report_from_embeddings);
+    with ``queries`` (typed queries over the test images) the report's "queries" holds theirs."""
     languages = list(languages or test_set.languages)
     missing = [lang for lang in languages if lang not in test_set.captions]
     if missing:
         raise ValueError(f"test set {test_set.name!r} has no captions in {missing} (it has {test_set.languages})")
+    if queries is not None:
+        missing = [lang for lang in languages if lang not in queries.texts]
+        if missing:
+            raise ValueError(f"query set {queries.name!r} has no queries in {missing}")
     start = time.perf_counter()
     image_emb, text_emb = encode_test_set(model, test_set, languages, batch_size, num_workers, progress,
                                           encode_texts)
     report = report_from_embeddings(image_emb, text_emb, test_set, keep_ranks=keep_ranks)
+    if queries is not None:
+        encode = encode_texts or (lambda texts: model.encode_texts(texts, batch_size=max(batch_size, 128)))
+        query_emb = {lang: encode(queries.texts[lang]) for lang in languages}
+        report["queries"] = query_report_from_embeddings(image_emb, query_emb, queries, test_set.image_ids)
     report["seconds"] = round(time.perf_counter() - start, 2)
     return report
+
+
+def queries_table(report: dict) -> str:
+    """Markdown table of a report's typed-query metrics (empty when it has none)."""
+    q = report.get("queries")
+    if not q:
+        return ""
+    names = list(q["mean"])
+    lines = [f"Typed queries ({q['n_queries']} queries, {q['mean_relevant']:.1f} relevant images each on average)",
+             "", "| language | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for lang in q["languages"]:
+        lines.append(f"| {lang} | " + " | ".join(_fmt(q["per_language"][lang][m], m) for m in names) + " |")
+    lines.append("| mean | " + " | ".join(_fmt(q["mean"][m], m) for m in names) + " |")
+    c = q["consistency"]
+    lines += ["", f"Consistency across languages: first-relevant-rank std {c['first_rank_std']:.3f} "
+                  f"(variance {c['first_rank_var']:.3f}), top-5 overlap {c['top5_overlap']:.3f}"]
+    return "\n".join(lines)
+
+
+def _fmt(value: float, name: str) -> str:
+    return f"{value:.2f}" if name.startswith("r@") else f"{value:.3f}"
+
+
+def default_queries(data: str | Path) -> str:
+    """The typed-query split the shapes world writes beside its test split, if any
+    (``--queries none`` turns this off)."""
+    sibling = Path(data).parent / "test_queries" / "queries.jsonl"
+    return str(sibling) if sibling.is_file() else ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ccr_demo.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="saved model folder or Hub id")
     parser.add_argument("--data", required=True, help="parallel test set folder (IGLUE layout: annotations/{lang}/test.jsonl)")
+    parser.add_argument("--queries", default="", help="typed-query split (queries.jsonl or its folder) over "
+                        "the --data images; default: DATA/../test_queries when it exists")
     parser.add_argument("--image-root", default=None, help="image folder (default: DATA/images)")
     parser.add_argument("--languages", default="", help="comma-separated subset of languages (default: all)")
     parser.add_argument("--max-instances", type=int, default=0, help="evaluate on the first N instances only")
@@ -123,12 +185,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         test_set = ParallelTestSet.from_iglue(args.data, languages=langs, image_root=args.image_root)
         if args.max_instances:
             test_set = test_set.subset(args.max_instances)
+        queries_path = "" if args.queries == "none" else (args.queries or default_queries(args.data))
+        queries = QuerySet.load(queries_path, languages=langs) if queries_path else None
+        if queries is not None and args.max_instances:
+            raise ValueError("--max-instances cannot be combined with typed queries (their relevant images "
+                             "span the whole test set); pass --queries none")
         model = CCRModel.from_pretrained(args.model)
-        report = evaluate(model, test_set, langs, batch_size=args.batch_size, keep_ranks=args.keep_ranks)
+        report = evaluate(model, test_set, langs, batch_size=args.batch_size, keep_ranks=args.keep_ranks,
+                          queries=queries)
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report_table(report))
+    if report.get("queries"):
+        print("\n" + queries_table(report))
     if args.out:
         atomic_write_json(args.out, report)
         print(f"report written to {Path(args.out)}")

@@ -440,3 +440,118 @@ def rank_consistency(scores, k: int = 10) -> RankConsistency:
         topk=topk,
         overlap=overlap,
     )
+
+
+# --------------------------------------------------------------- typed queries (many relevant)
+# A typed query ("red star") is true of many images. Its metrics take scores [Q, N] and a
+# boolean relevance matrix [Q, N] (every query needs at least one relevant image).
+
+
+def _relevance(relevant, shape: tuple[int, int]) -> np.ndarray:
+    rel = _to_numpy(relevant, "relevant")
+    if rel.shape != shape:
+        raise ValueError(f"relevant must have the scores' shape {shape}, got {rel.shape}")
+    rel = rel.astype(bool, copy=False)
+    empty = np.flatnonzero(~rel.any(axis=1))
+    if empty.size:
+        raise ValueError(f"relevant: query {int(empty[0])} has no relevant image ({empty.size} such queries)")
+    return rel
+
+
+def first_relevant_ranks(scores, relevant) -> np.ndarray:
+    """int64[Q]: rank of each query's best-scored relevant image (strictly-higher count),
+    the multi-relevant form of the gold rank."""
+    s = _scores_2d(scores, "scores")
+    rel = _relevance(relevant, s.shape)
+    best = np.where(rel, s, -np.inf).max(axis=1)
+    return _count_higher(s, best)
+
+
+def top_k_indices(scores, k: int) -> np.ndarray:
+    """int64[Q, k]: each row's k best candidates, best first; ties go to the lower index."""
+    s = _scores_2d(scores, "scores")
+    k = min(int(k), s.shape[1])
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < s.shape[1] else np.tile(np.arange(s.shape[1]), (len(s), 1))
+    # Order the k by (score desc, index asc). A tie at the k-th score may leave out an
+    # equal candidate with a lower index; precision is the same either way.
+    vals = np.take_along_axis(s, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+def precision_at_k(scores, relevant, k: int) -> np.ndarray:
+    """float64[Q]: relevant images in each query's top k over min(k, its relevant count).
+
+    The denominator is capped so that a perfect ranking scores 1.0 also for a query true
+    of fewer than k images ("two red hearts" may match only two scenes); with at least k
+    relevant images it is the plain precision@k.
+    """
+    s = _scores_2d(scores, "scores")
+    rel = _relevance(relevant, s.shape)
+    top = top_k_indices(s, k)
+    return np.take_along_axis(rel, top, axis=1).sum(axis=1) / np.minimum(rel.sum(axis=1), top.shape[1])
+
+
+def average_precision_at_k(scores, relevant, k: int = 10) -> np.ndarray:
+    """float64[Q]: AP@k = sum_{i<=k} P@i * rel_i / min(|relevant|, k)."""
+    s = _scores_2d(scores, "scores")
+    rel = _relevance(relevant, s.shape)
+    top = top_k_indices(s, k)
+    hits = np.take_along_axis(rel, top, axis=1).astype(np.float64)
+    precision = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
+    return (precision * hits).sum(axis=1) / np.minimum(rel.sum(axis=1), top.shape[1])
+
+
+def top_k_overlap(tops: np.ndarray, n_candidates: int) -> np.ndarray:
+    """float64[Q]: mean over language pairs of |top_k(a) & top_k(b)| / k; tops int[L, Q, k]."""
+    tops = np.asarray(tops)
+    if tops.ndim != 3 or tops.shape[0] < 2:
+        raise ValueError(f"tops must be [languages >= 2, queries, k], got {tops.shape}")
+    n_lang, n_q, k = tops.shape
+    member = np.zeros((n_lang, n_q, n_candidates), dtype=np.float32)
+    np.put_along_axis(member, tops, 1.0, axis=2)
+    shared = np.einsum("aqn,bqn->abq", member, member)  # [L, L, Q]
+    pairs = np.triu_indices(n_lang, 1)
+    return shared[pairs].mean(axis=0) / k
+
+
+def typed_query_report(scores: Mapping[str, np.ndarray], relevant, ks: Sequence[int] = (1, 5),
+                       map_k: int = 10, overlap_k: int = 5) -> dict:
+    """Per-language P@K and mAP@map_k, and cross-language consistency, for queries that
+    are parallel across languages: ``scores[lang]`` is [Q, N] for the same Q queries.
+
+    Consistency: ``first_rank_std`` is the mean over queries of the population std across
+    languages of the first relevant image's rank (MRV with "the gold item" read as "the
+    best-ranked relevant item"); ``first_rank_var`` the same with the variance;
+    ``top5_overlap`` the mean pairwise overlap of the languages' top-``overlap_k`` lists.
+    """
+    languages = list(scores)
+    if not languages:
+        raise ValueError("scores: no languages")
+    per_lang, firsts, tops, n_candidates = {}, [], [], 0
+    for lang in languages:
+        s = _scores_2d(scores[lang], f"scores[{lang!r}]")
+        n_candidates = s.shape[1]
+        rel = _relevance(relevant, s.shape)
+        row = {f"p@{k}": float(precision_at_k(s, rel, k).mean()) for k in _check_ks(ks)}
+        row[f"map@{map_k}"] = float(average_precision_at_k(s, rel, map_k).mean())
+        first = first_relevant_ranks(s, rel)
+        row["r@1"] = float((first < 1).mean() * 100)  # a relevant image first, in percent
+        per_lang[lang] = row
+        firsts.append(first)
+        tops.append(top_k_indices(s, overlap_k))
+    first_ranks = np.stack(firsts, axis=1)  # [Q, L]
+    metrics_names = list(per_lang[languages[0]])
+    report = {
+        "n_queries": int(first_ranks.shape[0]),
+        "languages": languages,
+        "per_language": per_lang,
+        "mean": {m: float(np.mean([per_lang[lang][m] for lang in languages])) for m in metrics_names},
+        "consistency": {
+            "first_rank_std": mean_rank_variance(first_ranks, "std") if len(languages) > 1 else 0.0,
+            "first_rank_var": mean_rank_variance(first_ranks, "var") if len(languages) > 1 else 0.0,
+            f"top{overlap_k}_overlap": float(top_k_overlap(np.stack(tops), n_candidates).mean())
+            if len(languages) > 1 else 1.0,
+        },
+    }
+    return report
