@@ -200,6 +200,12 @@ class DataConfig:
     # (keys of ccr_demo.data.shapes.generate_dataset, e.g. {n_train: 400, n_test: 100}).
     generate: dict = field(default_factory=dict)
     eval_max_instances: int = 0  # 0 = every instance of each test set
+    # Typed-query test splits (ccr_demo.data.queries: a queries.jsonl, or its folder), each
+    # scored against the eval test set of the same position in `eval` (its gallery).
+    eval_queries: list = field(default_factory=list)
+    # Rows with partial captions ("variants"): chance of training on the full caption in a
+    # given epoch; otherwise one variant is drawn (all K languages of it, in parallel).
+    full_caption_prob: float = 0.34
     num_workers: int = 0
     skip_bad: bool = False
 
@@ -223,6 +229,9 @@ class TrainConfig:
     mixed_precision: str = "no"  # "no", "fp16", "bf16" (accelerate)
     lock_image: bool = False
     lock_text: bool = False
+    # Drop known false negatives from the contrastive softmaxes: another image in the batch
+    # that a partial caption is also true of ("a red star"). Not in the paper; off = its loss.
+    exclude_false_negatives: bool = False
     # With a locked text tower, encode every training caption once and train on cached
     # pooled features (the text tower then costs nothing per step).
     cache_text_features: bool = True

@@ -64,15 +64,35 @@ def _check_temperature(temperature) -> torch.Tensor | float:
     return temperature
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, temperature) -> torch.Tensor:
-    """Symmetric InfoNCE between row-aligned a[B,D] and b[B,D] (pair i is the positive)."""
+def _check_exclude(exclude: torch.Tensor | None, B: int, device) -> torch.Tensor | None:
+    """``exclude[b, c]``: item c's caption is also true of image b (a known false negative).
+
+    Such pairs leave both softmaxes, so a partial caption ("a red star") is not pushed away
+    from the other images in the batch that also show a red star. None: the paper's loss.
+    """
+    if exclude is None:
+        return None
+    exclude = torch.as_tensor(exclude, device=device)
+    if exclude.dtype != torch.bool or exclude.shape != (B, B):
+        raise ValueError(f"exclude must be a bool [B, B] = [{B}, {B}] mask, got {exclude.dtype} {tuple(exclude.shape)}")
+    if exclude.diagonal().any():
+        raise ValueError("exclude must not mask an item's own (positive) pair: its diagonal must be False")
+    return exclude
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, temperature, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE between row-aligned a[B,D] and b[B,D] (pair i is the positive);
+    ``exclude`` [B, B] drops known false-negative pairs (a_i, b_j) from both directions."""
     logits = a @ b.t() / temperature
+    exclude = _check_exclude(exclude, a.shape[0], a.device)
+    if exclude is not None:
+        logits = logits.masked_fill(exclude, float("-inf"))
     labels = torch.arange(a.shape[0], device=a.device)
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
 
 
 def one_to_k_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature, mode: str = "official",
-                  check_finite: bool = True) -> torch.Tensor:
+                  check_finite: bool = True, exclude: torch.Tensor | None = None) -> torch.Tensor:
     """The 1-to-K contrastive loss (PAPER.md), each image against its K captions at once.
 
     image_emb [B, D], text_emb [B, K, D] (caption k of image b in language k).
@@ -83,6 +103,10 @@ def one_to_k_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature, 
     ``balanced`` averages both directions over the K languages with equal weight:
     loss = (mean_k i2t_k + mean_k t2i_k) / 2. For K=1 both equal symmetric InfoNCE.
     Both are invariant to the order of the K languages.
+
+    ``exclude`` [B, B] (optional, not in the paper): exclude[b, c] removes image b / the K
+    captions of image c from each other's softmax, for captions known to be true of several
+    images in the batch (partial captions).
     """
     if mode not in LOSS_MODES:
         raise ValueError(f"mode must be one of {LOSS_MODES}, got {mode!r}")
@@ -91,6 +115,9 @@ def one_to_k_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature, 
     B, K, D = text_emb.shape
     texts = text_emb.reshape(B * K, D)
     sim_i2t = image_emb @ texts.t() / temperature  # [B, B*K]; text index c*K + k
+    exclude = _check_exclude(exclude, B, image_emb.device)
+    if exclude is not None:
+        sim_i2t = sim_i2t.masked_fill(exclude.repeat_interleave(K, dim=1), float("-inf"))
     log_p_i2t = F.log_softmax(sim_i2t, dim=1).view(B, B, K)
     idx = torch.arange(B, device=image_emb.device)
     # positives: row b, texts of image b -> [B, K]
@@ -105,23 +132,26 @@ def one_to_k_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature, 
 
 
 def one_to_one_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature,
-                    check_finite: bool = True) -> torch.Tensor:
+                    check_finite: bool = True, exclude: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-modal-style baseline (CCLM): each image with ONE caption, symmetric InfoNCE.
 
     The trainer draws the caption's language uniformly at random per image per step.
+    ``exclude`` as in :func:`one_to_k_loss`.
     """
     _check_pair(image_emb, text_emb, 2, check_finite)
     _check_temperature(temperature)
-    return info_nce(image_emb, text_emb, temperature)
+    return info_nce(image_emb, text_emb, temperature, exclude)
 
 
 def pivot_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature, pivot_index: int = 0,
-               other_index: torch.Tensor | None = None, check_finite: bool = True) -> torch.Tensor:
+               other_index: torch.Tensor | None = None, check_finite: bool = True,
+               exclude: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-lingual-style baseline: ITC(image, pivot) + text-text contrast (pivot, other).
 
     text_emb [B, K, D]; ``pivot_index`` is the pivot language's position (English).
     ``other_index`` [B] picks each image's non-pivot caption (the trainer draws it at
     random); with None every non-pivot language is used and their terms are averaged.
+    ``exclude`` (as in :func:`one_to_k_loss`) applies to the image-pivot term.
     """
     _check_pair(image_emb, text_emb, 3, check_finite)
     _check_temperature(temperature)
@@ -131,7 +161,7 @@ def pivot_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature, piv
     if K < 2:
         raise ValueError("pivot_loss needs K >= 2 (the pivot and at least one other language)")
     pivot = text_emb[:, pivot_index]
-    itc = info_nce(image_emb, pivot, temperature)
+    itc = info_nce(image_emb, pivot, temperature, exclude)
     if other_index is None:
         others = [k for k in range(K) if k != pivot_index]
         ttc = torch.stack([info_nce(pivot, text_emb[:, k], temperature) for k in others]).mean()

@@ -14,7 +14,6 @@ Design points (see README "Training"):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -30,18 +29,19 @@ import torch
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker
 from accelerate.utils import set_seed
-from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from .config import ExperimentConfig, save_json, to_dict
 from .data.datasets import MultilingualPretrainDataset, collate_pretrain
 from .data.formats import ParallelTestSet
-from .evaluate import evaluate
-from .fileio import atomic_write_json, cache_dir
+from .data.queries import QuerySet
+from .evaluate import evaluate, queries_table
+from .fileio import atomic_write_json
 from .hub import report_table
 from .losses import gather_with_grad, one_to_k_loss, one_to_one_loss, pivot_loss
-from .model import CCRModel, state_dict_sha256
+from .model import CCRModel
+from .text_cache import TextFeatureCache
 
 logger = logging.getLogger("ccr_demo.training")
 
@@ -164,63 +164,23 @@ def linear_warmup_decay(optimizer, total_steps: int, warmup_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-class TextFeatureCache:
-    """Pooled outputs of a locked text tower for every training caption, computed once.
-
-    Keyed on disk by the tower's weight hash and the caption list, so reruns (and the
-    other processes) reuse the file. Unique strings only: generated captions repeat a lot.
-    """
-
-    def __init__(self, texts: list[str], features: torch.Tensor):
-        self.index = {t: i for i, t in enumerate(texts)}
-        self.features = features
-
-    def lookup(self, texts: list[str]) -> torch.Tensor:
-        return self.features[torch.as_tensor([self.index[t] for t in texts])]
-
-    def encode(self, model: CCRModel, texts: list[str]) -> torch.Tensor:
-        """Normalised embeddings of cached captions through the model's current projection."""
-        with torch.inference_mode():
-            return model.project_text(self.lookup(texts).to(model.device)).float().cpu()
-
-    @classmethod
-    def build(cls, model: CCRModel, texts: set[str], accelerator: Accelerator,
-              batch_size: int = 128) -> "TextFeatureCache":
-        texts = sorted(texts, key=lambda t: (len(t), t))  # similar lengths batch with little padding
-        h = hashlib.sha256(state_dict_sha256(model.text_tower).encode())
-        h.update(json.dumps([model.config.text_prefix, model.config.text_max_length, texts]).encode())
-        path = cache_dir() / "text_features" / f"{h.hexdigest()[:24]}.safetensors"
-        if accelerator.is_main_process and not path.is_file():
-            feats = []
-            device = accelerator.device
-            with torch.inference_mode():
-                for i in tqdm(range(0, len(texts), batch_size), desc=f"cache {len(texts)} caption features"):
-                    enc = model.tokenize(texts[i:i + batch_size])
-                    feats.append(model.text_features(enc["input_ids"].to(device),
-                                                     enc["attention_mask"].to(device)).float().cpu())
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            save_file({"features": torch.cat(feats)}, str(tmp))
-            os.replace(tmp, path)
-        accelerator.wait_for_everyone()
-        return cls(texts, load_file(str(path))["features"])
-
-
 def compute_loss(cfg: ExperimentConfig, image_emb: torch.Tensor, text_emb: torch.Tensor, temperature,
-                 K: int, step: int) -> torch.Tensor:
-    """Dispatch on train.loss; text_emb is [B*K, D] (one_to_k, pivot) or [B, D] (one_to_one)."""
+                 K: int, step: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Dispatch on train.loss; text_emb is [B*K, D] (one_to_k, pivot) or [B, D] (one_to_one).
+    ``exclude``: the global batch's known false negatives (train.exclude_false_negatives)."""
     B = image_emb.shape[0]
     if cfg.train.loss == "one_to_one":
-        return one_to_one_loss(image_emb, text_emb, temperature)
+        return one_to_one_loss(image_emb, text_emb, temperature, exclude=exclude)
     text_emb = text_emb.view(B, K, -1)
     if cfg.train.loss == "one_to_k":
-        return one_to_k_loss(image_emb, text_emb, temperature, mode=cfg.train.loss_mode)
+        return one_to_k_loss(image_emb, text_emb, temperature, mode=cfg.train.loss_mode, exclude=exclude)
     pivot = cfg.languages.index(cfg.train.pivot_language)
     # Same draw on every process (seeded by step): the gathered batch sees one choice.
     g = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + step)
     other = torch.randint(0, K - 1, (B,), generator=g)
     other = other + (other >= pivot).long()
-    return pivot_loss(image_emb, text_emb, temperature, pivot, other_index=other.to(text_emb.device))
+    return pivot_loss(image_emb, text_emb, temperature, pivot, other_index=other.to(text_emb.device),
+                      exclude=exclude)
 
 
 # --------------------------------------------------------------------- checkpoints
@@ -282,6 +242,15 @@ def load_eval_sets(cfg: ExperimentConfig) -> list[ParallelTestSet]:
     return sets
 
 
+def load_query_sets(cfg: ExperimentConfig) -> list[QuerySet | None]:
+    """The typed-query split paired with each eval set (None where there is none)."""
+    paths = list(cfg.data.eval_queries)
+    if len(paths) > len(cfg.data.eval):
+        raise ValueError(f"data.eval_queries has {len(paths)} entries for {len(cfg.data.eval)} eval sets")
+    return [QuerySet.load(p, languages=cfg.languages) if p else None for p in paths] + \
+        [None] * (len(cfg.data.eval) - len(paths))
+
+
 # ------------------------------------------------------------------------- train
 def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator | None = None,
           stop_after_steps: int = 0) -> dict:
@@ -310,14 +279,19 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     mode = "one_to_one" if tc.loss == "one_to_one" else "one_to_k"
     dataset = MultilingualPretrainDataset(cfg.data.train, languages, mode=mode, transform=model.image_processor,
                                           seed=tc.seed, image_root=cfg.data.image_root or None,
-                                          skip_bad=cfg.data.skip_bad)
+                                          skip_bad=cfg.data.skip_bad, full_caption_prob=cfg.data.full_caption_prob)
     use_cache = tc.lock_text and tc.cache_text_features
     eval_sets = load_eval_sets(cfg)
+    query_sets = load_query_sets(cfg)
     text_cache = None
-    if use_cache:  # training captions and the test sets' captions, encoded once
-        texts = {rec.captions[lang] for rec in dataset.records for lang in languages}
-        texts |= {t for ts in eval_sets for lang in ts.languages for t in ts.captions[lang]}
-        text_cache = TextFeatureCache.build(model.to(accelerator.device), texts, accelerator)
+    if use_cache:  # training captions and the test sets' captions, each distinct string encoded once
+        texts = dataset.all_texts()
+        texts += [t for ts in eval_sets for lang in ts.languages for t in ts.captions[lang]]
+        texts += [t for qs in query_sets if qs is not None for lang in qs.languages for t in qs.texts[lang]]
+        text_cache = TextFeatureCache.build(model.to(accelerator.device), texts,
+                                            is_main_process=accelerator.is_main_process,
+                                            wait=accelerator.wait_for_everyone, device=accelerator.device,
+                                            progress=accelerator.is_main_process)
 
     sampler = GlobalBatchSampler(len(dataset), tc.batch_size, accelerator.num_processes,
                                  accelerator.process_index, tc.seed)
@@ -355,7 +329,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
         dataset.set_epoch(state.epoch)
         sampler.set_epoch(state.epoch, state.batch_in_epoch)
         model.train()
-        for images, texts, _ in loader:
+        for images, texts, indices in loader:
             pixels = images.to(accelerator.device)
             if tc.loss == "one_to_one":
                 flat = [row[0] for row in texts]
@@ -369,7 +343,11 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                     img, txt, tau = model(pixels, enc["input_ids"].to(accelerator.device),
                                           enc["attention_mask"].to(accelerator.device))
             img, txt = gather_with_grad(img.float()), gather_with_grad(txt.float())
-            loss = compute_loss(cfg, img, txt, tau.float(), K, state.step) / tc.grad_accum_steps
+            exclude = None
+            if tc.exclude_false_negatives:  # every process builds the same global mask
+                global_indices = accelerator.gather(indices.to(accelerator.device)).cpu()
+                exclude = torch.from_numpy(dataset.false_negatives(global_indices.tolist())).to(img.device)
+            loss = compute_loss(cfg, img, txt, tau.float(), K, state.step, exclude) / tc.grad_accum_steps
             accum += 1
             sync = accum == tc.grad_accum_steps
             if sync:
@@ -412,18 +390,19 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
             state.epoch += 1
             state.batch_in_epoch = 0
             if eval_sets and (state.epoch % max(1, tc.eval_every_epochs) == 0 or state.step >= total_steps):
-                reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache)
+                reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache, query_sets)
                 evaluated_at = state.step
             save_checkpoint(accelerator, cfg, state)
             accelerator.print(f"epoch {finished_epoch} done at step {state.step}, loss {last_loss:.4f}")
     progress.close()
     train_seconds = time.perf_counter() - start_time
     if eval_sets and evaluated_at != state.step:  # every process decides alike (barriers inside)
-        reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache)
+        reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache, query_sets)
     summary = {"steps": state.step, "epochs": state.epoch, "final_loss": last_loss,
                "train_seconds": round(train_seconds, 1), "processes": accelerator.num_processes,
                "global_batch": tc.batch_size * accelerator.num_processes, "history": history, "eval": reports,
-               "n_train": len(dataset), "is_main_process": accelerator.is_main_process}
+               "n_train": len(dataset), "is_main_process": accelerator.is_main_process,
+               "text_cache": text_cache.stats.as_dict() if text_cache is not None and text_cache.stats else None}
     if accelerator.is_main_process:
         _write_outputs(raw, cfg, summary)
     accelerator.wait_for_everyone()
@@ -452,21 +431,27 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def _evaluate_all(model: CCRModel, eval_sets, accelerator: Accelerator, step: int, log_with,
-                  text_cache: TextFeatureCache | None = None) -> list[dict]:
+                  text_cache: TextFeatureCache | None = None, query_sets=None) -> list[dict]:
     """Evaluate on the main process (test sets are small next to training); others wait."""
     reports = []
     if accelerator.is_main_process:
         encode = (lambda texts: text_cache.encode(model, texts)) if text_cache is not None else None
-        for ts in eval_sets:
-            report = evaluate(model, ts, progress=False, encode_texts=encode)
+        for ts, qs in zip(eval_sets, query_sets or [None] * len(eval_sets)):
+            report = evaluate(model, ts, progress=False, encode_texts=encode, queries=qs)
             reports.append(report)
-            accelerator.print(f"\n[{ts.name}] step {step}\n" + report_table(report))
+            accelerator.print(f"\n[{ts.name}] step {step}\n" + report_table(report)
+                              + ("\n\n" + queries_table(report) if report.get("queries") else ""))
             if log_with:
                 scalars = {f"eval/{ts.name}/mrv_t2i": report["mrv"]["t2i"],
                            f"eval/{ts.name}/mrv_i2t": report["mrv"]["i2t"],
                            f"eval/{ts.name}/mean_recall": report["mean_recall"]["all"]}
                 scalars.update({f"eval/{ts.name}/t2i_r1/{lang}": report["t2i"][lang]["1"]
                                 for lang in report["languages"]})
+                if report.get("queries"):
+                    q = report["queries"]
+                    scalars.update({f"eval/{ts.name}/queries/p5_mean": q["mean"]["p@5"],
+                                    f"eval/{ts.name}/queries/overlap5": q["consistency"]["top5_overlap"],
+                                    f"eval/{ts.name}/queries/first_rank_std": q["consistency"]["first_rank_std"]})
                 accelerator.log(scalars, step=step)
     accelerator.wait_for_everyone()
     return reports
