@@ -198,20 +198,21 @@ def test_resume_loads_no_pickle_from_the_checkpoint(stopped_run, tmp_path, data_
 
     cfg = _copy_run(stopped_run, tmp_path, data_dir)
     ckpt = latest_checkpoint(cfg)
-    assert sorted({p.suffix for p in ckpt.iterdir()}) == [".json", ".safetensors"]
+    written = sorted(p.name for p in ckpt.iterdir())
     marker = tmp_path / "planted_pickle_ran"
-    for name in ("custom_checkpoint_0.pkl", "random_states_0.pkl", "scheduler.bin", "optimizer.bin",
-                 "sampler.bin", "train_state.pkl"):
-        (ckpt / name).write_bytes(pickle.dumps(_Planted(marker)))
-    summary = train(cfg, resume=True)
+    for name in ("custom_checkpoint_0.pkl", "random_states_0.pkl", "sampler.bin", "train_state.pkl"):
+        torch.save(_Planted(marker), ckpt / name)  # the format accelerate's save_state writes
+    (ckpt / "checkpoint.pkl").write_bytes(pickle.dumps(_Planted(marker)))
+    try:
+        summary = train(cfg, resume=True)
+    finally:
+        assert not marker.exists(), "resume unpickled a file planted in the checkpoint folder"
     assert summary["steps"] == 4
-    assert not marker.exists(), "resume unpickled a file planted in the checkpoint folder"
+    assert {Path(n).suffix for n in written} == {".json", ".safetensors"}, written
 
 
 def test_corrupt_rng_state_fails_the_resume_clearly(stopped_run, tmp_path, data_dir):
     """Issue 11 item 3: a damaged RNG-state file is an error naming it, not silently skipped."""
-    from ccr_demo.training import CheckpointError
-
     cfg = _copy_run(stopped_run, tmp_path, data_dir)
     ckpt = latest_checkpoint(cfg)
     rng = [p for p in ckpt.iterdir() if p.name.startswith(("rng_state", "random_states"))]
@@ -219,6 +220,8 @@ def test_corrupt_rng_state_fails_the_resume_clearly(stopped_run, tmp_path, data_
     rng[0].write_bytes(rng[0].read_bytes()[:40])  # truncated
     with pytest.raises(ValueError, match=rf"{rng[0].name}.*RNG state") as err:
         train(cfg, resume=True)
+    from ccr_demo.training import CheckpointError
+
     assert isinstance(err.value, CheckpointError) and "\n" not in str(err.value)
     rng[0].write_bytes(b"\x00" * 64)  # garbage
     with pytest.raises(CheckpointError, match="RNG state"):
