@@ -387,7 +387,8 @@ def save_checkpoint(accelerator: Accelerator, cfg: ExperimentConfig, state: Trai
         _fsync_tree(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        atomic_write_json(root / LATEST, {"dir": name, **{k: v for k, v in vars(state).items() if k != "history"}})
+        atomic_write_json(root / LATEST, _json_safe({"dir": name, **{k: v for k, v in vars(state).items()
+                                                                   if k != "history"}}))
         kept = sorted((p for p in root.glob("step_*") if p.is_dir()), key=lambda p: p.name)
         for old in kept[:-max(1, cfg.train.keep_checkpoints)]:
             shutil.rmtree(old, ignore_errors=True)
@@ -417,8 +418,8 @@ def load_checkpoint(ckpt: Path, accelerator: Accelerator, model, optimizer, sche
     except (TypeError, KeyError, ValueError) as e:
         raise CheckpointError(f"{state_path}: bad training state ({type(e).__name__}: {e})") from None
     try:
-        missing, unexpected = load_model(accelerator.unwrap_model(model), str(ckpt / CKPT_MODEL), strict=False,
-                                         device=str(accelerator.device))
+        # read on the CPU; load_state_dict copies into the parameters wherever they live
+        missing, unexpected = load_model(accelerator.unwrap_model(model), str(ckpt / CKPT_MODEL), strict=False)
     except Exception as e:  # noqa: BLE001
         raise CheckpointError(f"{ckpt / CKPT_MODEL} is not a valid model state ({type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''})") from None

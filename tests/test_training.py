@@ -276,6 +276,32 @@ def test_resume_after_a_killed_first_checkpoint_starts_over(tmp_path, data_dir):
     assert latest_checkpoint(cfg) is not None
 
 
+@pytest.mark.slow
+def test_two_process_resume_is_bit_exact_with_dropout(tmp_path, data_dir):
+    """torchrun, 2 processes, dropout on: drop the last checkpoint and the model, resume from the
+    step-2 one (each process restores its own RNG file), reach the very same parameters."""
+    import shutil
+
+    cfg_path = _config(tmp_path, data_dir, dropout=0.2, max_steps=4, save_every_steps=2, batch_size=4)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "train/pretrain.py", "--config", str(cfg_path)]
+    _run(cmd)
+    out = tmp_path / "out"
+    full = load_file(str(out / "model" / "model.safetensors"))
+    history = json.loads((out / "summary.json").read_text())["history"]
+    ckpts = sorted((out / "checkpoints").glob("step_*"))
+    assert [p.name[:13] for p in ckpts] == ["step_00000002", "step_00000004"]
+    assert {p.name for p in ckpts[0].glob("rng_state_*")} == {"rng_state_0.safetensors", "rng_state_1.safetensors"}
+    shutil.rmtree(ckpts[1])
+    shutil.rmtree(out / "model")
+    proc = _run(cmd + ["--resume"])
+    assert "resumed from" in proc.stdout + proc.stderr
+    resumed = load_file(str(out / "model" / "model.safetensors"))
+    unequal = [k for k in full if not torch.equal(full[k], resumed[k])]
+    assert not unequal, f"{len(unequal)} of {len(full)} tensors differ"
+    assert json.loads((out / "summary.json").read_text())["history"] == history
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, data_dir):
     cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
