@@ -44,3 +44,15 @@ def test_help_lists_the_shipped_configs():
     for path in shipped:
         assert f"train/configs/{path.name}" in proc.stdout
     assert "default: train/configs/default.yaml" in " ".join(proc.stdout.split())
+
+
+def test_a_resume_error_is_one_line_and_exit_2(pretrain, monkeypatch, capsys):
+    from ccr_demo.training import CheckpointError
+
+    def broken(cfg, resume=False):
+        raise CheckpointError("runs/x/checkpoints/step_2/rng_state_0.safetensors is not a valid RNG state")
+
+    monkeypatch.setattr(pretrain, "train", broken)
+    assert pretrain.main(["--config", str(ROOT / "train" / "configs" / "tiny.yaml"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("resume error: ") and "rng_state_0.safetensors" in err[-1]

@@ -228,6 +228,23 @@ def test_corrupt_rng_state_fails_the_resume_clearly(stopped_run, tmp_path, data_
         train(cfg, resume=True)
 
 
+def test_checkpoint_of_an_older_version_is_refused_not_unpickled(tmp_path, data_dir):
+    """A checkpoint accelerate's save_state wrote (pickles beside train_state.json) is an error."""
+    import pickle
+
+    cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir))
+    old = tmp_path / "out" / "checkpoints" / "step_00000002_micro_00000002"
+    old.mkdir(parents=True)
+    (old / "train_state.json").write_text(json.dumps({"epoch": 0, "batch_in_epoch": 2, "step": 2, "micro_step": 2}))
+    marker = tmp_path / "ran"
+    (old / "random_states_0.pkl").write_bytes(pickle.dumps(_Planted(marker)))
+    from ccr_demo.training import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"train_state\.json: not a checkpoint this ccr_demo writes"):
+        train(cfg, resume=True)
+    assert not marker.exists()
+
+
 def _strict_json(path):
     def bad(constant):
         raise ValueError(f"{path} holds {constant}: not valid JSON")
