@@ -46,6 +46,34 @@ def state_dict_sha256(module: nn.Module) -> str:
     return h.hexdigest()
 
 
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:300]}" if text else type(e).__name__
+
+
+def _read_meta(config_path: Path) -> dict:
+    """A saved model's config.json, checked enough that later code cannot trip over its types."""
+    try:
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{config_path} is not valid JSON: {_one_line(e)}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{config_path} holds a JSON {type(meta).__name__}, not an object: "
+                         "not a ccr_demo model config")
+    if "model" not in meta or "text_config" not in meta:
+        raise ValueError(f"{config_path} is not a ccr_demo model config (no 'model' / 'text_config' keys)")
+    for key in ("model", "text_config"):
+        if not isinstance(meta[key], dict):
+            raise ValueError(f"{config_path}: '{key}' must be an object, got {type(meta[key]).__name__}")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise ValueError(f"{config_path}: format_version must be a whole number, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{config_path} has format_version {version}; this ccr_demo reads "
+                         f"up to {FORMAT_VERSION}: upgrade ccr_demo")
+    return meta
+
+
 def projection_head(in_features: int, embed_dim: int, kind: str) -> nn.Module:
     if kind == "mlp":
         return nn.Sequential(nn.Linear(in_features, 2 * embed_dim), nn.GELU(), nn.Linear(2 * embed_dim, embed_dim))
@@ -259,6 +287,15 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         return render_model_card(self, **kwargs)
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "CCRModel":
+        """A local folder or a Hub id. A local folder's config.json is checked first, so a broken
+        one is a one-line ValueError naming the file rather than an error inside huggingface_hub."""
+        folder = Path(pretrained_model_name_or_path)
+        if folder.is_dir() and (folder / CONFIG_NAME).is_file():
+            _read_meta(folder / CONFIG_NAME)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
     def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False,
                          local_files_only=False, token=None, **model_kwargs) -> "CCRModel":
         folder = Path(model_id)
@@ -277,25 +314,39 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         for p in (config_path, weights_path):
             if not p.is_file():
                 raise FileNotFoundError(f"{p} is missing: {folder} is not a saved CCRModel folder")
-        try:
-            meta = json.loads(config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{config_path} is not valid JSON: {e}") from None
-        if not isinstance(meta, dict) or "model" not in meta or "text_config" not in meta:
-            raise ValueError(f"{config_path} is not a ccr_demo model config (no 'model' / 'text_config' keys)")
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{config_path} has format_version {meta['format_version']}; this ccr_demo reads "
-                             f"up to {FORMAT_VERSION}: upgrade ccr_demo")
+        meta = _read_meta(config_path)
         cfg = from_dict(ModelConfig, meta["model"], where=str(config_path))
+        if "embed_dim" in meta and meta["embed_dim"] != cfg.embed_dim:
+            raise ValueError(f"{config_path}: embed_dim {meta['embed_dim']!r} disagrees with model.embed_dim "
+                             f"{cfg.embed_dim!r} (edited by hand?)")
         external = meta.get("external_towers", {})
+        if not isinstance(external, dict) or not all(
+                isinstance(v, dict) and isinstance(v.get("sha256"), str) and isinstance(v.get("source"), str)
+                for v in external.values()):
+            raise ValueError(f"{config_path}: external_towers must map a tower to {{source, sha256}} strings")
         unknown = set(external) - {"image_tower", "text_tower"}
         if unknown:
             raise ValueError(f"{config_path}: unknown external towers {sorted(unknown)}")
-        model = cls(cfg, _with_weights=tuple(external), _text_config=meta["text_config"],
-                    _tokenizer_dir=str(folder))
+        try:
+            model = cls(cfg, _with_weights=tuple(external), _text_config=meta["text_config"],
+                        _tokenizer_dir=str(folder))
+        except (ValueError, FileNotFoundError):
+            raise
+        except Exception as e:  # noqa: BLE001 - a config the towers cannot be built from
+            raise ValueError(f"{config_path}: cannot build the model it describes: {_one_line(e)}") from None
         for part, info in external.items():
             model._check_external_tower(part, info)
-        state = load_file(str(weights_path))
+        try:
+            state = load_file(str(weights_path))
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error type
+            raise ValueError(f"{weights_path} is not a readable safetensors file "
+                             f"(truncated or damaged?): {_one_line(e)}") from None
+        own = model.state_dict()
+        wrong = [f"{k} {tuple(v.shape)} (expected {tuple(own[k].shape)})" for k, v in state.items()
+                 if k in own and v.shape != own[k].shape]
+        if wrong:
+            raise ValueError(f"{weights_path} does not match the architecture in {config_path}: "
+                             f"{len(wrong)} tensors have other shapes, e.g. {wrong[0]}")
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if k.split(".", 1)[0] not in external]
         if missing or unexpected:
@@ -303,7 +354,10 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
                              f"missing {missing[:5]}, unexpected {unexpected[:5]}")
         proc = folder / PREPROCESSOR_CONFIG
         if proc.is_file():
-            model.image_processor = ImageProcessor.from_dict(json.loads(proc.read_text()))
+            try:
+                model.image_processor = ImageProcessor.from_dict(json.loads(proc.read_text(encoding="utf-8")))
+            except Exception as e:  # noqa: BLE001
+                raise ValueError(f"{proc} is not a valid preprocessor config: {_one_line(e)}") from None
         model._fingerprint = meta.get("fingerprint")
         model.eval()
         return model

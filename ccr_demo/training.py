@@ -6,21 +6,25 @@ Design points (see README "Training"):
 - Gradient accumulation sums gradients of micro-batches; each micro-batch is its own
   contrastive batch (negatives come from the micro-batch only, as in open_clip without
   its feature cache), so accumulation grows the optimiser batch, not the contrastive one.
-- Checkpoints are ``accelerate`` states written to a temporary folder and renamed, and a
-  ``latest.json`` pointer is replaced atomically: a killed run never leaves a corrupt
-  "latest". The data order is a pure function of (seed, epoch), so ``--resume`` replays
-  exactly the batches an uninterrupted run would have seen.
+- Checkpoints (model, optimizer, scheduler, every process's RNG states, counters, history,
+  timing; safetensors and JSON only, nothing is unpickled on resume) are written to a
+  temporary folder and renamed, and a ``latest.json`` pointer is replaced atomically: a killed
+  run never leaves a corrupt "latest". The data order is a pure function of (seed, epoch) and
+  the DataLoader draws its worker seed from its own generator, not the global one, so
+  ``--resume`` replays exactly the batches and dropout masks an uninterrupted run would have.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import os
+import random
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +33,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker
 from accelerate.utils import set_seed
+from safetensors.torch import load_model, save_file, save_model
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
@@ -123,6 +128,9 @@ class TrainState:
     batch_in_epoch: int = 0  # micro-batches of `epoch` already consumed
     step: int = 0  # optimiser steps done
     micro_step: int = 0
+    last_loss: float | None = None  # loss of the last micro-batch trained
+    train_seconds: float = 0.0  # training time of all sessions up to this checkpoint
+    history: list = field(default_factory=list)  # the logged rows of all sessions
 
 
 def build_model(cfg: ExperimentConfig) -> CCRModel:
@@ -184,6 +192,20 @@ def compute_loss(cfg: ExperimentConfig, image_emb: torch.Tensor, text_emb: torch
 
 
 # --------------------------------------------------------------------- checkpoints
+# A checkpoint folder holds only safetensors and JSON: resuming never unpickles anything (a
+# planted pickle would run code). accelerate's save_state/load_state is not used because it
+# writes the optimizer, scheduler and RNG states as pickles (and ignores a corrupt RNG file).
+CKPT_FORMAT = 2
+CKPT_MODEL = "model.safetensors"
+CKPT_OPTIMIZER = "optimizer.safetensors"
+CKPT_RNG = "rng_state_{rank}.safetensors"
+CKPT_STATE = "train_state.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from exactly: the message names the file and the problem."""
+
+
 def _checkpoint_root(cfg: ExperimentConfig) -> Path:
     return Path(cfg.train.output_dir) / "checkpoints"
 
@@ -192,11 +214,119 @@ def latest_checkpoint(cfg: ExperimentConfig) -> Path | None:
     """The newest complete checkpoint. A folder is renamed into place only once fully
     written, so ``step_*`` folders are always complete; ``.tmp_*`` ones (a run killed
     mid-save) are ignored. latest.json is a human-readable pointer to the same folder."""
-    done = [p for p in _checkpoint_root(cfg).glob("step_*") if (p / "train_state.json").is_file()]
+    done = [p for p in _checkpoint_root(cfg).glob("step_*") if (p / CKPT_STATE).is_file()]
     return max(done, key=lambda p: p.name) if done else None
 
 
-def save_checkpoint(accelerator: Accelerator, cfg: ExperimentConfig, state: TrainState) -> Path:
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete the torn leftovers of a killed run in ``out``: only what this trainer names as
+    temporary (a checkpoint or model folder that was never renamed into place, half-written
+    JSON files); complete checkpoints, the model and anything else are left alone."""
+    patterns = [("checkpoints", ".tmp_step_*"), ("checkpoints", f".{LATEST}.*.tmp"), (".", ".model.*.tmp"),
+                (".", ".summary.json.*.tmp"), (".", ".eval_report.json.*.tmp")]
+    removed = []
+    for sub, pattern in patterns:
+        for p in sorted((out / sub).glob(pattern)):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+    return removed
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.iterdir():
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """This process's RNG states: torch's as tensors, Python's and numpy's as JSON."""
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors.update({f"cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    meta = {"python": json.dumps([version, list(internal), gauss]),
+            "numpy": json.dumps([name, keys.tolist(), int(pos), int(has_gauss), float(cached)])}
+    return tensors, meta
+
+
+def _set_rng_state(path: Path) -> None:
+    """Restore what ``_rng_state`` saved; any damage is a CheckpointError naming the file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        version, internal, gauss = json.loads(meta["python"])
+        name, keys, pos, has_gauss, cached = json.loads(meta["numpy"])
+        python_state = (version, tuple(internal), gauss)
+        numpy_state = (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
+        torch_state = tensors["torch"]
+        cuda = [tensors[f"cuda.{i}"] for i in range(sum(k.startswith("cuda.") for k in tensors))]
+        # Set each on a scratch generator first, so a bad state fails before anything changed.
+        random.Random().setstate(python_state)
+        np.random.RandomState().set_state(numpy_state)
+        torch.Generator().set_state(torch_state)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: this checkpoint cannot be resumed exactly") from None
+    except Exception as e:  # noqa: BLE001 - safetensors, JSON, key and shape errors all mean "corrupt"
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path} is not a valid RNG state ({type(e).__name__}: {msg}): "
+                              "this checkpoint cannot be resumed exactly") from None
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(torch_state)
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def _save_optimizer(optimizer, path: Path) -> None:
+    """Optimizer state as safetensors: tensors by "param/name", everything else as JSON metadata."""
+    sd = optimizer.state_dict()
+    tensors, other = {}, {}
+    for pid, st in sd["state"].items():
+        for name, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}/{name}"] = v.detach().cpu().contiguous()
+            else:
+                other[f"{pid}/{name}"] = v
+    save_file(tensors, str(path), metadata={"param_groups": json.dumps(sd["param_groups"]),
+                                            "other": json.dumps(other)})
+
+
+def _load_optimizer(optimizer, path: Path) -> None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        groups, other = json.loads(meta["param_groups"]), json.loads(meta["other"])
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"{path} is not a valid optimizer state ({type(e).__name__}: {e})") from None
+    current = optimizer.state_dict()["param_groups"]
+    if len(groups) != len(current) or any(len(g["params"]) != len(c["params"]) for g, c in zip(groups, current)):
+        raise CheckpointError(f"{path}: its parameter groups do not match this model and config")
+    for g, c in zip(groups, current):  # JSON turned tuples (betas) into lists
+        for k, v in g.items():
+            if isinstance(c.get(k), tuple):
+                g[k] = tuple(v)
+    state: dict[int, dict] = {}
+    for key, v in list(tensors.items()) + list(other.items()):
+        pid, name = key.split("/", 1)
+        state.setdefault(int(pid), {})[name] = v
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_checkpoint(accelerator: Accelerator, cfg: ExperimentConfig, state: TrainState, model, optimizer,
+                    scheduler) -> Path:
     root = _checkpoint_root(cfg)
     name = f"step_{state.step:08d}_micro_{state.micro_step:08d}"
     final, tmp = root / name, root / f".tmp_{name}"
@@ -204,18 +334,76 @@ def save_checkpoint(accelerator: Accelerator, cfg: ExperimentConfig, state: Trai
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    tensors, meta = _rng_state()  # every process its own (dropout draws differ per process)
+    save_file(tensors, str(tmp / CKPT_RNG.format(rank=accelerator.process_index)), metadata=meta)
+    if accelerator.is_main_process:
+        save_model(accelerator.unwrap_model(model), str(tmp / CKPT_MODEL))
+        _save_optimizer(optimizer, tmp / CKPT_OPTIMIZER)
+        scaler = getattr(accelerator, "scaler", None)
+        extra = {"format": CKPT_FORMAT, "processes": accelerator.num_processes,
+                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None}
+        (tmp / CKPT_STATE).write_text(json.dumps(_json_safe({**vars(state), **extra})))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / "train_state.json").write_text(json.dumps(vars(state)))
+        _fsync_tree(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        atomic_write_json(root / LATEST, {"dir": name, **vars(state)})
+        atomic_write_json(root / LATEST, _json_safe({"dir": name, **{k: v for k, v in vars(state).items()
+                                                                   if k != "history"}}))
         kept = sorted((p for p in root.glob("step_*") if p.is_dir()), key=lambda p: p.name)
         for old in kept[:-max(1, cfg.train.keep_checkpoints)]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def load_checkpoint(ckpt: Path, accelerator: Accelerator, model, optimizer, scheduler) -> TrainState:
+    """Resume from a folder written by ``save_checkpoint``: safetensors and JSON only."""
+    state_path = ckpt / CKPT_STATE
+    try:
+        saved = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{state_path} is not readable JSON ({e})") from None
+    if not isinstance(saved, dict) or saved.get("format") != CKPT_FORMAT:
+        raise CheckpointError(f"{state_path}: not a checkpoint this ccr_demo writes (format "
+                              f"{saved.get('format') if isinstance(saved, dict) else None!r}, expected {CKPT_FORMAT}); "
+                              "checkpoints of older versions held pickles and are not loaded: train again "
+                              "without --resume")
+    if saved.get("processes") != accelerator.num_processes:
+        raise CheckpointError(f"{state_path}: written by {saved.get('processes')} processes, resumed with "
+                              f"{accelerator.num_processes}: the data order and RNG streams would differ")
+    fields = {f.name for f in dataclasses.fields(TrainState)}
+    try:
+        state = TrainState(**{k: v for k, v in saved.items() if k in fields})
+        scheduler.load_state_dict(saved["scheduler"])
+    except (TypeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{state_path}: bad training state ({type(e).__name__}: {e})") from None
+    try:
+        # read on the CPU; load_state_dict copies into the parameters wherever they live
+        missing, unexpected = load_model(accelerator.unwrap_model(model), str(ckpt / CKPT_MODEL), strict=False)
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"{ckpt / CKPT_MODEL} is not a valid model state ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    if missing or unexpected:
+        raise CheckpointError(f"{ckpt / CKPT_MODEL} does not match this model: missing {list(missing)[:5]}, "
+                              f"unexpected {list(unexpected)[:5]}")
+    _load_optimizer(optimizer, ckpt / CKPT_OPTIMIZER)
+    scaler = getattr(accelerator, "scaler", None)
+    if scaler is not None and saved.get("scaler"):
+        scaler.load_state_dict(saved["scaler"])
+    _set_rng_state(ckpt / CKPT_RNG.format(rank=accelerator.process_index))
+    return state
+
+
+def _json_safe(obj):
+    """NaN / inf become null: JSON has no such numbers and strict readers reject them."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
 
 
 # --------------------------------------------------------------------------- data
@@ -268,9 +456,14 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     accelerator = accelerator or Accelerator(mixed_precision=tc.mixed_precision, log_with=log_with,
                                              project_dir=str(out), cpu=multi_cpu)
     set_seed(tc.seed)
+    torn = []
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
+        torn = remove_stale_temporaries(out)
+        for p in torn:
+            accelerator.print(f"removed {p}, left over by a run killed while writing it")
         save_json(cfg, out / "config.yaml.json")
+    accelerator.wait_for_everyone()
     prepare_data(cfg, accelerator)
 
     languages = cfg.languages
@@ -295,8 +488,11 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
 
     sampler = GlobalBatchSampler(len(dataset), tc.batch_size, accelerator.num_processes,
                                  accelerator.process_index, tc.seed)
+    # Its own generator: creating an iterator draws the workers' base seed from it, which
+    # would otherwise advance the global RNG (and shift dropout) once more on every resume.
+    loader_rng = torch.Generator()
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pretrain,
-                        num_workers=cfg.data.num_workers, persistent_workers=False)
+                        num_workers=cfg.data.num_workers, persistent_workers=False, generator=loader_rng)
     steps_per_epoch = sampler.batches_per_epoch // tc.grad_accum_steps
     if steps_per_epoch == 0:
         raise ValueError(f"one epoch has {sampler.batches_per_epoch} micro-batches, fewer than "
@@ -306,28 +502,31 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     optimizer = torch.optim.AdamW(param_groups(model, cfg))
     scheduler = linear_warmup_decay(optimizer, total_steps, int(tc.warmup_ratio * total_steps))
     model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
     raw = accelerator.unwrap_model(model)
 
     state = TrainState()
     if resume:
         ckpt = latest_checkpoint(cfg)
-        if ckpt is None:
+        if ckpt is None and not torn:
             raise FileNotFoundError(f"--resume: no checkpoint under {_checkpoint_root(cfg)}")
-        accelerator.load_state(str(ckpt))
-        state = TrainState(**json.loads((ckpt / "train_state.json").read_text()))
-        accelerator.print(f"resumed from {ckpt} at step {state.step}")
+        if ckpt is None:  # killed while writing its first checkpoint: nothing to lose by starting over
+            accelerator.print(f"--resume: no complete checkpoint under {_checkpoint_root(cfg)} (the run was "
+                              "killed before its first one was written): starting from step 0")
+        else:
+            state = load_checkpoint(ckpt, accelerator, model, optimizer, scheduler)
+            accelerator.print(f"resumed from {ckpt} at step {state.step}")
 
     if log_with:
         accelerator.init_trackers("ccr_demo", config={k: v for k, v in _flat(to_dict(cfg)).items()
                                                      if isinstance(v, (int, float, str, bool))})
-    history, reports = [], []
+    history, reports = state.history, []
     progress = tqdm(total=total_steps, initial=state.step, desc="train", disable=not accelerator.is_main_process)
-    start_time = time.perf_counter()
-    accum, last_loss, evaluated_at = 0, float("nan"), -1
+    start_time, seconds_before = time.perf_counter(), state.train_seconds
+    accum, last_loss, evaluated_at = 0, state.last_loss, -1
     while state.step < total_steps and state.epoch < epochs:
         dataset.set_epoch(state.epoch)
         sampler.set_epoch(state.epoch, state.batch_in_epoch)
+        loader_rng.manual_seed(tc.seed * 1_000_003 + state.epoch)
         model.train()
         for images, texts, indices in loader:
             pixels = images.to(accelerator.device)
@@ -355,7 +554,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
             else:
                 with accelerator.no_sync(model):
                     accelerator.backward(loss)
-            last_loss = loss.item() * tc.grad_accum_steps
+            last_loss = state.last_loss = loss.item() * tc.grad_accum_steps
             state.batch_in_epoch += 1
             state.micro_step += 1
             if not sync:
@@ -377,7 +576,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                     accelerator.log({"train/loss": last_loss, "train/temperature": row["temperature"],
                                      "train/lr": row["lr"]}, step=state.step)
             if tc.save_every_steps and state.step % tc.save_every_steps == 0:
-                save_checkpoint(accelerator, cfg, state)
+                state.train_seconds = seconds_before + time.perf_counter() - start_time
+                save_checkpoint(accelerator, cfg, state, model, optimizer, scheduler)
             if stop_after_steps and state.step >= stop_after_steps:
                 progress.close()
                 accelerator.end_training()
@@ -392,13 +592,15 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
             if eval_sets and (state.epoch % max(1, tc.eval_every_epochs) == 0 or state.step >= total_steps):
                 reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache, query_sets)
                 evaluated_at = state.step
-            save_checkpoint(accelerator, cfg, state)
-            accelerator.print(f"epoch {finished_epoch} done at step {state.step}, loss {last_loss:.4f}")
+            state.train_seconds = seconds_before + time.perf_counter() - start_time
+            save_checkpoint(accelerator, cfg, state, model, optimizer, scheduler)
+            accelerator.print(f"epoch {finished_epoch} done at step {state.step}, loss {_fmt_loss(last_loss)}")
     progress.close()
-    train_seconds = time.perf_counter() - start_time
+    train_seconds = seconds_before + time.perf_counter() - start_time
     if eval_sets and evaluated_at != state.step:  # every process decides alike (barriers inside)
         reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache, query_sets)
-    summary = {"steps": state.step, "epochs": state.epoch, "final_loss": last_loss,
+    summary = {"steps": state.step, "epochs": state.epoch,
+               "final_loss": last_loss if last_loss is not None and math.isfinite(last_loss) else None,
                "train_seconds": round(train_seconds, 1), "processes": accelerator.num_processes,
                "global_batch": tc.batch_size * accelerator.num_processes, "history": history, "eval": reports,
                "n_train": len(dataset), "is_main_process": accelerator.is_main_process,
@@ -472,7 +674,7 @@ def card_kwargs(cfg: ExperimentConfig, summary: dict, repo_or_path: str) -> dict
         "towers locked": ", ".join(n for n, f in (("image", cfg.train.lock_image), ("text", cfg.train.lock_text)) if f)
                          or "none",
         "training time": f"{summary['train_seconds']} s",
-        "final loss": f"{summary['final_loss']:.4f}",
+        "final loss": _fmt_loss(summary["final_loss"]),
     }
     return dict(model_name=cfg.train.model_name or f"ccr_demo {cfg.train.loss} model", report=report,
                 dataset_name=cfg.data.eval[0] if report else "", training=training, repo_or_path=repo_or_path)
@@ -482,6 +684,11 @@ def _write_outputs(model: CCRModel, cfg: ExperimentConfig, summary: dict) -> Non
     out = Path(cfg.train.output_dir)
     model_dir = out / "model"
     model.save_pretrained(model_dir, model_card_kwargs=card_kwargs(cfg, summary, str(model_dir)))
-    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / "summary.json", _json_safe(summary))
     if summary["eval"]:
-        atomic_write_json(out / "eval_report.json", {"reports": summary["eval"]})
+        atomic_write_json(out / "eval_report.json", _json_safe({"reports": summary["eval"]}))
+
+
+def _fmt_loss(loss) -> str:
+    return f"{loss:.4f}" if isinstance(loss, (int, float)) and math.isfinite(loss) else "n/a"
+

