@@ -130,3 +130,57 @@ def test_bad_mode_and_temperature():
         pivot_loss(v, t, 0.07, pivot_index=2)
     with pytest.raises(ValueError, match="batch sizes differ"):
         one_to_one_loss(_emb(2, 4), _emb(3, 4), 0.07)
+
+
+def slow_one_to_k_excluding(v, t, tau, exclude, mode="official"):
+    """The 1-to-K formula with excluded (false-negative) pairs left out of each sum."""
+    B, K, _ = t.shape
+    s = lambda b, c, k: float(v[b] @ t[c, k]) / tau  # noqa: E731
+    l_i2t = 0.0
+    for b in range(B):
+        denom = sum(math.exp(s(b, c, l)) for c in range(B) for l in range(K) if not exclude[b][c])
+        for k in range(K):
+            l_i2t -= math.log(math.exp(s(b, b, k)) / denom)
+    l_i2t /= B
+    l_t2i = 0.0
+    for b in range(B):
+        for k in range(K):
+            denom = sum(math.exp(s(c, b, k)) for c in range(B) if not exclude[c][b])
+            l_t2i -= math.log(math.exp(s(b, b, k)) / denom)
+    l_t2i /= B * K
+    if mode == "official":
+        return (l_i2t + l_t2i) / 2 / K
+    return (l_i2t / K + l_t2i) / 2
+
+
+@pytest.mark.parametrize("mode", ["official", "balanced"])
+def test_excluded_false_negatives_leave_both_softmaxes(mode):
+    B, K = 5, 3
+    v, t = _emb(B, 8, seed=3), _emb(B, K, 8, seed=4)
+    exclude = torch.zeros(B, B, dtype=torch.bool)
+    exclude[0, 2] = exclude[3, 1] = exclude[4, 0] = True
+    got = one_to_k_loss(v, t, 0.1, mode=mode, exclude=exclude)
+    assert got.item() == pytest.approx(slow_one_to_k_excluding(v, t, 0.1, exclude.tolist(), mode), rel=1e-9)
+    assert one_to_k_loss(v, t, 0.1, mode=mode, exclude=torch.zeros(B, B, dtype=torch.bool)).item() == \
+        pytest.approx(one_to_k_loss(v, t, 0.1, mode=mode).item(), rel=1e-12)
+    assert got.item() != pytest.approx(one_to_k_loss(v, t, 0.1, mode=mode).item(), rel=1e-6)
+
+
+def test_excluded_pairs_in_the_baselines():
+    B = 4
+    v, t = _emb(B, 8, seed=5), _emb(B, 8, seed=6)
+    exclude = torch.zeros(B, B, dtype=torch.bool)
+    exclude[1, 3] = True
+    got = one_to_one_loss(v, t, 0.2, exclude=exclude)
+    expected = slow_one_to_k_excluding(v, t[:, None], 0.2, exclude.tolist(), "balanced")  # K=1: InfoNCE
+    assert got.item() == pytest.approx(expected, rel=1e-9)
+    tk = _emb(B, 3, 8, seed=7)
+    assert pivot_loss(v, tk, 0.2, 0, exclude=exclude).item() != pytest.approx(pivot_loss(v, tk, 0.2, 0).item())
+
+
+def test_exclude_must_be_a_bool_square_without_the_diagonal():
+    v, t = _emb(3, 4), _emb(3, 2, 4)
+    with pytest.raises(ValueError, match="diagonal"):
+        one_to_k_loss(v, t, 0.1, exclude=torch.eye(3, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"bool \[B, B\]"):
+        one_to_k_loss(v, t, 0.1, exclude=torch.zeros(3, 2, dtype=torch.bool))

@@ -273,3 +273,60 @@ def test_infinite_scores_are_ordered_values():
     assert M.t2i_ranks(scores, [0, 2]).tolist() == [1, 0]
     assert M.i2t_ranks(scores, [[1], [1]]).tolist() == [2, 2]
     assert M.rank_consistency(scores).ranks.tolist() == [[1, 0], [2, 2], [0, 0]]
+
+
+# --------------------------------------------------------------- typed queries (many relevant)
+def _slow_query_metrics(scores, relevant, k):
+    """Per-query loops with sorted(); no shared code with M.py."""
+    p, ap, first = [], [], []
+    for s, r in zip(scores.tolist(), relevant.tolist()):
+        order = sorted(range(len(s)), key=lambda i: (-s[i], i))
+        n_rel = sum(r)
+        hits = [r[i] for i in order[:k]]
+        p.append(sum(hits) / min(k, n_rel))
+        run, total = 0, 0.0
+        for pos, h in enumerate(order[:10], 1):
+            if r[h]:
+                run += 1
+                total += run / pos
+        ap.append(total / min(n_rel, 10))
+        best = max(s[i] for i in range(len(s)) if r[i])
+        first.append(sum(x > best for x in s))
+    return np.array(p), np.array(ap), np.array(first)
+
+
+def test_typed_query_metrics_against_slow_loops():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(30, 50))
+    relevant = rng.random((30, 50)) < 0.1
+    relevant[np.arange(30), rng.integers(0, 50, 30)] = True
+    p, ap, first = _slow_query_metrics(scores, relevant, 5)
+    np.testing.assert_allclose(M.precision_at_k(scores, relevant, 5), p)
+    np.testing.assert_allclose(M.average_precision_at_k(scores, relevant, 10), ap)
+    np.testing.assert_array_equal(M.first_relevant_ranks(scores, relevant), first)
+
+
+def test_precision_is_capped_by_the_relevant_count():
+    scores = np.array([[0.9, 0.8, 0.1, 0.0, 0.2, 0.3]])
+    relevant = np.array([[True, True, False, False, False, False]])
+    assert M.precision_at_k(scores, relevant, 5)[0] == 1.0  # both relevant images on top
+    assert M.precision_at_k(scores[:, ::-1].copy(), relevant, 3)[0] == 0.5  # 1 of the 2 in the top 3
+
+
+def test_top_k_overlap_and_report_consistency():
+    tops = np.array([[[0, 1, 2]], [[2, 1, 0]], [[3, 4, 0]]])  # 3 languages, 1 query, k=3
+    # pairs: (a,b) 3/3, (a,c) 1/3, (b,c) 1/3 -> mean 5/9
+    assert M.top_k_overlap(tops, 5)[0] == pytest.approx(5 / 9)
+    rng = np.random.default_rng(1)
+    s = rng.normal(size=(8, 20))
+    rel = np.zeros((8, 20), dtype=bool)
+    rel[:, 3] = True
+    same = M.typed_query_report({"en": s, "de": s.copy()}, rel)
+    assert same["consistency"]["first_rank_std"] == 0.0 and same["consistency"]["top5_overlap"] == 1.0
+    diff = M.typed_query_report({"en": s, "de": -s}, rel)
+    assert diff["consistency"]["first_rank_std"] > 0 and diff["consistency"]["top5_overlap"] < 1.0
+
+
+def test_query_without_relevant_image_is_an_error():
+    with pytest.raises(ValueError, match="query 1 has no relevant image"):
+        M.precision_at_k(np.zeros((2, 3)), np.array([[1, 0, 0], [0, 0, 0]], dtype=bool), 1)

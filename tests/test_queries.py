@@ -1,0 +1,165 @@
+"""Typed queries end to end: relevance semantics, the generated data (parallel partial
+captions, recorded assertions, unique gold, held-out phrasings, the query split), the
+dataset's per-epoch caption draw and false negatives, and the evaluation report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ccr_demo import LANGUAGES
+from ccr_demo.data.datasets import MultilingualPretrainDataset
+from ccr_demo.data.formats import ParallelTestSet
+from ccr_demo.data.languages import plan_from_scene
+from ccr_demo.data.queries import QuerySet, is_relevant, relevance_matrix
+from ccr_demo.data.shapes import Scene, generate_dataset
+
+S = {"objects": [{"shape": "circle", "colour": "red", "size": "small", "position": "left"},
+                 {"shape": "circle", "colour": "red", "size": "large", "position": "right"},
+                 {"shape": "star", "colour": "blue", "size": "small", "position": "top"}],
+     "background": "grey", "relation": None}
+
+
+@pytest.mark.parametrize("asserts, expected", [
+    ({"shape": "circle"}, True),
+    ({"shape": "circle", "colour": "red", "size": "large"}, True),
+    ({"shape": "circle", "colour": "blue"}, False),
+    ({"shape": "star", "position": "top"}, True),
+    ({"shape": "star", "position": "left"}, False),
+    ({"shape": "circle", "colour": "red", "count": 2}, True),
+    ({"shape": "circle", "count": 3}, False),  # "three circles" is false of two
+    ({"shape": "circle", "size": "small", "count": 2}, False),
+    ({"background": "grey"}, True),
+    ({"background": "black"}, False),
+    ({"shape": "star", "colour": "blue", "background": "grey"}, True),
+    ({"shape": "star", "colour": "blue", "background": "white"}, False),
+])
+def test_relevance(asserts, expected):
+    assert is_relevant(asserts, S) is expected
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("world") / "shapes"
+    return generate_dataset(out, n_train=120, n_val=0, n_test=150, n_test_compositional=0, image_size=32, seed=3,
+                            workers=1, progress=False, queries_per_scene=4, n_test_queries=60)
+
+
+def _train_rows(world: Path) -> list[dict]:
+    return [json.loads(line) for p in sorted((world / "train").glob("part_*.data"))
+            for line in p.read_text(encoding="utf-8").splitlines()]
+
+
+def test_partial_captions_are_parallel_and_true_of_their_scene(world):
+    rows = _train_rows(world)
+    assert all(len(r["variants"]) >= 3 for r in rows)
+    for r in rows:
+        for v in r["variants"]:
+            assert set(v["caption"]) == set(LANGUAGES) and all(v["caption"].values())
+            assert is_relevant(v["query"], r["scene"]), (v["query"], r["scene"])
+            assert v["form"] in ("phrase", "sentence", "question", "request")
+    grans = {v["granularity"] for r in rows for v in r["variants"]}
+    assert {"colour_shape", "background", "size_colour_shape"} <= grans
+
+
+def test_every_test_scene_has_a_unique_description(world):
+    ts = ParallelTestSet.from_iglue(world / "test")
+    plans = [plan_from_scene(Scene.from_dict(s)) for s in ts.scenes]
+    assert len(set(plans)) == len(plans)
+    for lang in LANGUAGES:  # so no two full captions say the same thing either
+        assert len(set(ts.captions[lang])) == len(ts.captions[lang])
+
+
+def test_query_split_relevance_matches_the_scenes(world):
+    qs = QuerySet.load(world / "test_queries")
+    ts = ParallelTestSet.from_iglue(world / "test")
+    assert qs.languages == list(LANGUAGES) and len(qs) == 60
+    rel = relevance_matrix(qs.asserts, ts.scenes)
+    assert (qs.relevance(ts.image_ids) == rel).all()
+    assert rel.any(axis=1).all()
+    assert len({json.dumps(a, sort_keys=True) for a in qs.asserts}) == len(qs)
+
+
+def test_held_out_phrasings_never_reach_training_text(world):
+    qs = QuerySet.load(world / "test_queries")
+    train = {t for r in _train_rows(world) for caps in [r["caption"], *(v["caption"] for v in r["variants"])]
+             for t in caps.values()}
+    for lang in LANGUAGES:
+        seen = [t for t in qs.texts[lang] if t in train]
+        assert not seen, f"{lang}: test queries also in training text: {seen[:3]}"
+
+
+def test_generation_is_deterministic(world, tmp_path):
+    again = generate_dataset(tmp_path / "again", n_train=120, n_val=0, n_test=150, n_test_compositional=0,
+                             image_size=32, seed=3, workers=2, progress=False, queries_per_scene=4, n_test_queries=60)
+    for rel in ["train/part_00000.data", "test_queries/queries.jsonl", "test/annotations/ja/test.jsonl"]:
+        assert (world / rel).read_bytes() == (again / rel).read_bytes(), rel
+
+
+def test_dataset_draws_one_parallel_caption_set_per_epoch(world):
+    ds = MultilingualPretrainDataset(world / "train", LANGUAGES, full_caption_prob=0.34, seed=5)
+    full = MultilingualPretrainDataset(world / "train", LANGUAGES, full_caption_prob=1.0)
+    none = MultilingualPretrainDataset(world / "train", LANGUAGES, full_caption_prob=0.0)
+    assert all(full.variant_choice(i) == 0 for i in range(len(full)))
+    assert all(none.variant_choice(i) >= 1 for i in range(len(none)))
+    draws = np.array([[ds.variant_choice(i, e) for i in range(len(ds))] for e in range(20)])
+    assert 0.2 < (draws == 0).mean() < 0.5  # full caption about a third of the time
+    assert len(np.unique(draws)) == 5  # full + 4 variants all drawn
+    ds.set_epoch(3)
+    for i in range(len(ds)):
+        v = ds.variant_choice(i)
+        rec = ds.records[i]
+        expected = rec.captions if v == 0 else rec.variants[v - 1]["caption"]
+        assert ds.texts(i) == [expected[lang] for lang in LANGUAGES]
+    assert ds.variant_choice(7, 3) == MultilingualPretrainDataset(world / "train", LANGUAGES, seed=5,
+                                                                  full_caption_prob=0.34).variant_choice(7, 3)
+
+
+def test_false_negatives_are_partial_captions_true_of_another_image(world):
+    ds = MultilingualPretrainDataset(world / "train", LANGUAGES, full_caption_prob=0.0, seed=1)
+    idx = list(range(40))
+    mask = ds.false_negatives(idx, epoch=0)
+    assert not mask.diagonal().any() and mask.any()
+    for b in idx:
+        for c in idx:
+            a = ds.records[c].variants[ds.variant_choice(c, 0) - 1]["query"]
+            assert mask[b, c] == (b != c and is_relevant(a, ds.records[b].scene))
+
+
+def test_evaluate_reports_typed_query_metrics(world):
+    from ccr_demo.config import ModelConfig
+    from ccr_demo.evaluate import evaluate, queries_table
+    from ccr_demo.model import CCRModel
+
+    torch.manual_seed(0)
+    model = CCRModel(ModelConfig(image_tower="test_efficientnet", image_size=32, text_tower="random:bert",
+                                 text_kwargs={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                              "intermediate_size": 64}, embed_dim=32))
+    ts = ParallelTestSet.from_iglue(world / "test", languages=["en", "de", "ja"])
+    qs = QuerySet.load(world / "test_queries", languages=["en", "de", "ja"])
+    report = evaluate(model, ts, progress=False, queries=qs)
+    q = report["queries"]
+    assert q["n_queries"] == 60 and q["languages"] == ["en", "de", "ja"]
+    for lang in q["languages"]:
+        assert 0.0 <= q["per_language"][lang]["p@5"] <= 1.0
+    assert 0.0 <= q["consistency"]["top5_overlap"] <= 1.0 and q["consistency"]["first_rank_std"] >= 0
+    assert "Typed queries" in queries_table(report)
+    json.dumps(report)
+
+
+def test_query_file_errors_name_the_problem(tmp_path):
+    from ccr_demo.data.formats import DataFormatError
+
+    (tmp_path / "queries.jsonl").write_text('{"id": "q", "text": {"en": "x"}, "relevant": ["a"], "gallery": "../x"}\n')
+    with pytest.raises(DataFormatError, match="sibling split name"):
+        QuerySet.load(tmp_path)
+    (tmp_path / "queries.jsonl").write_text('{"id": "q", "text": "x"}\n')
+    with pytest.raises(DataFormatError, match=r"queries.jsonl:1"):
+        QuerySet.load(tmp_path)
+    (tmp_path / "queries.jsonl").write_text('{"id": "q", "text": {"en": "x"}, "relevant": ["nope"]}\n')
+    with pytest.raises(DataFormatError, match="not in the gallery"):
+        QuerySet.load(tmp_path).relevance(["a", "b"])
