@@ -14,6 +14,7 @@ import gradio as gr
 
 from .. import LANGUAGES
 from . import callbacks as cb
+from .examples import example_rows
 from .state import AppState, image_folders
 
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français", "cs": "Čeština", "zh": "中文", "ja": "日本語",
@@ -99,6 +100,10 @@ def build_layout(app: AppState) -> gr.Blocks:
                     boxes = [gr.Textbox("", label=f"{lang} · {LANGUAGE_NAMES[lang]}", placeholder=EXAMPLES[lang],
                                         visible=lang in app.default_languages, min_width=150,
                                         elem_id=f"query-{lang}") for lang in LANGUAGES]
+                # One click fills every language's box with the same typed-style query.
+                examples = example_rows()
+                gr.Examples(examples, inputs=boxes, label="Example queries (click one, then Search)",
+                            examples_per_page=len(examples), elem_id="examples")
                 with gr.Row():
                     search_btn = gr.Button("Search", variant="primary", elem_id="search-button")
                     gold_btn = gr.Button("Random test instance (gold mode)", elem_id="gold-button",
