@@ -136,27 +136,6 @@ def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None =
     return report
 
 
-def queries_table(report: dict) -> str:
-    """Markdown table of a report's typed-query metrics (empty when it has none)."""
-    q = report.get("queries")
-    if not q:
-        return ""
-    names = list(q["mean"])
-    lines = [f"Typed queries ({q['n_queries']} queries, {q['mean_relevant']:.1f} relevant images each on average)",
-             "", "| language | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for lang in q["languages"]:
-        lines.append(f"| {lang} | " + " | ".join(_fmt(q["per_language"][lang][m], m) for m in names) + " |")
-    lines.append("| mean | " + " | ".join(_fmt(q["mean"][m], m) for m in names) + " |")
-    c = q["consistency"]
-    lines += ["", f"Consistency across languages: first-relevant-rank std {c['first_rank_std']:.3f} "
-                  f"(variance {c['first_rank_var']:.3f}), top-5 overlap {c['top5_overlap']:.3f}"]
-    return "\n".join(lines)
-
-
-def _fmt(value: float, name: str) -> str:
-    return f"{value:.2f}" if name.startswith("r@") else f"{value:.3f}"
-
-
 def default_queries(data: str | Path) -> str:
     """The typed-query split the shapes world writes beside its test split, if any
     (``--queries none`` turns this off)."""
@@ -197,8 +176,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report_table(report))
-    if report.get("queries"):
-        print("\n" + queries_table(report))
     if args.out:
         atomic_write_json(args.out, report)
         print(f"report written to {Path(args.out)}")

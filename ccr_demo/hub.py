@@ -63,7 +63,30 @@ def report_table(report: dict) -> str:
                 f"{report['mrv']['i2t']:.3f} |")
     rows.append(f"| rank variance (MRV's variance form) | {report['mrv_var']['t2i']:.3f} | "
                 f"{report['mrv_var']['i2t']:.3f} |")
+    if report.get("queries"):
+        rows += ["", queries_table(report)]
     return "\n".join(rows)
+
+
+def queries_table(report: dict) -> str:
+    """Markdown table of a report's typed-query metrics (empty when it has none)."""
+    q = report.get("queries")
+    if not q:
+        return ""
+    names = list(q["mean"])
+    lines = [f"Typed queries ({q['n_queries']} queries, {q['mean_relevant']:.1f} relevant images each on average)",
+             "", "| language | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for lang in q["languages"]:
+        lines.append(f"| {lang} | " + " | ".join(_fmt(q["per_language"][lang][m], m) for m in names) + " |")
+    lines.append("| mean | " + " | ".join(_fmt(q["mean"][m], m) for m in names) + " |")
+    c = q["consistency"]
+    lines += ["", f"Consistency across languages: first-relevant-rank std {c['first_rank_std']:.3f} "
+                  f"(variance {c['first_rank_var']:.3f}), top-5 overlap {c['top5_overlap']:.3f}"]
+    return "\n".join(lines)
+
+
+def _fmt(value: float, name: str) -> str:
+    return f"{value:.2f}" if name.startswith("r@") else f"{value:.3f}"
 
 
 def eval_results(report: dict, dataset_name: str, dataset_type: str = "parallel-retrieval") -> list[EvalResult]:
@@ -78,6 +101,12 @@ def eval_results(report: dict, dataset_name: str, dataset_type: str = "parallel-
         out.append(EvalResult(task_type=f"{task}-retrieval", dataset_type=dataset_type, dataset_name=dataset_name,
                               metric_type="mrv", metric_name=f"MRV {task}",
                               metric_value=round(report["mrv"][direction], 4)))
+    queries = report.get("queries")
+    for lang in (queries or {}).get("languages", []):
+        out.append(EvalResult(task_type="text-to-image-retrieval", dataset_type=dataset_type,
+                              dataset_name=f"{dataset_name} typed queries", dataset_config=lang,
+                              metric_type="precision@5", metric_name=f"typed-query P@5 ({lang})",
+                              metric_value=round(queries["per_language"][lang]["p@5"], 4)))
     return out
 
 

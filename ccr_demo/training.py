@@ -41,7 +41,7 @@ from .config import ExperimentConfig, save_json, to_dict
 from .data.datasets import MultilingualPretrainDataset, collate_pretrain
 from .data.formats import ParallelTestSet
 from .data.queries import QuerySet
-from .evaluate import evaluate, queries_table
+from .evaluate import evaluate
 from .fileio import atomic_write_json
 from .hub import report_table
 from .losses import gather_with_grad, one_to_k_loss, one_to_one_loss, pivot_loss
@@ -641,8 +641,7 @@ def _evaluate_all(model: CCRModel, eval_sets, accelerator: Accelerator, step: in
         for ts, qs in zip(eval_sets, query_sets or [None] * len(eval_sets)):
             report = evaluate(model, ts, progress=False, encode_texts=encode, queries=qs)
             reports.append(report)
-            accelerator.print(f"\n[{ts.name}] step {step}\n" + report_table(report)
-                              + ("\n\n" + queries_table(report) if report.get("queries") else ""))
+            accelerator.print(f"\n[{ts.name}] step {step}\n" + report_table(report))
             if log_with:
                 scalars = {f"eval/{ts.name}/mrv_t2i": report["mrv"]["t2i"],
                            f"eval/{ts.name}/mrv_i2t": report["mrv"]["i2t"],

@@ -132,7 +132,8 @@ def test_false_negatives_are_partial_captions_true_of_another_image(world):
 
 def test_evaluate_reports_typed_query_metrics(world):
     from ccr_demo.config import ModelConfig
-    from ccr_demo.evaluate import evaluate, queries_table
+    from ccr_demo.evaluate import evaluate
+    from ccr_demo.hub import queries_table
     from ccr_demo.model import CCRModel
 
     torch.manual_seed(0)
