@@ -15,6 +15,7 @@ import gradio as gr
 from .. import LANGUAGES
 from . import callbacks as cb
 from . import inputs, serving
+from .memory import release_memory
 from .state import AppState
 
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français", "cs": "Čeština", "zh": "中文", "ja": "日本語",
@@ -271,6 +272,7 @@ def build_layout(app: AppState) -> gr.Blocks:
             serving.enforce_disk_budget(demo.temp_file_sets, app.limits.max_cache_bytes,
                                         keep=[str(getattr(f, "name", f)) for f in files or []])
             res = cb.build_session_gallery(app, files, folder)
+            release_memory()  # encoding freed its batches: give the pages back (flat RSS across waves)
             if res.gallery is None:
                 gr.Warning(res.message.split("\n")[0].replace("**", ""))
                 return gr.update(), res.message, gr.update()
