@@ -633,3 +633,26 @@ def test_served_images_are_written_once_and_atomically(app, tmp_path):
     res = cb.image_to_text(app, str(src), languages=["en"], k=1)
     assert isinstance(res.image, Image.Image)
     assert isinstance(serving.serve_image(res.image, tmp_path), str)
+
+
+def test_a_hub_gallery_whose_files_are_cache_links_loads(app, assets, tmp_path, monkeypatch):
+    """Item 2 kept Hub galleries working: a snapshot's files are symlinks into the repo's blobs/."""
+    import os
+
+    from ccr_demo.index import Gallery
+
+    repo = tmp_path / "datasets--someone--gal"
+    snap, blobs = repo / "snapshots" / "abc123", repo / "blobs"
+    snap.mkdir(parents=True)
+    blobs.mkdir()
+    images = sorted((assets["testset"] / "images").glob("*.png"))[:2]
+    for p in images:
+        shutil.copy(p, snap / p.name)
+    Gallery.build(app.model, [str(snap / p.name) for p in images], progress=False).save(tmp_path / "built")
+    for f in list((tmp_path / "built").iterdir()) + [snap / p.name for p in images]:
+        shutil.move(str(f), blobs / f.name)
+        os.symlink(blobs / f.name, snap / f.name)
+    monkeypatch.setattr(ui_state, "_looks_like_hub_id", lambda s: s == "someone/gal")
+    monkeypatch.setattr(ui_state, "_hub_folder", lambda repo_id: snap)
+    state = load_state({**assets, "gallery": "someone/gal"})
+    assert state.gallery is not None and state.gallery.count == 2, state.problems

@@ -28,6 +28,7 @@ from PIL import Image
 
 from .. import LANGUAGES, metrics
 from ..data.formats import DataFormatError, load_image
+from ..fingerprint import weights_fingerprint
 from .state import AppState, Limits
 
 log = logging.getLogger(__name__)
@@ -613,7 +614,7 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
         notes.append(f"the test set has no {', '.join(dropped)} captions: left out")
     g = app.gallery
     rows = None
-    if reuse_gallery and g is not None and g.fingerprint == app.model.fingerprint():
+    if reuse_gallery and g is not None and g.fingerprint == weights_fingerprint(app.model):
         try:
             rows = [g.position(i) for i in sub.image_ids]
         except KeyError:

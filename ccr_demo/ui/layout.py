@@ -47,7 +47,9 @@ ABOUT = """## How the numbers are made
 Environment variables (else the embedded default in `assets/`, offline):
 `CCR_MODEL` (model folder or Hub id), `CCR_GALLERY` (gallery folder or Hub id),
 `CCR_TESTSET` (parallel test set, IGLUE layout), `CCR_CAPTIONS` (caption gallery for
-image-to-text; default `<gallery>-captions`).
+image-to-text; default `<gallery>-captions`), `CCR_IMAGE_ROOT` (folders where a gallery's
+images may lie besides its own and the test set's), `CCR_ALLOW_SERVER_FOLDERS=1` (a server
+folder as your own gallery: local single-user runs only).
 """
 
 

@@ -403,8 +403,12 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
         try:
             from ..index import Gallery
 
-            folder = _hub_folder(where) if _looks_like_hub_id(where) else Path(where)
-            state.gallery = Gallery.load(folder, state.model, image_root=_image_roots(testset_dir))
+            hub = _looks_like_hub_id(where)
+            folder = _hub_folder(where) if hub else Path(where)
+            roots = _image_roots(testset_dir)
+            if hub:  # a Hub snapshot's files are links into the repo's own blobs/ folder in the cache
+                roots.append(folder.parent.parent)
+            state.gallery = Gallery.load(folder, state.model, image_root=roots)
             if state.gallery.kind != "image":
                 raise ValueError(f"it is a {state.gallery.kind} gallery; text-to-image search needs images")
             state.sources["gallery"] = f"{where} ({how}, {state.gallery.count} images)"
