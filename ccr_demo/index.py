@@ -709,7 +709,8 @@ def replace_problem(path: Path) -> str | None:
         return f"is a folder that is not a gallery (no {INFO_NAME}; it holds {len(names)} entries)"
     others = sorted(names - GALLERY_FILES)
     if others:
-        return f"holds files that are not part of a gallery ({', '.join(others[:3])}{' ...' if len(others) > 3 else ''})"
+        more = " ..." if len(others) > 3 else ""
+        return f"holds files that are not part of a gallery ({', '.join(others[:3])}{more})"
     return None
 
 

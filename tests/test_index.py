@@ -381,7 +381,8 @@ def test_item_paths_must_stay_inside_the_gallery_or_a_declared_root(tmp_path):
     with pytest.raises(GalleryError, match=r"items.jsonl:1: item path '../imgs/a.png'.*outside the gallery folder"):
         Gallery.load(out)
     assert Gallery.load(out, image_root=tmp_path / "imgs").items[0]["path"] == str(tmp_path / "imgs" / "a.png")
-    inside = Gallery.from_vectors(_unit(1, 8), ["in"], metadata=[{"path": str(tmp_path / "g2" / "in.png")}]).save(tmp_path / "g2")
+    inside = Gallery.from_vectors(_unit(1, 8), ["in"], metadata=[{"path": str(tmp_path / "g2" / "in.png")}])
+    inside = inside.save(tmp_path / "g2")
     assert Gallery.load(inside).items[0]["path"] == str((tmp_path / "g2" / "in.png").resolve())  # its own folder
     for bad in ("/x.png", "/etc/passwd", "../../../../../../etc/passwd", "sub/../../x.png"):
         lines = (out / "items.jsonl").read_text().splitlines()

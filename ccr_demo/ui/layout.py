@@ -98,10 +98,10 @@ def build_layout(app: AppState) -> gr.Blocks:
             with gr.Tab("Text → image", id="search"):
                 with gr.Row():
                     languages = inputs.CheckboxGroup(list(LANGUAGES), value=app.default_languages, label="Languages",
-                                                 scale=4, elem_id="languages")
+                                                     scale=4, elem_id="languages")
                     k = inputs.Slider(1, max_k, value=5, step=1, label="Top k", scale=1)
                     which = inputs.Radio([DEFAULT_GALLERY, MY_GALLERY], value=DEFAULT_GALLERY, label="Search in",
-                                     scale=1)
+                                         scale=1)
                 with gr.Row(equal_height=True):
                     boxes = [gr.Textbox("", label=f"{lang} · {LANGUAGE_NAMES[lang]}", placeholder=EXAMPLES[lang],
                                         visible=lang in app.default_languages, min_width=150,
@@ -111,7 +111,7 @@ def build_layout(app: AppState) -> gr.Blocks:
                     gold_btn = gr.Button("Random test instance (gold mode)", elem_id="gold-button",
                                          interactive=app.instances is not None)
                     instance_no = inputs.Number(-1, precision=0, label="Instance # (-1 = random)", minimum=-1,
-                                            maximum=max(n_test - 1, 0), min_width=120)
+                                                maximum=max(n_test - 1, 0), min_width=120)
                 status = gr.Markdown(elem_id="search-status")
                 mrv_md = gr.Markdown(elem_id="mrv")
                 with gr.Row(equal_height=False):
@@ -165,10 +165,10 @@ def build_layout(app: AppState) -> gr.Blocks:
                                           ": **no test set loaded**."))
                 with gr.Row():
                     eval_langs = inputs.CheckboxGroup(test_langs, value=[x for x in app.default_languages
-                                                                     if x in test_langs] or test_langs,
-                                                  label="Languages", scale=3)
+                                                                         if x in test_langs] or test_langs,
+                                                      label="Languages", scale=3)
                     eval_n = inputs.Slider(1, max(n_test, 2), value=min(100, max(n_test, 1)), step=1,  # min < max
-                                       label="Max instances", scale=2, interactive=n_test > 0)
+                                           label="Max instances", scale=2, interactive=n_test > 0)
                 eval_btn = gr.Button("Evaluate", variant="primary", interactive=n_test > 0)
                 eval_status = gr.Markdown()
                 eval_head = gr.Markdown(elem_id="eval-mrv")

@@ -352,10 +352,15 @@ def _hub_folder(repo_id: str) -> Path:
 
 
 def _warm_up(model) -> None:
-    """The first text encodes are 10-50x slower (kernel set-up); pay that at start-up, not per user."""
+    """The first text encodes are 10-50x slower (kernel set-up); pay that at start-up, not per user.
+    One image batch too: the first upload then costs no set-up, and the memory the image path
+    keeps is part of the at-rest figure rather than growth under load (docs/bench_load.md)."""
+    from PIL import Image
+
     texts = ["a red circle", "ein roter Kreis", "un cercle rouge", "červený kruh", "红色的圆", "赤い丸"]
     for _ in range(4):
         model.encode_texts(texts)
+    model.encode_images([Image.new("RGB", (96, 96), (200, 40, 40)), Image.new("RGB", (120, 80), (20, 90, 200))])
 
 
 def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path | None = None,
