@@ -468,5 +468,7 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
     release_memory()  # loading freed ~300 MB of temporaries that glibc would otherwise keep
     released = drop_clean_weight_pages()  # the weights hash made every mapped page resident
     log.info("start-up: %.0f MB of clean mapped weight pages released", released / 2**20)
+    if warm_up and state.model is not None:  # fault back in what every query reads (encoder layers)
+        state.model.encode_texts(["a red circle", "红色的圆"])
     state.load_seconds = time.perf_counter() - start
     return state
