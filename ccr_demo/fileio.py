@@ -57,8 +57,11 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
             old = target.parent / f".{target.name}.old.{os.getpid()}"
             os.replace(target, old)
         os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        if old is not None:  # the replaced target: a folder, or a file / link the caller chose to replace
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

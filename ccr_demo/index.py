@@ -23,12 +23,12 @@ A saved gallery is a folder, written atomically (a crash mid-save leaves the old
                    gallery folder when the file lies under the folder's parent), "caption" (text
                    galleries), and any metadata given at build time (e.g. "language", "image_id")
 
-Command line: ``python -m ccr_demo.index build|info|search`` (see ``main``).
+Command line: ``python -m ccr_demo.index build|info|search`` (``ccr_demo.index_cli``).
 """
 
 from __future__ import annotations
 
-import argparse
+import hashlib
 import json
 import os
 import re
@@ -48,6 +48,7 @@ from tqdm import tqdm
 from . import __version__
 from .data.formats import DataFormatError, load_image
 from .fileio import atomic_directory
+from .fingerprint import check_finite, weights_fingerprint
 
 FORMAT_VERSION = 1
 INFO_NAME, INDEX_NAME, VECTORS_NAME, ITEMS_NAME = "gallery.json", "index.faiss", "vectors.npy", "items.jsonl"
@@ -330,7 +331,7 @@ class Gallery:
         records, payloads, skip_bad = _collect(items, kind, metadata)
         vectors, records = _embed(model, kind, records, payloads, batch_size, progress, skip_bad)
         return cls.from_vectors(vectors, [r.pop("id") for r in records], metadata=records, kind=kind,
-                                index_factory=index_factory, fingerprint=model.fingerprint(), **index_kwargs)
+                                index_factory=index_factory, fingerprint=weights_fingerprint(model), **index_kwargs)
 
     @classmethod
     def from_vectors(cls, vectors, ids: Sequence[str] | None = None, *, metadata: Sequence[Mapping] | None = None,
@@ -582,15 +583,26 @@ class Gallery:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the gallery folder atomically (see the module docstring for its files)."""
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write the gallery folder atomically (see the module docstring for its files).
+
+        An existing ``directory`` is replaced only when it is a gallery (nothing in it but
+        gallery files); anything else (a folder holding other files, a regular file) is a
+        FileExistsError unless ``overwrite=True``.
+        """
         directory = Path(directory).absolute()
+        problem = replace_problem(directory)
+        if problem and not overwrite:
+            raise FileExistsError(f"{directory} {problem}: not replacing it (choose another folder, or pass "
+                                  "overwrite=True / --overwrite to replace it and lose what it holds)")
         with atomic_directory(directory) as tmp:
             if not self._flat:
                 faiss.write_index(self.index, str(tmp / INDEX_NAME))
             np.save(tmp / VECTORS_NAME, self.vectors, allow_pickle=False)
             _write_items(tmp / ITEMS_NAME, self.items, directory)
-            (tmp / INFO_NAME).write_text(json.dumps(self.info(), indent=2) + "\n", encoding="utf-8")
+            info = self.info()
+            info["sha256"] = {name: _sha256(tmp / name) for name in (VECTORS_NAME, ITEMS_NAME)}
+            (tmp / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         return directory
 
     @staticmethod
@@ -606,16 +618,31 @@ class Gallery:
         keys = {"format_version", "kind", "count", "embed_dim", "model_fingerprint", "index_factory"}
         if not isinstance(info, dict) or not keys <= set(info):
             raise GalleryError(f"{path} is not a gallery description (needs keys {sorted(keys)})")
+        for key in ("format_version", "count", "embed_dim"):
+            if isinstance(info[key], bool) or not isinstance(info[key], int) or info[key] < 0:
+                raise GalleryError(f"{path}: {key} must be a non-negative integer, got {info[key]!r}")
         if info["format_version"] > FORMAT_VERSION:
             raise GalleryError(f"{path} has format_version {info['format_version']}; this ccr_demo reads up to "
                                f"{FORMAT_VERSION}: upgrade ccr_demo")
+        if info["kind"] not in KINDS:
+            raise GalleryError(f"{path}: kind must be one of {KINDS}, got {info['kind']!r}")
+        if not isinstance(info["index_factory"], str):
+            raise GalleryError(f"{path}: index_factory must be a string, got {info['index_factory']!r}")
         return info
 
     @classmethod
-    def load(cls, directory: str | Path, model=None) -> "Gallery":
-        """Read a saved gallery; with ``model``, refuse it unless it is the model that built it
-        (same fingerprint and embedding size). ``model=None`` skips that check: for searching
-        with precomputed embeddings only."""
+    def load(cls, directory: str | Path, model=None, *,
+             image_root: str | Path | Sequence[str | Path] | None = None) -> "Gallery":
+        """Read a saved gallery and check it; with ``model``, refuse it unless it is the model that
+        built it (same weights fingerprint and embedding size) and its weights are finite.
+        ``model=None`` skips that check: for searching with precomputed embeddings only.
+
+        Checked on load (each a GalleryError naming the file and the problem): every item path
+        resolves (symlinks followed) inside the gallery folder or ``image_root`` (one folder or
+        several: where the gallery's images may lie); ids are unique; every vector is finite and
+        of unit norm; items.jsonl and vectors.npy match the checksums gallery.json records
+        (galleries written before checksums were recorded skip that last check).
+        """
         directory = Path(directory)
         info = cls.read_info(directory)
         if model is not None:
@@ -638,7 +665,9 @@ class Gallery:
             except RuntimeError as e:
                 raise GalleryError(f"{directory / INDEX_NAME} is not a readable faiss index: "
                                    f"{str(e).strip().splitlines()[-1]}") from None
-        items = _read_items(directory / ITEMS_NAME, directory)
+        roots = [directory] + ([] if image_root is None else
+                               [image_root] if isinstance(image_root, (str, Path)) else list(image_root))
+        items = _read_items(directory / ITEMS_NAME, directory, [Path(r).resolve() for r in roots])
         n, d = info["count"], info["embed_dim"]
         bad_vectors = vectors.shape != (n, d) or vectors.dtype != np.float32
         problems = [f"{what} has {got}" for what, got in (
@@ -647,21 +676,83 @@ class Gallery:
             (ITEMS_NAME, f"{len(items)} items" if len(items) != n else None)) if got]
         if problems:
             raise GalleryError(f"{directory}: {INFO_NAME} says {n} items of dim {d}, but " + "; ".join(problems))
+        sums = info.get("sha256") or {}
+        for name in (VECTORS_NAME, ITEMS_NAME):
+            if name in sums and _sha256(directory / name) != sums[name]:
+                raise GalleryError(f"{directory / name} does not match the sha256 that {INFO_NAME} records: it was "
+                                   "edited, reordered or corrupted after the gallery was written; rebuild the gallery")
+        _check_vectors(vectors, directory / VECTORS_NAME)
         return cls(index, vectors, items, kind=info["kind"], index_factory=info["index_factory"],
                    fingerprint=info["model_fingerprint"], search_params=info.get("search_params", ""),
                    rerank=int(info.get("rerank", 1)))
 
 
+GALLERY_FILES = frozenset({INFO_NAME, INDEX_NAME, VECTORS_NAME, ITEMS_NAME})
+
+
+def replace_problem(path: Path) -> str | None:
+    """Why writing a gallery at ``path`` would destroy something (None: nothing there, or a
+    gallery folder holding nothing but gallery files)."""
+    if not os.path.lexists(path):
+        return None
+    if path.is_symlink():
+        return "is a symbolic link"
+    if not path.is_dir():
+        return "is a file, not a gallery folder"
+    try:
+        names = {p.name for p in path.iterdir()}
+    except OSError as e:
+        return f"cannot be listed ({e.strerror})"
+    if not names:
+        return None
+    if INFO_NAME not in names:
+        return f"is a folder that is not a gallery (no {INFO_NAME}; it holds {len(names)} entries)"
+    others = sorted(names - GALLERY_FILES)
+    if others:
+        more = " ..." if len(others) > 3 else ""
+        return f"holds files that are not part of a gallery ({', '.join(others[:3])}{more})"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_vectors(vectors: np.ndarray, path: Path) -> None:
+    """Every row finite and of unit norm (what save wrote); a NaN row would rank first with score nan."""
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(~finite)
+        raise GalleryError(f"{path}: {len(rows)} row(s) hold NaN or inf, e.g. row {rows[0]}: the file is corrupt; "
+                           "rebuild the gallery")
+    norms = np.linalg.norm(vectors, axis=1)
+    off = np.flatnonzero(np.abs(norms - 1) > 1e-3)
+    if len(off):
+        raise GalleryError(f"{path}: {len(off)} row(s) are not unit vectors, e.g. row {off[0]} has norm "
+                           f"{norms[off[0]]:.4g}: the file is corrupt or not written by this tool; rebuild the gallery")
+
+
 def _check_model(model, fingerprint: str | None, dim: int, where: str = "this gallery") -> None:
     """Refuse a model other than the one that built the gallery (raw-vector galleries, with no
-    fingerprint, can only check the embedding size)."""
+    fingerprint, can only check the embedding size), or one whose weights hold NaN/inf.
+    The model's fingerprint is computed from its weights (``ccr_demo.fingerprint``), never read
+    from its config.json."""
+    try:
+        check_finite(model)
+    except ValueError as e:
+        raise GalleryError(str(e)) from None
     model_dim = model.config.embed_dim
-    same = model_dim == dim and (fingerprint is None or model.fingerprint() == fingerprint)
+    actual = weights_fingerprint(model)
+    same = model_dim == dim and (fingerprint is None or actual == fingerprint)
     if not same:
         raise GalleryError(
             f"{where} was built with model fingerprint {fingerprint} (embed dim {dim}); the given model has "
-            f"fingerprint {model.fingerprint()} (embed dim {model_dim}). Rebuild the gallery with this model "
-            "(python -m ccr_demo.index build ...) or load the model that built it")
+            f"fingerprint {actual} (embed dim {model_dim}), computed from its weights. Rebuild the gallery with "
+            "this model (python -m ccr_demo.index build ...) or load the model that built it")
 
 
 def _write_items(path: Path, items: list[dict], directory: Path) -> None:
@@ -681,8 +772,10 @@ def _relative(path: str, directory: Path) -> str:
     return path if rel.startswith(os.path.join(os.pardir, os.pardir)) else Path(rel).as_posix()
 
 
-def _read_items(path: Path, directory: Path) -> list[dict]:
-    items = []
+def _read_items(path: Path, directory: Path, roots: Sequence[Path]) -> list[dict]:
+    """items.jsonl, checked: objects with unique string ids, paths inside ``roots``."""
+    items, seen = [], {}
+    base = directory.resolve()
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -693,8 +786,22 @@ def _read_items(path: Path, directory: Path) -> list[dict]:
                 raise GalleryError(f"{path}:{lineno}: not valid JSON: {e}") from None
             if not isinstance(r, dict) or not isinstance(r.get("id"), str):
                 raise GalleryError(f"{path}:{lineno}: expected an object with a string 'id'")
+            if r["id"] in seen:
+                raise GalleryError(f"{path}:{lineno}: id {r['id']!r} already appears on line {seen[r['id']]}: "
+                                   "ids must be unique; the file is corrupt, rebuild the gallery")
+            seen[r["id"]] = lineno
             if "path" in r:
-                r["path"] = str((directory / r["path"]).resolve())
+                if not isinstance(r["path"], str) or not r["path"] or "\0" in r["path"]:
+                    raise GalleryError(f"{path}:{lineno}: 'path' must be a non-empty string, got {r['path']!r}")
+                resolved = (base / r["path"]).resolve()
+                if not any(resolved.is_relative_to(root) for root in roots):
+                    raise GalleryError(
+                        f"{path}:{lineno}: item path {r['path']!r} resolves to {resolved}, outside "
+                        + ("the gallery folder" if len(roots) == 1 else
+                           "the gallery folder and the image roots " + ", ".join(str(x) for x in roots[1:]))
+                        + ": a gallery's images must lie inside its folder or a declared image root "
+                        "(Gallery.load(..., image_root=DIR), `--image-root DIR`, CCR_IMAGE_ROOT in the app)")
+                r["path"] = str(resolved)
             items.append(r)
     return items
 
@@ -702,111 +809,11 @@ def _read_items(path: Path, directory: Path) -> list[dict]:
 # ----------------------------------------------------------------------------- command line
 
 
-def _build_cli(args) -> None:
-    from .model import CCRModel
-
-    if args.captions and not args.iglue:
-        raise ValueError("--captions needs --iglue (the captions come from the test set)")
-    model = CCRModel.from_pretrained(args.model)
-    kwargs = {"index_factory": args.factory, "batch_size": args.batch_size}
-    if args.search_params is not None:
-        kwargs["search_params"] = args.search_params
-    if args.images:
-        gallery = Gallery.build(model, args.images, **kwargs)
-        print(f"{gallery} -> {gallery.save(args.out)}")
-        return
-    from .data.formats import ParallelTestSet
-
-    langs = args.languages.split(",") if args.languages else None
-    ts = ParallelTestSet.from_iglue(args.iglue, langs, check_images=True)
-    gallery = Gallery.build(model, ts.image_paths, metadata=[{"id": i} for i in ts.image_ids], **kwargs)
-    print(f"{gallery} -> {gallery.save(args.out)}")
-    if args.captions:
-        texts, meta = [], []
-        for lang in ts.languages:
-            for image_id, caps in zip(ts.image_ids, ts.instance_captions(lang)):
-                texts.extend(caps)
-                meta.extend({"id": f"{lang}/{image_id}/{j}", "image_id": image_id, "language": lang}
-                            for j in range(len(caps)))
-        captions = Gallery.build(model, texts, kind="text", metadata=meta, **kwargs)
-        out = args.captions_out or f"{str(args.out).rstrip('/')}-captions"
-        print(f"{captions} -> {captions.save(out)}")
-
-
-def _info_cli(args) -> None:
-    info = Gallery.read_info(args.dir)
-    sizes = {name: (Path(args.dir) / name).stat().st_size for name in (INDEX_NAME, VECTORS_NAME, ITEMS_NAME)
-             if (Path(args.dir) / name).is_file()}
-    print(json.dumps({**info, "file_bytes": sizes}, indent=2))
-
-
-def _search_cli(args) -> None:
-    from .model import CCRModel
-
-    langs = args.lang or (["en"] if len(args.text) == 1 else [])
-    if len(langs) != len(args.text):
-        raise ValueError(f"give one --lang per --text ({len(args.text)} texts, {len(langs)} languages)")
-    if len(set(langs)) != len(langs):
-        raise ValueError(f"each language may be given once, got {langs}")
-    model = CCRModel.from_pretrained(args.model)
-    gallery = Gallery.load(args.dir, model)
-    res = gallery.search_texts(model, dict(zip(langs, args.text)), args.k)
-
-    def label(row: int) -> str:
-        r = gallery.items[row]
-        return r.get("caption", r.get("path", r["id"]))
-
-    if args.json:
-        out = {lang: [{"id": gallery.items[p]["id"], "row": int(p), "score": float(s), "item": label(p)}
-                      for s, p in zip(*res[lang]) if p >= 0] for lang in langs}
-        out["ranks"] = {gallery.items[p]["id"]: dict(zip(langs, res.item_ranks[:, j].tolist()))
-                        for j, p in enumerate(res.items)}
-        print(json.dumps(out, indent=2, ensure_ascii=False))
-        return
-    for lang, text in zip(langs, args.text):
-        print(f"[{lang}] {text}")
-        for n, (s, p) in enumerate(zip(*res[lang]), 1):
-            if p >= 0:
-                print(f"  {n:3d}. {s:.4f}  {gallery.items[p]['id']}  {label(p)}")
-    if len(langs) > 1:
-        print("rank of each returned item under each language (0 = top):")
-        print("  " + " ".join(f"{lang:>6}" for lang in langs) + "  id")
-        for j, p in enumerate(res.items):
-            print("  " + " ".join(f"{r:6d}" for r in res.item_ranks[:, j]) + f"  {gallery.items[p]['id']}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """python -m ccr_demo.index build|info|search (``-h`` on each for options)."""
-    p = argparse.ArgumentParser(prog="python -m ccr_demo.index", description="Build, inspect and search galleries.")
-    sub = p.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="embed images (and captions) with a model and save a gallery")
-    b.add_argument("--model", required=True, help="model folder or Hub id")
-    src = b.add_mutually_exclusive_group(required=True)
-    src.add_argument("--images", help="folder of images (scanned recursively; non-images skipped with a warning)")
-    src.add_argument("--iglue", help="parallel test set in IGLUE layout: annotations/{lang}/test.jsonl + images/")
-    b.add_argument("--out", required=True, help="gallery folder to write (replaced atomically)")
-    b.add_argument("--factory", default="Flat", help="faiss index_factory string: Flat, HNSW32, IVF1024,PQ32, ...")
-    b.add_argument("--search-params", help='faiss search parameters, e.g. "nprobe=64" (default: see Gallery)')
-    b.add_argument("--captions", action="store_true", help="also index every language's captions (with --iglue)")
-    b.add_argument("--captions-out", help="caption gallery folder (default: OUT-captions)")
-    b.add_argument("--languages", help="comma-separated languages to read with --iglue (default: all)")
-    b.add_argument("--batch-size", type=int, default=64)
-    i = sub.add_parser("info", help="print a gallery's description (no model needed)")
-    i.add_argument("dir")
-    s = sub.add_parser("search", help="search a gallery with text queries, one per language")
-    s.add_argument("dir")
-    s.add_argument("--model", required=True, help="the model that built the gallery (folder or Hub id)")
-    s.add_argument("--text", action="append", required=True, help="query text; repeat with --lang for several")
-    s.add_argument("--lang", action="append", help="language of each --text (default en)")
-    s.add_argument("-k", type=int, default=5)
-    s.add_argument("--json", action="store_true", help="print results as JSON")
-    args = p.parse_args(argv)
-    try:
-        {"build": _build_cli, "info": _info_cli, "search": _search_cli}[args.command](args)
-    except (ValueError, TypeError, OSError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    """``python -m ccr_demo.index build|info|search``: the command line lives in ``index_cli``."""
+    from .index_cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from PIL import Image
 from .data.formats import to_rgb
 
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
+# Above this many times the output size, the long side is cropped before resizing (thin images).
+_MAX_SIDE_FACTOR = 4
 
 
 @dataclass
@@ -54,7 +56,16 @@ class ImageProcessor:
             raise ValueError("image has zero width or height")
         scale = s / min(w, h)
         nw, nh = max(s, round(w * scale)), max(s, round(h * scale))
-        if (nw, nh) != (w, h):
+        if max(nw, nh) > _MAX_SIDE_FACTOR * s:
+            # A thin image (aspect over 4:1): resizing it whole would allocate the full resized
+            # strip (a 1x1,000,000 PNG asked for gigabytes) only to crop a square out of it. Cut
+            # the centre square in source coordinates and resize just that: the same crop.
+            side = min(w, h)
+            left, top = (w - side) // 2, (h - side) // 2
+            image = image.resize((s, s), self._RESAMPLE.get(self.interpolation, Image.BICUBIC),
+                                 box=(left, top, left + side, top + side))
+            nw = nh = s
+        elif (nw, nh) != (w, h):
             image = image.resize((nw, nh), self._RESAMPLE.get(self.interpolation, Image.BICUBIC))
         left, top = (nw - s) // 2, (nh - s) // 2
         if (nw, nh) != (s, s):

@@ -140,3 +140,84 @@ def test_session_gallery_is_per_client(served, tmp_path):
                         api_name="/search")
     assert "not built a gallery yet" in out[0]
     assert {row[0] for row in out[2]["data"]} <= set(state.gallery.ids)
+
+
+# --------------------------------------------------------------------------- issue 11 regressions
+
+
+def _get(client, path: str):
+    import httpx
+
+    return httpx.get(f"{client.src.rstrip('/')}/gradio_api/file={path}", timeout=30)
+
+
+def test_only_returned_gallery_images_are_served(served, tmp_path):
+    """Items 1 and 2: after one /build_gallery with a server folder, every file under it (and with
+    an absolute item path, the whole disk) downloaded through /gradio_api/file=."""
+    client, state, assets = served
+    out = _search(client, **QUERIES)
+    shown = out[6 + 0]["value"] if isinstance(out[6], dict) else out[6]  # the en pane
+    assert shown  # results are served...
+    images = assets["testset"] / "images"
+    for path in ["/etc/passwd", str(assets["testset"] / "annotations" / "en" / "test.jsonl"),
+                 str(sorted(images.glob("*.png"))[-1]), str(assets["model"] / "config.json")]:
+        assert _get(client, path).status_code in (403, 404), path  # ...but never a folder
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    Image.new("RGB", (20, 20), (9, 9, 9)).save(folder / "a.png")
+    (folder / "secret.txt").write_text("private")
+    state.allow_local_paths = True  # CCR_ALLOW_SERVER_FOLDERS=1: a local single-user run
+    try:
+        status, _ = client.predict(files=[], folder=str(folder), api_name="/build_gallery")
+    finally:
+        state.allow_local_paths = False
+    assert "**1 images**" in status
+    assert _get(client, str(folder / "secret.txt")).status_code in (403, 404)
+    assert _get(client, str(folder / "a.png")).status_code in (403, 404)  # served only as a copy, when shown
+
+
+def test_bad_api_inputs_get_clear_messages(served):
+    """Item 12: these gave Gradio's generic error (and a traceback in the log). (NaN, which JSON
+    cannot carry from gradio_client, is covered in test_ui_callbacks.)"""
+    from gradio_client.exceptions import AppError
+
+    client, _, _ = served
+    cases = [
+        (dict(languages=None, k=5, gallery="default gallery", en="a red circle"), "/search", None),
+        (dict(languages=["en"], k="abc", gallery="default gallery", en="a red circle"), "/search", "Top k: got 'abc'"),
+        (dict(languages=["en"], k=None, gallery="default gallery", en="a red circle"), "/search", "Top k: got None"),
+        (dict(languages=["en"], k=5, instance="abc"), "/gold", "Instance # (-1 = random): got 'abc'"),
+        (dict(max_instances="abc", languages=["en"]), "/evaluate", "Max instances: got 'abc'"),
+    ]
+    for kwargs, api, expect in cases:
+        if expect is None:
+            status = client.predict(**kwargs, api_name=api)[0]
+            assert "Choose at least one language" in status
+            continue
+        with pytest.raises(AppError) as err:
+            client.predict(**kwargs, api_name=api)
+        assert expect in str(err.value), (api, kwargs, str(err.value))
+    assert _search(client, **QUERIES)[5]["mrv"] is not None  # still serving
+
+
+def test_concurrent_identical_image_to_text_requests_all_succeed(served):
+    """Item 15: 2 of 150 identical concurrent requests failed with RemoteProtocolError (a cached
+    file rewritten while it was being served). Bounded: 30 requests from 10 threads, loopback."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    from gradio_client import Client, handle_file
+
+    client, _, assets = served
+    image = str(sorted((assets["testset"] / "images").glob("*.png"))[0])
+
+    def one(_):
+        c = Client(client.src, verbose=False, download_files=False)
+        shown, md, table, _ = c.predict(image=handle_file(image), languages=["en"], k=1, api_name="/image_to_text")
+        r = httpx.get(shown["url"], timeout=30)
+        r.raise_for_status()
+        return len(r.content)
+
+    with ThreadPoolExecutor(10) as pool:
+        sizes = list(pool.map(one, range(30)))
+    assert len(set(sizes)) == 1 and sizes[0] > 0

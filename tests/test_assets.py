@@ -18,7 +18,7 @@ N_SLICE = 40
 @pytest.fixture(scope="module")
 def default():
     model = CCRModel.from_pretrained(ASSETS / "model")  # no network: HF_HUB_OFFLINE=1 in conftest
-    gallery = Gallery.load(ASSETS / "gallery", model)
+    gallery = Gallery.load(ASSETS / "gallery", model, image_root=ASSETS / "shapes_test")
     report = json.loads((ASSETS / "eval_report.json").read_text())
     return model, gallery, report
 

@@ -85,7 +85,7 @@ def test_build_from_pil_images_mapping_and_text(tiny_model):
     np.testing.assert_allclose(t.vectors, tiny_model.encode_texts(CAPTIONS).numpy(), atol=1e-5)
 
 
-def test_save_load_round_trip(gallery, tiny_model, tmp_path):
+def test_save_load_round_trip(gallery, tiny_model, tmp_path, image_folder):
     out = gallery.save(tmp_path / "gal")
     # A Flat index is the vectors again: it is rebuilt from vectors.npy, not stored twice.
     assert sorted(os.listdir(out)) == ["gallery.json", "items.jsonl", "vectors.npy"]
@@ -95,7 +95,7 @@ def test_save_load_round_trip(gallery, tiny_model, tmp_path):
     assert info["created_with"]["ccr_demo"]
     first = json.loads((out / "items.jsonl").read_text().splitlines()[0])
     assert first["path"].startswith("../images/")  # relative: the images sit beside the gallery
-    loaded = Gallery.load(out, tiny_model)
+    loaded = Gallery.load(out, tiny_model, image_root=image_folder)
     assert loaded.items == gallery.items and loaded.ids == gallery.ids
     q = _unit(5, 32, seed=3)
     for a, b in zip(gallery.search(q, 4), loaded.search(q, 4)):
@@ -130,7 +130,7 @@ def test_add_without_rebuild(gallery, tiny_model, tmp_path):
     # numbered ids continue after the existing rows; the addition survives save/load
     rows = gallery.add(tiny_model, [_image(97)], progress=False)
     assert rows.tolist() == [9] and gallery.ids[9] == "9"
-    loaded = Gallery.load(gallery.save(tmp_path / "g"), tiny_model)
+    loaded = Gallery.load(gallery.save(tmp_path / "g"), tiny_model, image_root=tmp_path)
     assert loaded.count == 10 and loaded.search(emb, 1)[1][0, 0] == 8
 
 
@@ -251,7 +251,7 @@ def test_save_is_atomic(gallery, tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(index_mod, "_write_items", boom)  # after index.faiss and vectors.npy are written
     with pytest.raises(OSError, match="disk full"):
         gallery.save(out)
-    assert Gallery.load(out, tiny_model).count == 8
+    assert Gallery.load(out, tiny_model, image_root=tmp_path).count == 8
     assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
 
 
@@ -311,13 +311,13 @@ def test_corrupt_or_missing_files_are_named(gallery, tiny_model, tmp_path):
     out = gallery.save(tmp_path / "gal")
     (out / "items.jsonl").write_text("\n".join((out / "items.jsonl").read_text().splitlines()[:-1]) + "\n")
     with pytest.raises(GalleryError, match="items.jsonl has 7 items"):
-        Gallery.load(out, tiny_model)
+        Gallery.load(out, tiny_model, image_root=tmp_path)
     (out / "items.jsonl").write_text("{not json\n")
     with pytest.raises(GalleryError, match=r"items.jsonl:1"):
-        Gallery.load(out, tiny_model)
+        Gallery.load(out, tiny_model, image_root=tmp_path)
     (out / "gallery.json").write_text("{")
     with pytest.raises(GalleryError, match="gallery.json is not valid JSON"):
-        Gallery.load(out, tiny_model)
+        Gallery.load(out, tiny_model, image_root=tmp_path)
     with pytest.raises(FileNotFoundError, match="gallery.json is missing"):
         Gallery.load(tmp_path, tiny_model)
 
@@ -342,14 +342,16 @@ def test_cli_build_info_search(tiny_model, image_folder, tmp_path, capsys):
     assert main(["info", str(tmp_path / "g")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["count"] == 8 and set(info["file_bytes"]) == {"vectors.npy", "items.jsonl"}
-    assert main(["search", str(tmp_path / "g"), "--model", model, "--text", "a red circle", "-k", "3"]) == 0
+    assert main(["search", str(tmp_path / "g"), "--model", model, "--text", "a red circle", "-k", "3",
+                 "--image-root", str(image_folder)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("[en] a red circle") and len(out.strip().splitlines()) == 4
 
     ig = _iglue(tmp_path / "xflickr", image_folder)
     assert main(["build", "--model", model, "--iglue", str(ig), "--out", str(tmp_path / "x"), "--captions"]) == 0
     capsys.readouterr()
-    images, captions = Gallery.load(tmp_path / "x"), Gallery.load(tmp_path / "x-captions")
+    images = Gallery.load(tmp_path / "x", image_root=image_folder)
+    captions = Gallery.load(tmp_path / "x-captions")
     assert images.ids == ["i0", "i1", "i2"] and captions.count == 9
     assert captions.items[0] == {"id": "en/i0/0", "caption": "a red one", "image_id": "i0", "language": "en"}
     assert captions.items[-1] == {"id": "de/i2/0", "caption": "ein grünes", "image_id": "i2", "language": "de"}
@@ -364,3 +366,144 @@ def test_cli_build_info_search(tiny_model, image_folder, tmp_path, capsys):
                  "--captions"]) == 2
     assert "--captions needs --iglue" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "nowhere")]) == 2
+
+
+# --------------------------------------------------------------------------- issue 11 regressions
+
+
+def test_item_paths_must_stay_inside_the_gallery_or_a_declared_root(tmp_path):
+    """Issue 11 item 2: one absolute item path ("/x.png", the file need not exist) made the app
+    serve the whole disk. Paths outside the gallery folder (or a declared image root) are refused."""
+    (tmp_path / "imgs").mkdir()
+    _image(1).save(tmp_path / "imgs" / "a.png")
+    g = Gallery.from_vectors(_unit(2, 8), ["a", "b"], metadata=[{"path": str(tmp_path / "imgs" / "a.png")}, {}])
+    out = g.save(tmp_path / "g")
+    with pytest.raises(GalleryError, match=r"items.jsonl:1: item path '../imgs/a.png'.*outside the gallery folder"):
+        Gallery.load(out)
+    assert Gallery.load(out, image_root=tmp_path / "imgs").items[0]["path"] == str(tmp_path / "imgs" / "a.png")
+    inside = Gallery.from_vectors(_unit(1, 8), ["in"], metadata=[{"path": str(tmp_path / "g2" / "in.png")}])
+    inside = inside.save(tmp_path / "g2")
+    assert Gallery.load(inside).items[0]["path"] == str((tmp_path / "g2" / "in.png").resolve())  # its own folder
+    for bad in ("/x.png", "/etc/passwd", "../../../../../../etc/passwd", "sub/../../x.png"):
+        lines = (out / "items.jsonl").read_text().splitlines()
+        (out / "items.jsonl").write_text(json.dumps({"id": "a", "path": bad}) + "\n" + lines[1] + "\n")
+        info = json.loads((out / "gallery.json").read_text())
+        info.pop("sha256", None)  # a hand-made gallery.json carries no checksums
+        (out / "gallery.json").write_text(json.dumps(info))
+        with pytest.raises(GalleryError, match="outside the gallery folder"):
+            Gallery.load(out, image_root=tmp_path / "imgs")
+    (out / "link").symlink_to("/etc")  # a symlink out of the folder is followed, then refused
+    (out / "items.jsonl").write_text(json.dumps({"id": "a", "path": "link/passwd"}) + "\n" + lines[1] + "\n")
+    with pytest.raises(GalleryError, match="resolves to /etc/passwd"):
+        Gallery.load(out)
+
+
+def test_weights_fingerprint_is_computed_not_read_from_config(tiny_model, tmp_path):
+    """Issue 11 item 9: changed weights under the original config.json passed the gallery check."""
+    from safetensors.torch import load_file, save_file
+
+    from ccr_demo.fingerprint import weights_fingerprint
+
+    tiny_model.save_pretrained(tmp_path / "m")
+    model = CCRModel.from_pretrained(tmp_path / "m")
+    g = Gallery.build(model, CAPTIONS[:4], kind="text", progress=False)
+    assert g.fingerprint == weights_fingerprint(model) == tiny_model.fingerprint()  # same formula as before
+    out = g.save(tmp_path / "g")
+    assert Gallery.load(out, model).count == 4
+    state = load_file(tmp_path / "m" / "model.safetensors")
+    name = next(k for k in state if k.startswith("text_projection"))
+    state[name] = state[name] + 0.5
+    save_file(state, tmp_path / "m" / "model.safetensors", metadata={"format": "pt"})
+    changed = CCRModel.from_pretrained(tmp_path / "m")  # config.json still says the old fingerprint
+    assert weights_fingerprint(changed) != g.fingerprint
+    with pytest.raises(GalleryError, match="computed from its weights"):
+        Gallery.load(out, changed)
+    with pytest.raises(GalleryError, match="fingerprint"):
+        g.search_texts(changed, {"en": "a red circle"}, 2)
+    # cached, and recomputed after an in-place change of the weights
+    fp = weights_fingerprint(model)
+    assert weights_fingerprint(model) == fp
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    assert weights_fingerprint(model) != fp
+
+
+def test_gallery_is_validated_on_load(tiny_model, tmp_path):
+    """Issue 11 item 10: a NaN row ranked first with score nan, NaN weights loaded silently,
+    swapped or duplicate items.jsonl lines were accepted."""
+    g = Gallery.build(tiny_model, CAPTIONS[:5], kind="text", progress=False)
+    out = g.save(tmp_path / "g")
+    lines = (out / "items.jsonl").read_text().splitlines()
+    (out / "items.jsonl").write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")  # swapped
+    with pytest.raises(GalleryError, match="items.jsonl does not match the sha256"):
+        Gallery.load(out, tiny_model)
+    (out / "items.jsonl").write_text("\n".join([lines[0], lines[0], *lines[2:]]) + "\n")  # duplicated
+    with pytest.raises(GalleryError, match=r"items.jsonl:2: id '0' already appears on line 1"):
+        Gallery.load(out, tiny_model)
+    (out / "items.jsonl").write_text("\n".join(lines) + "\n")
+    v = np.load(out / "vectors.npy")
+    v[3] = np.nan
+    np.save(out / "vectors.npy", v)
+    with pytest.raises(GalleryError, match="vectors.npy does not match the sha256"):
+        Gallery.load(out, tiny_model)
+    info = json.loads((out / "gallery.json").read_text())
+    del info["sha256"]  # without checksums (older galleries) the rows themselves are checked
+    (out / "gallery.json").write_text(json.dumps(info))
+    with pytest.raises(GalleryError, match="1 row.*NaN or inf, e.g. row 3"):
+        Gallery.load(out, tiny_model)
+    v[3] = 2 * v[2]
+    np.save(out / "vectors.npy", v)
+    with pytest.raises(GalleryError, match="not unit vectors, e.g. row 3"):
+        Gallery.load(out, tiny_model)
+    g.save(out)
+    with torch.no_grad():
+        next(p for p in tiny_model.parameters() if p.is_floating_point()).fill_(float("nan"))
+    with pytest.raises(GalleryError, match="NaN or inf weights"):
+        Gallery.load(out, tiny_model)
+
+
+def test_cli_build_never_destroys_what_it_was_not_asked_to(tiny_model, image_folder, tmp_path, capsys):
+    """Issue 11 item 5: `build --out PATH` replaced whatever was at PATH (an unrelated folder, the
+    input images themselves, a regular file) and exited 0, leaving `.afile.old.<pid>` behind."""
+    tiny_model.save_pretrained(tmp_path / "model")
+    model = str(tmp_path / "model")
+    images_before = sorted(p.name for p in image_folder.rglob("*"))
+    unrelated = tmp_path / "docs"
+    unrelated.mkdir()
+    (unrelated / "thesis.tex").write_text("years of work")
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    cases = [(unrelated, "not a gallery"), (image_folder, "is the --images input"),
+             (tmp_path, "holds the --images input"), (afile, "is a file"),
+             (tmp_path / "model", "is the --model input")]
+    for out, why in cases:
+        assert main(["build", "--model", model, "--images", str(image_folder), "--out", str(out)]) == 2
+        assert why in capsys.readouterr().err
+    for out in (image_folder, tmp_path):  # inputs stay protected even with --overwrite
+        assert main(["build", "--model", model, "--images", str(image_folder), "--out", str(out),
+                     "--overwrite"]) == 2
+    assert (unrelated / "thesis.tex").read_text() == "years of work" and afile.read_text() == "keep me"
+    assert sorted(p.name for p in image_folder.rglob("*")) == images_before
+    # a gallery this tool wrote is replaced; --overwrite replaces a file without debris
+    with pytest.warns(GalleryWarning):
+        assert main(["build", "--model", model, "--images", str(image_folder), "--out", str(tmp_path / "g")]) == 0
+        assert main(["build", "--model", model, "--images", str(image_folder), "--out", str(tmp_path / "g")]) == 0
+        assert main(["build", "--model", model, "--images", str(image_folder), "--out", str(afile),
+                     "--overwrite"]) == 0
+    assert afile.is_dir() and (afile / "gallery.json").is_file()
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
+    with pytest.raises(FileExistsError, match="not a gallery"):  # the library refuses too
+        Gallery.from_vectors(_unit(2, 8)).save(unrelated)
+
+
+def test_index_cli_is_its_own_module():
+    """Style guide: the CLI lives apart from the Gallery class; `python -m ccr_demo.index` still works."""
+    import subprocess
+    import sys
+
+    import ccr_demo.index_cli as cli
+
+    assert "argparse" not in open(index_mod.__file__).read() and cli.main is not None
+    out = subprocess.run([sys.executable, "-m", "ccr_demo.index", "build", "-h"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(os.path.dirname(os.path.dirname(cli.__file__)))})
+    assert out.returncode == 0 and "--overwrite" in out.stdout

@@ -135,7 +135,11 @@ def test_search_one_language_has_no_mrv(app):
 def test_search_k_is_clamped(app):
     res = cb.search(app, QUERIES, 10_000)
     assert res.ok and all(len(p) == app.limits.max_k for p in res.panes.values())
-    assert cb.search(app, QUERIES, "not a number").ok
+    for bad in ("not a number", None, float("nan"), float("inf")):  # issue 11 item 12: said, not defaulted
+        res = cb.search(app, QUERIES, bad)
+        assert not res.ok and "k must be a whole number from 1 to 20" in res.message
+    assert "max_instances must be a whole number" in cb.evaluate(app, "abc").message
+    assert "k must be" in cb.image_to_text(app, row=0, k=float("nan")).message
 
 
 @pytest.mark.parametrize("texts, expect", [
@@ -332,6 +336,7 @@ def test_session_gallery_from_uploads(app, odd_files):
 
 
 def test_session_gallery_from_a_folder_and_bad_input(app, odd_files, assets):
+    app = dataclasses.replace(app, allow_local_paths=True)  # CCR_ALLOW_SERVER_FOLDERS=1 (a local run)
     res = cb.build_session_gallery(app, folder=str(assets["testset"] / "images"))
     assert res.gallery is not None and res.gallery.count == len(app.test_set)
     closed = dataclasses.replace(app, allow_local_paths=False)
@@ -366,7 +371,8 @@ def test_evaluate_small_slice_matches_the_library(app):
     full = cb.evaluate(app, 8, langs + ["xx"], progress=lambda p, desc=None: seen.append(p), reuse_gallery=False)
     assert full.ok and full.report["t2i"] == ref["t2i"] and "no xx captions" in full.message
     assert seen  # progress was reported
-    assert cb.evaluate(app, "lots", []).report["n_instances"] == min(100, len(app.test_set))
+    res = cb.evaluate(app, "lots", [])  # issue 11 item 12: a clear message, not a silent 100
+    assert not res.ok and "max_instances must be a whole number" in res.message and "'lots'" in res.message
 
 
 # --------------------------------------------------------------------------- missing / broken assets
@@ -439,3 +445,214 @@ def test_build_demo_has_the_named_endpoints(app):
     names = {fn.api_name for fn in demo.fns.values()}
     assert {"search", "gold", "image_to_text", "evaluate", "build_gallery"} <= names
     assert demo.ccr_state is app
+
+
+# --------------------------------------------------------------------------- issue 11 regressions
+
+
+def test_server_folders_are_off_unless_explicitly_enabled(assets, monkeypatch):
+    """Item 1: with SPACE_ID unset, any user could name a server folder, which then became public."""
+    for var in ("SPACE_ID", "CCR_ALLOW_SERVER_FOLDERS"):
+        monkeypatch.delenv(var, raising=False)
+    assert load_state(assets).allow_local_paths is False
+    monkeypatch.setenv("CCR_ALLOW_SERVER_FOLDERS", "1")
+    assert load_state(assets).allow_local_paths is True
+    monkeypatch.setenv("SPACE_ID", "someone/space")  # a public Space never gets them
+    assert load_state(assets).allow_local_paths is False
+
+
+def test_no_folder_is_registered_for_serving(app, assets):
+    """Items 1 and 2: the app registered the gallery's folders (and a session gallery's server
+    folder) with gr.set_static_paths, so every file under them was downloadable."""
+    from gradio.data_classes import _StaticFiles
+
+    from ccr_demo.ui import build_demo
+
+    before = list(_StaticFiles.all_paths)
+    build_demo(state=app)
+    local = dataclasses.replace(app, allow_local_paths=True)
+    assert cb.build_session_gallery(local, folder=str(assets["testset"] / "images")).gallery is not None
+    assert _StaticFiles.all_paths == before
+
+
+def test_a_gallery_pointing_outside_its_folders_is_refused(assets, tmp_path):
+    """Item 2: one item path "/x.png" in items.jsonl made the app serve the whole disk."""
+    import json
+
+    gal = tmp_path / "gallery"
+    shutil.copytree(assets["gallery"], gal)
+    lines = (gal / "items.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    (gal / "items.jsonl").write_text("\n".join([json.dumps({**first, "path": "/x.png"}), *lines[1:]]) + "\n")
+    info = json.loads((gal / "gallery.json").read_text())
+    info.pop("sha256")
+    (gal / "gallery.json").write_text(json.dumps(info))
+    state = load_state({**assets, "gallery": gal})
+    assert state.gallery is None and any("outside the gallery folder" in p and "/x.png" in p for p in state.problems)
+    # the untouched copy loads: its images lie in the test set's folder, a declared image root
+    assert load_state(assets).gallery is not None
+
+
+def test_uploads_and_session_galleries_expire(app, tmp_path):
+    """Item 7: uploaded files were never deleted (6,122 files after 8 waves)."""
+    import gradio as gr
+    import os
+    import time
+
+    from ccr_demo.ui import build_demo, serving
+
+    demo = build_demo(state=app)
+    ttl = app.limits.session_ttl_s
+    assert demo.delete_cache == (max(60, min(600, ttl)), ttl)  # Gradio's own sweep of the app's files
+    states = [b for b in demo.blocks.values() if isinstance(b, gr.State)]
+    assert any(s.time_to_live == ttl for s in states)
+    files = []
+    for i in range(6):
+        f = tmp_path / f"up{i}.bin"
+        f.write_bytes(b"x" * 1000)
+        os.utime(f, (time.time() - 100 + i, time.time() - 100 + i))
+        files.append(str(f))
+    time.sleep(0.01)
+    tracked = [set(files[:3]), set(files[3:])]
+    deleted, left = serving.enforce_disk_budget(tracked, 2500, keep=[files[0]])
+    assert deleted == 4 and left == 2000
+    assert [os.path.exists(f) for f in files] == [True, False, False, False, False, True]  # oldest go first
+    assert tracked == [{files[0]}, {files[5]}]
+
+
+def test_api_inputs_of_the_wrong_type_get_a_clear_message():
+    """Item 12: languages=None, k='abc' / None, instance='abc', max_instances='abc' failed inside
+    Gradio's preprocessing with a generic error and a traceback; NaN k silently became 5."""
+    import gradio as gr
+
+    from ccr_demo.ui import inputs
+
+    k = inputs.Slider(1, 20, value=5, step=1, label="Top k")
+    for bad in ("abc", None, float("nan"), True, 21):
+        with pytest.raises(gr.Error) as err:
+            k.preprocess(bad)
+        assert "Top k: got" in err.value.message and "from 1 to 20" in err.value.message
+        assert err.value.print_exception is False  # no traceback in the log for a bad request
+    assert k.preprocess(3) == 3
+    n = inputs.Number(-1, precision=0, label="Instance #", minimum=-1, maximum=9)
+    assert n.preprocess(None) is None and n.preprocess(4) == 4
+    with pytest.raises(gr.Error, match="Instance #: got 'abc'"):
+        n.preprocess("abc")
+    langs = inputs.CheckboxGroup(["en", "de"], label="Languages")
+    assert langs.preprocess(None) == [] and langs.preprocess(["de"]) == ["de"]
+    for bad in ("en", ["xx"], 3):
+        with pytest.raises(gr.Error, match="Languages: got"):
+            langs.preprocess(bad)
+    with pytest.raises(gr.Error, match="Search in: got 'elsewhere'"):
+        inputs.Radio(["a", "b"], label="Search in").preprocess("elsewhere")
+
+
+def _thin_png(path: Path, width: int, height: int) -> Path:
+    Image.new("L", (width, height), 128).save(path, optimize=True)
+    return path
+
+
+def test_thin_images_are_refused_before_any_resize(app, tmp_path):
+    """Item 13: a 2 KB 1x1,000,000 PNG gave a MemoryError; a 199-byte 40000x1 PNG cost 615 MB."""
+    import resource
+
+    tall = _thin_png(tmp_path / "tall.png", 1, 1_000_000)
+    wide = _thin_png(tmp_path / "wide.png", 40_000, 1)
+    assert tall.stat().st_size < 10_000
+    for p in (tall, wide):
+        res = cb.image_to_text(app, str(p), languages=["en"], k=1)
+        assert not res.ok and "aspect ratio" in res.message
+    res = cb.build_session_gallery(app, [str(tall), str(wide)])
+    assert res.gallery is None and "aspect ratio" in res.message
+    # the library's preprocessing crops a thin image before resizing it: bounded memory
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    x = app.model.image_processor(Image.new("RGB", (1, 1_000_000), (200, 10, 10)))
+    assert x.shape == (3, app.model.image_processor.image_size, app.model.image_processor.image_size)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: well under 200 MB
+    # a moderately thin image gives (nearly) what resize-then-crop gave
+    proc = app.model.image_processor
+    yy, xx = np.mgrid[0:12, 0:80]
+    im = Image.fromarray(np.stack([xx * 3, yy * 20, 255 - xx * 3], -1).astype(np.uint8))  # smooth ramps
+    scale = proc.image_size / 12
+    ref = im.resize((round(80 * scale), proc.image_size), Image.BICUBIC)
+    left = (ref.width - proc.image_size) // 2
+    ref = ref.crop((left, 0, left + proc.image_size, proc.image_size))
+    ref_x = (torch.from_numpy(np.asarray(ref, np.float32) / 255).permute(2, 0, 1)
+             - torch.tensor(proc.mean).view(3, 1, 1)) / torch.tensor(proc.std).view(3, 1, 1)
+    assert (proc(im) - ref_x).abs().mean() < 0.05
+
+
+def test_unreadable_entries_in_a_server_folder_are_skipped_and_counted(app, assets, tmp_path, monkeypatch):
+    """Item 14: /build_gallery(folder="/") failed on one unreadable entry with the generic error."""
+    import os
+
+    root = tmp_path / "pics"
+    (root / "locked").mkdir(parents=True)
+    for p in sorted((assets["testset"] / "images").glob("*.png"))[:3]:
+        shutil.copy(p, root / p.name)
+    (root / "gone.png").symlink_to(tmp_path / "nowhere.png")  # a dangling link
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    local = dataclasses.replace(app, allow_local_paths=True)
+    res = cb.build_session_gallery(local, folder=str(root))
+    assert res.gallery is not None and res.gallery.count == 3
+    assert "skipped 2 unreadable entries" in res.message
+    found, notes = cb.scan_image_folder(root, max_files=100, max_entries=100)
+    assert len(found) == 3 and "locked: Permission denied" in str(notes) and "gone.png" in str(notes)
+    found, notes = cb.scan_image_folder(root, max_files=2, max_entries=100)
+    assert len(found) == 2 and any("stopped at 2 images" in n for n in notes)
+
+
+def test_served_images_are_written_once_and_atomically(app, tmp_path):
+    """Item 15: under 50 identical concurrent image-to-text requests, Gradio's save_pil_to_cache
+    rewrote the same hash-named file in place while it was being served ("Too little data for
+    declared Content-Length"). Images made in memory are now written temp + rename, once."""
+    import os
+
+    from ccr_demo.ui import serving
+
+    im = Image.new("RGB", (30, 20), (1, 2, 3))
+    first = serving.serve_image(im, tmp_path)
+    st = os.stat(first)
+    with open(first, "rb") as reader:  # a response being streamed
+        again = serving.serve_image(im.copy(), tmp_path)
+        assert again == first and os.stat(again).st_ino == st.st_ino  # not rewritten
+        assert len(reader.read()) == st.st_size
+    assert [p.name for p in Path(first).parent.iterdir()] == ["image.png"]  # no temp debris
+    src = tmp_path / "src.png"
+    im.save(src)
+    copy = serving.serve_image(str(src), tmp_path / "cache")  # a gallery file: Gradio's atomic copy
+    assert Path(copy).read_bytes() == src.read_bytes() and Path(copy).is_relative_to(tmp_path / "cache")
+    # what the image-to-text handler returns for an upload is such a file, not a PIL image
+    res = cb.image_to_text(app, str(src), languages=["en"], k=1)
+    assert isinstance(res.image, Image.Image)
+    assert isinstance(serving.serve_image(res.image, tmp_path), str)
+
+
+def test_a_hub_gallery_whose_files_are_cache_links_loads(app, assets, tmp_path, monkeypatch):
+    """Item 2 kept Hub galleries working: a snapshot's files are symlinks into the repo's blobs/."""
+    import os
+
+    from ccr_demo.index import Gallery
+
+    repo = tmp_path / "datasets--someone--gal"
+    snap, blobs = repo / "snapshots" / "abc123", repo / "blobs"
+    snap.mkdir(parents=True)
+    blobs.mkdir()
+    images = sorted((assets["testset"] / "images").glob("*.png"))[:2]
+    for p in images:
+        shutil.copy(p, snap / p.name)
+    Gallery.build(app.model, [str(snap / p.name) for p in images], progress=False).save(tmp_path / "built")
+    for f in list((tmp_path / "built").iterdir()) + [snap / p.name for p in images]:
+        shutil.move(str(f), blobs / f.name)
+        os.symlink(blobs / f.name, snap / f.name)
+    monkeypatch.setattr(ui_state, "_looks_like_hub_id", lambda s: s == "someone/gal")
+    monkeypatch.setattr(ui_state, "_hub_folder", lambda repo_id: snap)
+    state = load_state({**assets, "gallery": "someone/gal"})
+    assert state.gallery is not None and state.gallery.count == 2, state.problems

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .state import AppState, Limits, image_folders, load_app_state
+from .state import AppState, Limits, load_app_state
 
 __all__ = ["build_demo", "queue_options", "launch_options", "AppState", "Limits", "load_app_state"]
 
@@ -21,17 +21,13 @@ def build_demo(model_dir: str | Path | None = None, gallery_dir: str | Path | No
     CCR_CAPTIONS, which win over the embedded default in ``assets/``; missing pieces are shown
     in the app, never raised. ``state``: an already loaded AppState (tests, benchmarks).
     The loaded state is kept as ``demo.ccr_state``."""
-    import gradio as gr
-
     from .layout import build_layout
 
     app = state if state is not None else load_app_state(model_dir, gallery_dir, testset_dir, captions_dir,
                                                          **load_kwargs)
     app.start_background_work()
-    if app.gallery is not None:
-        folders = image_folders(app.gallery)
-        if folders:  # served as they are (not copied into gradio's cache on every search)
-            gr.set_static_paths(folders)
+    # No folder is registered with gr.set_static_paths: each result image is copied into Gradio's
+    # cache when it is shown (serving.py), so only the gallery's images are ever served.
     demo = build_layout(app)
     demo.ccr_state = app
     return demo

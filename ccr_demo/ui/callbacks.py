@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import random
 import re
 import unicodedata
@@ -27,7 +28,8 @@ from PIL import Image
 
 from .. import LANGUAGES, metrics
 from ..data.formats import DataFormatError, load_image
-from .state import AppState
+from ..fingerprint import weights_fingerprint
+from .state import AppState, Limits
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +98,11 @@ def prepare_queries(texts: Mapping[str, Any], max_chars: int) -> tuple[dict[str,
     return queries, notes
 
 
-def _clamp_k(k: Any, max_k: int) -> int:
-    try:
-        k = int(k)
-    except (TypeError, ValueError):
-        k = 5
-    return max(1, min(k, max_k))
+def _clamp_k(k: Any, max_k: int, what: str = "k") -> int:
+    """k as an int clamped to [1, max_k]; ValueError naming the problem for NaN, inf, None or text."""
+    if isinstance(k, bool) or not isinstance(k, (int, float, np.integer, np.floating)) or not np.isfinite(k):
+        raise ValueError(f"{what} must be a whole number from 1 to {max_k}, got {k!r}")
+    return max(1, min(int(k), max_k))
 
 
 # --------------------------------------------------------------------------- text -> image
@@ -171,7 +172,10 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
     if not queries:
         msg = "Type a query in at least one language box, then press **Search**."
         return SearchResult(False, msg + ("\n\n" + _bullets(notes) if notes else ""), warnings=notes)
-    k = _clamp_k(k, app.limits.max_k)
+    try:
+        k = _clamp_k(k, app.limits.max_k)
+    except ValueError as e:
+        return SearchResult(False, str(e), warnings=[str(e)])
     langs = list(queries)
     try:
         res = gallery.search_texts(app.model, queries, k, exact_ranks=False)
@@ -335,10 +339,24 @@ class ImageToTextResult:
                 "captions": self.table.to_dict(orient="records") if len(self.table) else []}
 
 
-def open_upload(source: Any, max_pixels: int) -> Image.Image:
+def check_shape(width: int, height: int, max_aspect: float, label: str = "image") -> None:
+    """DataFormatError for an image too thin to use: resizing its short side to the model's input
+    size would make a huge image (a 2 KB 1x1,000,000 PNG asked for gigabytes), and the centre
+    crop would keep a sliver of it anyway."""
+    if width < 1 or height < 1:
+        raise DataFormatError(f"{label}: image is {width}x{height}: it has no pixels")
+    aspect = max(width, height) / min(width, height)
+    if aspect > max_aspect:
+        raise DataFormatError(f"{label}: image is {width}x{height}, aspect ratio {aspect:,.0f}:1; at most "
+                              f"{max_aspect:g}:1 is accepted (crop it first)")
+
+
+def open_upload(source: Any, max_pixels: int, max_aspect: float = Limits.max_aspect) -> Image.Image:
     """An uploaded file (path, bytes or PIL image) as RGB, via the library's guarded loader
-    (decompression-bomb limit, truncated files, CMYK/16-bit/alpha conversion)."""
+    (decompression-bomb limit, truncated files, CMYK/16-bit/alpha conversion). The size in the
+    file's header is checked (aspect ratio, pixel count) before anything is decoded."""
     if isinstance(source, Image.Image):
+        check_shape(source.width, source.height, max_aspect)
         if source.width * source.height > max_pixels:
             raise DataFormatError(f"image is {source.width}x{source.height}, over the limit of {max_pixels} pixels")
         buf = io.BytesIO()
@@ -347,6 +365,13 @@ def open_upload(source: Any, max_pixels: int) -> Image.Image:
     name = Path(source).name if isinstance(source, (str, Path)) else None
     if isinstance(source, (str, Path)) and not Path(source).is_file():
         raise DataFormatError(f"{name}: file not found")
+    try:
+        with Image.open(source if isinstance(source, (str, Path)) else io.BytesIO(source)) as header:
+            size = header.size
+    except Exception:  # noqa: BLE001 - not an image, unreadable...: load_image names the problem
+        size = None
+    if size is not None:
+        check_shape(*size, max_aspect, name or "image")
     return load_image(source, name=name, max_pixels=max_pixels)
 
 
@@ -360,7 +385,10 @@ def image_to_text(app: AppState, image: Any = None, *, row: int | None = None, g
     """
     if app.model is None:
         return ImageToTextResult(False, not_ready_message(app))
-    k = _clamp_k(k, app.limits.max_k)
+    try:
+        k = _clamp_k(k, app.limits.max_k)
+    except ValueError as e:
+        return ImageToTextResult(False, str(e))
     query_id = None
     if row is not None:
         gallery = gallery if gallery is not None else app.gallery
@@ -373,7 +401,7 @@ def image_to_text(app: AppState, image: Any = None, *, row: int | None = None, g
         return ImageToTextResult(False, "Upload an image, or click an image in a search result.")
     else:
         try:
-            pil = open_upload(image, app.limits.max_pixels)
+            pil = open_upload(image, app.limits.max_pixels, app.limits.max_aspect)
         except DataFormatError as e:
             return ImageToTextResult(False, f"That file cannot be used as an image: {e}")
         q = app.model.encode_images([pil]).numpy()
@@ -439,6 +467,50 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
     return out
 
 
+def scan_image_folder(root: Path, max_files: int, max_entries: int) -> tuple[list[Path], list[str]]:
+    """Image files under ``root`` (sorted walk, hidden entries left out), at most ``max_files``,
+    looking at no more than ``max_entries`` directory entries. Never raises: a folder or entry
+    that cannot be read (permissions, a vanished file, /proc oddities) is skipped and counted."""
+    found: list[Path] = []
+    unreadable: list[str] = []
+    seen = 0
+    stopped = None
+
+    def on_error(e: OSError) -> None:
+        unreadable.append(f"{e.filename}: {e.strerror or e}")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            seen += 1
+            if seen > max_entries:
+                stopped = f"looked at {max_entries:,} entries of the folder and stopped"
+                break
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            p = Path(dirpath) / name
+            try:
+                ok = p.is_file() and os.access(p, os.R_OK)
+            except OSError as e:
+                ok = False
+                unreadable.append(f"{p}: {e.strerror or e}")
+            else:
+                if not ok:
+                    unreadable.append(f"{p}: not a readable file")
+            if ok:
+                found.append(p)
+                if len(found) >= max_files:
+                    stopped = f"stopped at {max_files} images (the limit for one gallery)"
+                    break
+        if stopped:
+            break
+    notes = [stopped] if stopped else []
+    if unreadable:
+        notes.append(f"skipped {len(unreadable)} unreadable entr{'y' if len(unreadable) == 1 else 'ies'}, "
+                     "e.g. " + "; ".join(unreadable[:3]))
+    return found, notes
+
+
 def build_session_gallery(app: AppState, files: Sequence[Any] | None = None,
                           folder: str | None = None) -> SessionGalleryResult:
     """A gallery of the user's own images, for this session only (the shared one is untouched).
@@ -463,11 +535,8 @@ def build_session_gallery(app: AppState, files: Sequence[Any] | None = None,
             if not root.is_dir():
                 notes.append(f"`{root}` is not a folder on this machine.")
             else:
-                found = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                               and not any(part.startswith(".") for part in p.relative_to(root).parts))
-                if len(found) > lim.max_folder_files:
-                    notes.append(f"the folder has {len(found)} images; the first {lim.max_folder_files} were used")
-                    found = found[:lim.max_folder_files]
+                found, folder_notes = scan_image_folder(root, lim.max_folder_files, lim.max_folder_entries)
+                notes.extend(folder_notes)
                 paths.extend(found)
     if not paths:
         return SessionGalleryResult(None, "Give some images: upload files (or a folder path when running locally). "
@@ -479,7 +548,7 @@ def build_session_gallery(app: AppState, files: Sequence[Any] | None = None,
     good, bad = [], []
     for p in paths:
         try:
-            open_upload(p, lim.max_pixels)
+            open_upload(p, lim.max_pixels, lim.max_aspect)
             good.append(p)
         except DataFormatError as e:
             bad.append(f"{p.name}: {str(e).split(': ', 1)[-1]}")
@@ -535,9 +604,9 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
     ts = app.test_set
     langs = [lang for lang in languages if lang in ts.languages] or list(ts.languages)
     try:
-        n = max(1, min(int(max_instances), len(ts)))
-    except (TypeError, ValueError):
-        n = min(100, len(ts))
+        n = _clamp_k(max_instances, len(ts), what="max_instances")
+    except ValueError as e:
+        return EvaluationResult(False, str(e))
     sub = ts.with_languages(langs).subset(n)
     notes = []
     dropped = [lang for lang in languages if lang not in ts.languages]
@@ -545,7 +614,7 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
         notes.append(f"the test set has no {', '.join(dropped)} captions: left out")
     g = app.gallery
     rows = None
-    if reuse_gallery and g is not None and g.fingerprint == app.model.fingerprint():
+    if reuse_gallery and g is not None and g.fingerprint == weights_fingerprint(app.model):
         try:
             rows = [g.position(i) for i in sub.image_ids]
         except KeyError:

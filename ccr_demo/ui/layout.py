@@ -14,8 +14,10 @@ import gradio as gr
 
 from .. import LANGUAGES
 from . import callbacks as cb
+from . import inputs, serving
 from .examples import example_rows
-from .state import AppState, image_folders
+from .memory import release_memory
+from .state import AppState
 
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français", "cs": "Čeština", "zh": "中文", "ja": "日本語",
                   "id": "Bahasa Indonesia", "es": "Español", "ru": "Русский", "tr": "Türkçe"}
@@ -46,7 +48,9 @@ ABOUT = """## How the numbers are made
 Environment variables (else the embedded default in `assets/`, offline):
 `CCR_MODEL` (model folder or Hub id), `CCR_GALLERY` (gallery folder or Hub id),
 `CCR_TESTSET` (parallel test set, IGLUE layout), `CCR_CAPTIONS` (caption gallery for
-image-to-text; default `<gallery>-captions`).
+image-to-text; default `<gallery>-captions`), `CCR_IMAGE_ROOT` (folders where a gallery's
+images may lie besides its own and the test set's), `CCR_ALLOW_SERVER_FOLDERS=1` (a server
+folder as your own gallery: local single-user runs only).
 """
 
 
@@ -67,7 +71,7 @@ def _search_outputs(res: cb.SearchResult, selected: list[str], mine: bool = Fals
     """SearchResult -> values for the search outputs (status, MRV, table, overlap, plot, JSON, the
     rows behind the panes and which gallery they index, 10 panes)."""
     # gr.update dicts, not component instances: building 11 components costs ~60 ms per request
-    panes = [gr.update(value=res.panes.get(lang, []), visible=lang in selected,
+    panes = [gr.update(value=serving.serve_pairs(res.panes.get(lang, [])), visible=lang in selected,
                        label=_pane_label(lang, res.queries.get(lang))) for lang in LANGUAGES]
     plot = gr.update(value=res.plot, sort=res.languages or None)
     return [res.message, res.mrv_markdown, res.table, res.overlap, plot, res.summary(),
@@ -80,10 +84,13 @@ def build_layout(app: AppState) -> gr.Blocks:
     test_langs = app.test_set.languages if app.test_set is not None else []
     n_test = len(app.test_set) if app.test_set is not None else 0
 
-    with gr.Blocks(title="CCR demo: one query, many languages") as demo:
+    ttl = app.limits.session_ttl_s
+    # delete_cache: Gradio's own sweep of this app's uploads and served copies older than the TTL
+    with gr.Blocks(title="CCR demo: one query, many languages", delete_cache=(max(60, min(600, ttl)), ttl)) as demo:
         gr.Markdown(INTRO)
         gr.Markdown(app.status_markdown(), elem_id="load-status")
-        session_gallery = gr.State(None)  # this session's own Gallery (never the shared one)
+        # this session's own Gallery (never the shared one); dropped after the TTL, like its files
+        session_gallery = gr.State(None, time_to_live=ttl)
         gold_state = gr.State(None)  # the drawn test instance: image id + its captions
         rows_state = gr.State({})  # gallery rows behind each pane, for click -> image-to-text
 
@@ -91,11 +98,11 @@ def build_layout(app: AppState) -> gr.Blocks:
             # ------------------------------------------------------------ text -> image
             with gr.Tab("Text → image", id="search"):
                 with gr.Row():
-                    languages = gr.CheckboxGroup(list(LANGUAGES), value=app.default_languages, label="Languages",
-                                                 scale=4, elem_id="languages")
-                    k = gr.Slider(1, max_k, value=5, step=1, label="Top k", scale=1)
-                    which = gr.Radio([DEFAULT_GALLERY, MY_GALLERY], value=DEFAULT_GALLERY, label="Search in",
-                                     scale=1)
+                    languages = inputs.CheckboxGroup(list(LANGUAGES), value=app.default_languages, label="Languages",
+                                                     scale=4, elem_id="languages")
+                    k = inputs.Slider(1, max_k, value=5, step=1, label="Top k", scale=1)
+                    which = inputs.Radio([DEFAULT_GALLERY, MY_GALLERY], value=DEFAULT_GALLERY, label="Search in",
+                                         scale=1)
                 with gr.Row(equal_height=True):
                     boxes = [gr.Textbox("", label=f"{lang} · {LANGUAGE_NAMES[lang]}", placeholder=EXAMPLES[lang],
                                         visible=lang in app.default_languages, min_width=150,
@@ -108,8 +115,8 @@ def build_layout(app: AppState) -> gr.Blocks:
                     search_btn = gr.Button("Search", variant="primary", elem_id="search-button")
                     gold_btn = gr.Button("Random test instance (gold mode)", elem_id="gold-button",
                                          interactive=app.instances is not None)
-                    instance_no = gr.Number(-1, precision=0, label="Instance # (-1 = random)", minimum=-1,
-                                            maximum=max(n_test - 1, 0), min_width=120)
+                    instance_no = inputs.Number(-1, precision=0, label="Instance # (-1 = random)", minimum=-1,
+                                                maximum=max(n_test - 1, 0), min_width=120)
                 status = gr.Markdown(elem_id="search-status")
                 mrv_md = gr.Markdown(elem_id="mrv")
                 with gr.Row(equal_height=False):
@@ -137,7 +144,7 @@ def build_layout(app: AppState) -> gr.Blocks:
                         # no file_types: Gradio would reject other files before the callback; the
                         # guarded loader's message says what is wrong with the file instead
                         upload = gr.File(label="Image", type="filepath", elem_id="i2t-upload")
-                        i2t_k = gr.Slider(1, max_k, value=3, step=1, label="Captions per language")
+                        i2t_k = inputs.Slider(1, max_k, value=3, step=1, label="Captions per language")
                         i2t_btn = gr.Button("Find captions", variant="primary")
                         query_image = gr.Image(label="Query", interactive=False, height=240)
                     with gr.Column(scale=3):
@@ -162,11 +169,11 @@ def build_layout(app: AppState) -> gr.Blocks:
                             "test set" + (f" `{app.test_set.name}` ({n_test} instances)." if n_test else
                                           ": **no test set loaded**."))
                 with gr.Row():
-                    eval_langs = gr.CheckboxGroup(test_langs, value=[x for x in app.default_languages
-                                                                     if x in test_langs] or test_langs,
-                                                  label="Languages", scale=3)
-                    eval_n = gr.Slider(1, max(n_test, 2), value=min(100, max(n_test, 1)), step=1,  # min < max
-                                       label="Max instances", scale=2, interactive=n_test > 0)
+                    eval_langs = inputs.CheckboxGroup(test_langs, value=[x for x in app.default_languages
+                                                                         if x in test_langs] or test_langs,
+                                                      label="Languages", scale=3)
+                    eval_n = inputs.Slider(1, max(n_test, 2), value=min(100, max(n_test, 1)), step=1,  # min < max
+                                           label="Max instances", scale=2, interactive=n_test > 0)
                 eval_btn = gr.Button("Evaluate", variant="primary", interactive=n_test > 0)
                 eval_status = gr.Markdown()
                 eval_head = gr.Markdown(elem_id="eval-mrv")
@@ -203,6 +210,10 @@ def build_layout(app: AppState) -> gr.Blocks:
         def on_search(languages, k, gallery, session, gold, en, de, fr, cs, zh, ja, id, es, ru, tr):  # noqa: A002
             """Named parameters: they are the API's parameter names (gradio_client)."""
             selected = list(languages or [])
+            if not selected:
+                res = cb.SearchResult(False, "Choose at least one language (`languages` is empty).")
+                _warn([res.message])
+                return _search_outputs(res, selected)
             texts = dict(zip(LANGUAGES, (en, de, fr, cs, zh, ja, id, es, ru, tr)))
             chosen, note = pick_gallery(gallery, session)
             res = cb.search(app, {lang: texts[lang] for lang in LANGUAGES if lang in selected}, k,
@@ -237,11 +248,12 @@ def build_layout(app: AppState) -> gr.Blocks:
         def i2t_outputs(res: cb.ImageToTextResult):
             if not res.ok:
                 gr.Warning(res.message.split("\n")[0].replace("**", ""))
-            return res.image, res.message, res.table, res.summary()
+            return serving.serve_image(res.image), res.message, res.table, res.summary()
 
         i2t_outs = [query_image, i2t_status, i2t_table, i2t_json]
 
         def on_image_to_text(image, languages, k):
+            serving.enforce_disk_budget(demo.temp_file_sets, app.limits.max_cache_bytes, keep=[image or ""])
             return i2t_outputs(cb.image_to_text(app, image, languages=list(languages or []), k=k))
 
         i2t_btn.click(on_image_to_text, [upload, languages, i2t_k], i2t_outs, api_name="image_to_text",
@@ -264,13 +276,13 @@ def build_layout(app: AppState) -> gr.Blocks:
                         [*i2t_outs, tabs], api_visibility="private")
 
         def on_build(files, folder):
+            serving.enforce_disk_budget(demo.temp_file_sets, app.limits.max_cache_bytes,
+                                        keep=[str(getattr(f, "name", f)) for f in files or []])
             res = cb.build_session_gallery(app, files, folder)
+            release_memory()  # encoding freed its batches: give the pages back (flat RSS across waves)
             if res.gallery is None:
                 gr.Warning(res.message.split("\n")[0].replace("**", ""))
                 return gr.update(), res.message, gr.update()
-            for path in image_folders(res.gallery):
-                if folder and app.allow_local_paths:  # uploads live in gradio's cache, already served
-                    gr.set_static_paths([path])
             return res.gallery, res.message, MY_GALLERY
 
         own_btn.click(on_build, [own_files, own_folder], [session_gallery, own_status, which],

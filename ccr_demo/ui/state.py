@@ -12,7 +12,12 @@ test set   ``testset_dir``         CCR_TESTSET     assets/shapes_test (IGLUE lay
 captions   ``captions_dir``        CCR_CAPTIONS    ``<gallery>-captions`` if present
 =========  ======================  ==============  ===============================
 
-Model and gallery may also be Hub ids (``owner/name``). Nothing here raises for a missing or
+Model and gallery may also be Hub ids (``owner/name``). A gallery's images must lie inside its
+own folder, the test set's folder, or a folder named in ``CCR_IMAGE_ROOT`` (several separated by
+``os.pathsep``): an item path anywhere else is a load error, so no gallery file can make the app
+read or serve other server files. Server folders as a session gallery source are off unless
+``CCR_ALLOW_SERVER_FOLDERS=1`` (a local, single-user run); a public Space never has them.
+Nothing here raises for a missing or
 broken item: it is recorded in ``AppState.problems`` with how to fix it, so the app still
 starts and says what is wrong. The caption index (image-to-text) is the caption gallery
 ``python -m ccr_demo.index build --iglue ... --captions`` writes; without one, the test set's
@@ -38,6 +43,7 @@ from .. import LANGUAGES
 log = logging.getLogger(__name__)
 
 ENV_MODEL, ENV_GALLERY, ENV_TESTSET, ENV_CAPTIONS = "CCR_MODEL", "CCR_GALLERY", "CCR_TESTSET", "CCR_CAPTIONS"
+ENV_IMAGE_ROOT, ENV_SERVER_FOLDERS = "CCR_IMAGE_ROOT", "CCR_ALLOW_SERVER_FOLDERS"
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 DEFAULT_PATHS = {"model": ASSETS / "model", "gallery": ASSETS / "gallery", "testset": ASSETS / "shapes_test"}
 DEFAULT_LANGUAGES = ("en", "de", "fr", "cs", "zh", "ja")
@@ -63,6 +69,10 @@ class Limits:
     max_upload_images: int = 200  # per session gallery (encoding is ~30 images/s on 2 cores)
     max_folder_files: int = 2000
     max_k: int = 20
+    max_aspect: float = 50.0  # width/height (either way); thinner images are refused before any resize
+    session_ttl_s: int = 3600  # a session gallery (gr.State) and uploaded files live this long
+    max_cache_bytes: int = 1 << 30  # uploads and served copies kept on disk, oldest deleted first
+    max_folder_entries: int = 100_000  # server-folder galleries: directory entries looked at, at most
 
 
 # --------------------------------------------------------------------------- gold instances
@@ -164,7 +174,9 @@ class CaptionIndex:
         """
         from ..index import Gallery
 
-        key = hashlib.sha256(json.dumps([model.fingerprint(), instances.image_ids, instances.captions],
+        from ..fingerprint import weights_fingerprint
+
+        key = hashlib.sha256(json.dumps([weights_fingerprint(model), instances.image_ids, instances.captions],
                                         ensure_ascii=False).encode()).hexdigest()[:16]
         folder = cache / key if cache is not None else None
         if folder is not None and folder.is_dir():
@@ -311,6 +323,20 @@ def _choose(arg, env: str, default: Path) -> tuple[str | None, str]:
     return (str(default), "default") if default.exists() else (None, "default")
 
 
+def _server_folders_allowed() -> bool:
+    return os.environ.get(ENV_SERVER_FOLDERS, "").strip().lower() in ("1", "true", "yes") \
+        and "SPACE_ID" not in os.environ
+
+
+def _image_roots(testset_arg) -> list[Path]:
+    """Folders besides its own where the gallery's images may lie: the test set's folder (the
+    embedded default's gallery indexes the test images) and those named in CCR_IMAGE_ROOT."""
+    where, _ = _choose(testset_arg, ENV_TESTSET, DEFAULT_PATHS["testset"])
+    roots = [Path(where)] if where and Path(where).is_dir() else []
+    roots += [Path(p) for p in os.environ.get(ENV_IMAGE_ROOT, "").split(os.pathsep) if p.strip()]
+    return roots
+
+
 def _looks_like_hub_id(s: str) -> bool:
     return not Path(s).exists() and s.count("/") == 1 and not s.startswith((".", "/", "~"))
 
@@ -326,10 +352,15 @@ def _hub_folder(repo_id: str) -> Path:
 
 
 def _warm_up(model) -> None:
-    """The first text encodes are 10-50x slower (kernel set-up); pay that at start-up, not per user."""
+    """The first text encodes are 10-50x slower (kernel set-up); pay that at start-up, not per user.
+    One image batch too: the first upload then costs no set-up, and the memory the image path
+    keeps is part of the at-rest figure rather than growth under load (docs/bench_load.md)."""
+    from PIL import Image
+
     texts = ["a red circle", "ein roter Kreis", "un cercle rouge", "červený kruh", "红色的圆", "赤い丸"]
     for _ in range(4):
         model.encode_texts(texts)
+    model.encode_images([Image.new("RGB", (96, 96), (200, 40, 40)), Image.new("RGB", (120, 80), (20, 90, 200))])
 
 
 def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path | None = None,
@@ -338,8 +369,10 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
                    warm_up: bool = True, caption_cache: str | Path | None | bool = True) -> AppState:
     """Load model, gallery, test set and caption gallery; never raises for missing/broken items.
 
-    ``allow_local_paths`` (server folders as a session gallery source) defaults to on unless the
-    app runs on a Hugging Face Space (``SPACE_ID`` set): a public server must not expose its disk.
+    ``allow_local_paths`` (server folders as a session gallery source) defaults to off: users of a
+    public server must not name its paths. ``CCR_ALLOW_SERVER_FOLDERS=1`` turns it on for a local,
+    single-user run (never on a Space: ``SPACE_ID`` set keeps it off). Even then only the images
+    of the gallery built from the folder are served, never the folder.
     ``caption_cache``: True = ``fileio.cache_dir()/captions`` (``CCR_DEMO_CACHE``), a folder, or False.
     """
     from ..fileio import cache_dir
@@ -348,7 +381,7 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
     if caption_cache is True:
         caption_cache = cache_dir() / "captions"
     state = AppState(limits=limits or Limits(),
-                     allow_local_paths=("SPACE_ID" not in os.environ) if allow_local_paths is None
+                     allow_local_paths=_server_folders_allowed() if allow_local_paths is None
                      else allow_local_paths,
                      caption_cache=Path(caption_cache) if caption_cache else None)
 
@@ -375,8 +408,12 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
         try:
             from ..index import Gallery
 
-            folder = _hub_folder(where) if _looks_like_hub_id(where) else Path(where)
-            state.gallery = Gallery.load(folder, state.model)
+            hub = _looks_like_hub_id(where)
+            folder = _hub_folder(where) if hub else Path(where)
+            roots = _image_roots(testset_dir)
+            if hub:  # a Hub snapshot's files are links into the repo's own blobs/ folder in the cache
+                roots.append(folder.parent.parent)
+            state.gallery = Gallery.load(folder, state.model, image_root=roots)
             if state.gallery.kind != "image":
                 raise ValueError(f"it is a {state.gallery.kind} gallery; text-to-image search needs images")
             state.sources["gallery"] = f"{where} ({how}, {state.gallery.count} images)"
@@ -426,15 +463,12 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
         inside = sum(i in ids for i in state.instances.image_ids)
         if inside == 0:
             state.notes.append("The test set's images are not in the gallery: gold mode cannot mark a gold image.")
+    from .memory import drop_clean_weight_pages, release_memory
+
+    release_memory()  # loading freed ~300 MB of temporaries that glibc would otherwise keep
+    released = drop_clean_weight_pages()  # the weights hash made every mapped page resident
+    log.info("start-up: %.0f MB of clean mapped weight pages released", released / 2**20)
+    if warm_up and state.model is not None:  # fault back in what every query reads (encoder layers)
+        state.model.encode_texts(["a red circle", "红色的圆"])
     state.load_seconds = time.perf_counter() - start
     return state
-
-
-def image_folders(gallery) -> list[Path]:
-    """The folders holding a gallery's image files (served by the app as static files)."""
-    parents = sorted({Path(item["path"]).parent for item in gallery.items if "path" in item})
-    out: list[Path] = []
-    for p in parents:  # drop folders inside an already listed one
-        if not any(p.is_relative_to(q) for q in out):
-            out.append(p)
-    return out

@@ -1,0 +1,66 @@
+"""A model's weights fingerprint, computed from its tensors (never read from a file), cached on it.
+
+Why not trust ``CCRModel.fingerprint()`` alone: a model loaded from a folder reports the
+fingerprint written in its ``config.json``, so changed weights under the original config.json
+would pass a gallery's model check and return wrong results. ``weights_fingerprint`` hashes
+what is actually in memory, with the formula ``CCRModel.fingerprint()`` uses when it computes
+one (the config as sorted JSON, then ``state_dict_sha256``), so a gallery built before still
+matches a model whose weights are unchanged.
+
+Cost: one pass over every tensor (~0.5 s for the default model's ~120M parameters), paid once:
+the result is cached on the model object, keyed on every tensor's storage address and
+version counter, which in-place updates (an optimiser step, ``load_state_dict``) bump; a
+changed model is hashed again, an unchanged one is not. The same pass records tensors holding
+NaN or inf (``check_finite``): such a model embeds everything as NaN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import torch
+
+_CACHE_ATTR = "_ccr_weights_scan"
+
+
+def _key(state: dict[str, torch.Tensor]) -> tuple:
+    return tuple((name, t.data_ptr(), t._version, tuple(t.shape), t.dtype) for name, t in state.items())
+
+
+def _scan(model: Any) -> tuple[str, list[str]]:
+    """(fingerprint, names of tensors with NaN/inf), cached on the model."""
+    from .config import to_dict
+
+    state = model.state_dict()
+    key = _key(state)
+    cached = getattr(model, _CACHE_ATTR, None)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    weights = hashlib.sha256()
+    bad = []
+    for name, t in sorted(state.items()):  # the loop of model.state_dict_sha256, plus the finiteness check
+        t = t.detach().cpu().contiguous()
+        weights.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        weights.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad.append(name)
+    h = hashlib.sha256(json.dumps(to_dict(model.config), sort_keys=True).encode())
+    h.update(weights.hexdigest().encode())
+    result = (key, h.hexdigest()[:16], bad)
+    object.__setattr__(model, _CACHE_ATTR, result)  # plain attribute, not a module/parameter
+    return result[1], result[2]
+
+
+def weights_fingerprint(model: Any) -> str:
+    """16 hex digits of a hash of the model's config and every tensor it holds."""
+    return _scan(model)[0]
+
+
+def check_finite(model: Any, where: str = "the model") -> None:
+    """ValueError naming the tensors that hold NaN or inf (such a model embeds everything as NaN)."""
+    bad = _scan(model)[1]
+    if bad:
+        raise ValueError(f"{where} has NaN or inf weights in {len(bad)} tensor(s), e.g. {', '.join(bad[:3])}: "
+                         "the weights file is corrupt or training diverged")

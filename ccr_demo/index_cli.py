@@ -1,0 +1,188 @@
+"""Command line for galleries: ``python -m ccr_demo.index build|info|search`` (``-h`` on each).
+
+Kept apart from ``ccr_demo.index`` (the Gallery class) by the style guide: the library stays
+importable without argparse, and the CLI's safety rules live here. ``build --out`` never
+destroys what the user did not ask to lose: an existing ``--out`` is replaced only when it is a
+gallery (or with ``--overwrite``), and never when it is, holds or lies inside an input
+(``--images``, ``--iglue``, ``--model``); all of that is checked before the model is loaded.
+Errors print one line, ``error: ...``, and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .index import INDEX_NAME, ITEMS_NAME, VECTORS_NAME, Gallery, replace_problem
+
+
+def _overlap(out: Path, inp: Path) -> str | None:
+    """How ``out`` overlaps an input folder/file, or None."""
+    out, inp = out.resolve(), inp.resolve()
+    if out == inp:
+        return "is"
+    if inp.is_relative_to(out):
+        return "holds"
+    if out.is_relative_to(inp) and (out.exists() or out.is_symlink()):
+        return "lies inside"
+    return None
+
+
+def check_output(out: str | Path, inputs: Sequence[tuple[str, str | Path | None]], overwrite: bool) -> Path:
+    """The folder a gallery will be written to, or ValueError saying why it may not be."""
+    path = Path(out).absolute()
+    for flag, inp in inputs:
+        if inp is None or not Path(inp).exists():
+            continue
+        how = _overlap(path, Path(inp))
+        if how:
+            raise ValueError(f"{path} {how} the {flag} input {inp}: writing the gallery there would destroy "
+                             "the input; choose another --out")
+    problem = replace_problem(path)
+    if problem and not overwrite:
+        raise ValueError(f"{path} {problem}; not replacing it (choose another --out, or pass --overwrite to "
+                         "replace it and lose what it holds)")
+    return path
+
+
+def _build(args) -> None:
+    from .model import CCRModel
+
+    if args.captions and not args.iglue:
+        raise ValueError("--captions needs --iglue (the captions come from the test set)")
+    inputs = [("--images", args.images), ("--iglue", args.iglue),
+              ("--model", args.model if Path(args.model).exists() else None)]
+    out = check_output(args.out, inputs, args.overwrite)
+    captions_out = None
+    if args.captions:
+        captions_out = check_output(args.captions_out or f"{str(args.out).rstrip('/')}-captions", inputs,
+                                    args.overwrite)
+        if captions_out == out:
+            raise ValueError("--captions-out must differ from --out")
+    model = CCRModel.from_pretrained(args.model)
+    kwargs = {"index_factory": args.factory, "batch_size": args.batch_size}
+    if args.search_params is not None:
+        kwargs["search_params"] = args.search_params
+    if args.images:
+        gallery = Gallery.build(model, args.images, **kwargs)
+        _report(gallery, gallery.save(out, overwrite=args.overwrite))
+        return
+    from .data.formats import ParallelTestSet
+
+    langs = args.languages.split(",") if args.languages else None
+    ts = ParallelTestSet.from_iglue(args.iglue, langs, check_images=True)
+    gallery = Gallery.build(model, ts.image_paths, metadata=[{"id": i} for i in ts.image_ids], **kwargs)
+    _report(gallery, gallery.save(out, overwrite=args.overwrite))
+    if args.captions:
+        texts, meta = [], []
+        for lang in ts.languages:
+            for image_id, caps in zip(ts.image_ids, ts.instance_captions(lang)):
+                texts.extend(caps)
+                meta.extend({"id": f"{lang}/{image_id}/{j}", "image_id": image_id, "language": lang}
+                            for j in range(len(caps)))
+        captions = Gallery.build(model, texts, kind="text", metadata=meta, **kwargs)
+        print(f"{captions} -> {captions.save(captions_out, overwrite=args.overwrite)}")
+
+
+def _report(gallery: Gallery, out: Path) -> None:
+    print(f"{gallery} -> {out}")
+    folders = {Path(r["path"]).parent for r in gallery.items if "path" in r}
+    outside = sorted(f for f in folders if not f.resolve().is_relative_to(out.resolve()))
+    if outside:
+        common = Path(os.path.commonpath([str(f) for f in outside]))
+        print(f"note: its images lie outside the gallery folder (under {common}); loading it needs that folder "
+              f"declared as an image root: `--image-root {common}` here, Gallery.load(..., image_root=...), "
+              "or CCR_IMAGE_ROOT for the app", file=sys.stderr)
+
+
+def _info(args) -> None:
+    info = Gallery.read_info(args.dir)
+    sizes = {name: (Path(args.dir) / name).stat().st_size for name in (INDEX_NAME, VECTORS_NAME, ITEMS_NAME)
+             if (Path(args.dir) / name).is_file()}
+    print(json.dumps({**info, "file_bytes": sizes}, indent=2))
+
+
+def _search(args) -> None:
+    from .model import CCRModel
+
+    langs = args.lang or (["en"] if len(args.text) == 1 else [])
+    if len(langs) != len(args.text):
+        raise ValueError(f"give one --lang per --text ({len(args.text)} texts, {len(langs)} languages)")
+    if len(set(langs)) != len(langs):
+        raise ValueError(f"each language may be given once, got {langs}")
+    model = CCRModel.from_pretrained(args.model)
+    gallery = Gallery.load(args.dir, model, image_root=args.image_root)
+    res = gallery.search_texts(model, dict(zip(langs, args.text)), args.k)
+
+    def label(row: int) -> str:
+        r = gallery.items[row]
+        return r.get("caption", r.get("path", r["id"]))
+
+    if args.json:
+        out = {lang: [{"id": gallery.items[p]["id"], "row": int(p), "score": float(s), "item": label(p)}
+                      for s, p in zip(*res[lang]) if p >= 0] for lang in langs}
+        out["ranks"] = {gallery.items[p]["id"]: dict(zip(langs, res.item_ranks[:, j].tolist()))
+                        for j, p in enumerate(res.items)}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    for lang, text in zip(langs, args.text):
+        print(f"[{lang}] {text}")
+        for n, (s, p) in enumerate(zip(*res[lang]), 1):
+            if p >= 0:
+                print(f"  {n:3d}. {s:.4f}  {gallery.items[p]['id']}  {label(p)}")
+    if len(langs) > 1:
+        print("rank of each returned item under each language (0 = top):")
+        print("  " + " ".join(f"{lang:>6}" for lang in langs) + "  id")
+        for j, p in enumerate(res.items):
+            print("  " + " ".join(f"{r:6d}" for r in res.item_ranks[:, j]) + f"  {gallery.items[p]['id']}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ccr_demo.index", description="Build, inspect and search galleries.")
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="embed images (and captions) with a model and save a gallery")
+    b.add_argument("--model", required=True, help="model folder or Hub id")
+    src = b.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="folder of images (scanned recursively; non-images skipped with a warning)")
+    src.add_argument("--iglue", help="parallel test set in IGLUE layout: annotations/{lang}/test.jsonl + images/")
+    b.add_argument("--out", required=True,
+                   help="gallery folder to write, atomically; an existing one is replaced only if it is a gallery")
+    b.add_argument("--overwrite", action="store_true",
+                   help="replace --out (and --captions-out) even when it is not a gallery (never an input)")
+    b.add_argument("--factory", default="Flat", help="faiss index_factory string: Flat, HNSW32, IVF1024,PQ32, ...")
+    b.add_argument("--search-params", help='faiss search parameters, e.g. "nprobe=64" (default: see Gallery)')
+    b.add_argument("--captions", action="store_true", help="also index every language's captions (with --iglue)")
+    b.add_argument("--captions-out", help="caption gallery folder (default: OUT-captions)")
+    b.add_argument("--languages", help="comma-separated languages to read with --iglue (default: all)")
+    b.add_argument("--batch-size", type=int, default=64)
+    i = sub.add_parser("info", help="print a gallery's description (no model needed)")
+    i.add_argument("dir")
+    s = sub.add_parser("search", help="search a gallery with text queries, one per language")
+    s.add_argument("dir")
+    s.add_argument("--model", required=True, help="the model that built the gallery (folder or Hub id)")
+    s.add_argument("--text", action="append", required=True, help="query text; repeat with --lang for several")
+    s.add_argument("--lang", action="append", help="language of each --text (default en)")
+    s.add_argument("-k", type=int, default=5)
+    s.add_argument("--image-root", action="append",
+                   help="folder where the gallery's images may lie besides its own folder (repeatable)")
+    s.add_argument("--json", action="store_true", help="print results as JSON")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """python -m ccr_demo.index build|info|search (``-h`` on each for options)."""
+    args = parser().parse_args(argv)
+    try:
+        {"build": _build, "info": _info, "search": _search}[args.command](args)
+    except (ValueError, TypeError, OSError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
