@@ -56,6 +56,17 @@ def _brute_ranks(q, vectors, items):
     return (s[:, None, :] > np.take_along_axis(s, items, 1)[:, :, None]).sum(-1)
 
 
+def _assert_ranks_within_ties(ranks, q, vectors, items, eps=1e-5):
+    """Ranks equal the reference up to near-ties: a gallery holding the same caption several
+    times stores vectors that differ in the last bits (they were encoded in batches padded
+    differently), so a candidate within ``eps`` of an item's score may fall either side."""
+    s = q @ vectors.T
+    items = np.broadcast_to(items, (len(q), np.shape(items)[-1]))
+    own = np.take_along_axis(s, items, 1)[:, :, None]
+    low, high = (s[:, None, :] > own + eps).sum(-1), (s[:, None, :] > own - eps).sum(-1)
+    assert ((low <= ranks) & (ranks <= high)).all(), (ranks, low, high)
+
+
 def test_build_from_folder_and_search(gallery, tiny_model, image_folder):
     assert gallery.count == 8 and gallery.embed_dim == 32 and gallery.kind == "image"
     assert gallery.ids == sorted(gallery.ids) and "sub/img_7.jpg" in gallery.ids
@@ -227,7 +238,7 @@ def test_search_texts_one_encode_call_and_exact_ranks(tiny_model, monkeypatch):
         q = real(list(queries.values())).numpy()
         np.testing.assert_allclose(res.query_emb, q, atol=1e-6)
         assert set(res.items) == set(res.positions.ravel()) and list(res.items) == sorted(res.items)
-        np.testing.assert_array_equal(res.item_ranks, _brute_ranks(q, g.vectors, res.items))
+        _assert_ranks_within_ties(res.item_ranks, q, g.vectors, res.items)
         np.testing.assert_allclose(res.item_scores, q @ g.vectors[res.items].T, atol=1e-5)
         for lang in queries:  # the same items as a plain search, each ranked by its own score
             scores, rows = res[lang]
