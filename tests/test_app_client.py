@@ -76,13 +76,16 @@ def test_gold_mode(served):
 
 def test_evaluate_small_slice(served):
     client, state, _ = served
-    status, head, table, chart, md, report = client.predict(max_instances=6, languages=["en", "de"],
-                                                            api_name="/evaluate")
+    status, head, table, chart, md, report, query_head, query_table = client.predict(
+        max_instances=6, languages=["en", "de"], api_name="/evaluate")
     assert report["n_instances"] == 6 and report["languages"] == ["en", "de"]
     assert "MRV: text-to-image" in head and "| en |" in md
     assert [row[0] for row in table["data"]] == ["en", "de"]
     expect = cb.evaluate(state, 6, ["en", "de"])
     assert report["mrv"] == pytest.approx(expect.report["mrv"])
+    if state.queries is not None:  # typed queries over the same 6 images, beside R@K and MRV
+        assert report["queries"]["per_language"] == pytest.approx(expect.report["queries"]["per_language"])
+        assert "Typed queries" in query_head and [row[0] for row in query_table["data"]] == ["en", "de"]
 
 
 def test_image_to_text_and_bad_files(served, tmp_path):

@@ -371,6 +371,14 @@ def test_evaluate_small_slice_matches_the_library(app):
     full = cb.evaluate(app, 8, langs + ["xx"], progress=lambda p, desc=None: seen.append(p), reuse_gallery=False)
     assert full.ok and full.report["t2i"] == ref["t2i"] and "no xx captions" in full.message
     assert seen  # progress was reported
+    if app.queries is not None:  # typed queries: those true of these 8 images, ranked among them
+        queries = app.queries.with_languages(langs).restricted(app.test_set.subset(8).image_ids, max_queries=8)
+        ref_q = library_evaluate(app.model, app.test_set.with_languages(langs).subset(8), langs, progress=False,
+                                 queries=queries)["queries"]
+        got = cb.evaluate(app, 8, langs).report["queries"]
+        assert got["n_queries"] == len(queries) > 0
+        assert got["per_language"] == pytest.approx(ref_q["per_language"], abs=1e-6)
+        assert got["consistency"] == pytest.approx(ref_q["consistency"], abs=1e-6)
     res = cb.evaluate(app, "lots", [])  # issue 11 item 12: a clear message, not a silent 100
     assert not res.ok and "max_instances must be a whole number" in res.message and "'lots'" in res.message
 

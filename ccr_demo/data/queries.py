@@ -162,6 +162,9 @@ class QuerySet:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def __bool__(self) -> bool:  # an empty selection is falsy, unlike a plain dataclass
+        return bool(self.ids)
+
     def relevance(self, image_ids: Sequence[str]) -> np.ndarray:
         """bool [Q, N] over a gallery's image ids; an id missing from it is an error."""
         index = {str(i): n for n, i in enumerate(image_ids)}
@@ -173,6 +176,24 @@ class QuerySet:
                                       f"the gallery: {missing[:3]}")
             rel[q, [index[i] for i in ids]] = True
         return rel
+
+    def restricted(self, image_ids: Sequence[str], max_queries: int | None = None) -> "QuerySet":
+        """The queries true of at least one of ``image_ids`` (a smaller gallery), their
+        relevant lists cut to those images; at most ``max_queries`` of them, in order."""
+        keep_ids = {str(i) for i in image_ids}
+        rows = [(q, [i for i in rel if i in keep_ids]) for q, rel in enumerate(self.relevant)]
+        rows = [(q, rel) for q, rel in rows if rel][:max_queries]
+        pick = [q for q, _ in rows]
+        return QuerySet([self.ids[q] for q in pick], {k: [v[q] for q in pick] for k, v in self.texts.items()},
+                        [rel for _, rel in rows], [self.asserts[q] for q in pick], [self.forms[q] for q in pick],
+                        [self.granularities[q] for q in pick], self.gallery, self.name)
+
+    def with_languages(self, languages: Sequence[str]) -> "QuerySet":
+        missing = [lang for lang in languages if lang not in self.texts]
+        if missing:
+            raise DataFormatError(f"{self.name or 'query set'}: no queries in {missing}")
+        return QuerySet(self.ids, {lang: self.texts[lang] for lang in languages}, self.relevant, self.asserts,
+                        self.forms, self.granularities, self.gallery, self.name)
 
     def subset(self, n: int) -> "QuerySet":
         return QuerySet(self.ids[:n], {k: v[:n] for k, v in self.texts.items()}, self.relevant[:n],

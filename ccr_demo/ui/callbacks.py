@@ -584,6 +584,8 @@ class EvaluationResult:
     chart: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["metric", "recall", "language"]))
     headline: str = ""  # MRV both ways, instances, mean recall
     markdown: str = ""  # the full report as model cards print it (ccr_demo.hub.report_table)
+    query_table: pd.DataFrame = field(default_factory=pd.DataFrame)  # typed queries: P@1, P@5, mAP@10
+    query_headline: str = ""  # typed queries: consistency across languages
 
 
 def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] = (),
@@ -593,7 +595,7 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
     When the gallery holds the test images embedded by this model, their stored vectors are
     reused (only captions are encoded): the same numbers, without re-encoding images.
     """
-    from ..evaluate import evaluate as run_evaluation, report_from_embeddings
+    from ..evaluate import evaluate as run_evaluation, query_report_from_embeddings, report_from_embeddings
     from ..hub import report_table
 
     if app.model is None:
@@ -619,6 +621,9 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
             rows = [g.position(i) for i in sub.image_ids]
         except KeyError:
             rows = None
+    queries = None
+    if app.queries is not None and all(lang in app.queries.texts for lang in langs):
+        queries = app.queries.with_languages(langs).restricted(sub.image_ids, max_queries=n) or None
     try:
         if rows is not None:
             image_emb = torch.from_numpy(g.vectors[rows])
@@ -629,10 +634,18 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
                 text_emb[lang] = app.model.encode_texts(sub.captions[lang])
             report = report_from_embeddings(image_emb, text_emb, sub)
             notes.append("image embeddings: the gallery's stored vectors (same model); captions encoded now")
+            if queries is not None:
+                if progress is not None:
+                    progress(0.9, desc=f"encoding {len(queries)} typed queries")
+                query_emb = {lang: app.model.encode_texts(queries.texts[lang]) for lang in langs}
+                report["queries"] = query_report_from_embeddings(image_emb, query_emb, queries, sub.image_ids)
         else:
             if progress is not None:
                 progress(0.0, desc=f"encoding {n} images and their captions")
-            report = run_evaluation(app.model, sub, langs, progress=False)
+            report = run_evaluation(app.model, sub, langs, progress=False, queries=queries)
+        if queries is not None:
+            notes.append(f"typed queries: the {len(queries)} of `{app.queries.name}` true of at least one of "
+                         f"these {n} images, ranked among them")
     except Exception as e:  # noqa: BLE001 - e.g. missing image files
         log.exception("evaluation failed")
         return EvaluationResult(False, f"Evaluation failed: {e}")
@@ -645,5 +658,15 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
     head = (f"### MRV: text-to-image {mrv['t2i']:.3f} · image-to-text {mrv['i2t']:.3f}\n"
             f"{n} instances × {len(langs)} languages of `{ts.name}`; mean recall over languages "
             f"{report['mean_recall']['all']:.2f}.")
+    query_table, query_head = pd.DataFrame(), ""
+    if report.get("queries"):
+        q = report["queries"]
+        query_table = pd.DataFrame([{"language": lang, **{m: round(v, 3) for m, v in q["per_language"][lang].items()
+                                                          if not m.startswith("r@")}} for lang in langs])
+        c = q["consistency"]
+        query_head = (f"**Typed queries** ({q['n_queries']} queries, {q['mean_relevant']:.1f} relevant images each): "
+                      f"mean P@5 {q['mean']['p@5']:.3f} · first-relevant-rank std across languages "
+                      f"{c['first_rank_std']:.3f} · top-5 overlap {c['top5_overlap']:.3f}")
     return EvaluationResult(True, _bullets(notes), report=report, table=table, chart=chart, headline=head,
-                            markdown=report_table(report))
+                            markdown=report_table(report), query_table=query_table, query_headline=query_head)
+

@@ -167,7 +167,10 @@ def build_layout(app: AppState) -> gr.Blocks:
             with gr.Tab("Evaluate", id="evaluate"):
                 gr.Markdown("Recall@1/5/10 both ways, mean recall and MRV of the loaded model on the parallel "
                             "test set" + (f" `{app.test_set.name}` ({n_test} instances)." if n_test else
-                                          ": **no test set loaded**."))
+                                          ": **no test set loaded**.")
+                            + (f" Typed queries (`{app.queries.name}`, {len(app.queries)}): P@1, P@5, mAP@10 per "
+                               "language and their consistency across languages, over the same images."
+                               if app.queries is not None else ""))
                 with gr.Row():
                     eval_langs = inputs.CheckboxGroup(test_langs, value=[x for x in app.default_languages
                                                                          if x in test_langs] or test_langs,
@@ -177,6 +180,9 @@ def build_layout(app: AppState) -> gr.Blocks:
                 eval_btn = gr.Button("Evaluate", variant="primary", interactive=n_test > 0)
                 eval_status = gr.Markdown()
                 eval_head = gr.Markdown(elem_id="eval-mrv")
+                eval_query_head = gr.Markdown(elem_id="eval-queries-head")
+                eval_query_table = gr.Dataframe(label="Typed queries per language (P@1, P@5, mAP@10)",
+                                                elem_id="eval-queries", visible=app.queries is not None)
                 with gr.Row():
                     eval_table = gr.Dataframe(label="Recall (%) per language", scale=3)
                     eval_plot = gr.LinePlot(x="metric", y="recall", color="language", title="Recall (%) per language",
@@ -293,10 +299,12 @@ def build_layout(app: AppState) -> gr.Blocks:
             res = cb.evaluate(app, max_instances, list(languages or []), progress=progress)
             if not res.ok:
                 gr.Warning(res.message.split("\n")[0].replace("**", ""))
-            return res.message, res.headline, res.table, res.chart, res.markdown, res.report
+            return (res.message, res.headline, res.table, res.chart, res.markdown, res.report,
+                    res.query_headline, res.query_table)
 
         eval_btn.click(on_evaluate, [eval_n, eval_langs],
-                       [eval_status, eval_head, eval_table, eval_plot, eval_md, eval_json],
+                       [eval_status, eval_head, eval_table, eval_plot, eval_md, eval_json, eval_query_head,
+                        eval_query_table],
                        api_name="evaluate", concurrency_limit=1,
                        api_description="Recall@K both ways and MRV on the first N test instances.")
     return demo

@@ -10,6 +10,7 @@ model      ``model_dir``           CCR_MODEL       assets/model (a saved CCRMode
 gallery    ``gallery_dir``         CCR_GALLERY     assets/gallery (a saved Gallery)
 test set   ``testset_dir``         CCR_TESTSET     assets/shapes_test (IGLUE layout)
 captions   ``captions_dir``        CCR_CAPTIONS    ``<gallery>-captions`` if present
+queries    (none)                  CCR_QUERIES     ``test_queries/`` beside the test set
 =========  ======================  ==============  ===============================
 
 Model and gallery may also be Hub ids (``owner/name``). A gallery's images must lie inside its
@@ -43,6 +44,7 @@ from .. import LANGUAGES
 log = logging.getLogger(__name__)
 
 ENV_MODEL, ENV_GALLERY, ENV_TESTSET, ENV_CAPTIONS = "CCR_MODEL", "CCR_GALLERY", "CCR_TESTSET", "CCR_CAPTIONS"
+ENV_QUERIES = "CCR_QUERIES"
 ENV_IMAGE_ROOT, ENV_SERVER_FOLDERS = "CCR_IMAGE_ROOT", "CCR_ALLOW_SERVER_FOLDERS"
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 DEFAULT_PATHS = {"model": ASSETS / "model", "gallery": ASSETS / "gallery", "testset": ASSETS / "shapes_test"}
@@ -227,6 +229,7 @@ class AppState:
     model: object | None = None
     gallery: object | None = None
     test_set: object | None = None
+    queries: object | None = None  # typed queries over the test set's images (ccr_demo.data.queries.QuerySet)
     instances: GoldInstances | None = None
     sources: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -434,6 +437,8 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
             state.sources["test set"] = f"{where} ({how}, {len(state.test_set)} instances)"
         except Exception as e:  # noqa: BLE001
             state.problems.append(f"test set `{where}` ({how}) could not be read: {e}")
+    if state.test_set is not None:
+        _load_queries(state, where)
     else:
         state.notes.append(f"No test set (`{DEFAULT_PATHS['testset']}` missing, {ENV_TESTSET} unset): "
                            "gold mode and evaluation are off.")
@@ -472,3 +477,19 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
         state.model.encode_texts(["a red circle", "红色的圆"])
     state.load_seconds = time.perf_counter() - start
     return state
+
+
+def _load_queries(state: AppState, testset_where: str) -> None:
+    """Typed queries for the Evaluate tab: ``CCR_QUERIES``, else the ``test_queries`` split
+    beside the test set (where the shapes world writes it), if any."""
+    from ..data.queries import QuerySet
+    from ..evaluate import default_queries
+
+    path = os.environ.get(ENV_QUERIES) or default_queries(testset_where)
+    if not path:
+        return
+    try:
+        state.queries = QuerySet.load(path)
+        state.sources["typed queries"] = f"{path} ({len(state.queries)} queries)"
+    except Exception as e:  # noqa: BLE001
+        state.problems.append(f"typed queries `{path}` could not be read: {e}")
