@@ -155,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", default="", help="write the report JSON here")
     parser.add_argument("--keep-ranks", action="store_true", help="also store every instance's rank per language")
+    parser.add_argument("--cached-text-features", action="store_true",
+                        help="take pooled text features from the per-string store (ccr_demo.text_cache) that the "
+                             "trainer fills for a locked text tower, encoding only strings it lacks: evaluating "
+                             "several checkpoints of one text tower then encodes each caption once")
     args = parser.parse_args(argv)
 
     from .model import CCRModel
@@ -166,12 +170,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             test_set = test_set.subset(args.max_instances)
         queries_path = "" if args.queries == "none" else (args.queries or default_queries(args.data))
         queries = QuerySet.load(queries_path, languages=langs) if queries_path else None
-        if queries is not None and args.max_instances:
-            raise ValueError("--max-instances cannot be combined with typed queries (their relevant images "
-                             "span the whole test set); pass --queries none")
+        if queries is not None and args.max_instances:  # the queries true of these images, ranked among them
+            queries = queries.restricted(test_set.image_ids) or None
         model = CCRModel.from_pretrained(args.model)
+        encode = None
+        if args.cached_text_features:
+            from .text_cache import TextFeatureCache
+
+            texts = [t for lang in (langs or test_set.languages) for t in test_set.captions[lang]]
+            texts += [t for lang in (langs or test_set.languages) for t in (queries.texts[lang] if queries else [])]
+            cache = TextFeatureCache.build(model, texts, batch_size=max(args.batch_size, 128))
+            encode = lambda texts: cache.encode(model, texts)  # noqa: E731
         report = evaluate(model, test_set, langs, batch_size=args.batch_size, keep_ranks=args.keep_ranks,
-                          queries=queries)
+                          queries=queries, encode_texts=encode)
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -77,16 +77,13 @@ def queries_table(report: dict) -> str:
     lines = [f"Typed queries ({q['n_queries']} queries, {q['mean_relevant']:.1f} relevant images each on average)",
              "", "| language | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for lang in q["languages"]:
-        lines.append(f"| {lang} | " + " | ".join(_fmt(q["per_language"][lang][m], m) for m in names) + " |")
-    lines.append("| mean | " + " | ".join(_fmt(q["mean"][m], m) for m in names) + " |")
+        lines.append(f"| {lang} | " + " | ".join(f"{q['per_language'][lang][m]:.3f}" for m in names) + " |")
+    lines.append("| mean | " + " | ".join(f"{q['mean'][m]:.3f}" for m in names) + " |")
     c = q["consistency"]
     lines += ["", f"Consistency across languages: first-relevant-rank std {c['first_rank_std']:.3f} "
                   f"(variance {c['first_rank_var']:.3f}), top-5 overlap {c['top5_overlap']:.3f}"]
     return "\n".join(lines)
 
-
-def _fmt(value: float, name: str) -> str:
-    return f"{value:.2f}" if name.startswith("r@") else f"{value:.3f}"
 
 
 def eval_results(report: dict, dataset_name: str, dataset_type: str = "parallel-retrieval") -> list[EvalResult]:

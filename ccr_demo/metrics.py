@@ -535,10 +535,8 @@ def typed_query_report(scores: Mapping[str, np.ndarray], relevant, ks: Sequence[
         rel = _relevance(relevant, s.shape)
         row = {f"p@{k}": float(precision_at_k(s, rel, k).mean()) for k in _check_ks(ks)}
         row[f"map@{map_k}"] = float(average_precision_at_k(s, rel, map_k).mean())
-        first = first_relevant_ranks(s, rel)
-        row["r@1"] = float((first < 1).mean() * 100)  # a relevant image first, in percent
         per_lang[lang] = row
-        firsts.append(first)
+        firsts.append(first_relevant_ranks(s, rel))
         tops.append(top_k_indices(s, overlap_k))
     first_ranks = np.stack(firsts, axis=1)  # [Q, L]
     metrics_names = list(per_lang[languages[0]])

@@ -661,8 +661,8 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
     query_table, query_head = pd.DataFrame(), ""
     if report.get("queries"):
         q = report["queries"]
-        query_table = pd.DataFrame([{"language": lang, **{m: round(v, 3) for m, v in q["per_language"][lang].items()
-                                                          if not m.startswith("r@")}} for lang in langs])
+        query_table = pd.DataFrame([{"language": lang, **{m: round(v, 3) for m, v in q["per_language"][lang].items()}}
+                                    for lang in langs])
         c = q["consistency"]
         query_head = (f"**Typed queries** ({q['n_queries']} queries, {q['mean_relevant']:.1f} relevant images each): "
                       f"mean P@5 {q['mean']['p@5']:.3f} · first-relevant-rank std across languages "
