@@ -430,6 +430,35 @@ def load_eval_sets(cfg: ExperimentConfig) -> list[ParallelTestSet]:
     return sets
 
 
+def texts_to_cache(dataset: MultilingualPretrainDataset, eval_sets, query_sets) -> list[str]:
+    """Every caption a run encodes (repeats kept, for the hit rate): all training caption
+    variants in every language, the test sets' captions and the typed queries."""
+    texts = dataset.all_texts()
+    texts += [t for ts in eval_sets for lang in ts.languages for t in ts.captions[lang]]
+    texts += [t for qs in query_sets if qs is not None for lang in qs.languages for t in qs.texts[lang]]
+    return texts
+
+
+def fill_text_cache(cfg: ExperimentConfig, progress: bool = True) -> dict:
+    """Generate the data if asked and encode every caption of the run into the per-string
+    store, without training: the slow part of a locked-text-tower run, done ahead (or on
+    another machine sharing the cache folder). Returns the timings and cache statistics."""
+    cfg.validate()
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    start = time.perf_counter()
+    prepare_data(cfg, accelerator)
+    data_seconds = time.perf_counter() - start
+    set_seed(cfg.train.seed)  # as train() does: a randomly initialised tower gets the same weights
+    model = build_model(cfg)
+    dataset = MultilingualPretrainDataset(cfg.data.train, cfg.languages, seed=cfg.train.seed,
+                                          image_root=cfg.data.image_root or None, skip_bad=cfg.data.skip_bad)
+    texts = texts_to_cache(dataset, load_eval_sets(cfg), load_query_sets(cfg))
+    start = time.perf_counter()
+    cache = TextFeatureCache.build(model.to(accelerator.device), texts, device=accelerator.device, progress=progress)
+    return {"data_seconds": round(data_seconds, 1), "text_cache_seconds": round(time.perf_counter() - start, 1),
+            "text_cache": cache.stats.as_dict()}
+
+
 def load_query_sets(cfg: ExperimentConfig) -> list[QuerySet | None]:
     """The typed-query split paired with each eval set (None where there is none)."""
     paths = list(cfg.data.eval_queries)
@@ -464,6 +493,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
             accelerator.print(f"removed {p}, left over by a run killed while writing it")
         save_json(cfg, out / "config.yaml.json")
     accelerator.wait_for_everyone()
+    phase_seconds, phase_start = {}, time.perf_counter()  # data (+ generation) and caption caching
     prepare_data(cfg, accelerator)
 
     languages = cfg.languages
@@ -477,14 +507,14 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     eval_sets = load_eval_sets(cfg)
     query_sets = load_query_sets(cfg)
     text_cache = None
+    phase_seconds["data"] = round(time.perf_counter() - phase_start, 1)
     if use_cache:  # training captions and the test sets' captions, each distinct string encoded once
-        texts = dataset.all_texts()
-        texts += [t for ts in eval_sets for lang in ts.languages for t in ts.captions[lang]]
-        texts += [t for qs in query_sets if qs is not None for lang in qs.languages for t in qs.texts[lang]]
-        text_cache = TextFeatureCache.build(model.to(accelerator.device), texts,
+        phase_start = time.perf_counter()
+        text_cache = TextFeatureCache.build(model.to(accelerator.device), texts_to_cache(dataset, eval_sets, query_sets),
                                             is_main_process=accelerator.is_main_process,
                                             wait=accelerator.wait_for_everyone, device=accelerator.device,
                                             progress=accelerator.is_main_process)
+        phase_seconds["text_cache"] = round(time.perf_counter() - phase_start, 1)
 
     sampler = GlobalBatchSampler(len(dataset), tc.batch_size, accelerator.num_processes,
                                  accelerator.process_index, tc.seed)
@@ -601,7 +631,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
         reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache, query_sets)
     summary = {"steps": state.step, "epochs": state.epoch,
                "final_loss": last_loss if last_loss is not None and math.isfinite(last_loss) else None,
-               "train_seconds": round(train_seconds, 1), "processes": accelerator.num_processes,
+               "train_seconds": round(train_seconds, 1), "setup_seconds": phase_seconds,
+               "processes": accelerator.num_processes,
                "global_batch": tc.batch_size * accelerator.num_processes, "history": history, "eval": reports,
                "n_train": len(dataset), "is_main_process": accelerator.is_main_process,
                "text_cache": text_cache.stats.as_dict() if text_cache is not None and text_cache.stats else None}

@@ -100,15 +100,28 @@ def test_locked_text_tower_with_cached_features(tmp_path, data_dir, monkeypatch)
 
     from ccr_demo.training import build_model
 
+    from ccr_demo.training import fill_text_cache
+
     cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, lock_text=True))
     set_seed(cfg.train.seed)  # train() seeds the same way before building its model
     before = {k: v.clone() for k, v in build_model(cfg).text_tower.state_dict().items()}
-    train(cfg)
-    assert list((tmp_path / "cache" / "text_features").glob("*.safetensors"))
+    filled = fill_text_cache(cfg, progress=False)  # train/cache_text_features.py: encode ahead of training
+    assert filled["text_cache"]["encoded"] == filled["text_cache"]["unique"] > 0
+    summary = train(cfg)
+    assert list((tmp_path / "cache" / "text_features").glob("*/shard_*.safetensors"))
+    assert summary["text_cache"]["encoded"] == 0 and summary["text_cache"]["hit_rate"] == 1.0
+    assert set(summary["setup_seconds"]) == {"data", "text_cache"}
     from ccr_demo.model import CCRModel
 
     after = CCRModel.from_pretrained(tmp_path / "out" / "model").text_tower.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_false_negative_exclusion_trains_on_partial_captions(tmp_path, data_dir):
+    cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, exclude_false_negatives=True))
+    cfg.data.full_caption_prob = 0.0  # partial captions only: the batch has false negatives to drop
+    summary = train(cfg)
+    assert summary["steps"] == 4 and np.isfinite(summary["final_loss"])
 
 
 def _run(args, env_extra=None, timeout=300):
