@@ -217,7 +217,11 @@ def test_image_to_text_from_a_gallery_image(app):
         i = ts.image_ids.index(app.gallery.ids[row])
         expect[lang] = int(metrics.i2t_ranks(scores, [ts.image_to_texts[lang][i]])[0]) + 1
         top = res.table[res.table["language"] == lang]
-        assert list(top["caption"]) == [ts.captions[lang][t] for t in np.argsort(-scores[0], kind="stable")[:3]]
+        # The top 3 by a fresh encoding, up to near-ties: the index holds vectors encoded in other
+        # batches (and maybe thread counts), which can swap captions whose scores differ by ~1e-7.
+        live = dict(zip(ts.captions[lang], scores[0]))
+        third = np.sort(scores[0])[::-1][2]
+        assert len(top) == 3 and all(live[c] >= third - 1e-5 for c in top["caption"])
     assert res.ranks == expect
     r = np.array([list(expect.values())]) - 1
     assert res.mrv == pytest.approx(metrics.mean_rank_variance(r, "std"))
@@ -377,7 +381,8 @@ def test_evaluate_small_slice_matches_the_library(app):
                                  queries=queries)["queries"]
         got = cb.evaluate(app, 8, langs).report["queries"]
         assert got["n_queries"] == len(queries) > 0
-        assert got["per_language"] == pytest.approx(ref_q["per_language"], abs=1e-6)
+        for lang in langs:
+            assert got["per_language"][lang] == pytest.approx(ref_q["per_language"][lang], abs=1e-6)
         assert got["consistency"] == pytest.approx(ref_q["consistency"], abs=1e-6)
     res = cb.evaluate(app, "lots", [])  # issue 11 item 12: a clear message, not a silent 100
     assert not res.ok and "max_instances must be a whole number" in res.message and "'lots'" in res.message
