@@ -93,8 +93,9 @@ def report_from_embeddings(image_emb: torch.Tensor, text_emb: dict[str, torch.Te
 
 
 def query_report_from_embeddings(image_emb: torch.Tensor, query_emb: dict[str, torch.Tensor],
-                                 queries: QuerySet, image_ids: Sequence[str]) -> dict:
-    """Typed-query metrics over a gallery's images (``image_ids`` in ``image_emb`` order)."""
+                                 queries: QuerySet, image_ids: Sequence[str], keep_ranks: bool = False) -> dict:
+    """Typed-query metrics over a gallery's images (``image_ids`` in ``image_emb`` order);
+    ``keep_ranks`` adds every query's first-relevant rank and P@5 per language."""
     img = image_emb.float().numpy()
     relevant = queries.relevance(image_ids)
     scores = {lang: emb.float().numpy() @ img.T for lang, emb in query_emb.items()}
@@ -107,6 +108,11 @@ def query_report_from_embeddings(image_emb: torch.Tensor, query_emb: dict[str, t
     report["p@5_by_granularity"] = {g: float(p5[grans == g].mean()) for g in sorted(set(grans))}
     forms = np.array(queries.forms)
     report["p@5_by_form"] = {f: float(p5[forms == f].mean()) for f in sorted(set(forms))}
+    if keep_ranks:
+        report["per_query"] = {
+            "ids": list(queries.ids),
+            "first_rank": {lang: metrics.first_relevant_ranks(s, relevant).tolist() for lang, s in scores.items()},
+            "p@5": {lang: metrics.precision_at_k(s, relevant, 5).tolist() for lang, s in scores.items()}}
     return report
 
 
@@ -131,7 +137,8 @@ def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None =
     if queries is not None:
         encode = encode_texts or (lambda texts: model.encode_texts(texts, batch_size=max(batch_size, 128)))
         query_emb = {lang: encode(queries.texts[lang]) for lang in languages}
-        report["queries"] = query_report_from_embeddings(image_emb, query_emb, queries, test_set.image_ids)
+        report["queries"] = query_report_from_embeddings(image_emb, query_emb, queries, test_set.image_ids,
+                                                         keep_ranks=keep_ranks)
     report["seconds"] = round(time.perf_counter() - start, 2)
     return report
 

@@ -58,3 +58,22 @@ def test_recorded_metrics_follow_from_recorded_ranks(default):
     assert report["mrv"]["i2t"] == pytest.approx(metrics.mean_rank_variance(i2t))
     for j, lang in enumerate(langs):
         assert report["t2i"][lang]["1"] == pytest.approx(metrics.recall_at_k(t2i[:, j], (1,))[1])
+
+
+def test_recorded_typed_query_results_are_reproduced_on_a_slice(default):
+    """The shipped typed queries, re-encoded: each query's first-relevant rank over the whole
+    gallery must be the one eval_report.json records (issue 8's figures come from there)."""
+    from ccr_demo.data.queries import QuerySet
+
+    model, gallery, report = default
+    q = report["queries"]
+    queries = QuerySet.load(ASSETS / "test_queries")
+    assert q["per_query"]["ids"] == queries.ids and q["n_queries"] == len(queries)
+    relevant = queries.relevance(gallery.ids)
+    agree = []
+    for lang in ("en", "zh", "tr"):
+        scores = model.encode_texts(queries.texts[lang][:N_SLICE]).numpy() @ gallery.vectors.T
+        first = metrics.first_relevant_ranks(scores, relevant[:N_SLICE])
+        agree.append(first == np.asarray(q["per_query"]["first_rank"][lang][:N_SLICE]))
+        assert np.mean(q["per_query"]["p@5"][lang]) == pytest.approx(q["per_language"][lang]["p@5"])
+    assert np.mean(agree) >= 0.97, f"only {np.mean(agree):.1%} of recorded ranks reproduced"
