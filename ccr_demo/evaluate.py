@@ -105,9 +105,9 @@ def query_report_from_embeddings(image_emb: torch.Tensor, query_emb: dict[str, t
     # P@5 per granularity (averaged over languages): which kinds of query are hard.
     p5 = np.mean([metrics.precision_at_k(s, relevant, 5) for s in scores.values()], axis=0)
     grans = np.array(queries.granularities)
-    report["p@5_by_granularity"] = {g: float(p5[grans == g].mean()) for g in sorted(set(grans))}
+    report["p@5_by_granularity"] = {str(g): float(p5[grans == g].mean()) for g in sorted(set(grans))}
     forms = np.array(queries.forms)
-    report["p@5_by_form"] = {f: float(p5[forms == f].mean()) for f in sorted(set(forms))}
+    report["p@5_by_form"] = {str(f): float(p5[forms == f].mean()) for f in sorted(set(forms))}
     if keep_ranks:
         report["per_query"] = {
             "ids": list(queries.ids),

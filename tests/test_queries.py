@@ -150,6 +150,9 @@ def test_evaluate_reports_typed_query_metrics(world):
     assert 0.0 <= q["consistency"]["top5_overlap"] <= 1.0 and q["consistency"]["first_rank_std"] >= 0
     assert "Typed queries" in queries_table(report)
     json.dumps(report)
+    import orjson  # what Gradio serialises JSON with: dict keys must be plain str
+
+    orjson.dumps(report)
 
 
 def test_query_file_errors_name_the_problem(tmp_path):
