@@ -40,8 +40,9 @@ def _fmt(v, spec=".3f"):
     return "n/a" if v is None else format(v, spec)
 
 
-def render(summary: dict, curve: list[dict], cache: dict | None, baseline: dict | None, steps_per_epoch: int) -> str:
-    report = summary["eval"][0]
+def render(summary: dict, curve: list[dict], cache: dict | None, baseline: dict | None, steps_per_epoch: int,
+           report: dict | None = None) -> str:
+    report = report or summary["eval"][0]
     q = report.get("queries")
     ir = [report["t2i"][lang]["1"] for lang in report["languages"]]
     lines = ["# The default model: how it was made and what it reaches", "",
@@ -49,7 +50,8 @@ def render(summary: dict, curve: list[dict], cache: dict | None, baseline: dict 
              "machine this project is built on (no GPU), then copied to `assets/` (see `assets/README.md`). "
              "This page is written by `train/report_default.py` from the run's files; the numbers of the "
              "embedded model are those of `assets/eval_report.json` "
-             "(`python -m ccr_demo.evaluate --model assets/model --data assets/shapes_test`).", ""]
+             "(`python -m ccr_demo.evaluate --model assets/model --data assets/shapes_test`). What limits it "
+             "and the levers measured: `docs/default_model_analysis.md`.", ""]
     # ------------------------------------------------------------------ the build
     setup = summary.get("setup_seconds", {})
     lines += ["## The build and its time", "",
@@ -59,8 +61,9 @@ def render(summary: dict, curve: list[dict], cache: dict | None, baseline: dict 
                      f"500 typed queries) | `python train/cache_text_features.py` | {cache['data_seconds']} |")
         lines.append(f"| encode every distinct caption once with the locked e5 tower | same command | "
                      f"{cache['text_cache_seconds']} |")
-    lines.append(f"| data and caption cache, as the trainer found them | `accelerate launch train/pretrain.py` | "
-                 f"{setup.get('data', 'n/a')} + {setup.get('text_cache', 'n/a')} |")
+    if setup:
+        lines.append(f"| data and caption cache, as the trainer found them | `accelerate launch train/pretrain.py` | "
+                     f"{setup.get('data', 'n/a')} + {setup.get('text_cache', 'n/a')} |")
     lines.append(f"| training, {summary['steps']} steps ({summary['epochs']} epochs) with evaluation | same | "
                  f"{summary['train_seconds']} |")
     total = summary["train_seconds"] + (cache["data_seconds"] + cache["text_cache_seconds"] if cache else 0)
@@ -126,6 +129,7 @@ def main(argv=None) -> int:
     p.add_argument("--run", default="runs/default")
     p.add_argument("--cache-log", default="", help="JSON printed by train/cache_text_features.py")
     p.add_argument("--baseline", default="", help="an evaluation report of another model on the same splits")
+    p.add_argument("--report", default="", help="the shipped model's evaluation report (default: the run's last)")
     p.add_argument("--notes", default="", help="a markdown file appended as is (analysis written by hand)")
     p.add_argument("--out", default="docs/default_model.md")
     a = p.parse_args(argv)
@@ -134,7 +138,8 @@ def main(argv=None) -> int:
     cache = json.loads(Path(a.cache_log).read_text(encoding="utf-8")) if a.cache_log else None
     baseline = json.loads(Path(a.baseline).read_text(encoding="utf-8")) if a.baseline else None
     steps_per_epoch = max(1, summary["steps"] // max(1, summary["epochs"]))
-    text = render(summary, _curve(run / "logs" / "train_log.jsonl"), cache, baseline, steps_per_epoch)
+    report = json.loads(Path(a.report).read_text(encoding="utf-8")) if a.report else None
+    text = render(summary, _curve(run / "logs" / "train_log.jsonl"), cache, baseline, steps_per_epoch, report)
     if a.notes:
         text += "\n" + Path(a.notes).read_text(encoding="utf-8")
     Path(a.out).write_text(text, encoding="utf-8")
