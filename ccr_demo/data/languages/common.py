@@ -256,3 +256,24 @@ def query_text(query: Query, choose: Choices, forms: Mapping[str, Sequence[Any]]
         values["tb"] = target(case, False)
     text = template.format(**values)
     return text if query.form == "phrase" else capitalise(text)
+
+
+def noun_first_query(query: Query, choose: Choices, forms: Mapping[str, Sequence[Any]],
+                     noun_phrase: Callable[[Item, Choices, bool], str], backgrounds: Mapping[str, Sequence[str]],
+                     background_alone: Callable[[str, bool], str], on_background: str, **slots: str) -> str:
+    """:func:`query_text` for the languages without case whose target is the object's noun
+    phrase, then "on a <bg> background" (en, es, fr, id).
+
+    ``background_alone(word, article)`` words a query about the background only;
+    ``on_background`` (with ``{bg}``) follows the object when a background is stated.
+    """
+    def background() -> str:
+        return choose(f"background:{query.background}", backgrounds[query.background])
+
+    def target(_case, article: bool) -> str:
+        if query.item is None:
+            return background_alone(background(), article)
+        text = noun_phrase(query.item, choose, article)  # before the background: slot order fixes the output
+        return text + " " + on_background.format(bg=background()) if query.background is not None else text
+
+    return query_text(query, choose, forms, target, **slots)

@@ -8,7 +8,7 @@ typed query may omit the size ("an orange star"), so the article is chosen by so
 from __future__ import annotations
 
 from . import common
-from .common import Choices, Item, Plan, Query, query_text, with_position
+from .common import Choices, Item, Plan, Query, with_position
 
 NOUNS = {  # shape -> synonyms as (singular, plural)
     "circle": [("circle", "circles"), ("disc", "discs"), ("round shape", "round shapes")],
@@ -84,14 +84,8 @@ def describe(plan: Plan, choose: Choices) -> str:
 
 
 def query(q: Query, choose: Choices) -> str:
-    def target(_case, article: bool) -> str:
-        if q.item is None:
-            bg = choose(f"background:{q.background}", BACKGROUNDS[q.background])
-            return f"{_article(bg)} {bg} background" if article else f"{bg} background"
-        text = noun_phrase(q.item, choose, article)
-        if q.background is not None:
-            text += f" on a {choose(f'background:{q.background}', BACKGROUNDS[q.background])} background"
-        return text
-
     be = "are" if q.item is not None and q.item.count > 1 else "is"
-    return query_text(q, choose, QUERY_FORMS, target, be=be, Be=be.capitalize())
+    return common.noun_first_query(
+        q, choose, QUERY_FORMS, noun_phrase, BACKGROUNDS,
+        lambda bg, article: f"{_article(bg)} {bg} background" if article else f"{bg} background",
+        "on a {bg} background", be=be, Be=be.capitalize())

@@ -9,7 +9,7 @@ panhispánico de dudas calls the usual one ("cruces naranja"). "de" + "un" does 
 from __future__ import annotations
 
 from . import common
-from .common import Choices, Item, Plan, Query, query_text, romance_adjective as A, with_position
+from .common import Choices, Item, Plan, Query, romance_adjective as A, with_position
 
 NOUNS = {  # shape -> synonyms as (gender, singular, plural)
     "circle": [("m", "círculo", "círculos"), ("m", "disco", "discos")],
@@ -88,14 +88,7 @@ def describe(plan: Plan, choose: Choices) -> str:
 
 
 def query(q: Query, choose: Choices) -> str:
-    def target(_case, article: bool) -> str:
-        if q.item is None:
-            bg = choose(f"background:{q.background}", BACKGROUNDS[q.background])
-            return f"un fondo {bg}" if article else f"fondo {bg}"
-        text = noun_phrase(q.item, choose, article)
-        if q.background is not None:
-            text += f" sobre fondo {choose(f'background:{q.background}', BACKGROUNDS[q.background])}"
-        return text
-
     ve = "ven" if q.item is not None and q.item.count > 1 else "ve"
-    return query_text(q, choose, QUERY_FORMS, target, ve=ve)
+    return common.noun_first_query(q, choose, QUERY_FORMS, noun_phrase, BACKGROUNDS,
+                                   lambda bg, article: f"un fondo {bg}" if article else f"fondo {bg}",
+                                   "sobre fondo {bg}", ve=ve)

@@ -7,7 +7,7 @@ landmarks of a relation are always singular, so "de" never meets "deux/trois".
 from __future__ import annotations
 
 from . import common
-from .common import Choices, Item, Plan, Query, query_text, romance_adjective as A, with_position
+from .common import Choices, Item, Plan, Query, romance_adjective as A, with_position
 
 NOUNS = {  # shape -> synonyms as (gender, singular, plural)
     "circle": [("m", "cercle", "cercles"), ("m", "rond", "ronds"), ("m", "disque", "disques")],
@@ -88,13 +88,5 @@ def describe(plan: Plan, choose: Choices) -> str:
 
 
 def query(q: Query, choose: Choices) -> str:
-    def target(_case, article: bool) -> str:
-        if q.item is None:
-            bg = choose(f"background:{q.background}", BACKGROUNDS[q.background])
-            return f"un fond {bg}" if article else f"fond {bg}"
-        text = noun_phrase(q.item, choose, article)
-        if q.background is not None:
-            text += f" sur fond {choose(f'background:{q.background}', BACKGROUNDS[q.background])}"
-        return text
-
-    return query_text(q, choose, QUERY_FORMS, target)
+    return common.noun_first_query(q, choose, QUERY_FORMS, noun_phrase, BACKGROUNDS,
+                                   lambda bg, article: f"un fond {bg}" if article else f"fond {bg}", "sur fond {bg}")

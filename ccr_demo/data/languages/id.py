@@ -8,7 +8,7 @@ take the serial comma, as EYD spelling rules ask ("A, B, dan C").
 from __future__ import annotations
 
 from . import common
-from .common import Choices, Item, Plan, Query, query_text, with_position
+from .common import Choices, Item, Plan, Query, with_position
 
 NOUNS = {
     "circle": ["lingkaran", "bulatan"], "square": ["persegi", "bujur sangkar", "kotak"],
@@ -74,12 +74,5 @@ def describe(plan: Plan, choose: Choices) -> str:
 
 
 def query(q: Query, choose: Choices) -> str:
-    def target(_case, article: bool) -> str:
-        if q.item is None:
-            return f"latar belakang {choose(f'background:{q.background}', BACKGROUNDS[q.background])}"
-        text = noun_phrase(q.item, choose, article)
-        if q.background is not None:
-            text += f" dengan latar belakang {choose(f'background:{q.background}', BACKGROUNDS[q.background])}"
-        return text
-
-    return query_text(q, choose, QUERY_FORMS, target)
+    return common.noun_first_query(q, choose, QUERY_FORMS, noun_phrase, BACKGROUNDS,
+                                   lambda bg, _article: f"latar belakang {bg}", "dengan latar belakang {bg}")
