@@ -346,11 +346,12 @@ def test_tiny_config_runs_under_accelerate_launch(tmp_path):
     _run(["accelerate", "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
           "--dynamo_backend", "no", "train/pretrain.py", "--config", "train/configs/tiny.yaml",
           f"train.output_dir={out}", f"data.train={data}/train", f"data.eval=[{data}/test]",
-          f"data.generate.out={data}"], timeout=240)
+          f"data.eval_queries=[{data}/test_queries]", f"data.generate.out={data}"], timeout=240)
     card = (out / "model" / "README.md").read_text()
     assert "R@1" in card and "MRV" in card
     summary = json.loads((out / "summary.json").read_text())
     assert summary["eval"][0]["n_instances"] == 64
+    assert summary["eval"][0]["queries"]["n_queries"] == 32  # the typed-query split beside the test set
     assert summary["train_seconds"] < 120
     # accelerate tracker (train.log_with: jsonl): the config, then loss / eval rows by step
     rows = [json.loads(line) for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
