@@ -84,10 +84,22 @@ class _BadRows:
         if self.first is None:
             self.first = text
 
-    def finish(self) -> None:
+    def finish(self, stacklevel: int = 3) -> None:
         if self.count:
             warnings.warn(f"skipped {self.count} bad row{'s' if self.count > 1 else ''} in {self.where} "
-                          f"(first: {self.first})", DataFormatWarning, stacklevel=3)
+                          f"(first: {self.first})", DataFormatWarning, stacklevel=stacklevel)
+
+    def keep(self, items: Iterable, problem_of: Callable[[Any], str | None], where_of: Callable[[Any], str]) -> list:
+        """The items without a problem; each other one is a bad row (raised, or counted and warned)."""
+        kept = []
+        for item in items:
+            problem = problem_of(item)
+            if problem:
+                self(where_of(item), problem)
+            else:
+                kept.append(item)
+        self.finish(stacklevel=4)
+        return kept
 
 
 def _path_problem(rel: str, root: str | Path) -> str | None:
@@ -363,15 +375,8 @@ def _pretrain_rows(path: Path, file: str, root: str, languages: Sequence[str] | 
 def check_languages(records: Sequence[PretrainRecord], languages: Sequence[str], *,
                     skip_bad: bool = False) -> list[PretrainRecord]:
     """Keep records that have every language in `languages` (or fail naming the first that lacks one)."""
-    bad = _BadRows(skip_bad, f"{len(records)} records")
-    kept = []
-    for rec in records:
-        problem = _check_captions(rec.captions, languages)
-        if problem:
-            bad(rec.where, problem)
-        else:
-            kept.append(rec)
-    bad.finish()
+    kept = _BadRows(skip_bad, f"{len(records)} records").keep(
+        records, lambda rec: _check_captions(rec.captions, languages), lambda rec: rec.where)
     if not kept:
         raise DataFormatError(f"no record has all of {list(languages)}")
     return kept
@@ -614,15 +619,7 @@ class _Instance:
 def _rows_inside_root(rows: list, path_and_root: Callable[[Any], tuple[str, Path]], where: Callable[[Any], str],
                       skip_bad: bool, name: str) -> list:
     """The rows whose image path stays inside its root (see `_path_problem`); the others are bad rows."""
-    bad = _BadRows(skip_bad, name)
-    kept = []
-    for r in rows:
-        problem = _path_problem(*path_and_root(r))
-        if problem:
-            bad(where(r), problem)
-        else:
-            kept.append(r)
-    bad.finish()
+    kept = _BadRows(skip_bad, name).keep(rows, lambda r: _path_problem(*path_and_root(r)), where)
     if not kept:
         raise DataFormatError(f"{name}: no usable rows")
     return kept
