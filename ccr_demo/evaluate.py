@@ -99,20 +99,20 @@ def query_report_from_embeddings(image_emb: torch.Tensor, query_emb: dict[str, t
     img = image_emb.float().numpy()
     relevant = queries.relevance(image_ids)
     scores = {lang: emb.float().numpy() @ img.T for lang, emb in query_emb.items()}
-    report = metrics.typed_query_report(scores, relevant)
+    report = metrics.typed_query_report(scores, relevant, per_query=True)
+    per_query = report.pop("per_query")
     report["dataset"] = queries.name
     report["mean_relevant"] = float(relevant.sum(axis=1).mean())
     # P@5 per granularity (averaged over languages): which kinds of query are hard.
-    p5 = np.mean([metrics.precision_at_k(s, relevant, 5) for s in scores.values()], axis=0)
+    p5 = np.mean(list(per_query["p@5"].values()), axis=0)
     grans = np.array(queries.granularities)
     report["p@5_by_granularity"] = {str(g): float(p5[grans == g].mean()) for g in sorted(set(grans))}
     forms = np.array(queries.forms)
     report["p@5_by_form"] = {str(f): float(p5[forms == f].mean()) for f in sorted(set(forms))}
     if keep_ranks:
-        report["per_query"] = {
-            "ids": list(queries.ids),
-            "first_rank": {lang: metrics.first_relevant_ranks(s, relevant).tolist() for lang, s in scores.items()},
-            "p@5": {lang: metrics.precision_at_k(s, relevant, 5).tolist() for lang, s in scores.items()}}
+        report["per_query"] = {"ids": list(queries.ids),
+                               "first_rank": {lang: r.tolist() for lang, r in per_query["first_rank"].items()},
+                               "p@5": {lang: p.tolist() for lang, p in per_query["p@5"].items()}}
     return report
 
 

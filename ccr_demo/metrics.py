@@ -516,7 +516,7 @@ def top_k_overlap(tops: np.ndarray, n_candidates: int) -> np.ndarray:
 
 
 def typed_query_report(scores: Mapping[str, np.ndarray], relevant, ks: Sequence[int] = (1, 5),
-                       map_k: int = 10, overlap_k: int = 5) -> dict:
+                       map_k: int = 10, overlap_k: int = 5, per_query: bool = False) -> dict:
     """Per-language P@K and mAP@map_k, and cross-language consistency, for queries that
     are parallel across languages: ``scores[lang]`` is [Q, N] for the same Q queries.
 
@@ -524,16 +524,21 @@ def typed_query_report(scores: Mapping[str, np.ndarray], relevant, ks: Sequence[
     languages of the first relevant image's rank (MRV with "the gold item" read as "the
     best-ranked relevant item"); ``first_rank_var`` the same with the variance;
     ``top5_overlap`` the mean pairwise overlap of the languages' top-``overlap_k`` lists.
+    ``per_query`` adds the per-query arrays behind the means: {"first_rank": {lang: int[Q]},
+    "p@k": {lang: float[Q]}} (numpy, for breakdowns; not JSON-ready).
     """
     languages = list(scores)
     if not languages:
         raise ValueError("scores: no languages")
     per_lang, firsts, tops, n_candidates = {}, [], [], 0
+    precision: dict[str, dict[str, np.ndarray]] = {f"p@{k}": {} for k in _check_ks(ks)}
     for lang in languages:
         s = _scores_2d(scores[lang], f"scores[{lang!r}]")
         n_candidates = s.shape[1]
         rel = _relevance(relevant, s.shape)
-        row = {f"p@{k}": float(precision_at_k(s, rel, k).mean()) for k in _check_ks(ks)}
+        for k in _check_ks(ks):
+            precision[f"p@{k}"][lang] = precision_at_k(s, rel, k)
+        row = {name: float(values[lang].mean()) for name, values in precision.items()}
         row[f"map@{map_k}"] = float(average_precision_at_k(s, rel, map_k).mean())
         per_lang[lang] = row
         firsts.append(first_relevant_ranks(s, rel))
@@ -552,4 +557,6 @@ def typed_query_report(scores: Mapping[str, np.ndarray], relevant, ks: Sequence[
             if len(languages) > 1 else 1.0,
         },
     }
+    if per_query:
+        report["per_query"] = {"first_rank": dict(zip(languages, firsts)), **precision}
     return report

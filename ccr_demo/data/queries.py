@@ -195,15 +195,6 @@ class QuerySet:
         return QuerySet(self.ids, {lang: self.texts[lang] for lang in languages}, self.relevant, self.asserts,
                         self.forms, self.granularities, self.gallery, self.name)
 
-    def subset(self, n: int) -> "QuerySet":
-        return QuerySet(self.ids[:n], {k: v[:n] for k, v in self.texts.items()}, self.relevant[:n],
-                        self.asserts[:n], self.forms[:n], self.granularities[:n], self.gallery, self.name)
-
-    def rows(self) -> list[dict]:
-        return [{"id": self.ids[q], "text": {lang: self.texts[lang][q] for lang in self.texts},
-                 "query": self.asserts[q], "form": self.forms[q], "granularity": self.granularities[q],
-                 "relevant": self.relevant[q], "gallery": self.gallery} for q in range(len(self))]
-
     @classmethod
     def load(cls, path: str | Path, languages: Sequence[str] | None = None) -> "QuerySet":
         """Read ``queries.jsonl`` (a file, or the folder holding it)."""
