@@ -21,6 +21,31 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class FusionConfig:
+    """The cross-modal fusion encoder (CCRK / X-VLM): text token states attend to image tokens.
+
+    ``layers`` 0 means a dual encoder only (no fusion, no ITM / MLM heads), as before.
+    """
+
+    layers: int = 0
+    heads: int = 4
+    width: int = 0  # 0 = the text tower's hidden size (the official code fuses at text width)
+    ffn_ratio: int = 4
+    dropout: float = 0.1
+
+    def validate(self) -> "FusionConfig":
+        if self.layers < 0:
+            raise ConfigError(f"model.fusion.layers must be >= 0, got {self.layers}")
+        if self.layers and (self.heads < 1 or self.ffn_ratio < 1):
+            raise ConfigError("model.fusion.heads and ffn_ratio must be at least 1")
+        if self.layers and self.width and self.width % self.heads:
+            raise ConfigError(f"model.fusion.width {self.width} is not divisible by heads {self.heads}")
+        if self.width < 0 or not 0 <= self.dropout < 1:
+            raise ConfigError("model.fusion.width must be >= 0 and dropout in [0, 1)")
+        return self
+
+
+@dataclass
 class ModelConfig:
     """Architecture of a CCRModel. Saved as config.json next to the weights."""
 
@@ -52,8 +77,11 @@ class ModelConfig:
     max_temperature: float = 0.5
     # Languages the model was trained on, in the K order of the 1-to-K loss (metadata).
     languages: list = field(default_factory=lambda: ["en", "de", "fr", "cs", "zh", "ja", "id", "es", "ru", "tr"])
+    # Cross-modal fusion encoder with ITM and MLM heads (layers 0 = dual encoder only).
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
     def validate(self) -> "ModelConfig":
+        self.fusion.validate()
         if self.text_pooling not in ("cls", "mean"):
             raise ConfigError(f"text_pooling must be 'cls' or 'mean', got {self.text_pooling!r}")
         if self.projection not in ("linear", "mlp"):
@@ -183,6 +211,9 @@ def save_json(obj, path: str | Path) -> None:
 
 
 LOSSES = ("one_to_k", "one_to_one", "pivot")
+OBJECTIVES = ("itc", "itm", "mlm")
+ITM_POSITIVES = ("hard", "uniform", "similarity")
+MLM_VOCABULARIES = ("full", "corpus")
 
 
 @dataclass
@@ -233,8 +264,24 @@ class TrainConfig:
     # that a partial caption is also true of ("a red star"). Not in the paper; off = its loss.
     exclude_false_negatives: bool = False
     # With a locked text tower, encode every training caption once and train on cached
-    # pooled features (the text tower then costs nothing per step).
+    # pooled features (the text tower then costs nothing per step; with ITM / MLM, its token
+    # states are cached too).
     cache_text_features: bool = True
+    # Objectives and weights: itc (the contrastive loss named by `loss`), itm (image-text
+    # matching through the fusion encoder, hard negatives) and mlm (masked language modelling
+    # conditioned on the image). Official CCRK: all three, weight 1. itm/mlm need model.fusion.
+    losses: dict = field(default_factory=lambda: {"itc": 1.0})
+    # ITM positive language per image (official neg_sample_type): "hard" (1, the default: the
+    # language the model matches worst is most likely), "uniform" (0), "similarity" (2).
+    itm_positive: str = "hard"
+    mlm_probability: float = 0.4
+    mlm_max_masks: int = 12
+    # MLM softmax over the text tower's "full" vocabulary (official) or only the tokens the
+    # run's captions use ("corpus"; ~50x cheaper on CPU for a 250k-token XLM-R vocabulary).
+    mlm_vocabulary: str = "full"
+    # Start from a saved model's weights (a folder from save_pretrained); parts it lacks (e.g. a
+    # new fusion encoder) keep their fresh initialisation. Empty: towers as model.* says.
+    init_from: str = ""
     seed: int = 0
     output_dir: str = "runs/model"
     save_every_steps: int = 0  # accelerate save_state every N steps (0 = only at epoch ends)
@@ -259,7 +306,25 @@ class TrainConfig:
             raise ConfigError("train.lr and train.lr_new must be positive")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        unknown = sorted(set(self.losses) - set(OBJECTIVES))
+        if unknown:
+            raise ConfigError(f"train.losses: unknown objective(s) {unknown}; known: {list(OBJECTIVES)}")
+        for name, weight in self.losses.items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+                raise ConfigError(f"train.losses.{name} must be a weight >= 0, got {weight!r}")
+        if not any(self.losses.values()):
+            raise ConfigError("train.losses gives no objective a weight above 0")
+        if self.itm_positive not in ITM_POSITIVES:
+            raise ConfigError(f"train.itm_positive must be one of {ITM_POSITIVES}, got {self.itm_positive!r}")
+        if not 0 < self.mlm_probability < 1 or self.mlm_max_masks < 1:
+            raise ConfigError("train.mlm_probability must be in (0, 1) and mlm_max_masks at least 1")
+        if self.mlm_vocabulary not in MLM_VOCABULARIES:
+            raise ConfigError(f"train.mlm_vocabulary must be one of {MLM_VOCABULARIES}, got {self.mlm_vocabulary!r}")
         return self
+
+    def weight(self, objective: str) -> float:
+        """The weight of an objective (0 when not listed)."""
+        return float(self.losses.get(objective, 0.0))
 
 
 @dataclass
@@ -276,6 +341,12 @@ class ExperimentConfig:
         langs = self.languages
         if len(set(langs)) != len(langs):
             raise ConfigError(f"data.languages has duplicates: {langs}")
+        fusion_losses = [o for o in ("itm", "mlm") if self.train.weight(o) > 0]
+        if fusion_losses and not self.model.fusion.layers:
+            raise ConfigError(f"train.losses has {fusion_losses}, which need the fusion encoder: set model.fusion.layers")
+        if fusion_losses and self.train.loss != "one_to_k":
+            raise ConfigError(f"train.losses {fusion_losses} are implemented for train.loss one_to_k (CCRK), "
+                              f"not {self.train.loss!r}")
         if self.train.loss == "pivot" and self.train.pivot_language not in langs:
             raise ConfigError(f"train.pivot_language {self.train.pivot_language!r} is not in the languages {langs}")
         return self

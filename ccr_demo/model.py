@@ -28,6 +28,7 @@ from torch import nn
 
 from .config import ModelConfig, from_dict, to_dict
 from .fileio import atomic_directory
+from .fusion import FusionEncoder
 from .processing import PREPROCESSOR_CONFIG, ImageProcessor, check_texts, tokenize
 from .towers import build_image_tower, build_text_tower, is_locked, lock
 
@@ -80,6 +81,18 @@ def projection_head(in_features: int, embed_dim: int, kind: str) -> nn.Module:
     return nn.Linear(in_features, embed_dim)
 
 
+def count_image_tokens(image_tower: nn.Module, image_size: int) -> int:
+    """How many tokens the tower's last feature map has at this input size (one dry pass)."""
+    was_training = image_tower.training
+    image_tower.eval()
+    try:
+        with torch.no_grad():
+            _, tokens = image_tower.forward_tokens(torch.zeros(1, 3, image_size, image_size))
+    finally:
+        image_tower.train(was_training)
+    return tokens.shape[1]
+
+
 class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-lingual", "image-text-retrieval"]):
     """Towers + linear projections + a learnable temperature (PAPER.md: init 0.07, clamped)."""
 
@@ -102,6 +115,11 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         self.image_projection = projection_head(self.image_tower.num_features, config.embed_dim, config.projection)
         self.text_projection = projection_head(self.text_tower.num_features, config.embed_dim, config.projection)
         self.temperature = nn.Parameter(torch.tensor(float(config.init_temperature)))
+        self.fusion: FusionEncoder | None = None
+        if config.fusion.layers:
+            self.fusion = FusionEncoder(config.fusion, self.text_tower.num_features, self.image_tower.num_features,
+                                        count_image_tokens(self.image_tower, config.image_size),
+                                        self.text_tower.input_embeddings().num_embeddings)
         data = self.image_tower.data_config()
         self.image_processor = ImageProcessor(
             image_size=config.image_size, mean=tuple(data["mean"]), std=tuple(data["std"]),
@@ -121,6 +139,17 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def has_fusion(self) -> bool:
+        """Whether the model has the fusion encoder (ITM re-ranking, MLM), not only the dual encoder."""
+        return self.fusion is not None
+
+    def _need_fusion(self) -> FusionEncoder:
+        if self.fusion is None:
+            raise ValueError("this model is a dual encoder (model.fusion.layers = 0): it has no fusion "
+                             "encoder for ITM scores or MLM")
+        return self.fusion
 
     @property
     def logit_temperature(self) -> torch.Tensor:
@@ -161,20 +190,43 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         """Token ids -> normalised embeddings [B, D] (with gradients)."""
         return self.project_text(self.text_features(input_ids, attention_mask))
 
+    def image_outputs(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(normalised embeddings [B, D], fusion memory [B, 1+N, W]) from one image-tower pass."""
+        fusion = self._need_fusion()
+        pooled, tokens = self.image_tower.forward_tokens(pixel_values)
+        return F.normalize(self.image_projection(pooled), dim=-1), fusion.image_memory(pooled, tokens)
+
+    def text_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The text tower's last hidden states [B, L, H] (the fusion encoder's text input)."""
+        return self.text_tower.states(input_ids, attention_mask)
+
     def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, text_features: torch.Tensor | None = None):
+                attention_mask: torch.Tensor | None = None, text_features: torch.Tensor | None = None,
+                with_fusion_inputs: bool = False):
         """(image_emb [B,D], text_emb [T,D], temperature): what the contrastive losses take.
 
         Give either token ids or ``text_features`` (cached pooled outputs of a locked text
         tower). Training goes through forward so DistributedDataParallel sees every use.
+        ``with_fusion_inputs`` adds the image memory [B, 1+N, W] and the text states [T, L, H]
+        (None when ``text_features`` were given), from the same tower passes, for ITM / MLM.
         """
+        states = None
         if text_features is None:
             if input_ids is None or attention_mask is None:
                 raise ValueError("forward needs input_ids and attention_mask, or text_features")
-            text_emb = self.embed_tokens(input_ids, attention_mask)
+            states = self.text_states(input_ids, attention_mask)
+            text_emb = self.project_text(self.text_tower.pool(states, attention_mask))
         else:
             text_emb = self.project_text(text_features)
-        return self.embed_pixels(pixel_values), text_emb, self.logit_temperature
+        if not with_fusion_inputs:
+            return self.embed_pixels(pixel_values), text_emb, self.logit_temperature
+        image_emb, memory = self.image_outputs(pixel_values)
+        return image_emb, text_emb, self.logit_temperature, memory, states
+
+    def match_logits(self, memory: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """ITM logits [P, 2] of aligned (image, text) pairs (with gradients)."""
+        fusion = self._need_fusion()
+        return fusion.itm_logits(fusion(text_states, text_mask, memory))
 
     # ------------------------------------------------------------------ inference
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -233,6 +285,56 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         result = torch.empty(len(texts), self.config.embed_dim)
         result[torch.as_tensor(order)] = torch.cat(out)
         return result
+
+    @torch.inference_mode()
+    def encode_image_memory(self, images: Sequence[Image.Image] | torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+        """PIL images or preprocessed pixels -> the fusion encoder's image memory [N, 1+T, W] on CPU."""
+        self._need_fusion()
+        if len(images) == 0:
+            raise ValueError("encode_image_memory got an empty list of images")
+        was_training = self.training
+        self.eval()
+        out = []
+        try:
+            for start in range(0, len(images), batch_size):
+                chunk = images[start:start + batch_size]
+                pixels = chunk if isinstance(chunk, torch.Tensor) else self.image_processor.batch(chunk)
+                out.append(self.image_outputs(pixels.to(self.device, torch.float32))[1].float().cpu())
+        finally:
+            self.train(was_training)
+        return torch.cat(out)
+
+    @torch.inference_mode()
+    def encode_text_states(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Strings -> (text states [N, L, H], attention mask [N, L]) on CPU, padded to the longest."""
+        if isinstance(texts, str):
+            raise TypeError("encode_text_states takes a list of strings")
+        check_texts(texts)
+        was_training = self.training
+        self.eval()
+        try:
+            enc = self.tokenize(texts)
+            states = self.text_states(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
+        finally:
+            self.train(was_training)
+        return states.float().cpu(), enc["attention_mask"].cpu()
+
+    @torch.inference_mode()
+    def match_scores(self, memory: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor,
+                     batch_size: int = 256) -> torch.Tensor:
+        """ITM scores [P] of aligned pairs: the "match" logit, the score the official code re-ranks by."""
+        was_training = self.training
+        self.eval()
+        out = []
+        try:
+            for s in range(0, memory.shape[0], batch_size):
+                logits = self.match_logits(memory[s:s + batch_size].to(self.device),
+                                           text_states[s:s + batch_size].to(self.device),
+                                           text_mask[s:s + batch_size].to(self.device))
+                out.append(logits[:, 1].float().cpu())
+        finally:
+            self.train(was_training)
+        return torch.cat(out) if out else torch.empty(0)
 
     # --------------------------------------------------------------- identity
     def fingerprint(self) -> str:

@@ -66,6 +66,8 @@ class CacheStats:
 class TextFeatureStore:
     """A folder of shards mapping strings to pooled text features."""
 
+    kind = "features"
+
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
 
@@ -105,19 +107,21 @@ class TextFeatureStore:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         start = len(self.shards())
-        bar = tqdm(total=len(texts), desc="encode captions", unit="text", disable=not progress)
+        bar = tqdm(total=len(texts), desc=f"encode captions ({self.kind})", unit="text", disable=not progress)
         with torch.inference_mode():
             for s, lo in enumerate(range(0, len(texts), shard_size)):
                 chunk = texts[lo:lo + shard_size]
-                feats = []
+                parts = []
                 for i in range(0, len(chunk), batch_size):
                     enc = model.tokenize(chunk[i:i + batch_size])
-                    feats.append(model.text_features(enc["input_ids"].to(device),
-                                                     enc["attention_mask"].to(device)).float().cpu())
+                    parts.append(self._encode(model, enc["input_ids"].to(device), enc["attention_mask"].to(device)))
                     bar.update(len(chunk[i:i + batch_size]))
-                _write_shard(self.folder / f"shard_{start + s:06d}_{os.getpid()}.safetensors", chunk,
-                             torch.cat(feats))
+                tensors = {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
+                _write_shard(self.folder / f"shard_{start + s:06d}_{os.getpid()}.safetensors", chunk, tensors)
         bar.close()
+
+    def _encode(self, model: CCRModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        return {"features": model.text_features(input_ids, attention_mask).float().cpu()}
 
 
 def _shard_texts(path: Path) -> list[str]:
@@ -130,10 +134,31 @@ def _shard_texts(path: Path) -> list[str]:
     return texts
 
 
-def _write_shard(path: Path, texts: list[str], features: torch.Tensor) -> None:
+def _write_shard(path: Path, texts: list[str], tensors: dict[str, torch.Tensor]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file({"features": features.contiguous()}, str(tmp), metadata={"texts": json.dumps(texts)})
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"texts": json.dumps(texts)})
     os.replace(tmp, path)
+
+
+def _fill_and_load(store: TextFeatureStore, model: CCRModel, texts: Sequence[str], is_main_process: bool, wait,
+                   device, batch_size: int, progress: bool):
+    """Encode what ``store`` lacks of ``texts`` (main process; ``wait`` is a barrier for the
+    others), then load every distinct string of them."""
+    unique = set(texts)
+    stats = None
+    if is_main_process:
+        stored = store.stored_texts() & unique
+        missing = unique - stored
+        stats = CacheStats(len(texts), len(unique), len(stored), len(missing))
+        logger.info("text %s: %s", store.kind, stats)
+        if progress:
+            print(f"text {store.kind}: {stats}", flush=True)
+        store.add(model, sorted(missing), device=device, batch_size=batch_size, progress=progress)
+    wait()
+    names, values = store.load(unique)
+    if len(set(names)) < len(unique):
+        raise RuntimeError(f"text-{store.kind} store {store.folder} lacks {len(unique) - len(names)} strings")
+    return names, values, stats
 
 
 class TextFeatureCache:
@@ -159,18 +184,71 @@ class TextFeatureCache:
         """Features for every string in ``texts`` (repeats allowed), encoding only what the
         store lacks. The main process encodes; ``wait`` is a barrier for the others."""
         store = store or TextFeatureStore.for_model(model)
-        unique = set(texts)
-        stats = None
-        if is_main_process:
-            stored = store.stored_texts() & unique
-            missing = unique - stored
-            stats = CacheStats(len(texts), len(unique), len(stored), len(missing))
-            logger.info("text features: %s", stats)
-            if progress:
-                print(f"text features: {stats}", flush=True)
-            store.add(model, sorted(missing), device=device, batch_size=batch_size, progress=progress)
-        wait()
-        names, features = store.load(unique)
-        if len(set(names)) < len(unique):
-            raise RuntimeError(f"text-feature store {store.folder} lacks {len(unique) - len(names)} strings")
+        names, features, stats = _fill_and_load(store, model, texts, is_main_process, wait, device, batch_size,
+                                                progress)
         return cls(names, features, stats)
+
+
+class TextStateStore(TextFeatureStore):
+    """Per-string token states of a locked text tower (float16, unpadded): the fusion encoder's
+    text input, so ITM / MLM over a cached tower cost no text-tower pass per step either.
+
+    A shard holds ``states`` [sum of lengths, H] and ``lengths`` [n]; string i's states are
+    rows offset_i : offset_i + length_i. ~15 tokens x 384 x 2 bytes = 11.5 KB per caption.
+    """
+
+    kind = "token states"
+
+    @classmethod
+    def for_model(cls, model: CCRModel, root: str | Path | None = None) -> "TextStateStore":
+        return cls(Path(root) if root is not None else cache_dir() / "text_states" / store_key(model))
+
+    def _encode(self, model: CCRModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        states = model.text_states(input_ids, attention_mask).to(torch.float16).cpu()
+        mask = attention_mask.bool().cpu()
+        return {"states": states[mask], "lengths": mask.sum(1).to(torch.int32)}
+
+    def load(self, texts: Iterable[str]) -> tuple[list[str], list[torch.Tensor]]:
+        """(texts, [states [length_i, H] per text]) for those of ``texts`` in the store."""
+        wanted = set(texts)
+        names, states = [], []
+        for path in self.shards():
+            shard_texts = _shard_texts(path)
+            rows = [i for i, t in enumerate(shard_texts) if t in wanted]
+            if not rows:
+                continue
+            with safe_open(str(path), framework="pt") as f:
+                flat, lengths = f.get_tensor("states"), f.get_tensor("lengths").long()
+            pieces = torch.split(flat, lengths.tolist())
+            names.extend(shard_texts[i] for i in rows)
+            states.extend(pieces[i].clone() for i in rows)
+        return names, states
+
+
+class TextStateCache:
+    """Cached token states for a fixed set of strings, looked up (and padded) per batch."""
+
+    def __init__(self, texts: list[str], states: list[torch.Tensor], stats: CacheStats | None = None):
+        self.index = {t: i for i, t in enumerate(texts)}
+        self.states = states
+        self.stats = stats
+
+    def lookup(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(states [n, L, H] float32 zero-padded, attention mask [n, L] int64)."""
+        rows = [self.states[self.index[t]] for t in texts]
+        longest = max(r.shape[0] for r in rows)
+        out = torch.zeros(len(rows), longest, rows[0].shape[1])
+        mask = torch.zeros(len(rows), longest, dtype=torch.long)
+        for i, r in enumerate(rows):
+            out[i, :r.shape[0]] = r.float()
+            mask[i, :r.shape[0]] = 1
+        return out, mask
+
+    @classmethod
+    def build(cls, model: CCRModel, texts: Sequence[str], *, is_main_process: bool = True,
+              wait=lambda: None, device: torch.device | str = "cpu", batch_size: int = 128,
+              store: TextStateStore | None = None, progress: bool = True) -> "TextStateCache":
+        """As :meth:`TextFeatureCache.build`, for token states."""
+        store = store or TextStateStore.for_model(model)
+        names, states, stats = _fill_and_load(store, model, texts, is_main_process, wait, device, batch_size, progress)
+        return cls(names, states, stats)

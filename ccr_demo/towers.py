@@ -47,6 +47,15 @@ class ImageTower(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.backbone(pixel_values)
 
+    def forward_tokens(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pooled [B, F], tokens [B, N, F]) from ONE backbone pass: the pooled vector is what
+        ``forward`` gives; the tokens are the last feature map's positions (timm
+        ``forward_features``: [B, F, h, w] for CNNs, [B, h, w, F] for Swin, [B, N, F] for ViTs),
+        which a fusion encoder cross-attends to."""
+        features = self.backbone.forward_features(pixel_values)
+        pooled = self.backbone.forward_head(features, pre_logits=True)
+        return pooled, feature_tokens(features, self.num_features)
+
     def data_config(self) -> dict[str, Any]:
         """timm's preprocessing facts for this backbone (mean, std, interpolation)."""
         return timm.data.resolve_model_data_config(self.backbone)
@@ -72,11 +81,34 @@ class TextTower(nn.Module):
         self.num_features = encoder.config.hidden_size
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.pool(self.states(input_ids, attention_mask), attention_mask)
+
+    def states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Last hidden states [B, L, H]: what a fusion encoder reads."""
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "cls":
             return hidden[:, 0]
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+    def input_embeddings(self) -> nn.Embedding:
+        """The token embedding matrix (an MLM head's output layer is tied to it)."""
+        return self.encoder.get_input_embeddings()
+
+
+def feature_tokens(features: torch.Tensor, num_features: int) -> torch.Tensor:
+    """A timm feature map in any of its layouts -> tokens [B, N, F]."""
+    if features.ndim == 3:
+        return features
+    if features.ndim != 4:
+        raise ValueError(f"cannot read tokens from a feature map of shape {tuple(features.shape)}")
+    if features.shape[1] == num_features:  # NCHW (CNNs)
+        return features.flatten(2).transpose(1, 2)
+    if features.shape[-1] == num_features:  # NHWC (Swin, ConvNeXt-style NHWC models)
+        return features.flatten(1, 2)
+    raise ValueError(f"feature map {tuple(features.shape)} has no axis of {num_features} channels")
 
 
 def _timm_name(name: str) -> str:

@@ -46,7 +46,7 @@ from .fileio import atomic_write_json
 from .hub import report_table
 from .losses import gather_with_grad, one_to_k_loss, one_to_one_loss, pivot_loss
 from .model import CCRModel
-from .text_cache import TextFeatureCache
+from .text_cache import TextFeatureCache, TextStateCache
 
 logger = logging.getLogger("ccr_demo.training")
 
@@ -455,8 +455,20 @@ def fill_text_cache(cfg: ExperimentConfig, progress: bool = True) -> dict:
     texts = texts_to_cache(dataset, load_eval_sets(cfg), load_query_sets(cfg))
     start = time.perf_counter()
     cache = TextFeatureCache.build(model.to(accelerator.device), texts, device=accelerator.device, progress=progress)
-    return {"data_seconds": round(data_seconds, 1), "text_cache_seconds": round(time.perf_counter() - start, 1),
-            "text_cache": cache.stats.as_dict()}
+    out = {"data_seconds": round(data_seconds, 1), "text_cache_seconds": round(time.perf_counter() - start, 1),
+           "text_cache": cache.stats.as_dict()}
+    if needs_token_states(cfg):
+        start = time.perf_counter()
+        states = TextStateCache.build(model, texts, device=accelerator.device, progress=progress)
+        out.update(text_state_cache_seconds=round(time.perf_counter() - start, 1),
+                   text_state_cache=states.stats.as_dict())
+    return out
+
+
+def needs_token_states(cfg: ExperimentConfig) -> bool:
+    """A cached locked text tower feeding ITM / MLM: its token states are cached as well."""
+    return (cfg.train.lock_text and cfg.train.cache_text_features
+            and (cfg.train.weight("itm") > 0 or cfg.train.weight("mlm") > 0))
 
 
 def load_query_sets(cfg: ExperimentConfig) -> list[QuerySet | None]:
