@@ -7,6 +7,8 @@ that N processes with batch b train exactly like one process with batch N*b.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -174,3 +176,105 @@ def pivot_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature, piv
         other = text_emb[torch.arange(B, device=text_emb.device), other_index]
         ttc = info_nce(pivot, other, temperature)
     return itc + ttc
+
+
+# ------------------------------------------------------------------ matching (ITM)
+ITM_POSITIVES = ("hard", "uniform", "similarity")
+
+
+def positive_language_weights(sim_i2t: torch.Tensor, K: int, rule: str = "hard") -> torch.Tensor:
+    """P(caption k of image b is b's ITM positive) [B, K], from the scores sim_i2t [B, B*K]
+    (dot products / temperature; text c*K + k is caption k of image c).
+
+    ``hard`` (official xvlm.py, neg_sample_type 1, the default): w = softmax(sim, dim=1) + 1e-5;
+    u[b, k] = max(w) + 1e-5 - w[b, b*K + k] with max over the WHOLE matrix w; p = u / sum_k u.
+    The caption the model matches worst is the most likely positive.
+    ``uniform`` (type 0): 1/K each. ``similarity`` (type 2): as hard with sim in place of w.
+    """
+    if rule not in ITM_POSITIVES:
+        raise ValueError(f"rule must be one of {ITM_POSITIVES}, got {rule!r}")
+    B = sim_i2t.shape[0]
+    if sim_i2t.ndim != 2 or sim_i2t.shape[1] != B * K:
+        raise ValueError(f"sim_i2t must be [B, B*K] = [{B}, {B * K}], got {tuple(sim_i2t.shape)}")
+    sim_i2t = sim_i2t.detach().float()
+    if rule == "uniform":
+        return torch.full((B, K), 1.0 / K, device=sim_i2t.device)
+    w = F.softmax(sim_i2t, dim=1) + 1e-5 if rule == "hard" else sim_i2t
+    own = w.view(B, B, K)[torch.arange(B), torch.arange(B)]  # [B, K]: w[b, b*K:(b+1)*K]
+    u = w.max() + 1e-5 - own
+    return u / u.sum(1, keepdim=True)
+
+
+def hard_positive_weights(sim_i2t: torch.Tensor, K: int) -> torch.Tensor:
+    """The official 1-to-K hard-positive rule (see :func:`positive_language_weights`)."""
+    return positive_language_weights(sim_i2t, K, "hard")
+
+
+@dataclass
+class MatchingDraw:
+    """One step's ITM pairs, as indices into the (global) batch.
+
+    positive[b]: b's positive text (index into the B*K texts); negative_text[b]: a hard
+    negative text for image b; negative_image[b]: a hard negative image for b's positive text.
+    """
+
+    positive: torch.Tensor
+    negative_text: torch.Tensor
+    negative_image: torch.Tensor
+
+
+def negative_weights(sim_i2t: torch.Tensor, K: int, exclude: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hard-negative sampling weights (w_i2t [B, B*K], w_t2i [B*K, B]) as the official code:
+    softmax + 1e-5 with every positive pair zeroed (an image's K captions; and ``exclude``'s
+    known false negatives). A row left all zero (every other item excluded) falls back to
+    uniform over the non-positive items, so a positive is never drawn as a negative."""
+    B = sim_i2t.shape[0]
+    sim = sim_i2t.detach().float()
+    w_i2t = F.softmax(sim, dim=1) + 1e-5
+    w_t2i = F.softmax(sim.t(), dim=1) + 1e-5
+    owner = torch.arange(B * K, device=sim.device) // K  # image of text t
+    positive = owner.unsqueeze(0) == torch.arange(B, device=sim.device).unsqueeze(1)  # [B, B*K]
+    blocked = positive.clone()
+    if exclude is not None:
+        exclude = _check_exclude(exclude, B, sim.device)
+        blocked |= exclude.repeat_interleave(K, dim=1)
+    w_i2t = w_i2t.masked_fill(blocked, 0.0)
+    w_t2i = w_t2i.masked_fill(blocked.t(), 0.0)
+    w_i2t = torch.where(w_i2t.sum(1, keepdim=True) > 0, w_i2t, (~positive).float())
+    w_t2i = torch.where(w_t2i.sum(1, keepdim=True) > 0, w_t2i, (~positive.t()).float())
+    return w_i2t, w_t2i
+
+
+def sample_matching(sim_i2t: torch.Tensor, K: int, rule: str = "hard", generator: torch.Generator | None = None,
+                    exclude: torch.Tensor | None = None) -> MatchingDraw:
+    """Draw the 1-to-K ITM pairs for a batch (official ``get_unialign_matching_loss``): per image
+    a positive language (:func:`positive_language_weights`), a hard negative text from its row
+    and a hard negative image from its positive text's column (:func:`negative_weights`).
+    Sampling runs on the CPU with ``generator``, so every process of a run draws alike."""
+    B = sim_i2t.shape[0]
+    if B < 2:
+        raise ValueError("ITM needs at least 2 images in the batch (negatives come from the batch)")
+    sim = sim_i2t.detach().float().cpu()
+    p = positive_language_weights(sim, K, rule)
+    k = torch.multinomial(p, 1, generator=generator).squeeze(1)
+    positive = torch.arange(B) * K + k
+    w_i2t, w_t2i = negative_weights(sim, K, None if exclude is None else torch.as_tensor(exclude).cpu())
+    negative_text = torch.multinomial(w_i2t, 1, generator=generator).squeeze(1)
+    negative_image = torch.multinomial(w_t2i[positive], 1, generator=generator).squeeze(1)
+    return MatchingDraw(positive, negative_text, negative_image)
+
+
+def itm_loss(positive_logits: torch.Tensor, negative_logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over B positive pairs (label 1) and 2B negative pairs (label 0), [*, 2] logits."""
+    logits = torch.cat([positive_logits, negative_logits])
+    labels = torch.cat([torch.ones(len(positive_logits), dtype=torch.long),
+                        torch.zeros(len(negative_logits), dtype=torch.long)]).to(logits.device)
+    return F.cross_entropy(logits.float(), labels)
+
+
+def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the masked tokens: logits [M, V] at the M masked positions, labels [M]."""
+    if logits.shape[0] == 0:
+        raise ValueError("mlm_loss got no masked token")
+    return F.cross_entropy(logits.float(), labels)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from safetensors.torch import load_model, save_file, save_model
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
@@ -42,6 +42,7 @@ from .data.datasets import MultilingualPretrainDataset, collate_pretrain
 from .data.formats import ParallelTestSet
 from .data.queries import QuerySet
 from .evaluate import evaluate
+from .fusion_objectives import FusionObjectives, corpus_vocabulary
 from .fileio import atomic_write_json
 from .hub import report_table
 from .losses import gather_with_grad, one_to_k_loss, one_to_one_loss, pivot_loss
@@ -135,11 +136,54 @@ class TrainState:
 
 def build_model(cfg: ExperimentConfig) -> CCRModel:
     model = CCRModel(cfg.model)
+    if cfg.train.init_from:
+        init_from_pretrained(model, cfg.train.init_from)
     if cfg.train.lock_image:
         model.lock_image_tower()
     if cfg.train.lock_text:
         model.lock_text_tower()
+    freeze_unused_heads(model, cfg)
     return model
+
+
+def init_from_pretrained(model: CCRModel, folder: str) -> list[str]:
+    """Copy a saved model's weights into ``model`` (train.init_from): the towers, projections
+    and temperature of e.g. a trained dual encoder, under a new fusion encoder. Returns the
+    top-level parts that keep their fresh initialisation. Towers and sizes must match."""
+    source = CCRModel.from_pretrained(folder)
+    a, b = source.config, model.config
+    differ = [k for k in ("image_tower", "image_size", "text_tower", "text_pooling", "text_prefix", "embed_dim",
+                          "projection") if getattr(a, k) != getattr(b, k)]
+    if differ:
+        raise ValueError(f"train.init_from {folder}: its model differs in {differ} "
+                         f"({[getattr(a, k) for k in differ]} vs {[getattr(b, k) for k in differ]})")
+    own = model.state_dict()
+    state = {k: v for k, v in source.state_dict().items() if k in own}
+    wrong = [k for k, v in state.items() if v.shape != own[k].shape]
+    if wrong:
+        raise ValueError(f"train.init_from {folder}: tensors of other shapes, e.g. {wrong[0]}")
+    missing, _ = model.load_state_dict(state, strict=False)
+    return sorted({k.split(".", 1)[0] for k in missing})
+
+
+def freeze_unused_heads(model: CCRModel, cfg: ExperimentConfig) -> None:
+    """Fusion parts no objective of the run trains get no gradient (DDP requires every trained
+    parameter to receive one each step)."""
+    fusion, tc = model.fusion, cfg.train
+    if fusion is None:
+        return
+    unused = []
+    if tc.weight("itm") == 0:
+        unused.append(fusion.itm_head)
+    if tc.weight("mlm") == 0:
+        unused += [fusion.mlm_transform, fusion.mlm_bias]
+    if tc.weight("mlm") == 0 or not needs_token_states(cfg):  # the mask vector serves cached states only
+        unused.append(fusion.mask_state)
+    if tc.weight("itm") == 0 and tc.weight("mlm") == 0:
+        unused = [fusion]
+    for part in unused:
+        for p in ([part] if isinstance(part, torch.nn.Parameter) else part.parameters()):
+            p.requires_grad_(False)
 
 
 def param_groups(model: CCRModel, cfg: ExperimentConfig) -> list[dict]:
@@ -527,6 +571,17 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                                             wait=accelerator.wait_for_everyone, device=accelerator.device,
                                             progress=accelerator.is_main_process)
         phase_seconds["text_cache"] = round(time.perf_counter() - phase_start, 1)
+    fusion_objectives, states_cache = None, None
+    if tc.weight("itm") > 0 or tc.weight("mlm") > 0:
+        if needs_token_states(cfg):
+            phase_start = time.perf_counter()
+            states_cache = TextStateCache.build(model, texts_to_cache(dataset, eval_sets, query_sets),
+                                                is_main_process=accelerator.is_main_process,
+                                                wait=accelerator.wait_for_everyone, device=accelerator.device,
+                                                progress=accelerator.is_main_process)
+            phase_seconds["text_state_cache"] = round(time.perf_counter() - phase_start, 1)
+        vocab_ids = corpus_vocabulary(model, dataset.all_texts()) if tc.mlm_vocabulary == "corpus" else None
+        fusion_objectives = FusionObjectives(cfg, K, states_cache, vocab_ids)
 
     sampler = GlobalBatchSampler(len(dataset), tc.batch_size, accelerator.num_processes,
                                  accelerator.process_index, tc.seed)
@@ -576,19 +631,34 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                 flat = [row[0] for row in texts]
             else:
                 flat = [t for row in texts for t in row]
+            with_fusion = fusion_objectives is not None
             with accelerator.autocast():
                 if text_cache is not None:
-                    img, txt, tau = model(pixels, text_features=text_cache.lookup(flat).to(accelerator.device))
+                    enc = None
+                    outputs = model(pixels, text_features=text_cache.lookup(flat).to(accelerator.device),
+                                    with_fusion_inputs=with_fusion)
                 else:
                     enc = raw.tokenize(flat)
-                    img, txt, tau = model(pixels, enc["input_ids"].to(accelerator.device),
-                                          enc["attention_mask"].to(accelerator.device))
+                    outputs = model(pixels, enc["input_ids"].to(accelerator.device),
+                                    enc["attention_mask"].to(accelerator.device), with_fusion_inputs=with_fusion)
+            img, txt, tau = outputs[:3]
             img, txt = gather_with_grad(img.float()), gather_with_grad(txt.float())
             exclude = None
             if tc.exclude_false_negatives:  # every process builds the same global mask
                 global_indices = accelerator.gather(indices.to(accelerator.device)).cpu()
                 exclude = torch.from_numpy(dataset.false_negatives(global_indices.tolist())).to(img.device)
-            loss = compute_loss(cfg, img, txt, tau.float(), K, state.step, exclude) / tc.grad_accum_steps
+            parts = {}
+            if tc.weight("itc") > 0:
+                parts["itc"] = compute_loss(cfg, img, txt, tau.float(), K, state.step, exclude)
+            if with_fusion:
+                global_texts = flat if accelerator.num_processes == 1 else \
+                    [t for chunk in gather_object([flat]) for t in chunk]
+                with accelerator.autocast():
+                    parts.update(fusion_objectives(
+                        raw, img, txt, tau.detach().float(), outputs[3], outputs[4],
+                        None if enc is None else enc["attention_mask"].to(accelerator.device),
+                        flat, global_texts, state.step, exclude))
+            loss = sum(tc.weight(name) * value for name, value in parts.items()) / tc.grad_accum_steps
             accum += 1
             sync = accum == tc.grad_accum_steps
             if sync:
@@ -597,6 +667,11 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                 with accelerator.no_sync(model):
                     accelerator.backward(loss)
             last_loss = state.last_loss = loss.item() * tc.grad_accum_steps
+            last_parts = {name: value.item() for name, value in parts.items()}
+            if len(parts) > 1 and accelerator.num_processes > 1:  # ITM / MLM are per process: log their mean
+                last_parts = {k: float(v) for k, v in zip(last_parts, accelerator.reduce(
+                    torch.tensor(list(last_parts.values()), device=accelerator.device), "mean").tolist())}
+                last_loss = state.last_loss = sum(tc.weight(k) * v for k, v in last_parts.items())
             state.batch_in_epoch += 1
             state.micro_step += 1
             if not sync:
@@ -613,10 +688,13 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
             if state.step % max(1, tc.log_every_steps) == 0 or state.step == total_steps:
                 row = {"step": state.step, "epoch": state.epoch, "loss": last_loss,
                        "temperature": raw.logit_temperature.item(), "lr": scheduler.get_last_lr()[0]}
+                if len(last_parts) > 1 or "itc" not in last_parts:
+                    row["losses"] = last_parts
                 history.append(row)
                 if log_with:
                     accelerator.log({"train/loss": last_loss, "train/temperature": row["temperature"],
-                                     "train/lr": row["lr"]}, step=state.step)
+                                     "train/lr": row["lr"], **{f"train/{k}": v for k, v in last_parts.items()}},
+                                    step=state.step)
             if tc.save_every_steps and state.step % tc.save_every_steps == 0:
                 state.train_seconds = seconds_before + time.perf_counter() - start_time
                 save_checkpoint(accelerator, cfg, state, model, optimizer, scheduler)
@@ -647,7 +725,9 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                "processes": accelerator.num_processes,
                "global_batch": tc.batch_size * accelerator.num_processes, "history": history, "eval": reports,
                "n_train": len(dataset), "is_main_process": accelerator.is_main_process,
-               "text_cache": text_cache.stats.as_dict() if text_cache is not None and text_cache.stats else None}
+               "text_cache": text_cache.stats.as_dict() if text_cache is not None and text_cache.stats else None,
+               "objectives": {k: float(v) for k, v in tc.losses.items() if v},
+               "fusion": fusion_summary(cfg, fusion_objectives, states_cache)}
     if accelerator.is_main_process:
         _write_outputs(raw, cfg, summary)
     accelerator.wait_for_everyone()
@@ -701,6 +781,23 @@ def _evaluate_all(model: CCRModel, eval_sets, accelerator: Accelerator, step: in
     return reports
 
 
+def fusion_summary(cfg: ExperimentConfig, objectives: FusionObjectives | None,
+                   states_cache: TextStateCache | None) -> dict | None:
+    """How the fusion encoder was trained: what a reader of the summary / card needs to know."""
+    if objectives is None:
+        return None
+    tc = cfg.train
+    out = {"layers": cfg.model.fusion.layers, "itm_positive": tc.itm_positive}
+    if tc.weight("mlm") > 0:
+        out.update(mlm_masking=objectives.mlm_masking, mlm_probability=tc.mlm_probability,
+                   mlm_max_masks=tc.mlm_max_masks, mlm_vocabulary=tc.mlm_vocabulary)
+        if objectives.vocab_ids is not None:
+            out["mlm_vocabulary_size"] = len(objectives.vocab_ids)
+    if states_cache is not None and states_cache.stats is not None:
+        out["token_state_cache"] = states_cache.stats.as_dict()
+    return out
+
+
 def card_kwargs(cfg: ExperimentConfig, summary: dict, repo_or_path: str) -> dict:
     """What the model card says about a run: its settings and the measured report."""
     report = summary["eval"][0] if summary["eval"] else None
@@ -718,6 +815,15 @@ def card_kwargs(cfg: ExperimentConfig, summary: dict, repo_or_path: str) -> dict
         "training time": f"{summary['train_seconds']} s",
         "final loss": _fmt_loss(summary["final_loss"]),
     }
+    if summary.get("objectives"):
+        training["objectives"] = ", ".join(f"{k} x{v:g}" for k, v in summary["objectives"].items())
+    fusion = summary.get("fusion")
+    if fusion:
+        training["fusion encoder"] = (f"{fusion['layers']} layers; ITM positive language: {fusion['itm_positive']}"
+                                      + (f"; MLM masked at the {fusion['mlm_masking'].replace('_', ' ')}"
+                                         f" ({fusion['mlm_vocabulary']} vocabulary)" if "mlm_masking" in fusion else ""))
+    if cfg.train.init_from:
+        training["initialised from"] = f"`{cfg.train.init_from}`"
     return dict(model_name=cfg.train.model_name or f"ccr_demo {cfg.train.loss} model", report=report,
                 dataset_name=cfg.data.eval[0] if report else "", training=training, repo_or_path=repo_or_path)
 

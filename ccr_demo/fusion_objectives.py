@@ -1,0 +1,172 @@
+"""One training step's ITM and MLM losses through the fusion encoder (CCRK's
+``get_unialign_matching_loss`` and ``get_unialign_mlm_loss``), kept out of the training loop.
+
+Per step, with the global batch's contrastive embeddings (gathered across processes):
+1. :func:`ccr_demo.losses.sample_matching` draws, for every image of the GLOBAL batch, its
+   positive caption language (hard-positive rule by default), a hard negative text and a hard
+   negative image, with a generator seeded by (seed, step): every process draws alike.
+2. Each process scores its own images: B positives (image, positive text), B (negative image,
+   positive text) and B (image, negative text). Negatives may live on another process: image
+   memories are gathered with gradients; texts are looked up by string in the token-state
+   cache, or gathered (padded) with gradients when the text tower runs.
+3. MLM masks the positive caption and predicts it from the fusion encoder, conditioned on the
+   image. Where the text tower runs, the tokens are masked at its input (a fresh pass over the
+   masked ids, as the official code). Over cached token states of a locked tower, the masked
+   positions' states are replaced by the fusion encoder's learned mask vector at the fusion
+   input ("fusion_input"); the other positions' cached states were computed with the word
+   visible, so this variant is easier than the official one, and the run's summary says which
+   one it used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .config import ExperimentConfig
+from .losses import gather_with_grad, itm_loss, mlm_loss, sample_matching
+from .masking import MaskedText, mask_tokens, special_token_ids
+from .model import CCRModel
+from .text_cache import TextStateCache
+
+MLM_AT_INPUT = "input"
+MLM_AT_FUSION_INPUT = "fusion_input"
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_padded_with_grad(states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token states [b, L, H] of every process, padded to the longest L, with gradients."""
+    _, world = _world()
+    if world == 1:
+        return states, mask
+    length = torch.tensor([states.shape[1]], device=states.device)
+    dist.all_reduce(length, op=dist.ReduceOp.MAX)
+    pad = int(length.item()) - states.shape[1]
+    states = F.pad(states, (0, 0, 0, pad))
+    mask = F.pad(mask, (0, pad))
+    return gather_with_grad(states), gather_with_grad(mask)
+
+
+def corpus_vocabulary(model: CCRModel, texts, chunk: int = 4096) -> torch.Tensor:
+    """Sorted token ids the captions use, plus the special tokens (train.mlm_vocabulary corpus)."""
+    ids = set(special_token_ids(model.tokenizer))
+    unique = sorted(set(texts))
+    for i in range(0, len(unique), chunk):
+        enc = model.tokenize(unique[i:i + chunk])
+        ids.update(enc["input_ids"][enc["attention_mask"].bool()].unique().tolist())
+    return torch.tensor(sorted(ids), dtype=torch.long)
+
+
+@dataclass
+class FusionObjectives:
+    """Computes {"itm": loss, "mlm": loss} for one step (only the objectives with weight > 0)."""
+
+    cfg: ExperimentConfig
+    K: int
+    states_cache: TextStateCache | None = None
+    vocab_ids: torch.Tensor | None = None
+
+    @property
+    def mlm_masking(self) -> str:
+        return MLM_AT_FUSION_INPUT if self.states_cache is not None else MLM_AT_INPUT
+
+    def _text_states(self, raw: CCRModel, texts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+        states, mask = self.states_cache.lookup(texts)
+        return states.to(device), mask.to(device)
+
+    def __call__(self, raw: CCRModel, image_emb: torch.Tensor, text_emb: torch.Tensor, temperature,
+                 memory: torch.Tensor, local_states: torch.Tensor | None, local_mask: torch.Tensor | None,
+                 local_texts: list[str], global_texts: list[str], step: int,
+                 exclude: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """image_emb [Bg, D] and text_emb [Bg*K, D] are the gathered global batch; memory
+        [b, 1+N, W] this process's images; local_states/mask [b*K, L, H] its captions' token
+        states when the text tower ran (None with the cache)."""
+        tc = self.cfg.train
+        device = memory.device
+        rank, _ = _world()
+        b, K = memory.shape[0], self.K
+        offset = rank * b
+        out: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            sim = image_emb.detach().float() @ text_emb.detach().float().t() / float(temperature)
+        g = torch.Generator().manual_seed(tc.seed * 1_000_003 + step * 7 + 1)
+        draw = sample_matching(sim, K, tc.itm_positive, generator=g, exclude=exclude)
+        rows = torch.arange(offset, offset + b)
+        positive = draw.positive[rows]  # global text indices, all on this process
+        positive_texts = [global_texts[i] for i in positive.tolist()]
+
+        if local_states is None:  # cached token states of a locked tower
+            pos_states, pos_mask = self._text_states(raw, positive_texts, device)
+        else:
+            local_pos = positive - offset * K
+            pos_states, pos_mask = local_states[local_pos.to(device)], local_mask[local_pos.to(device)]
+
+        if tc.weight("itm") > 0:
+            memory_all = gather_with_grad(memory)
+            neg_images = memory_all[draw.negative_image[rows].to(device)]
+            neg_text_idx = draw.negative_text[rows]
+            if local_states is None:
+                neg_states, neg_mask = self._text_states(raw, [global_texts[i] for i in neg_text_idx.tolist()],
+                                                         device)
+            else:
+                all_states, all_mask = gather_padded_with_grad(local_states, local_mask)
+                neg_states, neg_mask = all_states[neg_text_idx.to(device)], all_mask[neg_text_idx.to(device)]
+            # One fusion pass over the 3b pairs: (image, positive), (negative image, positive),
+            # (image, negative text); texts padded to a common length.
+            length = max(pos_states.shape[1], neg_states.shape[1])
+            pad = lambda x, m: (F.pad(x, (0, 0, 0, length - x.shape[1])), F.pad(m, (0, length - m.shape[1])))  # noqa: E731
+            ps, pm = pad(pos_states, pos_mask)
+            ns, nm = pad(neg_states, neg_mask)
+            logits = raw.match_logits(torch.cat([memory, neg_images, memory]), torch.cat([ps, ps, ns]),
+                                      torch.cat([pm, pm, nm]))
+            out["itm"] = itm_loss(logits[:b], logits[b:])
+
+        if tc.weight("mlm") > 0:
+            all_positive_texts = [global_texts[i] for i in draw.positive.tolist()]
+            out["mlm"] = self._mlm(raw, memory, all_positive_texts, rows, pos_states, step)
+        return out
+
+    def _mlm(self, raw: CCRModel, memory, all_texts: list[str], rows: torch.Tensor, pos_states, step: int
+             ) -> torch.Tensor:
+        """MLM on every process's positive captions: masks are drawn for the GLOBAL batch (so N
+        processes mask as one does) and the loss is scaled so that DDP's gradient average gives
+        the mean over all the global batch's masked tokens."""
+        tc = self.cfg.train
+        device = memory.device
+        enc = raw.tokenize(all_texts)
+        g = torch.Generator().manual_seed(tc.seed * 1_000_003 + step * 7 + 2)
+        vocab = raw.text_tower.input_embeddings().num_embeddings
+        masked_all = mask_tokens(enc["input_ids"], enc["attention_mask"], mask_token_id=raw.tokenizer.mask_token_id,
+                                 special_ids=special_token_ids(raw.tokenizer), vocab_size=vocab,
+                                 probability=tc.mlm_probability, max_masks=tc.mlm_max_masks, generator=g)
+        n_masked_global = int(masked_all.masked.sum())
+        length = int(enc["attention_mask"][rows].sum(1).max())  # this process's longest caption
+        mask = enc["attention_mask"][rows, :length].to(device)
+        local_masked = masked_all.masked[rows, :length]
+        masked = MaskedText(masked_all.input_ids[rows, :length], local_masked,
+                            enc["input_ids"][rows, :length][local_masked])
+        if self.states_cache is not None:
+            if pos_states.shape[1] != masked.masked.shape[1]:
+                raise RuntimeError(f"cached token states have {pos_states.shape[1]} positions, the tokenizer "
+                                   f"gives {masked.masked.shape[1]}: the cache belongs to another tokenizer setting")
+            states = raw.fusion.mask_states(pos_states, masked.masked.to(device))
+        else:
+            states = raw.text_states(masked.input_ids.to(device), mask)
+        fused = raw.fusion(states, mask, memory)
+        at_masks = fused[masked.masked.to(device)]
+        labels = masked.labels.to(device)
+        vocab_ids = None
+        if self.vocab_ids is not None:
+            vocab_ids = self.vocab_ids.to(device)
+            labels = torch.searchsorted(vocab_ids, labels)
+        logits = raw.fusion.mlm_logits(at_masks, raw.text_tower.input_embeddings().weight, vocab_ids)
+        _, world = _world()
+        return mlm_loss(logits, labels) * (len(labels) * world / n_masked_global)

@@ -1,0 +1,123 @@
+"""The fusion encoder inside CCRModel: image tokens, save / load, old checkpoints, init_from."""
+
+import json
+
+import pytest
+import timm
+import torch
+
+from ccr_demo.config import ConfigError, ModelConfig, from_dict
+from ccr_demo.model import CCRModel
+from ccr_demo.towers import ImageTower, feature_tokens
+
+TINY = dict(image_tower="resnet10t", image_size=64, text_tower="random:bert", embed_dim=32,
+            text_kwargs={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                         "intermediate_size": 64})
+
+
+def _fusion_model(**fusion):
+    torch.manual_seed(0)
+    return CCRModel({**TINY, "fusion": {"layers": 1, "heads": 2, "dropout": 0.0, **fusion}}).eval()
+
+
+def test_feature_maps_of_every_layout_become_tokens():
+    x = torch.arange(2 * 3 * 2 * 5, dtype=torch.float).view(2, 5, 3, 2)  # NCHW, 5 channels
+    t = feature_tokens(x, 5)
+    assert t.shape == (2, 6, 5) and torch.equal(t[1, 4], x[1, :, 2, 0])
+    assert torch.equal(feature_tokens(x.permute(0, 2, 3, 1), 5), t)  # NHWC (Swin)
+    assert torch.equal(feature_tokens(t, 5), t)  # ViT tokens
+    with pytest.raises(ValueError, match="no axis of 7 channels"):
+        feature_tokens(x, 7)
+
+
+@pytest.mark.parametrize("name,size", [("resnet10t", 64), ("test_vit", 160)])
+def test_one_tower_pass_gives_the_pooled_vector_and_the_tokens(name, size):
+    tower = ImageTower(timm.create_model(name, num_classes=0)).eval()
+    x = torch.randn(2, 3, size, size)
+    pooled, tokens = tower.forward_tokens(x)
+    torch.testing.assert_close(pooled, tower(x))
+    assert tokens.shape[0] == 2 and tokens.shape[2] == tower.num_features
+
+
+def test_fusion_model_saves_and_loads_with_identical_scores(tmp_path):
+    model = _fusion_model()
+    assert model.has_fusion and model.fusion.num_image_tokens == 4  # 64 px / 32 -> 2 x 2
+    model.save_pretrained(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert meta["model"]["fusion"]["layers"] == 1
+    loaded = CCRModel.from_pretrained(tmp_path / "m")
+    pixels = torch.randn(3, 3, 64, 64)
+    texts = ["a red star", "ein blauer Kreis", "一个红色的星星"]
+    states, mask = loaded.encode_text_states(texts)
+    memory = loaded.encode_image_memory(pixels)
+    torch.testing.assert_close(loaded.match_scores(memory, states, mask), model.match_scores(memory, states, mask))
+    torch.testing.assert_close(loaded.encode_texts(texts), model.encode_texts(texts))
+    assert loaded.fingerprint() == model.fingerprint()
+
+
+def test_a_dual_encoder_has_no_fusion_and_says_so(tmp_path):
+    model = CCRModel(TINY)
+    assert not model.has_fusion and model.fusion is None
+    model.save_pretrained(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    del meta["model"]["fusion"]  # a model saved before the fusion encoder existed
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    loaded = CCRModel.from_pretrained(tmp_path / "m")
+    assert not loaded.has_fusion
+    with pytest.raises(ValueError, match="dual encoder"):
+        loaded.encode_image_memory(torch.zeros(1, 3, 64, 64))
+
+
+def test_pairs_must_align_and_images_must_have_the_model_size():
+    model = _fusion_model()
+    states, mask = model.encode_text_states(["a", "b"])
+    with pytest.raises(ValueError, match="pairs must align"):
+        model.match_scores(model.encode_image_memory(torch.zeros(3, 3, 64, 64)), states.repeat(2, 1, 1)[:3][:2],
+                           mask[:2])
+    with pytest.raises(ValueError, match="tokens"):
+        model.encode_image_memory(torch.zeros(1, 3, 96, 96))
+
+
+def test_the_match_score_depends_on_the_image_and_on_the_text():
+    model = _fusion_model()
+    states, mask = model.encode_text_states(["a red star", "a blue circle on the left"])
+    memory = model.encode_image_memory(torch.randn(2, 3, 64, 64))
+    s = model.match_scores(memory, states, mask)
+    swapped_text = model.match_scores(memory, states.flip(0), mask.flip(0))
+    swapped_image = model.match_scores(memory.flip(0), states, mask)
+    assert not torch.allclose(s, swapped_text) and not torch.allclose(s, swapped_image)
+
+
+def test_mlm_logits_are_tied_to_the_token_embeddings():
+    model = _fusion_model()
+    h = torch.randn(5, model.fusion.width)
+    emb = model.text_tower.input_embeddings().weight
+    full = model.fusion.mlm_logits(h, emb)
+    assert full.shape == (5, emb.shape[0])
+    ids = torch.tensor([3, 7, 40])
+    torch.testing.assert_close(model.fusion.mlm_logits(h, emb, ids), full[:, ids])
+    assert not any(p is emb for p in model.fusion.parameters())  # tied, not copied
+
+
+def test_fusion_config_is_validated():
+    with pytest.raises(ConfigError, match="not divisible"):
+        from_dict(ModelConfig, {"fusion": {"layers": 2, "heads": 3, "width": 64}})
+    with pytest.raises(ConfigError, match="layers"):
+        from_dict(ModelConfig, {"fusion": {"layers": -1}})
+
+
+def test_init_from_copies_a_dual_encoder_under_a_fresh_fusion_encoder(tmp_path):
+    from ccr_demo.training import init_from_pretrained
+
+    torch.manual_seed(1)
+    dual = CCRModel(TINY)
+    dual.save_pretrained(tmp_path / "dual")
+    full = _fusion_model()
+    fresh = {k: v.clone() for k, v in full.fusion.state_dict().items()}
+    assert init_from_pretrained(full, str(tmp_path / "dual")) == ["fusion"]
+    for k, v in dual.state_dict().items():
+        assert torch.equal(full.state_dict()[k], v), k
+    assert all(torch.equal(full.fusion.state_dict()[k], v) for k, v in fresh.items())
+    other = CCRModel({**TINY, "embed_dim": 16, "fusion": {"layers": 1, "heads": 2}})
+    with pytest.raises(ValueError, match="embed_dim"):
+        init_from_pretrained(other, str(tmp_path / "dual"))
