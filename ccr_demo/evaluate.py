@@ -43,7 +43,7 @@ from .data.formats import ParallelTestSet, read_iglue_translate_test
 from .data.queries import QuerySet
 from .fileio import atomic_write_json
 from .hub import report_table
-from .rerank import OFFICIAL_FILL, official_ranks, rerank_top_k, reranked_ranks
+from .rerank import OFFICIAL_FILL, contrastive_top_k, official_ranks, rerank_top_k, reranked_ranks
 
 KS = (1, 5, 10)
 
@@ -256,9 +256,11 @@ def _reranked_reports(scores_of: dict[str, np.ndarray], fusion: FusionInputs, te
 
 
 def query_report_from_embeddings(image_emb: torch.Tensor, query_emb: dict[str, torch.Tensor],
-                                 queries: QuerySet, image_ids: Sequence[str], keep_ranks: bool = False) -> dict:
+                                 queries: QuerySet, image_ids: Sequence[str], keep_ranks: bool = False,
+                                 fusion: "FusionInputs | None" = None) -> dict:
     """Typed-query metrics over a gallery's images (``image_ids`` in ``image_emb`` order);
-    ``keep_ranks`` adds every query's first-relevant rank and P@5 per language."""
+    ``keep_ranks`` adds every query's first-relevant rank and P@5 per language. With
+    ``fusion`` "rerank" holds P@5 after ITM re-ranking of each query's top k."""
     img = image_emb.float().numpy()
     relevant = queries.relevance(image_ids)
     scores = {lang: emb.float().numpy() @ img.T for lang, emb in query_emb.items()}
@@ -276,7 +278,25 @@ def query_report_from_embeddings(image_emb: torch.Tensor, query_emb: dict[str, t
         report["per_query"] = {"ids": list(queries.ids),
                                "first_rank": {lang: r.tolist() for lang, r in per_query["first_rank"].items()},
                                "p@5": {lang: p.tolist() for lang, p in per_query["p@5"].items()}}
+    if fusion is not None:
+        report["rerank"] = _reranked_query_p5(scores, relevant, queries, fusion)
     return report
+
+
+def _reranked_query_p5(scores: dict[str, np.ndarray], relevant: np.ndarray, queries: QuerySet,
+                       fusion: FusionInputs) -> dict:
+    """{"k", "p@5": {lang: mean P@5}, "mean"} with each query's first five images taken from
+    the rule's order (re-ranked top k, then the contrastive order when k < 5)."""
+    p5 = {}
+    for lang, s in scores.items():
+        states, mask = fusion.text_states(queries.texts[lang])
+        reranked = rerank_top_k(s, fusion.k, fusion.scorer(states, mask, True, f"ITM queries {lang}"))
+        five = min(5, s.shape[1])
+        if reranked.shape[1] < five:
+            reranked = np.concatenate([reranked, contrastive_top_k(s, five)[:, reranked.shape[1]:]], axis=1)
+        hits = np.take_along_axis(relevant, reranked[:, :five], axis=1).sum(axis=1)
+        p5[lang] = float((hits / np.minimum(relevant.sum(axis=1), five)).mean())
+    return {"k": fusion.k, "p@5": p5, "mean": float(np.mean(list(p5.values())))}
 
 
 def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None = None, batch_size: int = 64,
@@ -329,7 +349,7 @@ def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None =
         encode = encode_texts or (lambda texts: model.encode_texts(texts, batch_size=max(batch_size, 128)))
         query_emb = {lang: encode(queries.texts[lang]) for lang in languages}
         report["queries"] = query_report_from_embeddings(image_emb, query_emb, queries, test_set.image_ids,
-                                                         keep_ranks=keep_ranks)
+                                                         keep_ranks=keep_ranks, fusion=fusion)
     report["seconds"] = round(time.perf_counter() - start, 2)
     return report
 
@@ -352,6 +372,11 @@ def rerank_table(report: dict) -> str:
               f"| contrastive | {contrastive_mrv['t2i']:.3f} | {contrastive_mrv['i2t']:.3f} |",
               f"| re-ranked (exact) | {report['rerank']['mrv']['t2i']:.3f} | {report['rerank']['mrv']['i2t']:.3f} |",
               f"| official protocol | {report['official']['mrv']['t2i']:.3f} | {report['official']['mrv']['i2t']:.3f} |"]
+    q = report.get("queries") or {}
+    if q.get("rerank"):
+        lines += ["", "Typed queries, P@5: " + ", ".join(
+            f"{lang} {q['per_language'][lang]['p@5']:.3f} -> {q['rerank']['p@5'][lang]:.3f}" for lang in q["languages"])
+            + " (contrastive -> re-ranked)"]
     return "\n".join(lines)
 
 

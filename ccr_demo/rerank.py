@@ -60,7 +60,9 @@ def rerank_top_k(scores: np.ndarray, k: int, pair_scores: PairScorer) -> np.ndar
 #   stable ascending sort reversed gives (what numpy gives on small rows): among equal
 #   scores the HIGHER candidate index comes first. So a left-out gold g gets
 #   rank = (top-k ITM scores above -100) + (left-out candidates with an index above g),
-#   and ITM ties inside the top k also go to the higher index.
+#   and ITM ties inside the top k also go to the higher index. The top k itself is
+#   ``contrastive_top_k``'s (ties at the k-th score to the lower index; the official code's
+#   ``torch.topk`` promises no order there either).
 
 OFFICIAL_FILL = -100.0
 

@@ -210,3 +210,27 @@ def test_translate_test_is_reported_beside_the_originals(fusion_model, shapes_te
     assert "official protocol" in out and "MRV over en,de" in out and "Translate-test" in out
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["official"]["mrv_languages"] == ["en", "de"] and "official" in saved["translate_test"]
+
+
+def test_typed_queries_get_a_reranked_p5(fusion_model, shapes_test):
+    import torch
+
+    from ccr_demo.data.queries import QuerySet
+
+    ts = ParallelTestSet.from_iglue(shapes_test)
+    qs = QuerySet.load(shapes_test.parent / "test_queries", languages=ts.languages)
+    small = evaluate(fusion_model, ts, progress=False, queries=qs, rerank_k=2)["queries"]
+    # k < 5: the first five are still the contrastive top five (re-ordered), P@5 unchanged
+    assert small["rerank"]["p@5"] == pytest.approx({lang: small["per_language"][lang]["p@5"] for lang in ts.languages})
+    full = evaluate(fusion_model, ts, progress=False, queries=qs, rerank_k=len(ts))["queries"]["rerank"]
+    relevant = qs.relevance(ts.image_ids)
+    memory = fusion_model.encode_image_memory(
+        torch.stack([fusion_model.image_processor(ts.load_image(i)) for i in range(len(ts))]))
+    for lang in ts.languages:  # k = N: the five best images by ITM alone
+        states, mask = fusion_model.encode_text_states(qs.texts[lang])
+        q, n = len(qs.texts[lang]), len(ts)
+        rows, cols = torch.arange(q).repeat_interleave(n), torch.arange(n).repeat(q)
+        itm = fusion_model.match_scores(memory[cols], states[rows], mask[rows]).numpy().reshape(q, n)
+        top5 = np.argsort(-itm, axis=1, kind="stable")[:, :5]
+        want = (np.take_along_axis(relevant, top5, 1).sum(1) / np.minimum(relevant.sum(1), 5)).mean()
+        assert full["p@5"][lang] == pytest.approx(want)
