@@ -39,3 +39,117 @@ def rerank_top_k(scores: np.ndarray, k: int, pair_scores: PairScorer) -> np.ndar
         raise ValueError(f"pair_scores returned shape {itm.shape} for candidates of shape {top.shape}")
     order = np.argsort(-itm, axis=1, kind="stable")  # stable: ties keep contrastive order
     return np.take_along_axis(top, order, 1)
+
+
+# --------------------------------------------------------------------------- ranks
+# Two ways to turn the re-ranked top k into the gold item's rank (0-based).
+#
+# * ``reranked_ranks`` (exact): the rank under this module's rule. A gold inside the top k
+#   gets its position in the re-ranked top k; a gold outside keeps its contrastive rank as
+#   ``metrics`` counts it (candidates scoring strictly higher), raised to k when ties at the
+#   k-th score left it out of the top k. So R@K for K >= k equals the contrastive R@K.
+#
+# * ``official_ranks`` (the CCRK / X-VLM evaluation behind the paper's numbers): the score
+#   matrix is ``OFFICIAL_FILL`` (-100) everywhere except each query's contrastive top k,
+#   whose cells hold the ITM "match" logit ALONE (not added to the contrastive similarity);
+#   a rank is the gold's position in ``np.argsort(row)[::-1]``, the minimum over an image's
+#   gold captions for image-to-text. Every gold outside the top k therefore ties at -100
+#   with the N - k - 1 other left-out candidates and its rank depends only on how the sort
+#   orders equal values, not on its contrastive score: it lands anywhere in [k, N), which
+#   inflates MRV. numpy's default sort promises no order for equal values; we fix the one a
+#   stable ascending sort reversed gives (what numpy gives on small rows): among equal
+#   scores the HIGHER candidate index comes first. So a left-out gold g gets
+#   rank = (top-k ITM scores above -100) + (left-out candidates with an index above g),
+#   and ITM ties inside the top k also go to the higher index. The top k itself is
+#   ``contrastive_top_k``'s (ties at the k-th score to the lower index; the official code's
+#   ``torch.topk`` promises no order there either).
+
+OFFICIAL_FILL = -100.0
+
+
+def _pairs(gold, n_queries: int, n_candidates: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(query row of each (query, gold) pair, gold index, start of each query's run) from a
+    gold per query ([Q] ints) or several (a list of lists / [Q, G] array: min over them)."""
+    from .metrics import _gold_lists
+
+    if isinstance(gold, np.ndarray) and gold.ndim == 1:
+        gold = gold.reshape(-1, 1)
+    flat, counts = _gold_lists(gold, n_queries, n_candidates)
+    rows = np.repeat(np.arange(n_queries), counts)
+    return rows, flat, np.cumsum(counts) - counts
+
+
+def _check_top(top: np.ndarray, n_candidates: int, name: str = "top") -> np.ndarray:
+    top = np.asarray(top)
+    if top.ndim != 2 or top.shape[1] < 1:
+        raise ValueError(f"{name} must be [queries, k >= 1], got shape {top.shape}")
+    if top.shape[1] > n_candidates:
+        raise ValueError(f"{name} has k = {top.shape[1]} > {n_candidates} candidates")
+    if top.size and (top.min() < 0 or top.max() >= n_candidates):
+        raise ValueError(f"{name} holds candidate indices outside [0, {n_candidates})")
+    return top.astype(np.int64, copy=False)
+
+
+def official_ranks(top: np.ndarray, itm: np.ndarray, n_candidates: int, gold,
+                   fill: float = OFFICIAL_FILL) -> np.ndarray:
+    """int64[Q]: the official protocol's rank of each query's gold (see the note above).
+
+    top: [Q, k] each query's contrastive top k (``contrastive_top_k``); itm: [Q, k] their ITM
+    scores; gold: [Q] gold candidate per query (text-to-image) or each query's gold list
+    (image-to-text; the best position counts). Equivalent to building the dense [Q, N]
+    matrix (``official_score_matrix``) and reading positions off a stable argsort reversed,
+    without the matrix or the sort.
+    """
+    top = _check_top(top, n_candidates)
+    itm = np.asarray(itm, dtype=np.float64)
+    if itm.shape != top.shape:
+        raise ValueError(f"itm has shape {itm.shape}, top has {top.shape}")
+    n_q, k = top.shape
+    rows, g, starts = _pairs(gold, n_q, n_candidates)
+    cand, sc = top[rows], itm[rows]                                   # [P, k]
+    is_gold = cand == g[:, None]
+    inside = is_gold.any(axis=1)
+    v = np.where(inside, np.where(is_gold, sc, 0.0).sum(axis=1), fill)  # the gold's cell value
+    others = ~is_gold
+    above = others & ((sc > v[:, None]) | ((sc == v[:, None]) & (cand > g[:, None])))
+    rank = above.sum(axis=1)
+    # The left-out cells all hold `fill`: all of them come first if fill > v; if fill == v,
+    # those with an index above g (indices above g, minus the top-k ones above g).
+    n_out = n_candidates - k - (~inside)
+    rank += np.where(fill > v, n_out, 0)
+    rank += np.where(fill == v, (n_candidates - 1 - g) - (cand > g[:, None]).sum(axis=1), 0)
+    return np.minimum.reduceat(rank, starts).astype(np.int64)
+
+
+def official_score_matrix(top: np.ndarray, itm: np.ndarray, n_candidates: int,
+                          fill: float = OFFICIAL_FILL) -> np.ndarray:
+    """The official dense score matrix [Q, N]: ``fill`` except the top-k cells, which hold ITM."""
+    top = _check_top(top, n_candidates)
+    out = np.full((top.shape[0], n_candidates), fill, dtype=np.float64)
+    np.put_along_axis(out, top, np.asarray(itm, dtype=np.float64), axis=1)
+    return out
+
+
+def reranked_ranks(scores: np.ndarray, reranked_top: np.ndarray, gold) -> np.ndarray:
+    """int64[Q]: the exact rank of each query's gold under this module's rule.
+
+    scores: [Q, N] contrastive scores; reranked_top: [Q, k] from ``rerank_top_k``; gold: as
+    in ``official_ranks``. A gold inside the top k: its position there; outside: max(k, its
+    contrastive rank), the contrastive rank being ``metrics``' strictly-higher count (for
+    several golds, of the best-scored one).
+    """
+    from .metrics import i2t_ranks
+
+    scores = np.asarray(scores)
+    n_q, n = scores.shape
+    top = _check_top(reranked_top, n)
+    if top.shape[0] != n_q:
+        raise ValueError(f"reranked_top has {top.shape[0]} rows, scores {n_q}")
+    k = top.shape[1]
+    rows, g, starts = _pairs(gold, n_q, n)
+    hit = top[rows] == g[:, None]
+    position = np.where(hit.any(axis=1), hit.argmax(axis=1), n)
+    best_inside = np.minimum.reduceat(position, starts)
+    gold_lists = gold.reshape(-1, 1) if isinstance(gold, np.ndarray) and gold.ndim == 1 else gold
+    contrastive = np.maximum(k, i2t_ranks(scores, gold_lists))
+    return np.minimum(best_inside, contrastive).astype(np.int64)

@@ -53,3 +53,184 @@ def test_missing_language_is_named(tiny_model, shapes_test):
     ts = ParallelTestSet.from_iglue(shapes_test)
     with pytest.raises(ValueError, match=r"no captions in \['fr'\]"):
         evaluate(tiny_model, ts, languages=["en", "fr"], progress=False)
+
+
+# --------------------------------------------------------------------------- ITM re-ranking
+
+
+@pytest.fixture(scope="module")
+def fusion_model():
+    import dataclasses
+
+    import torch
+
+    from ccr_demo.model import CCRModel
+    from tests.conftest import tiny_config
+
+    torch.manual_seed(0)
+    config = dataclasses.asdict(tiny_config(image_tower="resnet10t", image_size=64))
+    config["fusion"] = dict(layers=1, heads=2)
+    return CCRModel(config)
+
+
+def _all_pairs_itm(model, ts, lang):
+    """ITM score of every (caption, image) pair [T, N], straight from the model's API."""
+    import torch
+
+    memory = model.encode_image_memory(torch.stack([model.image_processor(ts.load_image(i)) for i in range(len(ts))]))
+    states, mask = model.encode_text_states(ts.captions[lang])
+    t, n = len(ts.captions[lang]), len(ts)
+    rows = torch.arange(t).repeat_interleave(n)
+    cols = torch.arange(n).repeat(t)
+    return model.match_scores(memory[cols], states[rows], mask[rows]).numpy().reshape(t, n)
+
+
+def test_rerank_with_k_at_least_n_ranks_by_itm_alone(fusion_model, shapes_test):
+    ts = ParallelTestSet.from_iglue(shapes_test).subset(12)
+    plain = evaluate(fusion_model, ts, progress=False, keep_ranks=True)
+    report = evaluate(fusion_model, ts, progress=False, keep_ranks=True, rerank_k=50, pair_batch=7)
+    json.dumps(report)  # JSON-ready
+    for key in ("t2i", "i2t", "mean_recall", "ranks"):  # contrastive keys keep their meaning
+        assert report[key] == plain[key], key
+    assert report["mrv"] == pytest.approx(plain["mrv"]) and report["mrv_var"] == pytest.approx(plain["mrv_var"])
+    assert report["rerank"]["k"] == 50 and report["official"]["fill"] == -100.0
+    img, txt = encode_test_set(fusion_model, ts, ts.languages, progress=False)
+
+    def by_itm(itm, contrastive, golds):
+        """Sort every candidate by ITM (equal ITM: contrastive order), best gold position."""
+        order = sorted(range(len(itm)), key=lambda j: (-itm[j], -contrastive[j], j))
+        return min(order.index(g) for g in golds)
+
+    for lang in ts.languages:
+        itm = _all_pairs_itm(fusion_model, ts, lang)  # [T, N]
+        sims = txt[lang].numpy() @ img.numpy().T
+        t2i = [by_itm(itm[t], sims[t], [ts.text_to_image[lang][t]]) for t in range(len(itm))]
+        i2t = [by_itm(itm[:, i], sims[:, i], ts.image_to_texts[lang][i]) for i in range(len(ts))]
+        assert report["rerank"]["ranks"]["t2i"][lang] == [t2i[t] for t in ts.first_text[lang]]
+        assert report["rerank"]["ranks"]["i2t"][lang] == i2t
+        assert report["rerank"]["t2i"][lang] == {str(k): v for k, v in metrics.recall_at_k(np.array(t2i)).items()}
+        # nothing is left out of the top k: the official protocol is a sort by ITM alone
+        # (np.argsort(row)[::-1], stable: equal ITM goes to the higher index)
+        official = [int(np.flatnonzero(np.argsort(itm[t], kind="stable")[::-1] == ts.text_to_image[lang][t])[0])
+                    for t in ts.first_text[lang]]
+        assert report["official"]["ranks"]["t2i"][lang] == official
+    # and ITM ranks are not the contrastive ones (the test would be vacuous otherwise)
+    assert report["rerank"]["ranks"] != report["ranks"]
+
+
+def test_rerank_small_k_keeps_left_out_golds_and_official_scatters_them(fusion_model, shapes_test):
+    ts = ParallelTestSet.from_iglue(shapes_test)
+    report = evaluate(fusion_model, ts, progress=False, keep_ranks=True, rerank_k=2, mrv_languages=["en", "zh"])
+    k = 2
+    for direction in ("t2i", "i2t"):
+        for lang in ts.languages:
+            contrastive = np.array(report["ranks"][direction][lang])
+            exact = np.array(report["rerank"]["ranks"][direction][lang])
+            official = np.array(report["official"]["ranks"][direction][lang])
+            out = contrastive >= k
+            np.testing.assert_array_equal(exact[out], contrastive[out])
+            assert (exact[~out] < k).all() and (official[out] >= k).all()
+            np.testing.assert_array_equal(official[~out], exact[~out])
+            # re-ranking only permutes the top k: R@5 and R@10 are the contrastive ones
+            assert [report["rerank"][direction][lang][K] for K in ("5", "10")] == \
+                [report[direction][lang][K] for K in ("5", "10")]
+    assert report["rerank"]["mrv_languages"] == ["en", "zh"] == report["mrv_subset"]["languages"]
+    sub = np.stack([report["official"]["ranks"]["t2i"][lang] for lang in ("en", "zh")], axis=1)
+    assert report["official"]["mrv"]["t2i"] == pytest.approx(metrics.mean_rank_variance(sub))
+    assert report["mrv"] == evaluate(fusion_model, ts, progress=False)["mrv"]  # top-level MRV: all languages
+    with pytest.raises(ValueError, match="MRV languages"):
+        evaluate(fusion_model, ts, progress=False, rerank_k=2, mrv_languages=["ja"])
+
+
+def test_rerank_on_a_dual_encoder_is_skipped_and_said(tiny_model, shapes_test):
+    ts = ParallelTestSet.from_iglue(shapes_test).subset(6)
+    report = evaluate(tiny_model, ts, progress=False, rerank_k=5)
+    assert "rerank" not in report and "official" not in report and "fusion" in report["rerank_skipped"]
+
+
+# --------------------------------------------------------------------------- translate-test
+
+
+def _write_translate_test(root, ts, languages=("de", "zh"), drop=None, wrong_image=None):
+    """IGLUE layout: root/annotations_machine-translate/{lang}/test_gmt.jsonl, rows reversed,
+    plus one id the test set does not have."""
+    from pathlib import Path
+
+    for lang in languages:
+        d = root / "annotations_machine-translate" / lang
+        d.mkdir(parents=True, exist_ok=True)
+        rows = [{"sentences": [f"translated from {lang}: {c}" for c in caps], "id": ts.image_ids[i],
+                 "img_path": wrong_image if (wrong_image and i == 0) else Path(ts.image_paths[i]).name}
+                for i, caps in enumerate(ts.instance_captions(lang)) if ts.image_ids[i] != drop]
+        rows.append({"sentences": ["extra"], "id": "not-in-the-test-set", "img_path": "x.png"})
+        (d / "test_gmt.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reversed(rows)))
+    return root
+
+
+def test_translate_test_reader_aligns_by_id(shapes_test, tmp_path):
+    from ccr_demo.data.formats import DataFormatError, read_iglue_translate_test
+
+    ts = ParallelTestSet.from_iglue(shapes_test)
+    root = _write_translate_test(tmp_path / "tt", ts)
+    tt = read_iglue_translate_test(root, ts)
+    assert tt.languages == ["de", "zh"] and tt.image_ids == ts.image_ids  # en has no file: skipped
+    assert tt.captions["zh"][3] == f"translated from zh: {ts.captions['zh'][3]}"
+    np.testing.assert_array_equal(tt.text_to_image["de"], ts.text_to_image["de"])
+    assert read_iglue_translate_test(root / "annotations_machine-translate", ts, ["zh"]).languages == ["zh"]
+    with pytest.raises(DataFormatError, match="no row for id"):
+        read_iglue_translate_test(_write_translate_test(tmp_path / "d", ts, drop=ts.image_ids[4]), ts)
+    with pytest.raises(DataFormatError, match="has image"):
+        read_iglue_translate_test(_write_translate_test(tmp_path / "w", ts, wrong_image="other.png"), ts)
+    with pytest.raises(DataFormatError, match="no translate-test file"):
+        read_iglue_translate_test(tmp_path / "tt", ts, ["en"])
+
+
+def test_translate_test_is_reported_beside_the_originals(fusion_model, shapes_test, tmp_path, capsys):
+    ts = ParallelTestSet.from_iglue(shapes_test).subset(10)
+    _write_translate_test(tmp_path / "tt", ParallelTestSet.from_iglue(shapes_test))
+    from ccr_demo.data.formats import read_iglue_translate_test
+
+    tt = read_iglue_translate_test(tmp_path / "tt", ts)
+    report = evaluate(fusion_model, ts, progress=False, translate_test=tt, rerank_k=3, keep_ranks=True)
+    alone = evaluate(fusion_model, tt, progress=False, rerank_k=3, keep_ranks=True)
+    got = report["translate_test"]
+    assert got["languages"] == ["de", "zh"] and report["languages"] == ["en", "de", "zh"]
+    for key in ("t2i", "i2t", "ranks"):
+        assert got[key] == alone[key], key
+    assert got["mrv"] == pytest.approx(alone["mrv"])
+    assert got["official"]["ranks"] == alone["official"]["ranks"]
+    assert got["t2i"] != report["t2i"]
+    # the CLI end to end
+    fusion_model.save_pretrained(tmp_path / "m")
+    rc = main(["--model", str(tmp_path / "m"), "--data", str(shapes_test), "--max-instances", "10",
+               "--rerank-k", "3", "--mrv-languages", "en,de", "--translate-test", str(tmp_path / "tt"),
+               "--out", str(tmp_path / "r.json")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "official protocol" in out and "MRV over en,de" in out and "Translate-test" in out
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["official"]["mrv_languages"] == ["en", "de"] and "official" in saved["translate_test"]
+
+
+def test_typed_queries_get_a_reranked_p5(fusion_model, shapes_test):
+    import torch
+
+    from ccr_demo.data.queries import QuerySet
+
+    ts = ParallelTestSet.from_iglue(shapes_test)
+    qs = QuerySet.load(shapes_test.parent / "test_queries", languages=ts.languages)
+    small = evaluate(fusion_model, ts, progress=False, queries=qs, rerank_k=2)["queries"]
+    # k < 5: the first five are still the contrastive top five (re-ordered), P@5 unchanged
+    assert small["rerank"]["p@5"] == pytest.approx({lang: small["per_language"][lang]["p@5"] for lang in ts.languages})
+    full = evaluate(fusion_model, ts, progress=False, queries=qs, rerank_k=len(ts))["queries"]["rerank"]
+    relevant = qs.relevance(ts.image_ids)
+    memory = fusion_model.encode_image_memory(
+        torch.stack([fusion_model.image_processor(ts.load_image(i)) for i in range(len(ts))]))
+    for lang in ts.languages:  # k = N: the five best images by ITM alone
+        states, mask = fusion_model.encode_text_states(qs.texts[lang])
+        q, n = len(qs.texts[lang]), len(ts)
+        rows, cols = torch.arange(q).repeat_interleave(n), torch.arange(n).repeat(q)
+        itm = fusion_model.match_scores(memory[cols], states[rows], mask[rows]).numpy().reshape(q, n)
+        top5 = np.argsort(-itm, axis=1, kind="stable")[:, :5]
+        want = (np.take_along_axis(relevant, top5, 1).sum(1) / np.minimum(relevant.sum(1), 5)).mean()
+        assert full["p@5"][lang] == pytest.approx(want)

@@ -882,3 +882,50 @@ class ParallelTestSet:
             bad.finish()
         return cls._align(per_lang, intersect=intersect, check_images=False, skip_bad=skip_bad,
                           name=f"wit/{'+'.join(files)}")
+
+
+# --------------------------------------------------------------------------- IGLUE translate-test
+
+TRANSLATE_TEST_DIR = "annotations_machine-translate"
+
+
+def read_iglue_translate_test(path: str | Path, test_set: ParallelTestSet, languages: Sequence[str] | None = None,
+                              *, split: str = "test", system: str = "gmt") -> ParallelTestSet:
+    """IGLUE's translate-test captions for ``test_set``'s instances, as a parallel test set.
+
+    Layout: ``<dir>/annotations_machine-translate/{lang}/{split}_{system}.jsonl`` (``dir`` may
+    also be that folder itself), rows as in ``annotations/`` (``{"id", "img_path",
+    "sentences"}``) with each caption machine-translated into English (xFlickr&CO has files
+    for every language but en). The result has the same images, in ``test_set``'s order, and
+    the languages among ``languages`` (default: ``test_set``'s) that have a file; rows of ids
+    outside ``test_set`` (e.g. a ``--max-instances`` subset) are ignored, and every instance
+    of ``test_set`` must have a row with the same image.
+    """
+    path = Path(path)
+    base = path / TRANSLATE_TEST_DIR if (path / TRANSLATE_TEST_DIR).is_dir() else path
+    wanted = list(languages or test_set.languages)
+    name = f"{base}/*/{split}_{system}.jsonl"
+    found = [lang for lang in wanted if (base / lang / f"{split}_{system}.jsonl").is_file()]
+    if not found:
+        raise DataFormatError(f"{name}: no translate-test file for any of {wanted}")
+    position = {image_id: i for i, image_id in enumerate(test_set.image_ids)}
+    captions: dict[str, list[list[str]]] = {}
+    for lang in found:
+        file = base / lang / f"{split}_{system}.jsonl"
+        nested: list[list[str] | None] = [None] * len(test_set)
+        for row in read_iglue_jsonl(file):
+            i = position.get(row.id)
+            if i is None:
+                continue
+            original = Path(test_set.image_paths[i]).as_posix()
+            if original != row.img_path and not original.endswith("/" + row.img_path.lstrip("/")):
+                raise DataFormatError(f"{_at(row.file, row.line)}: id {row.id!r} has image {row.img_path!r}, "
+                                      f"the test set has {test_set.image_paths[i]!r}")
+            nested[i] = list(row.sentences)
+        missing = [test_set.image_ids[i] for i, c in enumerate(nested) if c is None]
+        if missing:
+            raise DataFormatError(f"{file}: no row for id {missing[0]!r} of the test set ({len(missing)} such ids); "
+                                  "translate-test needs every instance")
+        captions[lang] = nested
+    return ParallelTestSet(test_set.image_ids, test_set.image_paths, captions, scenes=test_set.scenes,
+                           image_data=test_set.image_data, name=f"{test_set.name} translate-test ({system})")
