@@ -287,6 +287,9 @@ class TrainConfig:
     save_every_steps: int = 0  # accelerate save_state every N steps (0 = only at epoch ends)
     keep_checkpoints: int = 2
     eval_every_epochs: int = 1
+    # ITM re-ranking of the contrastive top k in the FINAL evaluation (models with fusion; 0 =
+    # off). Intermediate evaluations stay contrastive: scoring k pairs per query costs time.
+    eval_rerank_k: int = 0
     log_with: str = "jsonl"  # "jsonl" (logs/train_log.jsonl), an accelerate tracker name, or "none"
     log_every_steps: int = 10
     push_to_hub: str = ""  # a Hub repo id to upload the final model to

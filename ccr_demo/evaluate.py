@@ -354,32 +354,6 @@ def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None =
     return report
 
 
-def rerank_table(report: dict) -> str:
-    """Markdown: R@1 both ways and MRV, contrastive vs exact re-ranking vs the official protocol."""
-    if "rerank" not in report:
-        return ""
-    blocks = [("contrastive", report), ("re-ranked (exact)", report["rerank"]), ("official protocol", report["official"])]
-    lines = [f"ITM re-ranking of the contrastive top {report['rerank']['k']}", "",
-             "| ranking | language | IR R@1 | IR R@5 | IR R@10 | TR R@1 | TR R@5 | TR R@10 |", "|---" * 8 + "|"]
-    for name, b in blocks:
-        for lang in report["languages"]:
-            t, i = b["t2i"][lang], b["i2t"][lang]
-            lines.append(f"| {name} | {lang} | {t['1']:.2f} | {t['5']:.2f} | {t['10']:.2f} | "
-                         f"{i['1']:.2f} | {i['5']:.2f} | {i['10']:.2f} |")
-    mrv_langs = ",".join(report["rerank"]["mrv_languages"])
-    contrastive_mrv = report["mrv_subset"]["mrv"] if "mrv_subset" in report else report["mrv"]
-    lines += ["", f"| MRV over {mrv_langs} | IR | TR |", "|---|---|---|",
-              f"| contrastive | {contrastive_mrv['t2i']:.3f} | {contrastive_mrv['i2t']:.3f} |",
-              f"| re-ranked (exact) | {report['rerank']['mrv']['t2i']:.3f} | {report['rerank']['mrv']['i2t']:.3f} |",
-              f"| official protocol | {report['official']['mrv']['t2i']:.3f} | {report['official']['mrv']['i2t']:.3f} |"]
-    q = report.get("queries") or {}
-    if q.get("rerank"):
-        lines += ["", "Typed queries, P@5: " + ", ".join(
-            f"{lang} {q['per_language'][lang]['p@5']:.3f} -> {q['rerank']['p@5'][lang]:.3f}" for lang in q["languages"])
-            + " (contrastive -> re-ranked)"]
-    return "\n".join(lines)
-
-
 def default_queries(data: str | Path) -> str:
     """The typed-query split the shapes world writes beside its test split, if any
     (``--queries none`` turns this off)."""
@@ -447,14 +421,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(report_table(report))
-    if "rerank" in report:
-        print("\n" + rerank_table(report))
+    print(report_table(report))  # with the re-ranking tables when there are any
     if "translate_test" in report:
         tt = report["translate_test"]
         print(f"\nTranslate-test ({tt['dataset']})\n\n" + report_table(tt))
-        if "rerank" in tt:
-            print("\n" + rerank_table(tt))
     if args.out:
         atomic_write_json(args.out, report)
         print(f"report written to {Path(args.out)}")

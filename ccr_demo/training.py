@@ -710,7 +710,9 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
             state.epoch += 1
             state.batch_in_epoch = 0
             if eval_sets and (state.epoch % max(1, tc.eval_every_epochs) == 0 or state.step >= total_steps):
-                reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache, query_sets)
+                final = state.step >= total_steps
+                reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache, query_sets,
+                                        rerank_k=tc.eval_rerank_k if final else 0)
                 evaluated_at = state.step
             state.train_seconds = seconds_before + time.perf_counter() - start_time
             save_checkpoint(accelerator, cfg, state, model, optimizer, scheduler)
@@ -718,7 +720,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     progress.close()
     train_seconds = seconds_before + time.perf_counter() - start_time
     if eval_sets and evaluated_at != state.step:  # every process decides alike (barriers inside)
-        reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache, query_sets)
+        reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache, query_sets,
+                                rerank_k=tc.eval_rerank_k)
     summary = {"steps": state.step, "epochs": state.epoch,
                "final_loss": last_loss if last_loss is not None and math.isfinite(last_loss) else None,
                "train_seconds": round(train_seconds, 1), "setup_seconds": phase_seconds,
@@ -756,13 +759,13 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def _evaluate_all(model: CCRModel, eval_sets, accelerator: Accelerator, step: int, log_with,
-                  text_cache: TextFeatureCache | None = None, query_sets=None) -> list[dict]:
+                  text_cache: TextFeatureCache | None = None, query_sets=None, rerank_k: int = 0) -> list[dict]:
     """Evaluate on the main process (test sets are small next to training); others wait."""
     reports = []
     if accelerator.is_main_process:
         encode = (lambda texts: text_cache.encode(model, texts)) if text_cache is not None else None
         for ts, qs in zip(eval_sets, query_sets or [None] * len(eval_sets)):
-            report = evaluate(model, ts, progress=False, encode_texts=encode, queries=qs)
+            report = evaluate(model, ts, progress=False, encode_texts=encode, queries=qs, rerank_k=rerank_k)
             reports.append(report)
             accelerator.print(f"\n[{ts.name}] step {step}\n" + report_table(report))
             if log_with:
@@ -776,6 +779,12 @@ def _evaluate_all(model: CCRModel, eval_sets, accelerator: Accelerator, step: in
                     scalars.update({f"eval/{ts.name}/queries/p5_mean": q["mean"]["p@5"],
                                     f"eval/{ts.name}/queries/overlap5": q["consistency"]["top5_overlap"],
                                     f"eval/{ts.name}/queries/first_rank_std": q["consistency"]["first_rank_std"]})
+                if report.get("rerank"):
+                    for name in ("rerank", "official"):
+                        scalars.update({f"eval/{ts.name}/{name}/mrv_t2i": report[name]["mrv"]["t2i"],
+                                        f"eval/{ts.name}/{name}/mrv_i2t": report[name]["mrv"]["i2t"]})
+                        scalars.update({f"eval/{ts.name}/{name}/t2i_r1/{lang}": report[name]["t2i"][lang]["1"]
+                                        for lang in report["languages"]})
                 accelerator.log(scalars, step=step)
     accelerator.wait_for_everyone()
     return reports

@@ -368,3 +368,93 @@ def test_push_without_network_fails_clearly_and_keeps_the_model(tmp_path, tiny_m
     with pytest.raises(HubPushError):
         push_model_folder(str(tmp_path / "m"), "someone/ccr-test")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == before
+
+
+# ------------------------------------------------------------------ the whole CCRK model
+_CCRK = {"losses": {"itc": 1.0, "itm": 1.0, "mlm": 1.0}}
+
+
+def _ccrk_config(tmp_path, data_dir, **train):
+    path = _config(tmp_path, data_dir, **{**_CCRK, **train})
+    cfg = yaml.safe_load(path.read_text())
+    cfg["model"]["fusion"] = {"layers": 1, "heads": 2, "dropout": 0.0}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_itc_itm_mlm_train_together_and_log_each_loss(tmp_path, data_dir):
+    cfg = load_yaml(ExperimentConfig, _ccrk_config(tmp_path, data_dir, eval_rerank_k=4))
+    summary = train(cfg)
+    assert summary["steps"] == 4 and np.isfinite(summary["final_loss"])
+    assert summary["objectives"] == {"itc": 1.0, "itm": 1.0, "mlm": 1.0}
+    assert summary["fusion"]["mlm_masking"] == "input" and summary["fusion"]["itm_positive"] == "hard"
+    for row in summary["history"]:
+        parts = row["losses"]
+        assert set(parts) == {"itc", "itm", "mlm"}
+        assert row["loss"] == pytest.approx(sum(parts.values()), rel=1e-5)
+        assert 0 < parts["itm"] < 2 and parts["mlm"] > 0
+    report = summary["eval"][0]
+    assert report["rerank"]["k"] == 4 and "official" in report  # the final evaluation re-ranks
+    from ccr_demo.model import CCRModel
+
+    model = CCRModel.from_pretrained(tmp_path / "out" / "model")
+    assert model.has_fusion
+    card = (tmp_path / "out" / "model" / "README.md").read_text()
+    assert "itc x1, itm x1, mlm x1" in card and "fusion encoder" in card and "re-rank" in card
+
+
+def test_fusion_losses_need_a_fusion_encoder_and_the_one_to_k_loss(tmp_path, data_dir):
+    with pytest.raises(ConfigError, match="model.fusion.layers"):
+        load_yaml(ExperimentConfig, _config(tmp_path, data_dir, **_CCRK))
+    with pytest.raises(ConfigError, match="one_to_k"):
+        load_yaml(ExperimentConfig, _ccrk_config(tmp_path, data_dir, loss="pivot"))
+    with pytest.raises(ConfigError, match="unknown objective"):
+        load_yaml(ExperimentConfig, _config(tmp_path, data_dir, losses={"itc": 1, "itx": 1}))
+
+
+def test_mlm_over_cached_token_states_of_a_locked_tower(tmp_path, data_dir, monkeypatch):
+    """Locked, cached text tower: token states come from the per-string store and MLM masks at
+    the fusion input; the summary and card say so; the corpus vocabulary is what the captions use."""
+    monkeypatch.setenv("CCR_DEMO_CACHE", str(tmp_path / "cache"))
+    cfg = load_yaml(ExperimentConfig, _ccrk_config(tmp_path, data_dir, lock_text=True, mlm_vocabulary="corpus"))
+    summary = train(cfg)
+    assert np.isfinite(summary["final_loss"])
+    fusion = summary["fusion"]
+    assert fusion["mlm_masking"] == "fusion_input" and 10 < fusion["mlm_vocabulary_size"] < 300
+    assert fusion["token_state_cache"]["encoded"] == fusion["token_state_cache"]["unique"] > 0
+    assert list((tmp_path / "cache" / "text_states").glob("*/shard_*.safetensors"))
+    assert "fusion input" in (tmp_path / "out" / "model" / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_whole_model_like_one(tmp_path, data_dir):
+    """itc + itm + mlm, torchrun 2 CPU processes x batch 4 == 1 process x batch 8: the ITM pairs
+    and MLM masks are drawn for the global batch, negatives may come from the other process."""
+    cfg_path = _ccrk_config(tmp_path, data_dir, max_steps=2)
+    one, two = tmp_path / "one", tmp_path / "two"
+    _run([sys.executable, "train/pretrain.py", "--config", str(cfg_path), f"train.output_dir={one}"])
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          "train/pretrain.py", "--config", str(cfg_path), f"train.output_dir={two}", "train.batch_size=4"])
+    s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (one, two))
+    assert s2["processes"] == 2
+    for a, b in zip(s1["history"], s2["history"]):
+        for k in ("itc", "itm", "mlm"):
+            assert a["losses"][k] == pytest.approx(b["losses"][k], rel=1e-4, abs=1e-5), k
+    w1, w2 = (load_file(str(d / "model" / "model.safetensors")) for d in (one, two))
+    for k in w1:
+        torch.testing.assert_close(w1[k], w2[k], rtol=1e-3, atol=1e-4, msg=lambda m: f"{k}: {m}")
+
+
+@pytest.mark.slow
+def test_tiny_ccrk_config_runs_under_accelerate_launch(tmp_path):
+    """The README's smoke run of the whole model (train/configs/tiny-ccrk.yaml)."""
+    out, data = tmp_path / "tiny", tmp_path / "data"
+    _run(["accelerate", "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+          "--dynamo_backend", "no", "train/pretrain.py", "--config", "train/configs/tiny-ccrk.yaml",
+          f"train.output_dir={out}", f"data.train={data}/train", f"data.eval=[{data}/test]",
+          f"data.eval_queries=[{data}/test_queries]", f"data.generate.out={data}", "train.epochs=1"], timeout=400)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["objectives"] == {"itc": 1.0, "itm": 1.0, "mlm": 1.0}
+    rows = [json.loads(line) for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
+    assert any("train/itm" in r and "train/mlm" in r and "train/itc" in r for r in rows)
+    assert "rerank" in summary["eval"][0]
