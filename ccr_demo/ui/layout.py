@@ -43,6 +43,9 @@ ABOUT = """## How the numbers are made
 - **Gold MRV** (gold mode): the same spread for the test instance's own image: the
   per-instance quantity whose mean over a test set is the paper's MRV.
 - **Overlap**: |top-k(a) ∩ top-k(b)| / k for each pair of languages.
+- **Re-rank** (models with the fusion encoder): each language's contrastive top k re-ordered
+  by the image-text matching (ITM) score; the rest keep their contrastive order and rank. Every
+  figure then reads "contrastive → re-ranked".
 - **Evaluate**: Recall@1/5/10 for text-to-image (IR) and image-to-text (TR) per language,
   mean recall, and MRV in both directions over a parallel test set (`ccr_demo.evaluate`).
 
