@@ -101,6 +101,22 @@ def test_reranked_top_k_follows_the_library_rule(fusion_app):
     assert res.summary()["rerank"] is res.rerank and "rerank" not in plain.summary()
 
 
+def test_results_after_the_reranked_top_k_keep_their_contrastive_order(fusion_app):
+    app = fusion_app
+    plain = cb.search(app, QUERIES, 8)
+    res = cb.search(app, QUERIES, 8, rerank=True, rerank_k=3)
+    assert res.ok and res.rerank["k"] == 3
+    for lang in QUERIES:
+        assert sorted(res.pane_rows[lang][:3]) == sorted(plain.pane_rows[lang][:3])  # a permutation of the top 3
+        assert res.pane_rows[lang][3:] == plain.pane_rows[lang][3:]  # the rest: contrastive order
+        assert [h["contrastive_position"] for h in res.rerank["results"][lang][3:]] == list(range(4, 9))
+        assert all(h["itm"] is None for h in res.rerank["results"][lang][3:])
+        assert "after the re-ranked top 3" in res.panes[lang][3][1]
+        for rec in res.rerank["ranks"]:  # outside the re-ranked top 3, ranks are the contrastive ones
+            if app.gallery.position(rec["image"]) not in res.pane_rows[lang][:3]:
+                assert rec["reranked"][lang] == rec["contrastive"][lang]
+
+
 def test_image_memory_is_cached_and_bounded(fusion_app):
     app = fusion_app
     app.image_memory = rerank_view.ImageMemoryCache(max_items=1000)

@@ -246,7 +246,9 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
                 continue
             mark = {"gold": "★ ", "consensus": "◆ ", "gold, consensus": "★◆ "}.get(role(row), "")
             where = f"#{pos}"
-            if rr is not None:
+            if rr is not None and pos > rr.k:
+                where = f"#{pos} (after the re-ranked top {rr.k}: contrastive order)"
+            elif rr is not None:
                 itm = rr.itm[i, pos - 1]
                 where = (f"#{pos} re-ranked (contrastive #{rr.before[i, pos - 1]})"
                          + (f" · ITM {itm:.3f}" if np.isfinite(itm) else " · ITM -"))
