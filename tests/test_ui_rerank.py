@@ -147,7 +147,10 @@ def test_rerank_k_beyond_the_gallery_and_gold_mode(fusion_app):
     gold = g.rerank["gold"]
     assert gold["image_id"] == inst.gold["image_id"] and g.gold["image_id"] == inst.gold["image_id"]
     assert gold["mrv"] == pytest.approx(metrics.mean_rank_variance(np.array([list(gold["ranks"].values())]) - 1))
-    assert "★ Gold image" in g.mrv_markdown and f"gold MRV **{g.gold['mrv']:.3f} → {gold['mrv']:.3f}**" in g.mrv_markdown
+    rec = next(x for x in g.rerank["ranks"] if x["image"] == gold["image_id"])
+    assert rec["reranked"] == gold["ranks"] and rec["contrastive"] == g.gold["ranks"]
+    assert "★ Gold image" in g.mrv_markdown
+    assert f"gold MRV **{g.gold['mrv']:.3f} → {gold['mrv']:.3f}**" in g.mrv_markdown
 
 
 def test_a_missing_candidate_image_is_placed_after_the_scored_ones(fusion_app, tmp_path):

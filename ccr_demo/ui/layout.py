@@ -266,7 +266,8 @@ def build_layout(app: AppState) -> gr.Blocks:
             fills = [inst.texts[lang] if lang in inst.texts else gr.update() for lang in LANGUAGES]
             return [*fills, inst.gold, *_search_outputs(res, selected)]
 
-        gold_btn.click(on_gold, [languages, k, instance_no, rerank, rerank_k], [*boxes, gold_state, *search_outputs], api_name="gold",
+        gold_btn.click(on_gold, [languages, k, instance_no, rerank, rerank_k], [*boxes, gold_state, *search_outputs],
+                       api_name="gold",
                        api_description="Fill the chosen languages with one test instance's captions and search; "
                                        "the panel shows the gold image's rank per language and its MRV.")
 
