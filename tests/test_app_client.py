@@ -226,3 +226,72 @@ def test_concurrent_identical_image_to_text_requests_all_succeed(served):
     with ThreadPoolExecutor(10) as pool:
         sizes = list(pool.map(one, range(30)))
     assert len(set(sizes)) == 1 and sizes[0] > 0
+
+
+# --------------------------------------------------------------------------- issue 12: fusion re-ranking
+
+
+@pytest.fixture(scope="module")
+def served_fusion(tmp_path_factory):
+    """(client, app state): the demo of a tiny model WITH the fusion encoder."""
+    from gradio_client import Client
+
+    from test_ui_rerank import fusion_config
+
+    assets = build_tiny_assets(tmp_path_factory.mktemp("client_fusion_assets"), config=fusion_config())
+    state = load_state(assets)
+    demo = build_demo(state=state)
+    demo.queue(**queue_options())
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        yield Client(url, verbose=False), state
+    finally:
+        demo.close()
+
+
+def test_search_and_gold_rerank_over_the_api(served_fusion):
+    from gradio_client.exceptions import AppError
+
+    client, state = served_fusion
+    status, mrv_md, table, overlap, plot, summary, *panes = client.predict(
+        languages=list(QUERIES), k=5, gallery="default gallery", **QUERIES, rerank=True, rerank_k=8,
+        api_name="/search")
+    expect = cb.search(state, QUERIES, 5, rerank=True, rerank_k=8)
+    assert summary["rerank"]["k"] == 8 and summary["rerank"]["results"] == expect.rerank["results"]
+    assert summary["mrv"] == pytest.approx(expect.mrv)  # the contrastive figure stays beside it
+    assert summary["rerank"]["mrv"] == pytest.approx(expect.rerank["mrv"])
+    assert f"Query MRV: {expect.mrv:.3f} → {expect.rerank['mrv']:.3f}" in mrv_md
+    assert " → " in table["data"][0][3]  # rank en: contrastive → re-ranked
+    by_lang = dict(zip(["en", "de", "fr", "cs", "zh", "ja", "id", "es", "ru", "tr"], panes))
+    items = by_lang["en"]["value"] if isinstance(by_lang["en"], dict) else by_lang["en"]
+    assert [it["caption"].split("\n")[0].lstrip("★◆ ") for it in items] == \
+        [h["image"] for h in expect.rerank["results"]["en"]]
+    assert "re-ranked (contrastive #" in items[0]["caption"]
+    # without the new parameters: the contrastive search, as before
+    plain = client.predict(languages=["en", "de"], k=5, gallery="default gallery", en=QUERIES["en"],
+                           de=QUERIES["de"], api_name="/search")
+    assert "rerank" not in plain[5] and plain[5]["mrv"] is not None
+    # gold mode re-ranked: the gold image's ranks and MRV both ways
+    out = client.predict(languages=["en", "de", "zh"], k=5, instance=2, rerank=True, rerank_k=24, api_name="/gold")
+    summary = out[15]
+    assert summary["rerank"]["gold"]["image_id"] == summary["gold"]["image_id"] == state.test_set.image_ids[2]
+    assert "★ Gold image" in out[11] and "gold MRV **" in out[11] and " → " in out[11]
+    # bad re-rank parameters: a clear message, the app keeps serving
+    for bad, expect_msg in ((0, "Re-rank k: got 0"), (500, "Re-rank k: got 500"), ("yes", "Re-rank k: got 'yes'")):
+        with pytest.raises(AppError) as err:
+            client.predict(languages=["en"], k=5, gallery="default gallery", en="a red circle", rerank=True,
+                           rerank_k=bad, api_name="/search")
+        assert expect_msg in str(err.value)
+    with pytest.raises(AppError, match="got 'on'"):
+        client.predict(languages=["en"], k=5, gallery="default gallery", en="a red circle", rerank="on",
+                       api_name="/search")
+    assert client.predict(languages=["en"], k=5, gallery="default gallery", en="a red circle", rerank=True,
+                          api_name="/search")[5]["rerank"]["k"] == 16  # the default depth
+
+
+def test_rerank_on_a_dual_encoder_says_why(served):
+    client, _, _ = served
+    status, mrv_md, table, *_ = client.predict(languages=["en"], k=5, gallery="default gallery",
+                                               en="a red circle", rerank=True, api_name="/search")
+    assert "dual encoder" in status and not table["data"]
+    assert _search(client, **QUERIES)[5]["mrv"] is not None

@@ -111,3 +111,52 @@ def test_hidden_languages_and_empty_search_message(url):
             expect(page.locator("#search-status")).to_contain_text("at least one language", timeout=30_000)
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def fusion_url(tmp_path_factory):
+    """The demo of a tiny random model WITH the fusion encoder (generated, not assets/)."""
+    from test_ui_callbacks import build_tiny_assets, load_state
+    from test_ui_rerank import fusion_config
+
+    state = load_state(build_tiny_assets(tmp_path_factory.mktemp("browser_fusion"), config=fusion_config()))
+    demo = build_demo(state=state)
+    demo.queue(**queue_options())
+    _, local_url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        yield local_url
+    finally:
+        demo.close()
+
+
+def test_rerank_switch_shows_reranked_results(fusion_url):
+    """Issue 12: turn on "re-rank top-k with the fusion encoder", search, and see the re-ranked
+    panes and MRV "contrastive → re-ranked"; turned off, the plain search again."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
+            page.goto(fusion_url, wait_until="domcontentloaded")
+            for lang in ("en", "de", "zh"):
+                page.locator(f"#query-{lang}").locator("textarea, input").first.fill(QUERIES[lang])
+            switch = page.locator("#rerank input[type=checkbox]")
+            expect(switch).to_be_enabled(timeout=30_000)
+            switch.check()
+            page.locator("#search-button").click()
+            mrv = page.locator("#mrv")
+            expect(mrv).to_contain_text("re-ranked top 16", timeout=60_000)
+            expect(mrv).to_contain_text(re.compile(r"Query MRV: \d+\.\d{3} → \d+\.\d{3}"))
+            pane = page.locator("#pane-en")
+            expect(pane).to_contain_text("re-ranked top 16")  # the pane's label
+            expect(pane).to_contain_text("re-ranked (contrastive #")  # each result's caption
+            expect(page.locator("#rank-table")).to_contain_text("→")
+            switch.uncheck()
+            page.locator("#search-button").click()
+            expect(mrv).not_to_contain_text("re-ranked", timeout=60_000)
+            expect(mrv).to_contain_text("Query MRV")
+            expect(pane).not_to_contain_text("re-ranked")
+        finally:
+            browser.close()

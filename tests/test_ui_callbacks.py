@@ -37,14 +37,15 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 QUERIES = {"en": "a red circle", "de": "ein roter Kreis", "zh": "红色的圆", "ja": "赤い丸"}
 
 
-def build_tiny_assets(root: Path, n_test: int = 24) -> dict[str, Path]:
+def build_tiny_assets(root: Path, n_test: int = 24, config=None) -> dict[str, Path]:
     """What the embedded default holds, in miniature: a shapes test set (IGLUE layout), a saved
-    tiny random model, and its image and caption galleries built by `python -m ccr_demo.index`."""
+    tiny random model (``config``, default ``tiny_config()``), and its image and caption
+    galleries built by `python -m ccr_demo.index`."""
     data = generate_dataset(root / "shapes", 0, 0, n_test, 0, image_size=64, workers=1, progress=False)
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        CCRModel(tiny_config()).save_pretrained(root / "model")
+        CCRModel(config if config is not None else tiny_config()).save_pretrained(root / "model")
     paths = {"model": root / "model", "gallery": root / "gallery", "testset": data / "test",
              "captions": root / "captions"}
     assert index_main(["build", "--model", str(paths["model"]), "--iglue", str(paths["testset"]),

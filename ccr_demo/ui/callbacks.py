@@ -29,6 +29,7 @@ from PIL import Image
 from .. import LANGUAGES, metrics
 from ..data.formats import DataFormatError, load_image
 from ..fingerprint import weights_fingerprint
+from . import rerank_view
 from .state import AppState, Limits
 
 log = logging.getLogger(__name__)
@@ -128,13 +129,19 @@ class SearchResult:
     gold: dict | None = None
     mrv_markdown: str = ""
     warnings: list[str] = field(default_factory=list)
+    # with fusion re-ranking: the re-ranked view's numbers (rerank_view.summary); mrv, consensus,
+    # gold and hits above stay contrastive, panes / table / plot / overlap show the re-ranked view
+    rerank: dict | None = None
 
     def summary(self) -> dict:
         """JSON-ready numbers (the API's view of the consistency panel)."""
-        return {"languages": self.languages, "queries": self.queries, "mrv": self.mrv, "mrv_var": self.mrv_var,
-                "consensus": self.consensus, "gold": self.gold,
-                "results": self.hits,
-                "ranks": self.table.to_dict(orient="records") if len(self.table) else []}
+        out = {"languages": self.languages, "queries": self.queries, "mrv": self.mrv, "mrv_var": self.mrv_var,
+               "consensus": self.consensus, "gold": self.gold,
+               "results": self.hits,
+               "ranks": self.table.to_dict(orient="records") if len(self.table) else []}
+        if self.rerank is not None:
+            out["rerank"] = self.rerank
+        return out
 
 
 def _item_image(gallery, row: int):
@@ -161,10 +168,15 @@ def _gold_row(gallery, gold: Mapping | None, queries: Mapping[str, str], notes: 
 
 
 def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
-           gold: Mapping | None = None) -> SearchResult:
+           gold: Mapping | None = None, rerank: bool = False,
+           rerank_k: Any = rerank_view.DEFAULT_RERANK_K) -> SearchResult:
     """Search the gallery with one query per language: one encode_texts call for all
     languages and one index search (Gallery.search_texts), then the rank of every image under
-    every language from the stored vectors (metrics.rank_consistency)."""
+    every language from the stored vectors (metrics.rank_consistency).
+
+    ``rerank``: re-order each language's top ``rerank_k`` with the fusion encoder's ITM head
+    (rerank_view); panes show the re-ranked order, ranks and MRV read "contrastive → re-ranked".
+    """
     gallery = gallery if gallery is not None else app.gallery
     if app.model is None or gallery is None:
         return SearchResult(False, not_ready_message(app))
@@ -176,57 +188,96 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
         k = _clamp_k(k, app.limits.max_k)
     except ValueError as e:
         return SearchResult(False, str(e), warnings=[str(e)])
+    search_k = k
+    if rerank:
+        if not app.can_rerank:
+            msg = f"Re-ranking is off for this model: {rerank_view.NO_FUSION}."
+            return SearchResult(False, msg, warnings=[msg])
+        try:
+            rerank_k = rerank_view.check_rerank_k(rerank_k, app.limits.max_rerank_k)
+        except ValueError as e:
+            return SearchResult(False, str(e), warnings=[str(e)])
+        search_k = max(k, rerank_k)
     langs = list(queries)
     try:
-        res = gallery.search_texts(app.model, queries, k, exact_ranks=False)
+        res = gallery.search_texts(app.model, queries, search_k, exact_ranks=False)
     except Exception as e:  # noqa: BLE001 - e.g. a session gallery of another model
         log.exception("search failed")
         return SearchResult(False, f"Search failed: {e}")
     # Exact scores of every image under every language: ranks over the WHOLE gallery.
     full = (torch.from_numpy(res.query_emb) @ torch.from_numpy(gallery.vectors).T).numpy()
     cons = metrics.rank_consistency(full, k)
+    shown, top_scores, top_rows, rr = cons, res.scores[:, :k], res.positions[:, :k], None
+    if rerank:
+        try:
+            rr = rerank_view.rerank(app.model, app.image_memory, gallery, list(queries.values()), res.scores,
+                                    res.positions, cons.ranks, rerank_k, k, max_pixels=app.limits.max_pixels)
+        except Exception as e:  # noqa: BLE001 - the app keeps serving; the log has the traceback
+            log.exception("re-ranking failed")
+            return SearchResult(False, f"Re-ranking failed: {e}")
+        notes.extend(rr.notes)
+        shown, top_scores, top_rows = rr.cons, rr.scores[:, :k], rr.positions[:, :k]
     gold_row = _gold_row(gallery, gold, queries, notes, app.limits.max_query_chars)
 
-    rows: list[int] = sorted({int(p) for p in res.positions.ravel() if p >= 0} | {cons.consensus}
-                             | ({gold_row} if gold_row is not None else set()))
+    # with re-ranking, also the contrastive top k: the table shows what re-ranking moved out of it
+    rows: list[int] = sorted({int(p) for p in top_rows.ravel() if p >= 0}
+                             | {int(p) for p in res.positions[:, :k].ravel() if p >= 0}
+                             | {cons.consensus, shown.consensus} | ({gold_row} if gold_row is not None else set()))
     ids = {r: gallery.items[r]["id"] for r in rows}  # not gallery.ids: that lists every item
     row_of = {v: r for r, v in ids.items()}
 
     def role(row: int) -> str:
-        return ", ".join(r for r, on in (("gold", row == gold_row), ("consensus", row == cons.consensus)) if on)
+        return ", ".join(r for r, on in (("gold", row == gold_row), ("consensus", row == shown.consensus)) if on)
 
-    pane_rows = {lang: [int(p) for p in res.positions[i] if p >= 0] for i, lang in enumerate(langs)}
+    def rank(row: int, i: int):  # 1-based; "contrastive → re-ranked" with re-ranking
+        return int(cons.ranks[row, i]) + 1 if rr is None else \
+            rerank_view.arrow(int(cons.ranks[row, i]) + 1, int(shown.ranks[row, i]) + 1)
+
+    def both(values_c, values_r, row: int, digits: int, shift: float = 0):
+        c = round(float(values_c[row]) + shift, digits)
+        return c if rr is None else rerank_view.arrow(c, round(float(values_r[row]) + shift, digits))
+
+    pane_rows = {lang: [int(p) for p in top_rows[i] if p >= 0] for i, lang in enumerate(langs)}
     panes = {}
     for i, lang in enumerate(langs):
         pane = []
-        for pos, (score, row) in enumerate(zip(res.scores[i], res.positions[i]), 1):
+        for pos, (score, row) in enumerate(zip(top_scores[i], top_rows[i]), 1):
             if row < 0:
                 continue
             mark = {"gold": "★ ", "consensus": "◆ ", "gold, consensus": "★◆ "}.get(role(row), "")
-            ranks = " · ".join(f"{lg}\u00a0{int(r) + 1}" for lg, r in zip(langs, cons.ranks[row]))  # no break inside
-            pane.append((_item_image(gallery, row), f"{mark}{ids[row]}\n#{pos} · score {score:.3f}\n{ranks}"))
+            where = f"#{pos}"
+            if rr is not None and pos > rr.k:
+                where = f"#{pos} (after the re-ranked top {rr.k}: contrastive order)"
+            elif rr is not None:
+                itm = rr.itm[i, pos - 1]
+                where = (f"#{pos} re-ranked (contrastive #{rr.before[i, pos - 1]})"
+                         + (f" · ITM {itm:.3f}" if np.isfinite(itm) else " · ITM -"))
+            ranks = " · ".join(f"{lg}\u00a0{rank(row, j)}".replace(" → ", "\u00a0→\u00a0")  # no break inside
+                               for j, lg in enumerate(langs))
+            pane.append((_item_image(gallery, row), f"{mark}{ids[row]}\n{where} · score {score:.3f}\n{ranks}"))
         panes[lang] = pane
-    hits = {lang: [{"image": ids[r], "score": round(float(s), 4)} for s, r in zip(res.scores[i], res.positions[i])
-                   if r >= 0] for i, lang in enumerate(langs)}
+    hits = {lang: [{"image": ids[r], "score": round(float(s), 4)}
+                   for s, r in zip(res.scores[i, :k], res.positions[i, :k]) if r >= 0] for i, lang in enumerate(langs)}
 
     table = pd.DataFrame({
         "image": [ids[r] for r in rows],
         "role": [role(r) for r in rows],
         "top-k in": [",".join(lg for lg in langs if r in pane_rows[lg]) for r in rows],
-        **{f"rank {lg}": [int(cons.ranks[r, i]) + 1 for r in rows] for i, lg in enumerate(langs)},
-        "mean rank": [round(float(cons.mean_rank[r]) + 1, 2) for r in rows],
-        "std": [round(float(cons.std[r]), 3) for r in rows],
-        "variance": [round(float(cons.var[r]), 3) for r in rows],
-    }).sort_values(["mean rank", "image"], kind="stable").reset_index(drop=True)
+        **{f"rank {lg}": [rank(r, i) for r in rows] for i, lg in enumerate(langs)},
+        "mean rank": [both(cons.mean_rank, shown.mean_rank, r, 2, 1) for r in rows],
+        "std": [both(cons.std, shown.std, r, 3) for r in rows],
+        "variance": [both(cons.var, shown.var, r, 3) for r in rows],
+        "_order": [round(float(shown.mean_rank[r]) + 1, 2) for r in rows],
+    }).sort_values(["_order", "image"], kind="stable").drop(columns="_order").reset_index(drop=True)
 
     plotted = list(table["image"][:PLOT_IMAGES])
-    for r in (gold_row, cons.consensus):
+    for r in (gold_row, shown.consensus):
         if r is not None and ids[r] not in plotted:
             plotted.append(ids[r])
-    plot = pd.DataFrame([{"language": lg, "rank": int(cons.ranks[row_of[img], i]) + 1, "image": img}
+    plot = pd.DataFrame([{"language": lg, "rank": int(shown.ranks[row_of[img], i]) + 1, "image": img}
                          for img in plotted for i, lg in enumerate(langs)])
-    overlap = pd.DataFrame(np.round(cons.overlap, 2), columns=langs)
-    overlap.insert(0, f"top-{cons.k} overlap", langs)
+    overlap = pd.DataFrame(np.round(shown.overlap, 2), columns=langs)
+    overlap.insert(0, f"top-{cons.k} overlap" + (" (re-ranked)" if rr is not None else ""), langs)
 
     several = len(langs) > 1
     gold_info = None
@@ -239,6 +290,8 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
         ok=True, message=_bullets(notes), languages=langs, queries=queries, panes=panes, pane_rows=pane_rows, hits=hits,
         table=table, overlap=overlap, plot=plot, mrv=cons.mrv if several else None,
         mrv_var=cons.mrv_var if several else None, consensus=ids[cons.consensus], gold=gold_info, warnings=notes)
+    if rr is not None:
+        result.rerank = rerank_view.summary(rr, langs, ids, cons.ranks, rows, k, gold_row)
     result.mrv_markdown = _mrv_markdown(result, cons, gallery.count)
     return result
 
@@ -248,6 +301,9 @@ def _rank_list(ranks: Mapping[str, int]) -> str:
 
 
 def _mrv_markdown(res: SearchResult, cons: metrics.RankConsistency, n_images: int) -> str:
+    if res.rerank is not None:
+        return rerank_view.mrv_markdown(res.languages, res.mrv, res.mrv_var, res.consensus, res.gold, res.rerank,
+                                        cons, n_images)
     langs = res.languages
     row = res.table.set_index("image").loc[res.consensus]
     cons_ranks = {lg: int(row[f"rank {lg}"]) for lg in langs}

@@ -65,3 +65,14 @@ class Radio(gr.Radio):
         if payload not in choices:
             raise _fail(self, payload, f"one of {choices}")
         return super().preprocess(payload)
+
+
+class Checkbox(gr.Checkbox):
+    """Only true or false (``None``: the default, off); ``"yes"`` or 1 are refused, not read as true."""
+
+    def preprocess(self, payload):
+        if payload is None:
+            payload = False
+        if not isinstance(payload, bool):
+            raise _fail(self, payload, "true or false")
+        return super().preprocess(payload)

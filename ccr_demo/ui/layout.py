@@ -5,7 +5,8 @@ up front; choosing languages shows or hides them. Handlers here only translate (
 values in, ``callbacks`` results out); the work and every number live in ``callbacks``.
 
 Named API endpoints (gradio_client): ``search``, ``gold``, ``image_to_text``, ``evaluate``,
-``build_gallery``. Other events are private.
+``build_gallery``. Other events are private. ``search`` and ``gold`` take ``rerank`` (default
+false) and ``rerank_k`` (default 16) last: clients that do not name them are unaffected.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from . import callbacks as cb
 from . import inputs, serving
 from .examples import example_rows
 from .memory import release_memory
+from .rerank_view import DEFAULT_RERANK_K, NO_FUSION
 from .state import AppState
 
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français", "cs": "Čeština", "zh": "中文", "ja": "日本語",
@@ -41,6 +43,9 @@ ABOUT = """## How the numbers are made
 - **Gold MRV** (gold mode): the same spread for the test instance's own image: the
   per-instance quantity whose mean over a test set is the paper's MRV.
 - **Overlap**: |top-k(a) ∩ top-k(b)| / k for each pair of languages.
+- **Re-rank** (models with the fusion encoder): each language's contrastive top k re-ordered
+  by the image-text matching (ITM) score; the rest keep their contrastive order and rank. Every
+  figure then reads "contrastive → re-ranked".
 - **Evaluate**: Recall@1/5/10 for text-to-image (IR) and image-to-text (TR) per language,
   mean recall, and MRV in both directions over a parallel test set (`ccr_demo.evaluate`).
 
@@ -54,11 +59,12 @@ folder as your own gallery: local single-user runs only).
 """
 
 
-def _pane_label(lang: str, query: str | None = None) -> str:
+def _pane_label(lang: str, query: str | None = None, reranked: int | None = None) -> str:
     base = f"{lang} · {LANGUAGE_NAMES[lang]}"
     if query is None:
         return base + " — no query"
-    return f"{base} — “{query if len(query) <= 40 else query[:39] + '…'}”"
+    return (f"{base} — “{query if len(query) <= 40 else query[:39] + '…'}”"
+            + (f" · re-ranked top {reranked}" if reranked else ""))
 
 
 def _warn(notes) -> None:
@@ -71,8 +77,9 @@ def _search_outputs(res: cb.SearchResult, selected: list[str], mine: bool = Fals
     """SearchResult -> values for the search outputs (status, MRV, table, overlap, plot, JSON, the
     rows behind the panes and which gallery they index, 10 panes)."""
     # gr.update dicts, not component instances: building 11 components costs ~60 ms per request
+    reranked = res.rerank["k"] if res.rerank else None
     panes = [gr.update(value=serving.serve_pairs(res.panes.get(lang, [])), visible=lang in selected,
-                       label=_pane_label(lang, res.queries.get(lang))) for lang in LANGUAGES]
+                       label=_pane_label(lang, res.queries.get(lang), reranked)) for lang in LANGUAGES]
     plot = gr.update(value=res.plot, sort=res.languages or None)
     return [res.message, res.mrv_markdown, res.table, res.overlap, plot, res.summary(),
             {"rows": res.pane_rows, "mine": mine}, *panes]
@@ -103,6 +110,17 @@ def build_layout(app: AppState) -> gr.Blocks:
                     k = inputs.Slider(1, max_k, value=5, step=1, label="Top k", scale=1)
                     which = inputs.Radio([DEFAULT_GALLERY, MY_GALLERY], value=DEFAULT_GALLERY, label="Search in",
                                          scale=1)
+                with gr.Row(equal_height=True):
+                    # Shown for every model; a dual encoder gets it disabled, saying why (the API
+                    # answers rerank=true with the same reason).
+                    rerank = inputs.Checkbox(False, label="Re-rank top-k with the fusion encoder (ITM)",
+                                             interactive=app.can_rerank, elem_id="rerank", scale=2,
+                                             info="each language's contrastive top k re-ordered by the image-text "
+                                                  "matching head; ranks and MRV shown without → with"
+                                             if app.can_rerank else f"Unavailable: {NO_FUSION}.")
+                    rerank_k = inputs.Slider(1, app.limits.max_rerank_k, value=DEFAULT_RERANK_K, step=1,
+                                             label="Re-rank k", interactive=app.can_rerank, elem_id="rerank-k",
+                                             scale=1)
                 with gr.Row(equal_height=True):
                     boxes = [gr.Textbox("", label=f"{lang} · {LANGUAGE_NAMES[lang]}", placeholder=EXAMPLES[lang],
                                         visible=lang in app.default_languages, min_width=150,
@@ -213,7 +231,8 @@ def build_layout(app: AppState) -> gr.Blocks:
                 return session, None
             return None, None
 
-        def on_search(languages, k, gallery, session, gold, en, de, fr, cs, zh, ja, id, es, ru, tr):  # noqa: A002
+        def on_search(languages, k, gallery, session, gold, en, de, fr, cs, zh, ja, id, es, ru, tr,  # noqa: A002
+                      rerank=False, rerank_k=DEFAULT_RERANK_K):
             """Named parameters: they are the API's parameter names (gradio_client)."""
             selected = list(languages or [])
             if not selected:
@@ -223,31 +242,32 @@ def build_layout(app: AppState) -> gr.Blocks:
             texts = dict(zip(LANGUAGES, (en, de, fr, cs, zh, ja, id, es, ru, tr)))
             chosen, note = pick_gallery(gallery, session)
             res = cb.search(app, {lang: texts[lang] for lang in LANGUAGES if lang in selected}, k,
-                            gallery=chosen, gold=gold if chosen is None else None)
+                            gallery=chosen, gold=gold if chosen is None else None, rerank=rerank, rerank_k=rerank_k)
             if note:
                 res.message = f"- {note}\n" + res.message
             _warn(([note] if note else []) + res.warnings)
             return _search_outputs(res, selected, mine=chosen is not None)
 
-        search_inputs = [languages, k, which, session_gallery, gold_state, *boxes]
+        search_inputs = [languages, k, which, session_gallery, gold_state, *boxes, rerank, rerank_k]
         search_btn.click(on_search, search_inputs, search_outputs, api_name="search",
                          api_description="Search the gallery with one query per chosen language.")
         for box in boxes:
             box.submit(on_search, search_inputs, search_outputs, api_visibility="private")
 
-        def on_gold(languages, k, instance):
+        def on_gold(languages, k, instance, rerank=False, rerank_k=DEFAULT_RERANK_K):
             selected = list(languages or [])
             inst = cb.random_instance(app, selected, instance)
             if inst.gold is None:
                 gr.Warning(inst.message.split(". ")[0])
                 res = cb.SearchResult(False, inst.message)
                 return [*[gr.update() for _ in LANGUAGES], None, *_search_outputs(res, selected)]
-            res = cb.search(app, inst.texts, k, gold=inst.gold)
+            res = cb.search(app, inst.texts, k, gold=inst.gold, rerank=rerank, rerank_k=rerank_k)
             res.message = inst.message + ("\n\n" + res.message if res.message else "")
             fills = [inst.texts[lang] if lang in inst.texts else gr.update() for lang in LANGUAGES]
             return [*fills, inst.gold, *_search_outputs(res, selected)]
 
-        gold_btn.click(on_gold, [languages, k, instance_no], [*boxes, gold_state, *search_outputs], api_name="gold",
+        gold_btn.click(on_gold, [languages, k, instance_no, rerank, rerank_k], [*boxes, gold_state, *search_outputs],
+                       api_name="gold",
                        api_description="Fill the chosen languages with one test instance's captions and search; "
                                        "the panel shows the gold image's rank per language and its MRV.")
 

@@ -75,6 +75,9 @@ class Limits:
     session_ttl_s: int = 3600  # a session gallery (gr.State) and uploaded files live this long
     max_cache_bytes: int = 1 << 30  # uploads and served copies kept on disk, oldest deleted first
     max_folder_entries: int = 100_000  # server-folder galleries: directory entries looked at, at most
+    max_rerank_k: int = 128  # fusion re-ranking depth per language (ITM pairs = languages x k, one batch)
+    image_memory_items: int = 2048  # fusion image memories of gallery images kept (LRU) for re-ranking
+    image_memory_bytes: int = 256 << 20  # ...and at most this many bytes of them
 
 
 # --------------------------------------------------------------------------- gold instances
@@ -224,7 +227,8 @@ def _rows_by(items: list[dict], key: str) -> dict[str, list[int]]:
 
 @dataclass
 class AppState:
-    """Loaded once per process and shared read-only by all sessions (never mutated by requests)."""
+    """Loaded once per process and shared read-only by all sessions (requests mutate nothing but the
+    bounded, locked ``image_memory`` cache of fusion re-ranking)."""
 
     model: object | None = None
     gallery: object | None = None
@@ -243,6 +247,18 @@ class AppState:
     _captions_lock: threading.Lock = field(default_factory=threading.Lock)
     _captions_thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    image_memory: object | None = None  # rerank_view.ImageMemoryCache, made in __post_init__
+
+    def __post_init__(self):
+        from .rerank_view import ImageMemoryCache
+
+        if self.image_memory is None:  # a cache, the one thing requests add to (bounded, locked)
+            self.image_memory = ImageMemoryCache(self.limits.image_memory_items, self.limits.image_memory_bytes)
+
+    @property
+    def can_rerank(self) -> bool:
+        """Whether the loaded model has the fusion encoder (ITM re-ranking of search results)."""
+        return bool(getattr(self.model, "has_fusion", False))
 
     @property
     def ready(self) -> bool:
