@@ -1,0 +1,148 @@
+"""What the fusion encoder costs: a training step with itc + itm + mlm against itc alone, and a
+6-language search with ITM re-ranking of the top 16 against plain search.
+
+1. Training step (forward + backward + AdamW), same batch, the default-ccrk architecture
+   (resnet10t 64 px, e5-small locked and cached, 2-layer fusion width 256): 64 images x 10
+   captions. The text tower is cached in both arms, so its features and token states are
+   random tensors of the real shapes (the step never runs the text tower); images are real
+   shapes-world pixels when --data is given, else random. Arms alternate, --repeats each.
+2. Search: the app's search callback on the embedded default (assets/, a fusion model) for 6
+   languages, re-ranking off vs on (k 16), alternating, --searches each; the image-memory cache
+   is cleared before every re-ranked search unless --warm, so the figure includes encoding
+   the 16 x 6 candidate images.
+
+Run: python bench/bench_fusion.py [--out docs/bench_fusion.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+QUERIES = {"en": "a red circle on the left", "de": "ein roter Kreis links", "fr": "un cercle rouge à gauche",
+           "cs": "červený kruh vlevo", "zh": "左边的红色圆形", "ja": "左の赤い丸"}
+
+
+def _config(objectives: dict):
+    from ccr_demo.config import ExperimentConfig, load_yaml
+
+    cfg = load_yaml(ExperimentConfig, ROOT / "train/configs/default-ccrk.yaml",
+                    ["train.init_from=", "train.output_dir=/tmp/bench_fusion"])
+    cfg.train.losses = objectives
+    return cfg.validate()
+
+
+def training_steps(repeats: int, batch: int, tokens: int) -> dict:
+    from ccr_demo.fusion_objectives import FusionObjectives
+    from ccr_demo.losses import one_to_k_loss
+    from ccr_demo.training import build_model, param_groups
+
+    full = _config({"itc": 1.0, "itm": 1.0, "mlm": 1.0})
+    torch.manual_seed(0)
+    model = build_model(full).train()
+    K, H = len(full.languages), model.text_tower.num_features
+    pixels = torch.randn(batch, 3, 64, 64)
+    features = torch.randn(batch * K, H)
+    texts = [f"caption {i}" for i in range(batch * K)]
+
+    class _States:  # cached token states of the real shape, looked up by string as the trainer does
+        def lookup(self, rows):
+            return torch.randn(len(rows), tokens, H), torch.ones(len(rows), tokens, dtype=torch.long)
+
+    vocab = torch.arange(0, 4000)
+    objectives = FusionObjectives(full, K, _States(), vocab)
+    optimizer = torch.optim.AdamW(param_groups(model, full))
+
+    def step(with_fusion: bool) -> float:
+        start = time.perf_counter()
+        outputs = model(pixels, text_features=features, with_fusion_inputs=with_fusion)
+        img, txt, tau = outputs[:3]
+        loss = one_to_k_loss(img, txt.view(batch, K, -1), tau)
+        if with_fusion:
+            # token ids of the captions: the MLM path tokenizes the chosen positives
+            parts = objectives(model, img, txt, tau.detach(), outputs[3], None, None, texts, texts, 0)
+            loss = loss + parts["itm"] + parts["mlm"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+
+    step(True), step(False)  # warm up both
+    times = {"itc": [], "itc+itm+mlm": []}
+    for _ in range(repeats):
+        times["itc"].append(step(False))
+        times["itc+itm+mlm"].append(step(True))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def searches(n: int, warm: bool) -> dict | None:
+    from ccr_demo.ui import callbacks as cb
+    from ccr_demo.ui.state import AppState
+
+    state = AppState.from_env()
+    if not state.model.has_fusion:
+        print("the embedded default has no fusion encoder: search arm skipped")
+        return None
+    langs = list(QUERIES)
+    args = [QUERIES[lang] for lang in langs]
+    times = {"plain": [], "re-ranked top 16": []}
+    search = cb.search_with_state if hasattr(cb, "search_with_state") else None
+    del search
+    from ccr_demo.ui import rerank_view
+
+    for _ in range(n + 1):
+        for name, rerank in (("plain", False), ("re-ranked top 16", True)):
+            if rerank and not warm:
+                rerank_view.clear_image_memory_cache(state)
+            start = time.perf_counter()
+            rerank_view.timed_search(state, langs, args, rerank=rerank, k=16)
+            times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v[1:]) for k, v in times.items()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--tokens", type=int, default=20, help="caption length in tokens")
+    p.add_argument("--searches", type=int, default=10)
+    p.add_argument("--warm", action="store_true", help="keep the image-memory cache between searches")
+    p.add_argument("--out", default="")
+    args = p.parse_args(argv)
+    steps = training_steps(args.repeats, args.batch, args.tokens)
+    print(steps)
+    search = searches(args.searches, args.warm)
+    print(search)
+    lines = [f"# Fusion encoder cost ({datetime.now(timezone.utc):%Y-%m-%d}, {platform.processor() or platform.machine()}, "
+             f"{os.cpu_count()} cores, torch {torch.__version__} threads {torch.get_num_threads()})", "",
+             f"`python bench/bench_fusion.py` — medians of {args.repeats} alternating repeats, one run.", "",
+             f"Training step, {args.batch} images x 10 captions, default-ccrk architecture, text tower cached:", "",
+             "| objectives | s / step |", "|---|---|"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in steps.items()]
+    lines += ["", f"Ratio itc+itm+mlm / itc: **{steps['itc+itm+mlm'] / steps['itc']:.2f}x**"]
+    if search:
+        lines += ["", f"Search, 6 languages, embedded default, {args.searches} searches each "
+                      f"({'warm' if args.warm else 'cold'} image-memory cache):", "",
+                  "| search | ms |", "|---|---|"]
+        lines += [f"| {k} | {1000 * v:.1f} |" for k, v in search.items()]
+        lines += ["", f"Ratio re-ranked / plain: **{search['re-ranked top 16'] / search['plain']:.2f}x**"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
