@@ -142,10 +142,19 @@ class TrainTransform:
     def active(self) -> bool:
         return self.ops is not None
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
+    def __call__(self, image: Image.Image, seed: int | None = None) -> torch.Tensor:
+        """``seed``: draw the random augmentation from its own generator seeded so (the
+        training dataset passes a hash of (run seed, epoch, index): the same item gets the same
+        augmentation in any DataLoader worker and after a resume, and the global RNG that
+        dropout uses is left alone). Without it, torch's global RNG is used."""
         if self.ops is None:
             return self.processor(image)
-        image = self.ops(to_rgb(image))
+        if seed is None:
+            image = self.ops(to_rgb(image))
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                image = self.ops(to_rgb(image))
         # After a random crop the image is already square at the right size; the processor
         # then only normalises (no resize, no crop). Without one it resizes + crops as at eval.
         return self.processor(image)

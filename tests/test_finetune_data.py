@@ -119,6 +119,22 @@ def test_spatial_and_colour_augmentation_is_refused_for_the_shapes_world(tmp_pat
         build_train_dataset(cfg, ImageProcessor(image_size=32))
 
 
+def test_training_augmentation_is_a_function_of_seed_epoch_and_index(tmp_path):
+    """Same item, epoch and seed: the same augmented image in any worker and after a resume;
+    the global RNG (dropout) is left alone."""
+    path = _write_ccrk_train(tmp_path)
+    cfg = from_dict(ExperimentConfig, {"data": {"train": str(path), "train_format": "ccrk_json", "languages": ["en"],
+                                                "crop_scale": [0.2, 1.0], "hflip": True,
+                                                "randaugment": {"num_ops": 2, "magnitude": 9}}})
+    ds = build_train_dataset(cfg, ImageProcessor(image_size=16))
+    state = torch.random.get_rng_state()
+    a = ds[0][0]
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(build_train_dataset(cfg, ImageProcessor(image_size=16))[0][0], a)
+    ds.set_epoch(1)
+    assert not torch.equal(ds[0][0], a)
+
+
 def test_shapes_world_trains_on_english_only_with_clean_captions(tmp_path):
     data = _shapes(tmp_path)
     from ccr_demo.config import apply_overrides
@@ -161,8 +177,9 @@ def test_eval_set_in_other_languages_than_training_real_file():
 
 def _write_ccrk_train(tmp_path):
     (tmp_path / "img").mkdir()
-    for name in ("a.jpg", "b.jpg"):
-        Image.new("RGB", (40, 30), "red" if name == "a.jpg" else "blue").save(tmp_path / "img" / name)
+    for seed, name in enumerate(("a.jpg", "b.jpg")):
+        pixels = np.random.default_rng(seed).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "img" / name)
     items = [{"caption": "A red square.", "image": "img/a.jpg", "image_id": 1},
              {"caption": "Something red!", "image": "img/a.jpg", "image_id": 1},
              {"caption": "A blue square.", "image": "img/b.jpg", "image_id": "2"}]

@@ -7,6 +7,7 @@ an item are `DataFormatError`s naming the file and line, so a worker crash is re
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -60,6 +61,7 @@ def _draw(seed: int, epoch: int, indices: np.ndarray, n: int, stream: int) -> np
 
 _VARIANT_STREAM = 0x7A41A7
 _VARIANT_SCALE = 1 << 20  # resolution of the full-caption probability
+_AUGMENT_STREAM = 0xA06
 
 
 class MultilingualPretrainDataset(Dataset):
@@ -186,7 +188,11 @@ class MultilingualPretrainDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, list[str], int]:
         rec = self.records[index]
-        image = _load(lambda: rec.load_image(self.max_pixels), self.transform, rec.where)
+        transform = self.transform
+        if getattr(transform, "active", False):  # random training augmentation: seeded per (seed, epoch, index)
+            seed = int(_draw(self.seed, self.epoch, index, 1 << 62, _AUGMENT_STREAM)[0])
+            transform = functools.partial(transform, seed=seed)
+        image = _load(lambda: rec.load_image(self.max_pixels), transform, rec.where)
         return image, self.texts(index), index
 
 
