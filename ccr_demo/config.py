@@ -239,6 +239,23 @@ class DataConfig:
     full_caption_prob: float = 0.34
     num_workers: int = 0
     skip_bad: bool = False
+    # Training image augmentation (ccr_demo.processing.TrainTransform; the saved eval
+    # ImageProcessor is never changed). All off by default, and refused for the shapes world
+    # with hflip / crop_scale, whose captions state left / right / position. Official CCRK:
+    # crop_scale [0.2, 1.0] in pretraining, [0.5, 1.0] in fine-tuning; hflip; RandAugment(2, 7).
+    crop_scale: list = field(default_factory=list)  # RandomResizedCrop scale range; [] = none
+    hflip: bool = False  # random horizontal flip, p = 0.5
+    randaugment: dict = field(default_factory=dict)  # {num_ops, magnitude}; {} = off
+    # The official `pre_caption` on training captions (lowercase, drop ASCII punctuation,
+    # '-' and '/' to spaces, collapse whitespace, at most max_words words).
+    clean_captions: bool = False
+    max_words: int = 30
+    # What `train` holds: "ccrk_pretrain" (part_*.data, K languages), "iglue" (a Flickr30K /
+    # xFlickr&CO train_ann.jsonl-style JSONL) or "ccrk_json" (CCRK retrieval JSON list); the
+    # last two are one language (data.languages: [that language]), one item per caption.
+    train_format: str = "ccrk_pretrain"
+    # Languages to evaluate on (zero-shot: train on [en], test on all); [] = the training languages.
+    eval_languages: list = field(default_factory=list)
 
 
 @dataclass

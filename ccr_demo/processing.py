@@ -6,6 +6,7 @@ and so the exact preprocessing is saved next to the weights (preprocessor_config
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -99,3 +100,106 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int, prefix: str = "")
         [prefix + t for t in texts], padding=True, truncation=True, max_length=limit, return_tensors="pt"
     )
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+# --------------------------------------------------------------------------- training only
+class TrainTransform:
+    """Random training augmentation in front of the model's own normalisation.
+
+    The official CCRK / X-VLM recipe: ``RandomResizedCrop(size, scale, bicubic)``, a random
+    horizontal flip, RandAugment, then the same mean / std as ``processor``. Only a training
+    dataset applies it: the ImageProcessor saved with the model (and used to evaluate) stays
+    resize + centre crop. With nothing switched on it is exactly ``processor``.
+
+    RandAugment is torchvision's ``RandAugment(num_ops, magnitude)`` (14 ops incl. colour and
+    geometry); the official one draws 2 of 10 ops (no posterize / solarize / colour /
+    contrast) at magnitude 7: close, not identical.
+    """
+
+    def __init__(self, processor: ImageProcessor, crop_scale: Sequence[float] = (), hflip: bool = False,
+                 randaugment: dict | None = None):
+        from torchvision.transforms import v2 as T
+
+        self.processor = processor
+        self.crop_scale = tuple(float(x) for x in crop_scale)
+        self.hflip = bool(hflip)
+        self.randaugment = dict(randaugment or {})
+        check_augmentation(self.crop_scale, self.randaugment)
+        resample = {"bicubic": T.InterpolationMode.BICUBIC, "bilinear": T.InterpolationMode.BILINEAR,
+                    "nearest": T.InterpolationMode.NEAREST}.get(processor.interpolation, T.InterpolationMode.BICUBIC)
+        ops = []
+        if self.crop_scale:
+            ops.append(T.RandomResizedCrop(processor.image_size, scale=self.crop_scale, interpolation=resample,
+                                           antialias=True))
+        if self.hflip:
+            ops.append(T.RandomHorizontalFlip())
+        if self.randaugment:
+            ops.append(T.RandAugment(num_ops=int(self.randaugment.get("num_ops", 2)),
+                                     magnitude=int(self.randaugment.get("magnitude", 9)), interpolation=resample))
+        self.ops = T.Compose(ops) if ops else None
+
+    @property
+    def active(self) -> bool:
+        return self.ops is not None
+
+    def __call__(self, image: Image.Image, seed: int | None = None) -> torch.Tensor:
+        """``seed``: draw the random augmentation from its own generator seeded so (the
+        training dataset passes a hash of (run seed, epoch, index): the same item gets the same
+        augmentation in any DataLoader worker and after a resume, and the global RNG that
+        dropout uses is left alone). Without it, torch's global RNG is used."""
+        if self.ops is None:
+            return self.processor(image)
+        if seed is None:
+            image = self.ops(to_rgb(image))
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                image = self.ops(to_rgb(image))
+        # After a random crop the image is already square at the right size; the processor
+        # then only normalises (no resize, no crop). Without one it resizes + crops as at eval.
+        return self.processor(image)
+
+    def __repr__(self) -> str:
+        return (f"TrainTransform(size={self.processor.image_size}, crop_scale={self.crop_scale or None}, "
+                f"hflip={self.hflip}, randaugment={self.randaugment or None})")
+
+
+def check_augmentation(crop_scale: Sequence[float], randaugment: dict) -> None:
+    """ValueError naming the setting unless crop_scale is [] or [lo, hi] with 0 < lo <= hi <= 1
+    and randaugment is {} or {num_ops >= 1, 0 <= magnitude <= 30}."""
+    if crop_scale and (len(crop_scale) != 2 or not 0 < crop_scale[0] <= crop_scale[1] <= 1):
+        raise ValueError(f"data.crop_scale must be [] or [min, max] with 0 < min <= max <= 1, got {list(crop_scale)}")
+    unknown = sorted(set(randaugment) - {"num_ops", "magnitude"})
+    if unknown:
+        raise ValueError(f"data.randaugment: unknown key(s) {unknown}; known: ['magnitude', 'num_ops']")
+    if randaugment and (int(randaugment.get("num_ops", 2)) < 1 or not 0 <= int(randaugment.get("magnitude", 9)) <= 30):
+        raise ValueError(f"data.randaugment needs num_ops >= 1 and 0 <= magnitude <= 30, got {randaugment}")
+
+
+# The official pre_caption's character class, and what it turns into spaces.
+_DROP = re.compile(r"[,.'!?\"()*#:;~]")
+_SPACE = re.compile(r"\s+")
+
+
+def pre_caption(caption: str, max_words: int = 30, *, allow_empty: bool = False) -> str:
+    """The official CCRK / X-VLM caption cleaning, rewritten.
+
+    Lowercase; delete the ASCII characters ``, . ' ! ? " ( ) * # : ;  ~``; ``-`` and ``/``
+    become spaces; ``<person>`` becomes ``person``; whitespace runs collapse to one space and
+    the ends are stripped; at most ``max_words`` space-separated words are kept. An empty
+    result is a ValueError (as officially) unless ``allow_empty``.
+
+    Faithful on purpose for other scripts: full-width punctuation (``。，！？``) is kept, and
+    a Chinese or Japanese caption without spaces is one "word", so ``max_words`` never cuts
+    it (the tokenizer's max length bounds it). One deliberate difference: the official code
+    collapses only runs of 2+ whitespace characters, leaving a lone tab or newline inside;
+    here any whitespace run becomes one space.
+    """
+    if not isinstance(caption, str):
+        raise TypeError(f"caption must be a string, got {type(caption).__name__}")
+    text = _DROP.sub("", caption.lower()).replace("-", " ").replace("/", " ").replace("<person>", "person")
+    words = _SPACE.sub(" ", text).strip().split(" ")
+    text = " ".join(words[:max_words]) if max_words > 0 else " ".join(words)
+    if not text and not allow_empty:
+        raise ValueError(f"pre_caption leaves nothing of {caption!r}")
+    return text

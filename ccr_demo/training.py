@@ -38,7 +38,8 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from .config import ExperimentConfig, save_json, to_dict
-from .data.datasets import MultilingualPretrainDataset, collate_pretrain
+from .data.datasets import (MultilingualPretrainDataset, build_train_dataset, check_data_config, collate_pretrain,
+                             eval_languages, load_eval_set)
 from .data.formats import ParallelTestSet
 from .data.queries import QuerySet
 from .evaluate import evaluate
@@ -193,7 +194,7 @@ def param_groups(model: CCRModel, cfg: ExperimentConfig) -> list[dict]:
     def pretrained(part: str) -> bool:
         if part == "image_tower":
             return cfg.model.image_pretrained or is_offline_tower(cfg.model.image_tower)
-        return cfg.model.text_tower != "random:bert"
+        return cfg.model.text_tower != "random:bert" and not cfg.model.text_tower.startswith("config:")
 
     groups: dict[tuple[float, float], list] = {}
     for name, p in model.named_parameters():
@@ -465,13 +466,8 @@ def prepare_data(cfg: ExperimentConfig, accelerator: Accelerator) -> None:
 
 
 def load_eval_sets(cfg: ExperimentConfig) -> list[ParallelTestSet]:
-    sets = []
-    for path in cfg.data.eval:
-        ts = ParallelTestSet.from_iglue(path, languages=cfg.languages, image_root=None)
-        if cfg.data.eval_max_instances:
-            ts = ts.subset(cfg.data.eval_max_instances)
-        sets.append(ts)
-    return sets
+    """The test sets in the run's evaluation languages (data.eval_languages, else its own)."""
+    return [load_eval_set(cfg, path) for path in cfg.data.eval]
 
 
 def texts_to_cache(dataset: MultilingualPretrainDataset, eval_sets, query_sets) -> list[str]:
@@ -494,8 +490,7 @@ def fill_text_cache(cfg: ExperimentConfig, progress: bool = True) -> dict:
     data_seconds = time.perf_counter() - start
     set_seed(cfg.train.seed)  # as train() does: a randomly initialised tower gets the same weights
     model = build_model(cfg)
-    dataset = MultilingualPretrainDataset(cfg.data.train, cfg.languages, seed=cfg.train.seed,
-                                          image_root=cfg.data.image_root or None, skip_bad=cfg.data.skip_bad)
+    dataset = build_train_dataset(cfg, model.image_processor)
     texts = texts_to_cache(dataset, load_eval_sets(cfg), load_query_sets(cfg))
     start = time.perf_counter()
     cache = TextFeatureCache.build(model.to(accelerator.device), texts, device=accelerator.device, progress=progress)
@@ -520,7 +515,7 @@ def load_query_sets(cfg: ExperimentConfig) -> list[QuerySet | None]:
     paths = list(cfg.data.eval_queries)
     if len(paths) > len(cfg.data.eval):
         raise ValueError(f"data.eval_queries has {len(paths)} entries for {len(cfg.data.eval)} eval sets")
-    return [QuerySet.load(p, languages=cfg.languages) if p else None for p in paths] + \
+    return [QuerySet.load(p, languages=eval_languages(cfg)) if p else None for p in paths] + \
         [None] * (len(cfg.data.eval) - len(paths))
 
 
@@ -533,6 +528,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     an interrupted run in tests).
     """
     cfg.validate()
+    check_data_config(cfg)
     tc = cfg.train
     out = Path(tc.output_dir)
     log_with = _trackers(tc, out)
@@ -556,9 +552,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     K = len(languages)
     model = build_model(cfg)
     mode = "one_to_one" if tc.loss == "one_to_one" else "one_to_k"
-    dataset = MultilingualPretrainDataset(cfg.data.train, languages, mode=mode, transform=model.image_processor,
-                                          seed=tc.seed, image_root=cfg.data.image_root or None,
-                                          skip_bad=cfg.data.skip_bad, full_caption_prob=cfg.data.full_caption_prob)
+    dataset = build_train_dataset(cfg, model.image_processor, mode=mode)
     use_cache = tc.lock_text and tc.cache_text_features
     eval_sets = load_eval_sets(cfg)
     query_sets = load_query_sets(cfg)

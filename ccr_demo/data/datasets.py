@@ -7,6 +7,7 @@ an item are `DataFormatError`s naming the file and line, so a worker crash is re
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -16,7 +17,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ccr_demo.data.formats import (
-    DataFormatError, ParallelTestSet, PretrainRecord, check_languages, default_language_order, read_ccrk_pretrain,
+    CAPTION_PAIR_FORMATS, DataFormatError, ParallelTestSet, PretrainRecord, check_languages, default_language_order,
+    read_caption_pairs, read_ccrk_pretrain,
 )
 from ccr_demo.data.queries import is_relevant
 
@@ -59,6 +61,7 @@ def _draw(seed: int, epoch: int, indices: np.ndarray, n: int, stream: int) -> np
 
 _VARIANT_STREAM = 0x7A41A7
 _VARIANT_SCALE = 1 << 20  # resolution of the full-caption probability
+_AUGMENT_STREAM = 0xA06
 
 
 class MultilingualPretrainDataset(Dataset):
@@ -81,7 +84,8 @@ class MultilingualPretrainDataset(Dataset):
                  languages: Sequence[str] | None = None, *, mode: str = "one_to_k",
                  transform: Callable[[Image.Image], Any] | None = None, seed: int = 0,
                  image_root: str | Path | None = None, check_images: bool = False, skip_bad: bool = False,
-                 max_pixels: int | None = None, full_caption_prob: float = 1.0):
+                 max_pixels: int | None = None, full_caption_prob: float = 1.0,
+                 text_transform: Callable[[str], str] | None = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not 0.0 <= full_caption_prob <= 1.0:
@@ -107,6 +111,9 @@ class MultilingualPretrainDataset(Dataset):
         self.transform = transform or pil_to_tensor
         self.seed = int(seed)
         self.max_pixels = max_pixels
+        # Applied to every caption the dataset yields (e.g. the official pre_caption), and to
+        # all_texts() so a text cache holds exactly the strings training asks for.
+        self.text_transform = text_transform
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
 
     def __len__(self) -> int:
@@ -166,19 +173,26 @@ class MultilingualPretrainDataset(Dataset):
         out = []
         for rec in self.records:
             for caps in [rec.captions, *(v["caption"] for v in rec.variants or ())]:
-                out.extend(caps[lang] for lang in self.languages)
+                out.extend(self._text(caps[lang]) for lang in self.languages)
         return out
+
+    def _text(self, caption: str) -> str:
+        return caption if self.text_transform is None else self.text_transform(caption)
 
     def texts(self, index: int) -> list[str]:
         """The caption list item `index` yields this epoch."""
         caps = self.captions(index)
         if self.mode == "one_to_k":
-            return [caps[lang] for lang in self.languages]
-        return [caps[self.languages[int(self.language_choice(index)[0])]]]
+            return [self._text(caps[lang]) for lang in self.languages]
+        return [self._text(caps[self.languages[int(self.language_choice(index)[0])]])]
 
     def __getitem__(self, index: int) -> tuple[Any, list[str], int]:
         rec = self.records[index]
-        image = _load(lambda: rec.load_image(self.max_pixels), self.transform, rec.where)
+        transform = self.transform
+        if getattr(transform, "active", False):  # random training augmentation: seeded per (seed, epoch, index)
+            seed = int(_draw(self.seed, self.epoch, index, 1 << 62, _AUGMENT_STREAM)[0])
+            transform = functools.partial(transform, seed=seed)
+        image = _load(lambda: rec.load_image(self.max_pixels), transform, rec.where)
         return image, self.texts(index), index
 
 
@@ -222,3 +236,143 @@ def collate_images(batch: Sequence[tuple[Any, int]]) -> tuple[torch.Tensor | lis
     """(images [B,3,H,W], indices int64 [B])."""
     images, indices = zip(*batch)
     return _stack_images(images), torch.as_tensor(indices, dtype=torch.int64)
+
+
+# --------------------------------------------------------------------------- retrieval fine-tuning
+TRAIN_FORMATS = ("ccrk_pretrain",) + CAPTION_PAIR_FORMATS
+
+
+class CaptionPairDataset(MultilingualPretrainDataset):
+    """(image, caption) pairs of a one-language retrieval training file (``read_caption_pairs``):
+    the trainer sees K=1 with the same item layout as pretraining.
+
+    An image with several captions is several items; two of them in one batch are not negatives
+    of each other. ``false_negatives`` marks them (same image), so ``train.exclude_false_negatives``
+    keeps them out of the contrastive softmaxes: the role of the image ids (``idx``) in the
+    official fine-tuning ITC.
+    """
+
+    def __init__(self, records: Sequence[PretrainRecord], language: str, **kwargs):
+        super().__init__(list(records), [language], **kwargs)
+        keys: dict[str, int] = {}
+        self.image_index = np.array([keys.setdefault(rec.image_path or rec.where, len(keys)) for rec in self.records],
+                                    dtype=np.int64)
+
+    def false_negatives(self, indices: Sequence[int], epoch: int | None = None) -> np.ndarray:
+        img = self.image_index[np.asarray([int(i) for i in indices], dtype=np.int64)]
+        out = img[:, None] == img[None, :]
+        np.fill_diagonal(out, False)
+        return out
+
+
+class CaptionCleaner:
+    """The official ``pre_caption`` as a dataset text transform (picklable for DataLoader
+    workers). A caption that cleaning would empty ("...") is kept as given, stripped, rather
+    than stopping a run mid-epoch."""
+
+    def __init__(self, max_words: int):
+        self.max_words = int(max_words)
+
+    def __call__(self, caption: str) -> str:
+        from ccr_demo.processing import pre_caption
+
+        return pre_caption(caption, self.max_words, allow_empty=True) or caption.strip()
+
+    def __repr__(self) -> str:
+        return f"CaptionCleaner(max_words={self.max_words})"
+
+
+def is_shapes_world(records: Sequence[PretrainRecord], train: str | Path = "") -> bool:
+    """Generated shapes-world data: rows that carry a scene, or a folder beside dataset_info.json."""
+    if any(rec.scene is not None for rec in records[:64]):
+        return True
+    p = Path(train) if train else None
+    return bool(p) and any((d / "dataset_info.json").is_file() for d in (p, p.parent) if d.is_dir())
+
+
+def check_data_config(cfg) -> None:
+    """ConfigError naming the setting for data options the trainer cannot honour; ``cfg`` is
+    an ExperimentConfig. (Checks that need the records themselves live in `build_train_dataset`.)"""
+    from ccr_demo.config import ConfigError
+    from ccr_demo.processing import check_augmentation
+
+    d = cfg.data
+    if d.train_format not in TRAIN_FORMATS:
+        raise ConfigError(f"data.train_format must be one of {TRAIN_FORMATS}, got {d.train_format!r}")
+    if d.train_format != "ccrk_pretrain" and len(cfg.languages) != 1:
+        raise ConfigError(f"data.train_format {d.train_format!r} holds captions in one language: set "
+                          f"data.languages to that one language (e.g. [en]), got {cfg.languages}")
+    if d.train_format != "ccrk_pretrain" and cfg.train.loss == "pivot":
+        raise ConfigError("train.loss pivot needs several languages per image; "
+                          f"data.train_format {d.train_format!r} has one")
+    try:
+        check_augmentation(d.crop_scale, d.randaugment)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if d.max_words < 1:
+        raise ConfigError(f"data.max_words must be at least 1, got {d.max_words}")
+
+
+def eval_languages(cfg) -> list[str]:
+    """The languages a run evaluates on: ``data.eval_languages``, else the training languages.
+    (Zero-shot protocol: fine-tune on [en], evaluate on every language of the test set.)"""
+    return list(cfg.data.eval_languages or cfg.languages)
+
+
+def load_eval_set(cfg, path: str | Path) -> ParallelTestSet:
+    """One IGLUE-layout test set as a run evaluates it: in `eval_languages`, cut to
+    ``data.eval_max_instances``, captions cleaned with pre_caption when ``data.clean_captions``
+    (the official evaluation cleans test captions too)."""
+    ts = ParallelTestSet.from_iglue(path, languages=eval_languages(cfg), image_root=None)
+    if cfg.data.eval_max_instances:
+        ts = ts.subset(cfg.data.eval_max_instances)
+    if cfg.data.clean_captions:
+        ts = clean_test_set(ts, cfg.data.max_words)
+    return ts
+
+
+def clean_test_set(ts: ParallelTestSet, max_words: int) -> ParallelTestSet:
+    """The same instances with every caption through pre_caption (empty ones stay empty)."""
+    clean = CaptionCleaner(max_words)
+    return ParallelTestSet(ts.image_ids, ts.image_paths,
+                           {lang: [[clean(c) if c.strip() else c for c in caps] for caps in ts.instance_captions(lang)]
+                            for lang in ts.languages},
+                           noisy=None if ts.noisy is None else {
+                               lang: [[bool(ts.noisy[lang][j]) for j in idx] for idx in ts.image_to_texts[lang]]
+                               for lang in ts.languages},
+                           scenes=ts.scenes, image_data=ts.image_data, name=ts.name)
+
+
+def build_train_dataset(cfg, processor: Callable[[Image.Image], Any], mode: str = "one_to_k"
+                        ) -> MultilingualPretrainDataset:
+    """The training dataset a config describes, for ``ccr_demo.training.train``.
+
+    ``data.train_format`` picks the reader (a CCRK pretraining folder with K languages, or a
+    one-language retrieval file as (image, caption) pairs); ``processor`` is the model's saved
+    ImageProcessor, wrapped in the training-only augmentation the config asks for
+    (`ccr_demo.processing.TrainTransform`); ``data.clean_captions`` applies pre_caption.
+    Horizontal flips and random crops are refused on the shapes world: its captions say
+    "left of", "at the top", which a flip or crop makes false.
+    """
+    from ccr_demo.config import ConfigError
+    from ccr_demo.processing import TrainTransform
+
+    check_data_config(cfg)
+    d, tc = cfg.data, cfg.train
+    transform = TrainTransform(processor, d.crop_scale, d.hflip, d.randaugment) if hasattr(processor, "image_size") \
+        else processor
+    text_transform = CaptionCleaner(d.max_words) if d.clean_captions else None
+    common = dict(mode=mode, transform=transform, seed=tc.seed, skip_bad=d.skip_bad, text_transform=text_transform)
+    if d.train_format == "ccrk_pretrain":
+        records = read_ccrk_pretrain(d.train, cfg.languages, image_root=d.image_root or None, skip_bad=d.skip_bad)
+        dataset = MultilingualPretrainDataset(records, cfg.languages, full_caption_prob=d.full_caption_prob, **common)
+    else:
+        records = read_caption_pairs(d.train, cfg.languages[0], d.train_format, image_root=d.image_root or None,
+                                     skip_bad=d.skip_bad)
+        dataset = CaptionPairDataset(records, cfg.languages[0], **common)
+    if (d.hflip or d.crop_scale or d.randaugment) and is_shapes_world(dataset.records, d.train):
+        raise ConfigError(f"data.hflip / crop_scale / randaugment are refused for the shapes world ({d.train}): its "
+                          "captions state left / right, positions and colours, which a flip, a random crop or "
+                          "RandAugment's shifts, rotations and colour ops make false; set data.hflip=false "
+                          "data.crop_scale=[] data.randaugment={}")
+    return dataset
