@@ -190,12 +190,16 @@ class FusionInputs:
             c = cand.reshape(-1)
             text_idx, image_idx = (q, c) if queries_are_texts else (c, q)
             out = np.empty(len(q), dtype=np.float64)
+            # Pairs in order of text length, so each batch is cut to little padding (the fusion
+            # encoder's cost is its padded length); results go back to their own slots.
+            order = np.argsort(mask.sum(dim=1).numpy()[text_idx], kind="stable")
             for s in tqdm(range(0, len(q), self.pair_batch), desc=desc, disable=not self.progress, leave=False):
-                t = torch.as_tensor(text_idx[s:s + self.pair_batch])
+                sel = order[s:s + self.pair_batch]
+                t = torch.as_tensor(text_idx[sel])
                 m = mask[t]
                 width = int(m.sum(dim=1).max())  # drop columns that are padding in every pair of the batch
-                out[s:s + len(t)] = self.model.match_scores(
-                    self.memory[torch.as_tensor(image_idx[s:s + self.pair_batch])], states[t][:, :width],
+                out[sel] = self.model.match_scores(
+                    self.memory[torch.as_tensor(image_idx[sel])], states[t][:, :width],
                     m[:, :width], batch_size=self.pair_batch).numpy()
             itm = out.reshape(cand.shape)
             pair_scores.last = (cand, itm)

@@ -65,6 +65,21 @@ def corpus_vocabulary(model: CCRModel, texts, chunk: int = 4096) -> torch.Tensor
     return torch.tensor(sorted(ids), dtype=torch.long)
 
 
+def match_logits_by_length(raw: CCRModel, memory: torch.Tensor, states: torch.Tensor, mask: torch.Tensor,
+                           chunk: int = 64) -> torch.Tensor:
+    """ITM logits [P, 2] of aligned pairs, computed in chunks of similar text length, each cut to
+    its longest text: the fusion encoder's cost is its padded length, and a batch mixes short
+    typed-query captions with long full ones. Same values as one padded pass (padding is masked)."""
+    lengths = mask.sum(1)
+    order = torch.argsort(lengths, stable=True)
+    parts = []
+    for s in range(0, len(order), chunk):
+        idx = order[s:s + chunk]
+        width = int(lengths[idx].max())
+        parts.append(raw.match_logits(memory[idx], states[idx, :width], mask[idx, :width]))
+    return torch.cat(parts)[torch.argsort(order)]
+
+
 @dataclass
 class FusionObjectives:
     """Computes {"itm": loss, "mlm": loss} for one step (only the objectives with weight > 0)."""
@@ -125,8 +140,8 @@ class FusionObjectives:
             pad = lambda x, m: (F.pad(x, (0, 0, 0, length - x.shape[1])), F.pad(m, (0, length - m.shape[1])))  # noqa: E731
             ps, pm = pad(pos_states, pos_mask)
             ns, nm = pad(neg_states, neg_mask)
-            logits = raw.match_logits(torch.cat([memory, neg_images, memory]), torch.cat([ps, ps, ns]),
-                                      torch.cat([pm, pm, nm]))
+            logits = match_logits_by_length(raw, torch.cat([memory, neg_images, memory]), torch.cat([ps, ps, ns]),
+                                            torch.cat([pm, pm, nm]))
             out["itm"] = itm_loss(logits[:b], logits[b:])
 
         if tc.weight("mlm") > 0:
