@@ -121,3 +121,26 @@ def test_init_from_copies_a_dual_encoder_under_a_fresh_fusion_encoder(tmp_path):
     other = CCRModel({**TINY, "embed_dim": 16, "fusion": {"layers": 1, "heads": 2}})
     with pytest.raises(ValueError, match="embed_dim"):
         init_from_pretrained(other, str(tmp_path / "dual"))
+
+
+def test_init_from_a_smaller_image_size_resizes_the_image_positions(tmp_path):
+    """Fine-tuning at a higher resolution (the paper: 384 px after 224): the fusion encoder's
+    learned image-token positions are resized as a grid; everything else is copied."""
+    from ccr_demo.training import init_from_pretrained, resize_image_positions
+
+    small = _fusion_model()  # 64 px -> 2 x 2 tokens
+    small.save_pretrained(tmp_path / "small")
+    torch.manual_seed(3)
+    big = CCRModel({**TINY, "image_size": 128, "fusion": {"layers": 1, "heads": 2}})  # 4 x 4 tokens
+    assert init_from_pretrained(big, str(tmp_path / "small")) == []
+    table = big.fusion.image_position
+    assert table.shape == (1, 17, small.fusion.width)
+    torch.testing.assert_close(table[:, 0], small.fusion.image_position[:, 0])
+    grid = table[0, 1:].reshape(4, 4, -1)
+    assert torch.equal(table, resize_image_positions(small.fusion.image_position, 16))
+    # a constant grid stays constant
+    const = torch.ones(1, 5, 3)
+    assert torch.allclose(resize_image_positions(const, 9), torch.ones(1, 10, 3))
+    assert grid.shape[:2] == (4, 4)
+    with pytest.raises(ValueError, match="not square"):
+        resize_image_positions(torch.zeros(1, 7, 2), 16)
