@@ -88,26 +88,23 @@ def training_steps(repeats: int, batch: int, tokens: int) -> dict:
 
 def searches(n: int, warm: bool) -> dict | None:
     from ccr_demo.ui import callbacks as cb
-    from ccr_demo.ui.state import AppState
+    from ccr_demo.ui.rerank_view import ImageMemoryCache
+    from ccr_demo.ui.state import load_app_state
 
-    state = AppState.from_env()
-    if not state.model.has_fusion:
+    app = load_app_state()
+    if not app.model.has_fusion:
         print("the embedded default has no fusion encoder: search arm skipped")
         return None
-    langs = list(QUERIES)
-    args = [QUERIES[lang] for lang in langs]
     times = {"plain": [], "re-ranked top 16": []}
-    search = cb.search_with_state if hasattr(cb, "search_with_state") else None
-    del search
-    from ccr_demo.ui import rerank_view
-
-    for _ in range(n + 1):
+    for i in range(n + 1):  # the first round warms both up and is dropped
         for name, rerank in (("plain", False), ("re-ranked top 16", True)):
             if rerank and not warm:
-                rerank_view.clear_image_memory_cache(state)
+                app.image_memory = ImageMemoryCache(app.limits.image_memory_items, app.limits.image_memory_bytes)
             start = time.perf_counter()
-            rerank_view.timed_search(state, langs, args, rerank=rerank, k=16)
+            result = cb.search(app, QUERIES, k=5, rerank=rerank, rerank_k=16)
             times[name].append(time.perf_counter() - start)
+            if i == 0 and not result.ok:
+                raise RuntimeError(f"search failed: {result}")
     return {k: statistics.median(v[1:]) for k, v in times.items()}
 
 

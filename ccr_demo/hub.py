@@ -31,6 +31,7 @@ from {{ paper }}.
 | image tower | `{{ image_tower }}` ({{ image_state }}) |
 | text tower | `{{ text_tower }}` ({{ text_pooling }} pooling, {{ text_state }}) |
 | embedding size | {{ embed_dim }} |
+| fusion encoder | {{ fusion }} |
 | temperature | {{ temperature }} |
 | languages (K order) | {{ languages }} |
 
@@ -173,6 +174,10 @@ def render_model_card(model, *, model_name: str | None = None, report: dict | No
         text_pooling=cfg.text_pooling,
         text_state="locked" if getattr(model.text_tower, "locked", False) else "trained",
         embed_dim=cfg.embed_dim,
+        fusion=(f"{cfg.fusion.layers} layers (width {model.fusion.width}, {cfg.fusion.heads} heads): text states "
+                f"cross-attend to {model.fusion.num_image_tokens} image tokens + the pooled one; ITM head (re-ranks "
+                "the contrastive top k: `python -m ccr_demo.evaluate --rerank-k 16`) and MLM head"
+                if getattr(model, "fusion", None) is not None else "none (dual encoder)"),
         temperature=f"{float(model.logit_temperature.detach()):.4f}",
         languages=", ".join(cfg.languages),
         training_section=training_section,

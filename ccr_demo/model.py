@@ -241,6 +241,10 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
             raise ValueError("encode_images got an empty list of images")
         if isinstance(images, torch.Tensor) and (images.ndim != 4 or images.shape[1] != 3):
             raise ValueError(f"pixel tensor must be [N, 3, H, W], got {tuple(images.shape)}")
+        return self._over_images(images, batch_size, self.embed_pixels)
+
+    def _over_images(self, images, batch_size: int, encode) -> torch.Tensor:
+        """``encode`` (pixels -> tensor) over PIL images or pixels in batches, eval mode, on CPU."""
         was_training = self.training
         self.eval()
         out = []
@@ -248,7 +252,7 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
             for start in range(0, len(images), batch_size):
                 chunk = images[start:start + batch_size]
                 pixels = chunk if isinstance(chunk, torch.Tensor) else self.image_processor.batch(chunk)
-                out.append(self.embed_pixels(pixels.to(self.device, torch.float32)).float().cpu())
+                out.append(encode(pixels.to(self.device, torch.float32)).float().cpu())
         finally:
             self.train(was_training)
         return torch.cat(out)
@@ -292,17 +296,7 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         self._need_fusion()
         if len(images) == 0:
             raise ValueError("encode_image_memory got an empty list of images")
-        was_training = self.training
-        self.eval()
-        out = []
-        try:
-            for start in range(0, len(images), batch_size):
-                chunk = images[start:start + batch_size]
-                pixels = chunk if isinstance(chunk, torch.Tensor) else self.image_processor.batch(chunk)
-                out.append(self.image_outputs(pixels.to(self.device, torch.float32))[1].float().cpu())
-        finally:
-            self.train(was_training)
-        return torch.cat(out)
+        return self._over_images(images, batch_size, lambda pixels: self.image_outputs(pixels)[1])
 
     @torch.inference_mode()
     def encode_text_states(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

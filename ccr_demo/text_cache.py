@@ -84,20 +84,26 @@ class TextFeatureStore:
             out.update(_shard_texts(path))
         return out
 
-    def load(self, texts: Iterable[str]) -> tuple[list[str], torch.Tensor]:
-        """(texts, features [n, H]) for those of ``texts`` in the store, in store order."""
+    def load(self, texts: Iterable[str]):
+        """(texts, values) for those of ``texts`` in the store, in store order: features [n, H]
+        here, a list of per-text token states in :class:`TextStateStore`."""
         wanted = set(texts)
-        names, feats = [], []
+        names, parts = [], []
         for path in self.shards():
             shard_texts = _shard_texts(path)
             rows = [i for i, t in enumerate(shard_texts) if t in wanted]
             if not rows:
                 continue
             with safe_open(str(path), framework="pt") as f:
-                features = f.get_tensor("features")
+                parts.append(self._read_rows(f, rows))
             names.extend(shard_texts[i] for i in rows)
-            feats.append(features[torch.as_tensor(rows)])
-        return names, (torch.cat(feats) if feats else torch.empty(0, 0))
+        return names, self._combine(parts)
+
+    def _read_rows(self, shard, rows: list[int]):
+        return shard.get_tensor("features")[torch.as_tensor(rows)]
+
+    def _combine(self, parts: list):
+        return torch.cat(parts) if parts else torch.empty(0, 0)
 
     def add(self, model: CCRModel, texts: Sequence[str], *, device: torch.device | str = "cpu",
             batch_size: int = 128, shard_size: int = 4096, progress: bool = True) -> None:
@@ -208,21 +214,13 @@ class TextStateStore(TextFeatureStore):
         mask = attention_mask.bool().cpu()
         return {"states": states[mask], "lengths": mask.sum(1).to(torch.int32)}
 
-    def load(self, texts: Iterable[str]) -> tuple[list[str], list[torch.Tensor]]:
-        """(texts, [states [length_i, H] per text]) for those of ``texts`` in the store."""
-        wanted = set(texts)
-        names, states = [], []
-        for path in self.shards():
-            shard_texts = _shard_texts(path)
-            rows = [i for i, t in enumerate(shard_texts) if t in wanted]
-            if not rows:
-                continue
-            with safe_open(str(path), framework="pt") as f:
-                flat, lengths = f.get_tensor("states"), f.get_tensor("lengths").long()
-            pieces = torch.split(flat, lengths.tolist())
-            names.extend(shard_texts[i] for i in rows)
-            states.extend(pieces[i].clone() for i in rows)
-        return names, states
+    def _read_rows(self, shard, rows: list[int]) -> list[torch.Tensor]:
+        """Per-text token states [length_i, H] of the shard's ``rows``."""
+        pieces = torch.split(shard.get_tensor("states"), shard.get_tensor("lengths").long().tolist())
+        return [pieces[i].clone() for i in rows]
+
+    def _combine(self, parts: list) -> list[torch.Tensor]:
+        return [states for part in parts for states in part]
 
 
 class TextStateCache:

@@ -42,15 +42,19 @@ def _require_browser():
                     "(.ci/run does this), or set CCR_CHROMIUM to its path", pytrace=False)
 
 
-@pytest.fixture(scope="module")
-def url():
-    demo = build_demo()
+def _served(demo):
+    """Serve ``demo`` on loopback for the duration of a fixture; yields its URL."""
     demo.queue(**queue_options())
     _, local_url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())
     try:
         yield local_url
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def url():
+    yield from _served(build_demo())
 
 
 def test_search_in_latin_and_cjk_scripts(url):
@@ -120,13 +124,7 @@ def fusion_url(tmp_path_factory):
     from test_ui_rerank import fusion_config
 
     state = load_state(build_tiny_assets(tmp_path_factory.mktemp("browser_fusion"), config=fusion_config()))
-    demo = build_demo(state=state)
-    demo.queue(**queue_options())
-    _, local_url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())
-    try:
-        yield local_url
-    finally:
-        demo.close()
+    yield from _served(build_demo(state=state))
 
 
 def test_rerank_switch_shows_reranked_results(fusion_url):

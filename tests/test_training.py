@@ -339,14 +339,20 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path, data_dir):
         train(cfg, resume=True)
 
 
+def _launch_tiny(config: str, tmp_path, *overrides, timeout: int) -> Path:
+    """``accelerate launch train/pretrain.py`` on a tiny config, its data and output under tmp_path."""
+    out, data = tmp_path / "tiny", tmp_path / "data"
+    _run(["accelerate", "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+          "--dynamo_backend", "no", "train/pretrain.py", "--config", config,
+          f"train.output_dir={out}", f"data.train={data}/train", f"data.eval=[{data}/test]",
+          f"data.eval_queries=[{data}/test_queries]", f"data.generate.out={data}", *overrides], timeout=timeout)
+    return out
+
+
 @pytest.mark.slow
 def test_tiny_config_runs_under_accelerate_launch(tmp_path):
     """The README command on train/configs/tiny.yaml: a loadable model with measured metrics."""
-    out, data = tmp_path / "tiny", tmp_path / "data"
-    _run(["accelerate", "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
-          "--dynamo_backend", "no", "train/pretrain.py", "--config", "train/configs/tiny.yaml",
-          f"train.output_dir={out}", f"data.train={data}/train", f"data.eval=[{data}/test]",
-          f"data.eval_queries=[{data}/test_queries]", f"data.generate.out={data}"], timeout=240)
+    out = _launch_tiny("train/configs/tiny.yaml", tmp_path, timeout=240)
     card = (out / "model" / "README.md").read_text()
     assert "R@1" in card and "MRV" in card
     summary = json.loads((out / "summary.json").read_text())
@@ -448,11 +454,7 @@ def test_two_processes_train_the_whole_model_like_one(tmp_path, data_dir):
 @pytest.mark.slow
 def test_tiny_ccrk_config_runs_under_accelerate_launch(tmp_path):
     """The README's smoke run of the whole model (train/configs/tiny-ccrk.yaml)."""
-    out, data = tmp_path / "tiny", tmp_path / "data"
-    _run(["accelerate", "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
-          "--dynamo_backend", "no", "train/pretrain.py", "--config", "train/configs/tiny-ccrk.yaml",
-          f"train.output_dir={out}", f"data.train={data}/train", f"data.eval=[{data}/test]",
-          f"data.eval_queries=[{data}/test_queries]", f"data.generate.out={data}", "train.epochs=1"], timeout=400)
+    out = _launch_tiny("train/configs/tiny-ccrk.yaml", tmp_path, "train.epochs=1", timeout=400)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["objectives"] == {"itc": 1.0, "itm": 1.0, "mlm": 1.0}
     rows = [json.loads(line) for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
