@@ -32,8 +32,17 @@ class FusionConfig:
     width: int = 0  # 0 = the text tower's hidden size (the official code fuses at text width)
     ffn_ratio: int = 4
     dropout: float = 0.1
+    # What the fusion encoder reads: "tower" (official: the text tower's last hidden states and
+    # the image tower's feature map) or "projected" (the same tokens through the model's own
+    # projection heads, per token: the space the contrastive loss aligns, "align before fuse").
+    # With a locked text tower its raw states are never aligned with the image by training,
+    # and ITM does not learn from them in a CPU budget (docs/default_ccrk.md); "projected"
+    # gives the fusion encoder trained, aligned inputs, as a trained text tower's are.
+    inputs: str = "tower"
 
     def validate(self) -> "FusionConfig":
+        if self.inputs not in ("tower", "projected"):
+            raise ConfigError(f"model.fusion.inputs must be 'tower' or 'projected', got {self.inputs!r}")
         if self.layers < 0:
             raise ConfigError(f"model.fusion.layers must be >= 0, got {self.layers}")
         if self.layers and (self.heads < 1 or self.ffn_ratio < 1):

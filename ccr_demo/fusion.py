@@ -16,6 +16,9 @@ which makes its self-attention causal.
   official setting).
 - ``mask_state``: the learned vector a masked position gets when MLM masks cached token
   states at the fusion input (a locked, cached text tower cannot see the masked ids).
+
+``model.fusion.inputs: projected`` (see ModelConfig) makes CCRModel hand it tokens through the
+projection heads instead of the towers' raw outputs; this module is the same either way.
 """
 
 from __future__ import annotations
@@ -29,12 +32,16 @@ from .config import FusionConfig
 
 class FusionEncoder(nn.Module):
     def __init__(self, cfg: FusionConfig, text_width: int, image_width: int, num_image_tokens: int,
-                 vocab_size: int):
+                 vocab_size: int, token_width: int | None = None):
+        """``text_width`` / ``image_width``: sizes of the text states and image tokens it reads;
+        ``token_width``: the text tower's hidden size (the MLM head's output space and the mask
+        vector's size; equal to ``text_width`` unless the inputs are projected)."""
         super().__init__()
         width = cfg.width or text_width
         if width % cfg.heads:
             raise ValueError(f"fusion width {width} is not divisible by {cfg.heads} heads")
-        self.width, self.text_width = width, text_width
+        token_width = token_width or text_width
+        self.width, self.text_width, self.token_width = width, text_width, token_width
         self.num_image_tokens = num_image_tokens
         self.text_in = nn.Identity() if width == text_width else nn.Linear(text_width, width)
         self.image_in = nn.Linear(image_width, width)
@@ -42,14 +49,14 @@ class FusionEncoder(nn.Module):
         # tokens carry no position of their own, and "on the left" needs one.
         self.image_position = nn.Parameter(torch.zeros(1, num_image_tokens + 1, width))
         nn.init.trunc_normal_(self.image_position, std=0.02)
-        self.mask_state = nn.Parameter(torch.zeros(text_width))
+        self.mask_state = nn.Parameter(torch.zeros(token_width))
         nn.init.trunc_normal_(self.mask_state, std=0.02)
         layer = nn.TransformerDecoderLayer(width, cfg.heads, dim_feedforward=cfg.ffn_ratio * width,
                                            dropout=cfg.dropout, activation="gelu", batch_first=True)
         self.layers = nn.TransformerDecoder(layer, num_layers=cfg.layers)
         self.itm_head = nn.Sequential(nn.Linear(width, 2 * width), nn.LayerNorm(2 * width), nn.GELU(),
                                       nn.Linear(2 * width, 2))
-        self.mlm_transform = nn.Sequential(nn.Linear(width, text_width), nn.GELU(), nn.LayerNorm(text_width))
+        self.mlm_transform = nn.Sequential(nn.Linear(width, token_width), nn.GELU(), nn.LayerNorm(token_width))
         self.mlm_bias = nn.Parameter(torch.zeros(vocab_size))
 
     def image_memory(self, pooled: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -175,7 +175,7 @@ class FusionObjectives:
             states = raw.fusion.mask_states(pos_states, masked.masked.to(device))
         else:
             states = raw.text_states(masked.input_ids.to(device), mask)
-        fused = raw.fusion(states, mask, memory)
+        fused = raw.fuse(states, mask, memory)
         at_masks = fused[masked.masked.to(device)]
         labels = masked.labels.to(device)
         vocab_ids = None

@@ -117,9 +117,12 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         self.temperature = nn.Parameter(torch.tensor(float(config.init_temperature)))
         self.fusion: FusionEncoder | None = None
         if config.fusion.layers:
-            self.fusion = FusionEncoder(config.fusion, self.text_tower.num_features, self.image_tower.num_features,
+            projected = config.fusion.inputs == "projected"
+            hidden = self.text_tower.num_features
+            self.fusion = FusionEncoder(config.fusion, config.embed_dim if projected else hidden,
+                                        config.embed_dim if projected else self.image_tower.num_features,
                                         count_image_tokens(self.image_tower, config.image_size),
-                                        self.text_tower.input_embeddings().num_embeddings)
+                                        self.text_tower.input_embeddings().num_embeddings, token_width=hidden)
         data = self.image_tower.data_config()
         self.image_processor = ImageProcessor(
             image_size=config.image_size, mean=tuple(data["mean"]), std=tuple(data["std"]),
@@ -194,7 +197,21 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         """(normalised embeddings [B, D], fusion memory [B, 1+N, W]) from one image-tower pass."""
         fusion = self._need_fusion()
         pooled, tokens = self.image_tower.forward_tokens(pixel_values)
-        return F.normalize(self.image_projection(pooled), dim=-1), fusion.image_memory(pooled, tokens)
+        projected = self.image_projection(pooled)
+        if self.config.fusion.inputs == "projected":
+            return F.normalize(projected, dim=-1), fusion.image_memory(projected, self.image_projection(tokens))
+        return F.normalize(projected, dim=-1), fusion.image_memory(pooled, tokens)
+
+    def fusion_text(self, text_states: torch.Tensor) -> torch.Tensor:
+        """Text-tower states -> what the fusion encoder reads (projected per token when
+        model.fusion.inputs is "projected")."""
+        if self.config.fusion.inputs == "projected":
+            return self.text_projection(text_states)
+        return text_states
+
+    def fuse(self, text_states: torch.Tensor, text_mask: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """Fused text states [B, L, W] of aligned pairs; ``text_states`` are the text tower's."""
+        return self._need_fusion()(self.fusion_text(text_states), text_mask, memory)
 
     def text_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The text tower's last hidden states [B, L, H] (the fusion encoder's text input)."""
@@ -225,8 +242,7 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
 
     def match_logits(self, memory: torch.Tensor, text_states: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         """ITM logits [P, 2] of aligned (image, text) pairs (with gradients)."""
-        fusion = self._need_fusion()
-        return fusion.itm_logits(fusion(text_states, text_mask, memory))
+        return self._need_fusion().itm_logits(self.fuse(text_states, text_mask, memory))
 
     # ------------------------------------------------------------------ inference
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:

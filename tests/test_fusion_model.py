@@ -144,3 +144,31 @@ def test_init_from_a_smaller_image_size_resizes_the_image_positions(tmp_path):
     assert grid.shape[:2] == (4, 4)
     with pytest.raises(ValueError, match="not square"):
         resize_image_positions(torch.zeros(1, 7, 2), 16)
+
+
+def test_projected_inputs_read_the_projection_heads(tmp_path):
+    """model.fusion.inputs: projected feeds the fusion encoder the towers' tokens through the
+    trained projection heads (the aligned space); "tower" reads the raw tower outputs."""
+    pixels = torch.randn(2, 3, 64, 64)
+    scores = {}
+    for inputs in ("tower", "projected"):
+        model = _fusion_model(inputs=inputs)
+        assert model.fusion.text_width == (32 if inputs == "projected" else model.text_tower.num_features)
+        states, mask = model.encode_text_states(["a red star", "ein blauer Kreis"])
+        before = model.match_scores(model.encode_image_memory(pixels), states, mask)
+        with torch.no_grad():
+            model.text_projection.weight.mul_(3.0)
+            model.image_projection.weight.mul_(3.0)
+        after = model.match_scores(model.encode_image_memory(pixels), states, mask)
+        scores[inputs] = (before, after)
+    assert torch.equal(*scores["tower"])  # projections play no part
+    assert not torch.allclose(*scores["projected"])
+    model = _fusion_model(inputs="projected")
+    model.save_pretrained(tmp_path / "m")
+    loaded = CCRModel.from_pretrained(tmp_path / "m")
+    assert loaded.config.fusion.inputs == "projected"
+    states, mask = loaded.encode_text_states(["a red star"])
+    memory = loaded.encode_image_memory(pixels[:1])
+    torch.testing.assert_close(loaded.match_scores(memory, states, mask), model.match_scores(memory, states, mask))
+    with pytest.raises(ConfigError, match="inputs"):
+        from_dict(ModelConfig, {"fusion": {"layers": 1, "inputs": "raw"}})
