@@ -160,14 +160,18 @@ class FusionInputs:
     once), a text-state encoder (called once per language), the top k and pair batch size."""
 
     def __init__(self, model, memory: torch.Tensor, k: int, pair_batch: int = 256, text_batch: int = 128,
-                 progress: bool = False):
+                 progress: bool = False, encode_states: Callable | None = None):
         if k < 1:
             raise ValueError(f"rerank k must be at least 1, got {k}")
         self.model, self.memory, self.k = model, memory, int(k)
         self.pair_batch, self.text_batch, self.progress = int(pair_batch), int(text_batch), progress
+        self.encode_states = encode_states
 
     def text_states(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(states [T, L, H], mask [T, L]) in chunks, padded to the longest caption overall."""
+        """(states [T, L, H], mask [T, L]) in chunks, padded to the longest caption overall;
+        from ``encode_states`` (e.g. ``TextStateCache.lookup`` of a locked tower) when given."""
+        if self.encode_states is not None:
+            return self.encode_states(list(texts))
         chunks = [self.model.encode_text_states(list(texts[s:s + self.text_batch]))
                   for s in range(0, len(texts), self.text_batch)]
         length = max(m.shape[1] for _, m in chunks)
@@ -209,7 +213,8 @@ class FusionInputs:
 
 
 def fusion_inputs(model, test_set: ParallelTestSet, k: int, batch_size: int = 64, num_workers: int = 0,
-                  progress: bool = True, pair_batch: int = 256) -> tuple[torch.Tensor, FusionInputs]:
+                  progress: bool = True, pair_batch: int = 256, encode_states: Callable | None = None
+                  ) -> tuple[torch.Tensor, FusionInputs]:
     """(image embeddings [N, D], FusionInputs) from ONE image-tower pass over the test set."""
     loader = DataLoader(EvalImageDataset(test_set, transform=model.image_processor), batch_size=batch_size,
                         num_workers=num_workers, collate_fn=collate_images)
@@ -224,7 +229,8 @@ def fusion_inputs(model, test_set: ParallelTestSet, k: int, batch_size: int = 64
                 memory.append(mem.float().cpu())
     finally:
         model.train(was_training)
-    return torch.cat(embs), FusionInputs(model, torch.cat(memory), k, pair_batch=pair_batch, progress=progress)
+    return torch.cat(embs), FusionInputs(model, torch.cat(memory), k, pair_batch=pair_batch, progress=progress,
+                                         encode_states=encode_states)
 
 
 def _reranked_reports(scores_of: dict[str, np.ndarray], fusion: FusionInputs, test_set: ParallelTestSet,
@@ -307,7 +313,8 @@ def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None =
              num_workers: int = 0, progress: bool = True,
              encode_texts: Callable[[list[str]], torch.Tensor] | None = None, keep_ranks: bool = False,
              queries: QuerySet | None = None, rerank_k: int = 0, mrv_languages: Sequence[str] | None = None,
-             translate_test: ParallelTestSet | None = None, pair_batch: int = 256) -> dict:
+             translate_test: ParallelTestSet | None = None, pair_batch: int = 256,
+             encode_text_states: Callable | None = None) -> dict:
     """Encode the test set with ``model`` and return the report (see report_from_embeddings);
     with ``queries`` (typed queries over the test images) the report's "queries" holds theirs.
 
@@ -329,7 +336,8 @@ def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None =
     start = time.perf_counter()
     fusion = None
     if rerank_k and getattr(model, "has_fusion", False):
-        image_emb, fusion = fusion_inputs(model, test_set, rerank_k, batch_size, num_workers, progress, pair_batch)
+        image_emb, fusion = fusion_inputs(model, test_set, rerank_k, batch_size, num_workers, progress, pair_batch,
+                                          encode_text_states)
         _, text_emb = encode_test_set(model, test_set, languages, batch_size, num_workers, progress, encode_texts,
                                       images=False)
     else:
@@ -410,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mrv_langs = [lang for lang in args.mrv_languages.split(",") if lang] or None
         translated = (read_iglue_translate_test(args.translate_test, test_set, langs)
                       if args.translate_test else None)
-        encode = None
+        encode = encode_states = None
         if args.cached_text_features:
             from .text_cache import TextFeatureCache
 
@@ -419,9 +427,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             texts += [t for caps in (translated.captions.values() if translated else []) for t in caps]
             cache = TextFeatureCache.build(model, texts, batch_size=max(args.batch_size, 128))
             encode = lambda texts: cache.encode(model, texts)  # noqa: E731
+            if args.rerank_k and model.has_fusion:  # the token states the ITM head reads, from the same store
+                from .text_cache import TextStateCache
+
+                encode_states = TextStateCache.build(model, texts, batch_size=max(args.batch_size, 128)).lookup
         report = evaluate(model, test_set, langs, batch_size=args.batch_size, keep_ranks=args.keep_ranks,
                           queries=queries, encode_texts=encode, rerank_k=args.rerank_k,
-                          mrv_languages=mrv_langs, translate_test=translated, pair_batch=args.pair_batch)
+                          mrv_languages=mrv_langs, translate_test=translated, pair_batch=args.pair_batch,
+                          encode_text_states=encode_states)
     except (ValueError, FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

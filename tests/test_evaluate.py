@@ -234,3 +234,31 @@ def test_typed_queries_get_a_reranked_p5(fusion_model, shapes_test):
         top5 = np.argsort(-itm, axis=1, kind="stable")[:, :5]
         want = (np.take_along_axis(relevant, top5, 1).sum(1) / np.minimum(relevant.sum(1), 5)).mean()
         assert full["p@5"][lang] == pytest.approx(want)
+
+
+def test_rerank_reads_token_states_from_the_store_when_given(tmp_path, monkeypatch, shapes_test):
+    """--cached-text-features with re-ranking: the ITM head's text states come from the per-string
+    token-state store (ccr_demo.text_cache) and give the same report as encoding them."""
+    import torch
+
+    from ccr_demo.evaluate import evaluate
+    from ccr_demo.model import CCRModel
+    from ccr_demo.text_cache import TextStateCache, TextStateStore
+
+    monkeypatch.setenv("CCR_DEMO_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = CCRModel(dict(image_tower="resnet10t", image_size=64, text_tower="random:bert", embed_dim=32,
+                          fusion=dict(layers=1, heads=2))).lock_text_tower().eval()
+    ts = ParallelTestSet.from_iglue(shapes_test).subset(8)
+    texts = [t for lang in ts.languages for t in ts.captions[lang]]
+    cache = TextStateCache.build(model, texts, progress=False)
+    assert list(TextStateStore.for_model(model).shards())
+    calls = []
+
+    def lookup(batch):
+        calls.append(len(batch))
+        return cache.lookup(batch)
+
+    a = evaluate(model, ts, progress=False, rerank_k=3, encode_text_states=lookup)
+    b = evaluate(model, ts, progress=False, rerank_k=3)
+    assert calls and a["rerank"]["t2i"] == b["rerank"]["t2i"] and a["rerank"]["mrv"] == pytest.approx(b["rerank"]["mrv"])
