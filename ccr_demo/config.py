@@ -300,6 +300,9 @@ class TrainConfig:
     # ITM positive language per image (official neg_sample_type): "hard" (1, the default: the
     # language the model matches worst is most likely), "uniform" (0), "similarity" (2).
     itm_positive: str = "hard"
+    # Share of ITM negatives drawn from the hard (similarity-weighted) rule; the rest uniformly
+    # among the allowed items. 1.0 = the official rule. Not in the paper: see ccr_demo.losses.
+    itm_hard_fraction: float = 1.0
     mlm_probability: float = 0.4
     mlm_max_masks: int = 12
     # MLM softmax over the text tower's "full" vocabulary (official) or only the tokens the
@@ -345,6 +348,8 @@ class TrainConfig:
             raise ConfigError("train.losses gives no objective a weight above 0")
         if self.itm_positive not in ITM_POSITIVES:
             raise ConfigError(f"train.itm_positive must be one of {ITM_POSITIVES}, got {self.itm_positive!r}")
+        if not 0.0 <= self.itm_hard_fraction <= 1.0:
+            raise ConfigError(f"train.itm_hard_fraction must be in [0, 1], got {self.itm_hard_fraction}")
         if not 0 < self.mlm_probability < 1 or self.mlm_max_masks < 1:
             raise ConfigError("train.mlm_probability must be in (0, 1) and mlm_max_masks at least 1")
         if self.mlm_vocabulary not in MLM_VOCABULARIES:

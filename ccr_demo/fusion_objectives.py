@@ -113,7 +113,7 @@ class FusionObjectives:
         with torch.no_grad():
             sim = image_emb.detach().float() @ text_emb.detach().float().t() / float(temperature)
         g = torch.Generator().manual_seed(tc.seed * 1_000_003 + step * 7 + 1)
-        draw = sample_matching(sim, K, tc.itm_positive, generator=g, exclude=exclude)
+        draw = sample_matching(sim, K, tc.itm_positive, generator=g, exclude=exclude, hard_fraction=tc.itm_hard_fraction)
         rows = torch.arange(offset, offset + b)
         positive = draw.positive[rows]  # global text indices, all on this process
         positive_texts = [global_texts[i] for i in positive.tolist()]

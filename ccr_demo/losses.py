@@ -247,11 +247,16 @@ def negative_weights(sim_i2t: torch.Tensor, K: int, exclude: torch.Tensor | None
 
 
 def sample_matching(sim_i2t: torch.Tensor, K: int, rule: str = "hard", generator: torch.Generator | None = None,
-                    exclude: torch.Tensor | None = None) -> MatchingDraw:
+                    exclude: torch.Tensor | None = None, hard_fraction: float = 1.0) -> MatchingDraw:
     """Draw the 1-to-K ITM pairs for a batch (official ``get_unialign_matching_loss``): per image
     a positive language (:func:`positive_language_weights`), a hard negative text from its row
     and a hard negative image from its positive text's column (:func:`negative_weights`).
-    Sampling runs on the CPU with ``generator``, so every process of a run draws alike."""
+    Sampling runs on the CPU with ``generator``, so every process of a run draws alike.
+
+    ``hard_fraction`` < 1 (not in the paper; 1 = the official rule) draws each negative from
+    the hard weights with that probability, else uniformly among the allowed items: a fusion
+    encoder trained from scratch learns coarse matching from easy negatives before hard ones
+    teach it the fine differences (docs/default_ccrk.md)."""
     B = sim_i2t.shape[0]
     if B < 2:
         raise ValueError("ITM needs at least 2 images in the batch (negatives come from the batch)")
@@ -259,9 +264,16 @@ def sample_matching(sim_i2t: torch.Tensor, K: int, rule: str = "hard", generator
     p = positive_language_weights(sim, K, rule)
     k = torch.multinomial(p, 1, generator=generator).squeeze(1)
     positive = torch.arange(B) * K + k
+    if not 0.0 <= hard_fraction <= 1.0:
+        raise ValueError(f"hard_fraction must be in [0, 1], got {hard_fraction}")
     w_i2t, w_t2i = negative_weights(sim, K, None if exclude is None else torch.as_tensor(exclude).cpu())
+    w_img = w_t2i[positive]
+    if hard_fraction < 1.0:  # per negative: the hard weights, or uniform over what they allow
+        easy = torch.rand(2, B, 1, generator=generator) >= hard_fraction
+        w_i2t = torch.where(easy[0], (w_i2t > 0).float(), w_i2t)
+        w_img = torch.where(easy[1], (w_img > 0).float(), w_img)
     negative_text = torch.multinomial(w_i2t, 1, generator=generator).squeeze(1)
-    negative_image = torch.multinomial(w_t2i[positive], 1, generator=generator).squeeze(1)
+    negative_image = torch.multinomial(w_img, 1, generator=generator).squeeze(1)
     return MatchingDraw(positive, negative_text, negative_image)
 
 

@@ -807,7 +807,8 @@ def fusion_summary(cfg: ExperimentConfig, objectives: FusionObjectives | None,
     if objectives is None:
         return None
     tc = cfg.train
-    out = {"layers": cfg.model.fusion.layers, "itm_positive": tc.itm_positive}
+    out = {"layers": cfg.model.fusion.layers, "inputs": cfg.model.fusion.inputs, "itm_positive": tc.itm_positive,
+           "itm_hard_fraction": tc.itm_hard_fraction}
     if tc.weight("mlm") > 0:
         out.update(mlm_masking=objectives.mlm_masking, mlm_probability=tc.mlm_probability,
                    mlm_max_masks=tc.mlm_max_masks, mlm_vocabulary=tc.mlm_vocabulary)

@@ -153,3 +153,27 @@ def test_masking_follows_the_official_count_and_never_masks_special_tokens():
     share_mask = (became == 3).double().mean().item()
     share_kept = (became == m.labels).double().mean().item()
     assert abs(share_mask - 0.8) < 0.01 and 0.09 < share_kept < 0.115  # random ids can equal the label
+
+
+def test_easy_negatives_are_uniform_over_the_allowed_items():
+    """itm_hard_fraction (not in the paper): 1 is the official draw exactly; 0 draws every
+    negative uniformly among the non-positive, non-excluded items, whatever the similarities."""
+    B, K = 4, 2
+    sim = torch.zeros(B, B * K)
+    sim[:, 0] = 50.0  # image 0's first caption dominates every row's softmax
+    exclude = torch.zeros(B, B, dtype=torch.bool)
+    exclude[1, 2] = exclude[2, 1] = True
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    a = sample_matching(sim, K, generator=g1)
+    b = sample_matching(sim, K, generator=g2, hard_fraction=1.0)
+    assert torch.equal(a.negative_text, b.negative_text) and torch.equal(a.negative_image, b.negative_image)
+    g = torch.Generator().manual_seed(8)
+    counts = torch.zeros(B * K)
+    for _ in range(3000):
+        d = sample_matching(sim, K, generator=g, exclude=exclude, hard_fraction=0.0)
+        assert d.negative_text[1] // K not in (1, 2) and d.negative_image[1] not in (1, 2)
+        counts[d.negative_text[3]] += 1
+    allowed = counts[:6]  # image 3's row: texts of images 0, 1, 2 (6 texts), each 1/6
+    assert counts[6:].sum() == 0 and (allowed / 3000 - 1 / 6).abs().max() < 0.03
+    with pytest.raises(ValueError, match="hard_fraction"):
+        sample_matching(sim, K, hard_fraction=1.5)
