@@ -107,6 +107,16 @@ class ModelConfig:
         return self
 
 
+def identity_dict(config: "ModelConfig") -> dict:
+    """The config as a model's fingerprint hashes it: a dual encoder (fusion.layers 0) leaves
+    the ``fusion`` section out, so models (and the galleries they built) keep the fingerprint
+    they had before the section existed."""
+    data = dataclasses.asdict(config)
+    if not config.fusion.layers:
+        data.pop("fusion")
+    return data
+
+
 def _type_of(cls, name: str):
     return typing.get_type_hints(cls)[name]
 

@@ -31,7 +31,7 @@ def _key(state: dict[str, torch.Tensor]) -> tuple:
 
 def _scan(model: Any) -> tuple[str, list[str]]:
     """(fingerprint, names of tensors with NaN/inf), cached on the model."""
-    from .config import to_dict
+    from .config import identity_dict
 
     state = model.state_dict()
     key = _key(state)
@@ -46,7 +46,7 @@ def _scan(model: Any) -> tuple[str, list[str]]:
         weights.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             bad.append(name)
-    h = hashlib.sha256(json.dumps(to_dict(model.config), sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(identity_dict(model.config), sort_keys=True).encode())
     h.update(weights.hexdigest().encode())
     result = (key, h.hexdigest()[:16], bad)
     object.__setattr__(model, _CACHE_ATTR, result)  # plain attribute, not a module/parameter

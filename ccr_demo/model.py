@@ -26,7 +26,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import ModelConfig, from_dict, to_dict
+from .config import ModelConfig, from_dict, identity_dict, to_dict
 from .fileio import atomic_directory
 from .fusion import FusionEncoder
 from .processing import PREPROCESSOR_CONFIG, ImageProcessor, check_texts, tokenize
@@ -350,7 +350,7 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
     def fingerprint(self) -> str:
         """A short hash of config and weights; a gallery built with one model refuses another."""
         if self._fingerprint is None:
-            h = hashlib.sha256(json.dumps(to_dict(self.config), sort_keys=True).encode())
+            h = hashlib.sha256(json.dumps(identity_dict(self.config), sort_keys=True).encode())
             h.update(state_dict_sha256(self).encode())
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint

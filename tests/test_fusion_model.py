@@ -172,3 +172,22 @@ def test_projected_inputs_read_the_projection_heads(tmp_path):
     torch.testing.assert_close(loaded.match_scores(memory, states, mask), model.match_scores(memory, states, mask))
     with pytest.raises(ConfigError, match="inputs"):
         from_dict(ModelConfig, {"fusion": {"layers": 1, "inputs": "raw"}})
+
+
+def test_a_dual_encoder_keeps_the_fingerprint_it_had_before_the_fusion_section(tmp_path):
+    """Galleries record the fingerprint of the model that built them: adding the fusion section
+    to the config must not change a dual encoder's, or every gallery built before is refused."""
+    import hashlib
+
+    from ccr_demo.config import to_dict
+    from ccr_demo.fingerprint import weights_fingerprint
+    from ccr_demo.model import state_dict_sha256
+
+    model = CCRModel(TINY)
+    legacy = to_dict(model.config)
+    del legacy["fusion"]  # the config as it was hashed before model.fusion existed
+    h = hashlib.sha256(json.dumps(legacy, sort_keys=True).encode())
+    h.update(state_dict_sha256(model).encode())
+    assert model.fingerprint() == weights_fingerprint(model) == h.hexdigest()[:16]
+    assert _fusion_model().fingerprint() != CCRModel({**TINY, "fusion": {"layers": 1, "heads": 2,
+                                                                          "inputs": "projected"}}).fingerprint()
