@@ -3,10 +3,11 @@
 
 1. Training step (forward + backward + AdamW), same batch, the default-ccrk architecture
    (resnet10t 64 px, e5-small locked and cached, 2-layer fusion width 256): 64 images x 10
-   captions. The text tower is cached in both arms, so its features and token states are
-   random tensors of the real shapes (the step never runs the text tower); images are real
-   shapes-world pixels when --data is given, else random. Arms alternate, --repeats each.
-2. Search: the app's search callback on the embedded default (assets/, a fusion model) for 6
+   captions of 4-16 words. The text tower is cached in both arms, so its features and token
+   states are random tensors of the real shapes (the step never runs the text tower); pixels
+   are random. Arms alternate, --repeats each.
+2. Search: the app's search callback on the app's model (CCR_MODEL / CCR_GALLERY, else the
+   embedded default; it must have the fusion encoder, else this arm is skipped) for 6
    languages, re-ranking off vs on (k 16), alternating, --searches each; the image-memory cache
    is cleared before every re-ranked search unless --warm, so the figure includes encoding
    the 16 x 6 candidate images.
@@ -43,8 +44,8 @@ def _config(objectives: dict):
     return cfg.validate()
 
 
-def training_steps(repeats: int, batch: int, tokens: int) -> dict:
-    from ccr_demo.fusion_objectives import FusionObjectives
+def training_steps(repeats: int, batch: int) -> dict:
+    from ccr_demo.fusion_objectives import FusionObjectives, corpus_vocabulary
     from ccr_demo.losses import one_to_k_loss
     from ccr_demo.training import build_model, param_groups
 
@@ -54,13 +55,15 @@ def training_steps(repeats: int, batch: int, tokens: int) -> dict:
     K, H = len(full.languages), model.text_tower.num_features
     pixels = torch.randn(batch, 3, 64, 64)
     features = torch.randn(batch * K, H)
-    texts = [f"caption {i}" for i in range(batch * K)]
+    words = "a small red star on the left of a big blue circle on a striped background".split()
+    texts = [" ".join(words[: 3 + i % (len(words) - 3)]) + f" {i}" for i in range(batch * K)]
 
-    class _States:  # cached token states of the real shape, looked up by string as the trainer does
+    class _States:  # random token states of the real shapes, looked up by string as the trainer does
         def lookup(self, rows):
-            return torch.randn(len(rows), tokens, H), torch.ones(len(rows), tokens, dtype=torch.long)
+            mask = model.tokenize(rows)["attention_mask"]
+            return torch.randn(len(rows), mask.shape[1], H), mask
 
-    vocab = torch.arange(0, 4000)
+    vocab = corpus_vocabulary(model, texts)  # train.mlm_vocabulary: corpus, as default-ccrk
     objectives = FusionObjectives(full, K, _States(), vocab)
     optimizer = torch.optim.AdamW(param_groups(model, full))
 
@@ -112,24 +115,25 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--tokens", type=int, default=20, help="caption length in tokens")
     p.add_argument("--searches", type=int, default=10)
     p.add_argument("--warm", action="store_true", help="keep the image-memory cache between searches")
     p.add_argument("--out", default="")
     args = p.parse_args(argv)
-    steps = training_steps(args.repeats, args.batch, args.tokens)
+    steps = training_steps(args.repeats, args.batch)
     print(steps)
-    search = searches(args.searches, args.warm)
+    search = searches(args.searches, args.warm) if args.searches else None
     print(search)
     lines = [f"# Fusion encoder cost ({datetime.now(timezone.utc):%Y-%m-%d}, {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} cores, torch {torch.__version__} threads {torch.get_num_threads()})", "",
-             f"`python bench/bench_fusion.py` — medians of {args.repeats} alternating repeats, one run.", "",
+             f"`python bench/bench_fusion.py {' '.join(argv if argv is not None else sys.argv[1:])}` — medians of "
+             f"{args.repeats} alternating repeats, one run.", "",
              f"Training step, {args.batch} images x 10 captions, default-ccrk architecture, text tower cached:", "",
              "| objectives | s / step |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in steps.items()]
     lines += ["", f"Ratio itc+itm+mlm / itc: **{steps['itc+itm+mlm'] / steps['itc']:.2f}x**"]
     if search:
-        lines += ["", f"Search, 6 languages, embedded default, {args.searches} searches each "
+        where = os.environ.get("CCR_MODEL", "the embedded default")
+        lines += ["", f"Search, 6 languages, model {where} over a 1000-image Flat gallery, {args.searches} searches each "
                       f"({'warm' if args.warm else 'cold'} image-memory cache):", "",
                   "| search | ms |", "|---|---|"]
         lines += [f"| {k} | {1000 * v:.1f} |" for k, v in search.items()]

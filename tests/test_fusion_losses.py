@@ -1,9 +1,7 @@
 """ITM / MLM of the full CCRK model: the sampling rules against independent loops, statistics
 of the hard-positive draws, masking rules."""
 
-import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
