@@ -93,7 +93,7 @@ class FusionObjectives:
     def mlm_masking(self) -> str:
         return MLM_AT_FUSION_INPUT if self.states_cache is not None else MLM_AT_INPUT
 
-    def _text_states(self, raw: CCRModel, texts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _text_states(self, texts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
         states, mask = self.states_cache.lookup(texts)
         return states.to(device), mask.to(device)
 
@@ -119,7 +119,7 @@ class FusionObjectives:
         positive_texts = [global_texts[i] for i in positive.tolist()]
 
         if local_states is None:  # cached token states of a locked tower
-            pos_states, pos_mask = self._text_states(raw, positive_texts, device)
+            pos_states, pos_mask = self._text_states(positive_texts, device)
         else:
             local_pos = positive - offset * K
             pos_states, pos_mask = local_states[local_pos.to(device)], local_mask[local_pos.to(device)]
@@ -129,7 +129,7 @@ class FusionObjectives:
             neg_images = memory_all[draw.negative_image[rows].to(device)]
             neg_text_idx = draw.negative_text[rows]
             if local_states is None:
-                neg_states, neg_mask = self._text_states(raw, [global_texts[i] for i in neg_text_idx.tolist()],
+                neg_states, neg_mask = self._text_states([global_texts[i] for i in neg_text_idx.tolist()],
                                                          device)
             else:
                 all_states, all_mask = gather_padded_with_grad(local_states, local_mask)

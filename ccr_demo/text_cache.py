@@ -67,13 +67,14 @@ class TextFeatureStore:
     """A folder of shards mapping strings to pooled text features."""
 
     kind = "features"
+    cache_folder = "text_features"  # under fileio.cache_dir()
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
 
     @classmethod
     def for_model(cls, model: CCRModel, root: str | Path | None = None) -> "TextFeatureStore":
-        return cls(Path(root) if root is not None else cache_dir() / "text_features" / store_key(model))
+        return cls(Path(root) if root is not None else cache_dir() / cls.cache_folder / store_key(model))
 
     def shards(self) -> list[Path]:
         return sorted(self.folder.glob(SHARD_GLOB))
@@ -204,10 +205,7 @@ class TextStateStore(TextFeatureStore):
     """
 
     kind = "token states"
-
-    @classmethod
-    def for_model(cls, model: CCRModel, root: str | Path | None = None) -> "TextStateStore":
-        return cls(Path(root) if root is not None else cache_dir() / "text_states" / store_key(model))
+    cache_folder = "text_states"
 
     def _encode(self, model: CCRModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
         states = model.text_states(input_ids, attention_mask).to(torch.float16).cpu()
