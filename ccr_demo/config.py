@@ -289,8 +289,21 @@ class TrainConfig:
     epochs: int = 1
     max_steps: int = 0  # optimizer steps; 0 = epochs decide
     lr: float = 1e-4  # pretrained tower parameters
-    lr_new: float = 1e-3  # new parameters: projections, temperature, towers trained from scratch
+    # New parameters (projections, temperature, fusion encoder, towers trained from scratch):
+    # ``lr_new`` when set (> 0), else lr x lr_mult (the official optimizer's lr_mult: 2).
+    lr_new: float = 0.0
+    lr_mult: float = 2.0
     weight_decay: float = 0.01
+    # AdamW betas; the official CCRK / X-VLM optimizer uses (0.9, 0.98), torch's default is
+    # (0.9, 0.999) (the recipe train/configs/default.yaml pins, as its model was trained).
+    adam_betas: list = field(default_factory=lambda: [0.9, 0.98])
+    # The learnable temperature's [min, max] clamp: "step" clamps the parameter in place after
+    # every optimizer step (official), so it can leave a bound again; "read" only clamps where
+    # the loss reads it, which leaves a parameter pushed past a bound stuck there with no gradient.
+    temperature_clamp: str = "step"
+    # 1-to-K with a random subset of k of the K languages per image per step (official
+    # caption_num; 0 = all K). k = 1 is 1-to-1 with the 1-to-K loss's form.
+    caption_num: int = 0
     warmup_ratio: float = 0.03
     grad_clip: float = 1.0
     mixed_precision: str = "no"  # "no", "fp16", "bf16" (accelerate)
@@ -344,8 +357,15 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum_steps", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.lr_new <= 0:
-            raise ConfigError("train.lr and train.lr_new must be positive")
+        if self.lr <= 0 or self.lr_new < 0 or self.lr_mult <= 0:
+            raise ConfigError("train.lr and train.lr_mult must be positive and train.lr_new >= 0 (0 = lr x lr_mult)")
+        if len(self.adam_betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool)
+                                                 and 0 <= b < 1 for b in self.adam_betas):
+            raise ConfigError(f"train.adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
+        if self.temperature_clamp not in ("step", "read"):
+            raise ConfigError(f"train.temperature_clamp must be 'step' or 'read', got {self.temperature_clamp!r}")
+        if self.caption_num < 0:
+            raise ConfigError(f"train.caption_num must be >= 0 (0 = all K languages), got {self.caption_num}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         unknown = sorted(set(self.losses) - set(OBJECTIVES))
@@ -365,6 +385,11 @@ class TrainConfig:
         if self.mlm_vocabulary not in MLM_VOCABULARIES:
             raise ConfigError(f"train.mlm_vocabulary must be one of {MLM_VOCABULARIES}, got {self.mlm_vocabulary!r}")
         return self
+
+    @property
+    def new_lr(self) -> float:
+        """The learning rate of new parameters: lr_new, or lr x lr_mult when lr_new is 0."""
+        return self.lr_new or self.lr * self.lr_mult
 
     def weight(self, objective: str) -> float:
         """The weight of an objective (0 when not listed)."""
@@ -391,6 +416,14 @@ class ExperimentConfig:
         if fusion_losses and self.train.loss != "one_to_k":
             raise ConfigError(f"train.losses {fusion_losses} are implemented for train.loss one_to_k (CCRK), "
                               f"not {self.train.loss!r}")
+        if self.train.caption_num:
+            if self.train.loss != "one_to_k":
+                raise ConfigError(f"train.caption_num samples languages for the one_to_k loss, not {self.train.loss!r}")
+            if self.train.caption_num > len(langs):
+                raise ConfigError(f"train.caption_num {self.train.caption_num} is more than the {len(langs)} "
+                                  f"languages {langs}")
+            if fusion_losses:
+                raise ConfigError("train.caption_num with ITM / MLM is not implemented: set train.caption_num=0")
         if self.train.loss == "pivot" and self.train.pivot_language not in langs:
             raise ConfigError(f"train.pivot_language {self.train.pivot_language!r} is not in the languages {langs}")
         return self

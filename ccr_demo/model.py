@@ -115,6 +115,9 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         self.image_projection = projection_head(self.image_tower.num_features, config.embed_dim, config.projection)
         self.text_projection = projection_head(self.text_tower.num_features, config.embed_dim, config.projection)
         self.temperature = nn.Parameter(torch.tensor(float(config.init_temperature)))
+        # True: logit_temperature clamps where it is read (zero gradient at and beyond a bound).
+        # The trainer sets False with train.temperature_clamp "step" and clamps in place instead.
+        self.temperature_read_clamp = True
         self.fusion: FusionEncoder | None = None
         if config.fusion.layers:
             projected = config.fusion.inputs == "projected"
@@ -156,7 +159,10 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
 
     @property
     def logit_temperature(self) -> torch.Tensor:
-        """The temperature used in the loss, clamped to [min, max] (differentiable inside)."""
+        """The temperature used in the loss: clamped to [min, max] here, or (trainer with the
+        official in-place clamp) the parameter itself, so it keeps a gradient at a bound."""
+        if not self.temperature_read_clamp:
+            return self.temperature
         return self.temperature.clamp(self.config.min_temperature, self.config.max_temperature)
 
     def lock_image_tower(self) -> "CCRModel":

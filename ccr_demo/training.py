@@ -203,7 +203,7 @@ def freeze_unused_heads(model: CCRModel, cfg: ExperimentConfig) -> None:
 
 
 def param_groups(model: CCRModel, cfg: ExperimentConfig) -> list[dict]:
-    """AdamW groups: pretrained towers at ``lr``, new parts at ``lr_new``; no decay on 1-d params."""
+    """AdamW groups: pretrained towers at ``lr``, new parts at ``train.new_lr``; no decay on 1-d params."""
     from .offline import is_offline_tower
 
     def pretrained(part: str) -> bool:
@@ -216,10 +216,22 @@ def param_groups(model: CCRModel, cfg: ExperimentConfig) -> list[dict]:
         if not p.requires_grad:
             continue
         part = name.split(".", 1)[0]
-        lr = cfg.train.lr if part in ("image_tower", "text_tower") and pretrained(part) else cfg.train.lr_new
+        lr = cfg.train.lr if part in ("image_tower", "text_tower") and pretrained(part) else cfg.train.new_lr
         wd = 0.0 if p.ndim <= 1 else cfg.train.weight_decay
         groups.setdefault((lr, wd), []).append(p)
     return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+
+
+def build_optimizer(model: CCRModel, cfg: ExperimentConfig) -> torch.optim.AdamW:
+    """AdamW over ``param_groups`` with the run's betas (official: 0.9, 0.98)."""
+    return torch.optim.AdamW(param_groups(model, cfg), betas=tuple(float(b) for b in cfg.train.adam_betas))
+
+
+def clamp_temperature(model: CCRModel) -> None:
+    """Clamp the learnable temperature into [min, max] in place (official, after every step):
+    a parameter kept inside its range keeps a gradient, one left outside the read clamp has none."""
+    with torch.no_grad():
+        model.temperature.clamp_(model.config.min_temperature, model.config.max_temperature)
 
 
 def linear_warmup_decay(optimizer, total_steps: int, warmup_steps: int):
@@ -568,6 +580,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     model = build_model(cfg)
     mode = "one_to_one" if tc.loss == "one_to_one" else "one_to_k"
     dataset = build_train_dataset(cfg, model.image_processor, mode=mode)
+    captions_per_image = dataset.captions_per_item  # K, or train.caption_num of them
     use_cache = tc.lock_text and tc.cache_text_features
     eval_sets = load_eval_sets(cfg)
     query_sets = load_query_sets(cfg)
@@ -605,10 +618,11 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                          f"grad_accum_steps={tc.grad_accum_steps}")
     total_steps = tc.max_steps or tc.epochs * steps_per_epoch
     epochs = math.ceil(total_steps / steps_per_epoch)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg))
+    optimizer = build_optimizer(model, cfg)
     scheduler = linear_warmup_decay(optimizer, total_steps, int(tc.warmup_ratio * total_steps))
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
+    raw.temperature_read_clamp = tc.temperature_clamp == "read"
 
     state = TrainState()
     if resume:
@@ -658,7 +672,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                 exclude = torch.from_numpy(dataset.false_negatives(global_indices.tolist())).to(img.device)
             parts = {}
             if tc.weight("itc") > 0:
-                parts["itc"] = compute_loss(cfg, img, txt, tau.float(), K, state.step, exclude)
+                parts["itc"] = compute_loss(cfg, img, txt, tau.float(), captions_per_image, state.step, exclude)
             if with_fusion:
                 global_texts = flat if accelerator.num_processes == 1 else \
                     [t for chunk in gather_object([flat]) for t in chunk]
@@ -689,6 +703,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
             if tc.grad_clip > 0:
                 accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
             optimizer.step()
+            if tc.temperature_clamp == "step":
+                clamp_temperature(raw)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             state.step += 1
@@ -828,7 +844,8 @@ def card_kwargs(cfg: ExperimentConfig, summary: dict, repo_or_path: str) -> dict
         "steps": summary["steps"],
         "global batch (images)": summary["global_batch"],
         "processes": summary["processes"],
-        "optimiser": f"AdamW lr {cfg.train.lr} (new parts {cfg.train.lr_new}), wd {cfg.train.weight_decay}, "
+        "optimiser": f"AdamW lr {cfg.train.lr} (new parts {cfg.train.new_lr}), betas {tuple(cfg.train.adam_betas)}, "
+                     f"wd {cfg.train.weight_decay}, "
                      f"warmup {cfg.train.warmup_ratio:.0%} then linear decay, clip {cfg.train.grad_clip}",
         "mixed precision": cfg.train.mixed_precision,
         "towers locked": ", ".join(n for n, f in (("image", cfg.train.lock_image), ("text", cfg.train.lock_text)) if f)

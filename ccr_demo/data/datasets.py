@@ -62,6 +62,7 @@ def _draw(seed: int, epoch: int, indices: np.ndarray, n: int, stream: int) -> np
 _VARIANT_STREAM = 0x7A41A7
 _VARIANT_SCALE = 1 << 20  # resolution of the full-caption probability
 _AUGMENT_STREAM = 0xA06
+_SUBSET_STREAM = 0x5B5E7
 
 
 class MultilingualPretrainDataset(Dataset):
@@ -85,7 +86,7 @@ class MultilingualPretrainDataset(Dataset):
                  transform: Callable[[Image.Image], Any] | None = None, seed: int = 0,
                  image_root: str | Path | None = None, check_images: bool = False, skip_bad: bool = False,
                  max_pixels: int | None = None, full_caption_prob: float = 1.0,
-                 text_transform: Callable[[str], str] | None = None):
+                 text_transform: Callable[[str], str] | None = None, caption_num: int = 0):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not 0.0 <= full_caption_prob <= 1.0:
@@ -107,7 +108,11 @@ class MultilingualPretrainDataset(Dataset):
                 caps = variant.get("caption") if isinstance(variant, dict) else None
                 if not isinstance(caps, dict) or any(not isinstance(caps.get(lang), str) for lang in self.languages):
                     raise DataFormatError(f"{rec.where}: variant {v} needs a caption in each of {self.languages}")
+        if not 0 <= caption_num <= len(self.languages):
+            raise ValueError(f"caption_num must be in [0, {len(self.languages)}], got {caption_num}")
         self.mode = mode
+        # one_to_k mode with 0 < caption_num < K: a seeded subset of k languages per item and epoch
+        self.caption_num = caption_num if mode == "one_to_k" and caption_num < len(self.languages) else 0
         self.transform = transform or pil_to_tensor
         self.seed = int(seed)
         self.max_pixels = max_pixels
@@ -130,6 +135,21 @@ class MultilingualPretrainDataset(Dataset):
         """Index into `languages` that one_to_one mode uses for these items (vectorised)."""
         ep = self.epoch if epoch is None else int(epoch)
         return _draw(self.seed, ep, indices, len(self.languages), 0)
+
+    @property
+    def captions_per_item(self) -> int:
+        """How many captions an item yields: K, caption_num, or 1 (one_to_one)."""
+        return 1 if self.mode == "one_to_one" else (self.caption_num or len(self.languages))
+
+    def language_subset(self, index: int, epoch: int | None = None) -> list[int]:
+        """The languages (indices, in K order) item ``index`` is trained on this epoch with
+        ``caption_num`` k: k distinct languages, uniformly, a pure function of (seed, epoch, index)."""
+        K, k = len(self.languages), self.caption_num or len(self.languages)
+        if k == K:
+            return list(range(K))
+        ep = self.epoch if epoch is None else int(epoch)
+        keys = _draw(self.seed, ep, [index * K + j for j in range(K)], 1 << 62, _SUBSET_STREAM)
+        return sorted(np.argsort(keys, kind="stable")[:k].tolist())
 
     def variant_choice(self, index: int, epoch: int | None = None) -> int:
         """Which caption item ``index`` gets this epoch: 0 the full one, v >= 1 variant v-1."""
@@ -183,7 +203,7 @@ class MultilingualPretrainDataset(Dataset):
         """The caption list item `index` yields this epoch."""
         caps = self.captions(index)
         if self.mode == "one_to_k":
-            return [self._text(caps[lang]) for lang in self.languages]
+            return [self._text(caps[self.languages[j]]) for j in self.language_subset(index)]
         return [self._text(caps[self.languages[int(self.language_choice(index)[0])]])]
 
     def __getitem__(self, index: int) -> tuple[Any, list[str], int]:
@@ -365,7 +385,8 @@ def build_train_dataset(cfg, processor: Callable[[Image.Image], Any], mode: str 
     common = dict(mode=mode, transform=transform, seed=tc.seed, skip_bad=d.skip_bad, text_transform=text_transform)
     if d.train_format == "ccrk_pretrain":
         records = read_ccrk_pretrain(d.train, cfg.languages, image_root=d.image_root or None, skip_bad=d.skip_bad)
-        dataset = MultilingualPretrainDataset(records, cfg.languages, full_caption_prob=d.full_caption_prob, **common)
+        dataset = MultilingualPretrainDataset(records, cfg.languages, full_caption_prob=d.full_caption_prob,
+                                              caption_num=tc.caption_num, **common)
     else:
         records = read_caption_pairs(d.train, cfg.languages[0], d.train_format, image_root=d.image_root or None,
                                      skip_bad=d.skip_bad)
