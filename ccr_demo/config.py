@@ -342,6 +342,9 @@ class TrainConfig:
     # ITM re-ranking of the contrastive top k in the FINAL evaluation (models with fusion; 0 =
     # off). Intermediate evaluations stay contrastive: scoring k pairs per query costs time.
     eval_rerank_k: int = 0
+    # Keep every instance's and query's rank in the final evaluation's report (eval_report.json),
+    # so any slice (e.g. MRV over the languages seen in training only) can be recomputed.
+    eval_keep_ranks: bool = False
     log_with: str = "jsonl"  # "jsonl" (logs/train_log.jsonl), an accelerate tracker name, or "none"
     log_every_steps: int = 10
     push_to_hub: str = ""  # a Hub repo id to upload the final model to

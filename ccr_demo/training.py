@@ -737,7 +737,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
             if eval_sets and (state.epoch % max(1, tc.eval_every_epochs) == 0 or state.step >= total_steps):
                 final = state.step >= total_steps
                 reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache, query_sets,
-                                        rerank_k=tc.eval_rerank_k if final else 0, states_cache=states_cache)
+                                        rerank_k=tc.eval_rerank_k if final else 0, states_cache=states_cache,
+                                        keep_ranks=final and tc.eval_keep_ranks)
                 evaluated_at = state.step
             state.train_seconds = seconds_before + time.perf_counter() - start_time
             save_checkpoint(accelerator, cfg, state, model, optimizer, scheduler)
@@ -746,7 +747,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     train_seconds = seconds_before + time.perf_counter() - start_time
     if eval_sets and evaluated_at != state.step:  # every process decides alike (barriers inside)
         reports = _evaluate_all(raw, eval_sets, accelerator, state.step, log_with, text_cache, query_sets,
-                                rerank_k=tc.eval_rerank_k, states_cache=states_cache)
+                                rerank_k=tc.eval_rerank_k, states_cache=states_cache, keep_ranks=tc.eval_keep_ranks)
     summary = {"steps": state.step, "epochs": state.epoch,
                "final_loss": last_loss if last_loss is not None and math.isfinite(last_loss) else None,
                "train_seconds": round(train_seconds, 1), "setup_seconds": phase_seconds,
@@ -785,13 +786,14 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def _evaluate_all(model: CCRModel, eval_sets, accelerator: Accelerator, step: int, log_with,
                   text_cache: TextFeatureCache | None = None, query_sets=None, rerank_k: int = 0,
-                  states_cache: TextStateCache | None = None) -> list[dict]:
+                  states_cache: TextStateCache | None = None, keep_ranks: bool = False) -> list[dict]:
     """Evaluate on the main process (test sets are small next to training); others wait."""
     reports = []
     if accelerator.is_main_process:
         encode = (lambda texts: text_cache.encode(model, texts)) if text_cache is not None else None
         for ts, qs in zip(eval_sets, query_sets or [None] * len(eval_sets)):
             report = evaluate(model, ts, progress=False, encode_texts=encode, queries=qs, rerank_k=rerank_k,
+                              keep_ranks=keep_ranks,
                               encode_text_states=states_cache.lookup if states_cache is not None else None)
             reports.append(report)
             accelerator.print(f"\n[{ts.name}] step {step}\n" + report_table(report))

@@ -1,0 +1,401 @@
+"""The paper's ablation as one command: 1-to-K against its baselines, over seeds, with the table.
+
+    python -m ccr_demo.ablation --plan quick|full|PLAN.yaml [--out DIR] [--report docs/ablation.md]
+
+A plan (train/configs/ablation/*.yaml) names the regimes (a base training config each: a
+locked, cached text tower; towers trained from scratch), the methods, the seeds, and the extra
+parts: the K ablation (``train.caption_num`` k of K languages per image per step) and training
+on machine-translation-noisy captions. Every run is an ordinary ``ccr_demo.training.train`` in
+its own folder under ``--out``; a finished run (its summary.json) is never trained again and an
+unfinished one resumes from its last checkpoint, so a killed ablation restarts where it
+stopped. Several drivers may share one ``--out`` (a run is claimed by a lock file naming the
+process), e.g. one per core. The report (tables and plots of the mean and spread over seeds) is
+written from whatever runs are finished and says which are missing.
+
+Fairness is explicit: "1-to-1" sees one caption per image per step, "1-to-K" K of them;
+"1-to-1, K x pairs" trains K times the steps, so it sees as many caption-image pairs as 1-to-K.
+Each row reports its steps, pairs seen and seconds per step (equal wall clock can be read off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .config import ConfigError, ExperimentConfig, load_yaml
+from .fileio import atomic_write_json
+
+PLANS = Path(__file__).resolve().parents[1] / "train" / "configs" / "ablation"
+
+# method name -> (label, overrides); "epochs_x_k" trains K times the base epochs.
+METHODS = {
+    "one_to_k": ("1-to-K", ["train.loss=one_to_k", "train.loss_mode=official", "train.caption_num=0"]),
+    "one_to_k_balanced": ("1-to-K balanced", ["train.loss=one_to_k", "train.loss_mode=balanced",
+                                              "train.caption_num=0"]),
+    "one_to_one": ("1-to-1", ["train.loss=one_to_one"]),
+    "one_to_one_pairs": ("1-to-1, K x pairs", ["train.loss=one_to_one", "epochs_x_k"]),
+    "pivot": ("English pivot", ["train.loss=pivot", "train.pivot_language=en"]),
+}
+# The official optimizer details (ccr_demo.config.TrainConfig documents each).
+OFFICIAL = ["train.adam_betas=[0.9, 0.98]", "train.temperature_clamp=step"]
+
+
+@dataclass
+class RunSpec:
+    """One training run of the ablation."""
+
+    part: str  # "methods", "caption_num" or "noise"
+    regime: str
+    method: str  # a METHODS key, or "caption_num_<k>"
+    seed: int
+    config: str
+    overrides: list = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.part}/{self.regime}/{self.method}/seed{self.seed}"
+
+    @property
+    def label(self) -> str:
+        if self.method.startswith("caption_num_"):
+            return f"1-to-K, k={self.method.rsplit('_', 1)[1]}"
+        return METHODS[self.method][0]
+
+
+def load_plan(plan: str) -> dict:
+    """A plan by name (quick, full: train/configs/ablation/NAME.yaml) or path."""
+    path = Path(plan)
+    if not path.suffix:
+        path = PLANS / f"{plan}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        known = sorted(p.stem for p in PLANS.glob("*.yaml"))
+        raise ConfigError(f"ablation plan {plan!r} not found (shipped plans: {known})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("regimes"), dict) or not data.get("seeds"):
+        raise ConfigError(f"ablation plan {path}: needs 'regimes' (a mapping) and 'seeds'")
+    unknown = [m for m in data.get("methods", []) if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"ablation plan {path}: unknown methods {unknown}; known: {list(METHODS)}")
+    data["path"] = str(path)
+    return data
+
+
+def plan_runs(plan: dict) -> list[RunSpec]:
+    """Every run of a plan, in the order they are trained: the methods part first (all its
+    seeds), then the noise and K-ablation parts; within a part seeds outermost, so a stopped
+    ablation has whole seeds of every method rather than all seeds of a few."""
+    # configs of a shipped plan are named from the repo root, those of another plan from the cwd
+    root = PLANS.parents[2] if Path(plan.get("path", "")).resolve().parent == PLANS else Path.cwd()
+    common = list(OFFICIAL)
+    if plan.get("languages"):
+        common.append(f"data.languages={','.join(plan['languages'])}")
+    if plan.get("eval_languages"):
+        common.append(f"data.eval_languages={','.join(plan['eval_languages'])}")
+    common.append("train.eval_keep_ranks=true")
+
+    def regime(name: str) -> tuple[str, list]:
+        r = plan["regimes"][name]
+        config = Path(r["config"])
+        return str(config if config.is_absolute() else root / config), common + list(r.get("overrides", []))
+
+    runs = []
+    for seed in plan["seeds"]:
+        for reg in plan["regimes"]:
+            config, over = regime(reg)
+            for method in plan.get("methods", []):
+                runs.append(RunSpec("methods", reg, method, seed, config, over + METHODS[method][1]))
+    if plan.get("noise"):
+        part = plan["noise"]
+        config, over = regime(part["regime"])
+        for seed in plan["seeds"]:
+            for method in part["methods"]:
+                runs.append(RunSpec("noise", part["regime"], method, seed, config,
+                                    over + list(part.get("overrides", [])) + METHODS[method][1]))
+    if plan.get("caption_num"):
+        part = plan["caption_num"]
+        config, over = regime(part["regime"])
+        for seed in plan["seeds"]:
+            for k in part["k"]:
+                runs.append(RunSpec("caption_num", part["regime"], f"caption_num_{k}", seed, config,
+                                    over + ["train.loss=one_to_k", "train.loss_mode=official", f"train.caption_num={k}"]))
+    return runs
+
+
+def run_config(spec: RunSpec, out: Path) -> ExperimentConfig:
+    """The run's full config: its regime's base config, the plan's and method's overrides."""
+    over = [o for o in spec.overrides if o != "epochs_x_k"]
+    over += [f"train.seed={spec.seed}", f"train.output_dir={out / spec.name}"]
+    cfg = load_yaml(ExperimentConfig, spec.config, over)
+    if "epochs_x_k" in spec.overrides:
+        cfg.train.epochs *= len(cfg.languages)
+        if cfg.train.max_steps:
+            cfg.train.max_steps *= len(cfg.languages)
+    cfg.train.model_name = f"ablation {spec.label} ({spec.regime}, seed {spec.seed})"
+    return cfg.validate()
+
+
+# --------------------------------------------------------------------------- running
+def _claim(folder: Path) -> bool:
+    """Take the run's lock (a file naming this process); a lock of a dead process is taken over."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / ".ablation.lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            pid = int(lock.read_text().strip() or 0)
+            os.kill(pid, 0)
+            return pid == os.getpid()
+        except (ValueError, ProcessLookupError, FileNotFoundError):
+            lock.unlink(missing_ok=True)  # its owner died: take over
+            return _claim(folder)
+        except PermissionError:
+            return False
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return True
+
+
+def run_all(plan: dict, out: Path, max_runs: int = 0, log=print) -> dict:
+    """Train every unfinished run of the plan (resuming where one stopped); returns counts."""
+    from .training import latest_checkpoint, release_processes, train
+
+    done = trained = skipped = 0
+    for spec in plan_runs(plan):
+        folder = out / spec.name
+        if (folder / "summary.json").is_file():
+            done += 1
+            continue
+        if max_runs and trained >= max_runs:
+            break
+        if not _claim(folder):
+            skipped += 1
+            continue
+        try:
+            cfg = run_config(spec, out)
+            resume = latest_checkpoint(cfg) is not None
+            log(f"[ablation] {spec.name}: {'resuming' if resume else 'training'}")
+            start = time.perf_counter()
+            train(cfg, resume=resume)
+            release_processes()
+            log(f"[ablation] {spec.name}: done in {time.perf_counter() - start:.0f} s")
+            trained += 1
+        finally:
+            (folder / ".ablation.lock").unlink(missing_ok=True)
+    return {"finished_before": done, "trained": trained, "claimed_by_others": skipped,
+            "planned": len(plan_runs(plan))}
+
+
+# --------------------------------------------------------------------------- results
+def run_result(spec: RunSpec, folder: Path, seen: list[str]) -> dict:
+    """One finished run's figures: per-language recall, MRV over all / seen / unseen languages."""
+    from . import metrics
+
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    report = summary["eval"][0]
+    langs = report["languages"]
+    ranks = report.get("ranks") or {}
+    out = {"label": spec.label, "regime": spec.regime, "part": spec.part, "method": spec.method, "seed": spec.seed,
+           "steps": summary["steps"], "train_seconds": summary["train_seconds"],
+           "seconds_per_step": summary["train_seconds"] / max(1, summary["steps"]),
+           "ir_r1": {lang: report["t2i"][lang]["1"] for lang in langs},
+           "tr_r1": {lang: report["i2t"][lang]["1"] for lang in langs},
+           "mean_recall": report["mean_recall"]["all"], "mrv_t2i": report["mrv"]["t2i"], "mrv_i2t": report["mrv"]["i2t"],
+           "mrv_var_t2i": report["mrv_var"]["t2i"]}
+    cfg = json.loads((folder / "config.yaml.json").read_text(encoding="utf-8"))
+    k = cfg["train"]["caption_num"] or len(seen) if cfg["train"]["loss"] != "one_to_one" else 1
+    out["pairs_seen"] = summary["steps"] * summary["global_batch"] * k
+    for name, subset in (("seen", [lang for lang in langs if lang in seen]),
+                         ("unseen", [lang for lang in langs if lang not in seen])):
+        if len(subset) > 1 and ranks:
+            r = np.stack([np.asarray(ranks["t2i"][lang]) for lang in subset], axis=1)
+            out[f"mrv_t2i_{name}"] = metrics.mean_rank_variance(r, kind="std")
+        if subset:
+            out[f"ir_r1_{name}"] = float(np.mean([out["ir_r1"][lang] for lang in subset]))
+    if report.get("queries"):
+        out["query_p5"] = report["queries"]["mean"]["p@5"]
+    return out
+
+
+def collect(plan: dict, out: Path) -> tuple[list[dict], list[str]]:
+    """Results of the finished runs, and the names of those not finished."""
+    seen = list(plan.get("languages") or [])
+    results, missing = [], []
+    for spec in plan_runs(plan):
+        folder = out / spec.name
+        if (folder / "summary.json").is_file():
+            results.append(run_result(spec, folder, seen or _trained_languages(folder)))
+        else:
+            missing.append(spec.name)
+    return results, missing
+
+
+def _trained_languages(folder: Path) -> list[str]:
+    cfg = json.loads((folder / "config.yaml.json").read_text(encoding="utf-8"))
+    return list(cfg["data"]["languages"] or cfg["model"]["languages"])
+
+
+def _mean_std(values: list[float]) -> str:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return "n/a"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def _pct(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}" if len(values) > 1 else f"{100 * values[0]:.1f}"
+
+
+def _groups(results: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["part"], r["regime"], r["label"]), []).append(r)
+    return groups
+
+
+def render_report(plan: dict, results: list[dict], missing: list[str], plots: dict[str, str]) -> str:
+    """docs/ablation.md: per part and regime, method x language IR R@1 and the MRV columns."""
+    seen = list(plan.get("languages") or [])
+    lines = [f"# Ablation: 1-to-K against its baselines ({plan.get('title', Path(plan['path']).stem)})", "",
+             f"Written by `python -m ccr_demo.ablation --plan {plan.get('name', Path(plan['path']).stem)}` from "
+             f"the runs' own evaluation reports. Plan: `{Path(plan['path']).name}`; seeds {plan['seeds']}; "
+             f"trained on {seen or 'each config’s languages'}"
+             + (f", tested on {plan['eval_languages']}" if plan.get("eval_languages") else "") + ".",
+             "Figures are the mean ± population std over seeds. IR = text-to-image, TR = image-to-text; R@1 in %; "
+             "MRV is the mean over test instances of the std of the gold image's rank across languages "
+             "(lower = more consistent); 'seen' / 'unseen' = the languages in / not in training.", ""]
+    if plan.get("notes"):
+        lines += [plan["notes"].strip(), ""]
+    if missing:
+        lines += [f"**Not finished: {len(missing)} of {len(missing) + len(results)} runs** (rerun the command to "
+                  f"continue them): " + ", ".join(f"`{m}`" for m in missing[:12]) + (" ..." if len(missing) > 12 else ""),
+                  ""]
+    groups = _groups(results)
+    parts = {"methods": "Methods", "caption_num": "K ablation (train.caption_num: k of the K languages per image "
+             "per step)", "noise": "Training on machine-translation-noisy captions"}
+    for part, title in parts.items():
+        regimes = sorted({reg for (p, reg, _) in groups if p == part})
+        for reg in regimes:
+            rows = [(label, rs) for (p, r, label), rs in groups.items() if p == part and r == reg]
+            if not rows:
+                continue
+            about = plan["regimes"][reg].get("about", "")
+            lines += [f"## {title}: {reg} regime", "", about, ""] if about else [f"## {title}: {reg} regime", ""]
+            langs = list(rows[0][1][0]["ir_r1"])
+            head = ["method", "seeds", "steps", "pairs seen", "s/step"] + [f"IR R@1 {lang}" for lang in langs] + \
+                   ["IR R@1 seen", "IR R@1 unseen", "mean recall", "MRV IR", "MRV IR seen", "MRV IR unseen",
+                    "MRV TR", "typed P@5"]
+            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            for label, rs in rows:
+                cells = [label, str(len(rs)), f"{np.mean([r['steps'] for r in rs]):.0f}",
+                         f"{np.mean([r['pairs_seen'] for r in rs]):.0f}",
+                         f"{np.mean([r['seconds_per_step'] for r in rs]):.2f}"]
+                cells += [_pct([r["ir_r1"][lang] for r in rs]) for lang in langs]
+                cells += [_pct([r[k] for r in rs if k in r]) for k in ("ir_r1_seen", "ir_r1_unseen")]
+                cells += [_pct([r["mean_recall"] for r in rs])]
+                cells += [_mean_std([r.get(k) for r in rs]) for k in ("mrv_t2i", "mrv_t2i_seen", "mrv_t2i_unseen",
+                                                                      "mrv_i2t", "query_p5")]
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+            for key in (f"{part}-{reg}-recall", f"{part}-{reg}-mrv"):
+                if key in plots:
+                    lines += [f"![{key}]({plots[key]})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_plots(results: list[dict], folder: Path, relative_to: Path) -> dict[str, str]:
+    """Per part and regime: IR R@1 per language per method, and MRV per method (error bars:
+    std over seeds). PNG files; returns {key: path relative to the report}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    groups = _groups(results)
+    for part, reg in sorted({(p, r) for (p, r, _) in groups}):
+        rows = [(label, rs) for (p, r, label), rs in groups.items() if p == part and r == reg]
+        langs = list(rows[0][1][0]["ir_r1"])
+        fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(langs) + 2), 3.6))
+        width = 0.8 / len(rows)
+        for i, (label, rs) in enumerate(rows):
+            vals = np.array([[100 * r["ir_r1"][lang] for lang in langs] for r in rs])
+            ax.bar(np.arange(len(langs)) + i * width, vals.mean(0), width, yerr=vals.std(0), label=label, capsize=2)
+        ax.set_xticks(np.arange(len(langs)) + 0.4 - width / 2, langs)
+        ax.set_ylabel("IR R@1 (%)")
+        ax.set_title(f"{part}, {reg}: recall per language (mean ± std over seeds)")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        path = folder / f"{part}-{reg}-recall.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        out[f"{part}-{reg}-recall"] = os.path.relpath(path, relative_to)
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        labels = [label for label, _ in rows]
+        for j, (key, name) in enumerate((("mrv_t2i", "IR"), ("mrv_i2t", "TR"))):
+            vals = [[r[key] for r in rs] for _, rs in rows]
+            ax.bar(np.arange(len(rows)) + j * 0.4, [np.mean(v) for v in vals], 0.4, yerr=[np.std(v) for v in vals],
+                   label=f"MRV {name}", capsize=2)
+        ax.set_xticks(np.arange(len(rows)) + 0.2, labels, rotation=20, ha="right", fontsize=7)
+        ax.set_ylabel("MRV (lower = more consistent)")
+        ax.set_title(f"{part}, {reg}: MRV (mean ± std over seeds)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = folder / f"{part}-{reg}-mrv.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        out[f"{part}-{reg}-mrv"] = os.path.relpath(path, relative_to)
+    return out
+
+
+def write_report(plan: dict, out: Path, report: Path) -> dict:
+    """Collect the finished runs, write results.json in ``out`` and the report with its plots."""
+    results, missing = collect(plan, out)
+    atomic_write_json(out / "results.json", {"plan": plan, "results": results, "missing": missing})
+    plots = write_plots(results, report.parent / report.stem, report.parent) if results else {}
+    report.parent.mkdir(parents=True, exist_ok=True)
+    tmp = report.with_name(f".{report.name}.tmp")
+    tmp.write_text(render_report(plan, results, missing, plots), encoding="utf-8")
+    os.replace(tmp, report)
+    return {"results": len(results), "missing": len(missing)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plan", default="quick", help="quick, full (train/configs/ablation/) or a plan YAML")
+    parser.add_argument("--out", default="", help="run folders (default: runs/ablation-<plan>)")
+    parser.add_argument("--report", default="", help="the markdown report (default: <out>/ablation.md)")
+    parser.add_argument("--max-runs", type=int, default=0, help="train at most this many runs now (0 = all)")
+    parser.add_argument("--report-only", action="store_true", help="write the report from the finished runs")
+    args = parser.parse_args(argv)
+    try:
+        plan = load_plan(args.plan)
+        plan["name"] = args.plan
+        out = Path(args.out or f"runs/ablation-{Path(args.plan).stem}")
+        report = Path(args.report) if args.report else out / "ablation.md"
+        for spec in plan_runs(plan):  # every run's config is checked before the first one trains
+            run_config(spec, out)
+        if not args.report_only:
+            print(json.dumps(run_all(plan, out, args.max_runs)))
+        print(json.dumps(write_report(plan, out, report)), f"-> {report}")
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
