@@ -227,7 +227,7 @@ def test_which_configuration_wins(monkeypatch, tmp_path):
     (tmp_path / "m").mkdir()
     manifest.write_text(json.dumps({"models": [{"name": "a", "model": "m", "gallery": "m"},
                                                {"name": "b", "model": "m", "gallery": "m"}]}))
-    monkeypatch.setattr(ui_state, "DEFAULT_MANIFEST", manifest)
+    monkeypatch.setattr(ui_state, "DEFAULT_PATHS", {k: tmp_path / k for k in ("model", "gallery", "testset")})
     assert [s.name for s in ui_state._model_specs(None, None, None)] == ["a", "b"]  # the embedded default's
     assert ui_state._model_specs("some/model", None, None) is None  # an argument: one model, as before
     monkeypatch.setenv("CCR_MODEL", "some/model")

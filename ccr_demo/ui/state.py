@@ -57,7 +57,7 @@ ENV_QUERIES, ENV_MODELS = "CCR_QUERIES", "CCR_MODELS"
 ENV_IMAGE_ROOT, ENV_SERVER_FOLDERS = "CCR_IMAGE_ROOT", "CCR_ALLOW_SERVER_FOLDERS"
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 DEFAULT_PATHS = {"model": ASSETS / "model", "gallery": ASSETS / "gallery", "testset": ASSETS / "shapes_test"}
-DEFAULT_MANIFEST = ASSETS / "models.json"
+MANIFEST_NAME = "models.json"  # beside the default model: assets/models.json
 DEFAULT_LANGUAGES = ("en", "de", "fr", "cs", "zh", "ja")
 MAX_MODEL_NAME = 40
 MAX_MODELS = 4  # each one is a model in memory and a search per query
@@ -563,7 +563,13 @@ def _model_specs(model_dir, gallery_dir, models) -> list[ModelSpec] | None:
         return parse_models(os.environ[ENV_MODELS])
     if os.environ.get(ENV_MODEL) or os.environ.get(ENV_GALLERY):
         return None
-    return read_manifest(DEFAULT_MANIFEST) if DEFAULT_MANIFEST.is_file() else None
+    manifest = default_manifest()
+    return read_manifest(manifest) if manifest.is_file() else None
+
+
+def default_manifest() -> Path:
+    """The embedded default's models manifest: ``models.json`` in the folder of the default model."""
+    return Path(DEFAULT_PATHS["model"]).parent / MANIFEST_NAME
 
 
 def _load_compared(spec: ModelSpec, state: AppState, roots: list[Path], warm_up: bool) -> LoadedModel | None:
