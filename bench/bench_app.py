@@ -4,7 +4,9 @@ What it measures (CPU, the threads torch chooses):
 
 * cold start, in a fresh Python process: importing the app (torch, transformers, gradio...),
   ``load_app_state`` (model + gallery + test set, text-encoder warm-up) and building the
-  Blocks (``build_demo``), i.e. what a user waits for after ``python app.py``;
+  Blocks (``build_demo``), i.e. what a user waits for after ``python app.py``: once with one
+  model, and once with the embedded default's models side by side (``assets/models.json``,
+  what ``python app.py`` loads), with the number of text towers in memory and the peak RSS;
 * search latency of ``ccr_demo.ui.callbacks.search`` with one query in each of en, de, fr,
   cs, zh, ja (one batched encode_texts call, one gallery search, exact ranks and MRV over the
   whole gallery), p50 / p95 over many query sets: short typed queries and full test captions;
@@ -48,21 +50,47 @@ SHORT = [
 ]
 
 COLD_START = r"""
-import json, sys, time, warnings  # noqa: E401
+import json, resource, sys, time, warnings  # noqa: E401
 warnings.simplefilter("ignore")
 t0 = time.perf_counter()
 import gradio, torch, transformers, timm, faiss  # noqa: F401
 from ccr_demo.ui import build_demo, load_app_state
 t1 = time.perf_counter()
-state = load_app_state(*sys.argv[1:4])
+how = json.loads(sys.argv[1])
+state = load_app_state(*how["paths"], models=how["models"])
 t2 = time.perf_counter()
 demo = build_demo(state=state)
 t3 = time.perf_counter()
+towers = {id(m.model.text_tower) for m in state.models}
 print(json.dumps({"imports": t1 - t0, "load": t2 - t1, "layout": t3 - t2, "total": t3 - t0,
-                  "problems": state.problems}), flush=True)
+                  "problems": state.problems, "models": state.model_names or ["(one)"],
+                  "text_towers": len(towers) if towers else 1,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
 import os
 os._exit(0)  # do not wait for (or abort inside) the background caption-encoding thread
 """
+
+
+def cold_start(paths: list, models: str | None) -> dict:
+    """One fresh process: imports, load_app_state, build_demo (``models``: a manifest, or None)."""
+    how = json.dumps({"paths": paths, "models": models})
+    run = subprocess.run([sys.executable, "-c", COLD_START, how], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if run.returncode:
+        print(run.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(1)
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    if out["problems"]:
+        print("load problems:", out["problems"], file=sys.stderr)
+        raise SystemExit(1)
+    return out
+
+
+def load_average() -> str:
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def make_assets(root: Path, model_kind: str, n_test: int) -> dict[str, Path]:
@@ -104,7 +132,7 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from ccr_demo.ui.state import DEFAULT_PATHS
+    from ccr_demo.ui.state import DEFAULT_PATHS, default_manifest, read_manifest
 
     tmp = None
     if all(DEFAULT_PATHS[k].exists() for k in ("model", "gallery")):
@@ -119,15 +147,13 @@ def main(argv=None) -> int:
                     else "tiny random model") + f" (made in {time.perf_counter() - t:.0f} s)")
     print(f"assets: {which}", flush=True)
 
-    cold = subprocess.run([sys.executable, "-c", COLD_START, *(str(paths[k]) for k in ("model", "gallery", "testset"))],
-                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    if cold.returncode:
-        print(cold.stderr[-3000:], file=sys.stderr)
-        return 1
-    cold_s = json.loads(cold.stdout.strip().splitlines()[-1])
-    if cold_s["problems"]:
-        print("load problems:", cold_s["problems"], file=sys.stderr)
-        return 1
+    load_before = load_average()
+    cold_s = cold_start([str(paths[k]) for k in ("model", "gallery", "testset")], None)
+    colds = [("one model", cold_s)]
+    manifest = default_manifest()
+    if tmp is None and manifest.is_file():  # the embedded default's models side by side
+        colds.append((f"{len(read_manifest(manifest))} models (`assets/{manifest.name}`)",
+                      cold_start([None, None, str(paths["testset"])], str(manifest))))
 
     import torch
 
@@ -178,9 +204,14 @@ def main(argv=None) -> int:
         "",
         "## Cold start (fresh process)",
         "",
-        "| imports | load model + gallery + test set (incl. warm-up) | build Blocks | total |",
-        "|---|---|---|---|",
-        f"| {cold_s['imports']:.1f} s | {cold_s['load']:.1f} s | {cold_s['layout']:.1f} s | {cold_s['total']:.1f} s |",
+        f"Load average (1, 5, 15 min) before the cold starts: {load_before}; after: {load_average()} "
+        f"({os.cpu_count()} cores: above {os.cpu_count()} other work was competing for them).",
+        "",
+        "| app | imports | load models + galleries + test set (incl. warm-up) | build Blocks | total | "
+        "text towers in memory | peak RSS |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {name} ({', '.join(c['models'])}) | {c['imports']:.1f} s | {c['load']:.1f} s | {c['layout']:.1f} s | "
+          f"{c['total']:.1f} s | {c['text_towers']} | {c['rss_mb']:.0f} MB |" for name, c in colds],
         "",
         f"## Search in 6 languages (en, de, fr, cs, zh, ja), top-10, {args.reps} query sets each: p50 / p95 ms",
         "",

@@ -50,6 +50,8 @@ ABOUT = """## How the numbers are made
 - **Re-rank** (models with the fusion encoder): each language's contrastive top k re-ordered
   by the image-text matching (ITM) score; the rest keep their contrastive order and rank. Every
   figure then reads "contrastive → re-ranked".
+- **Models side by side** (two or more models): each model's MRV for the same query, from its
+  own consensus image (or, in gold mode, the gold image), and a verdict naming the lower one.
 - **Evaluate**: Recall@1/5/10 for text-to-image (IR) and image-to-text (TR) per language,
   mean recall, and MRV in both directions over a parallel test set (`ccr_demo.evaluate`).
 
@@ -60,6 +62,9 @@ Environment variables (else the embedded default in `assets/`, offline):
 image-to-text; default `<gallery>-captions`), `CCR_IMAGE_ROOT` (folders where a gallery's
 images may lie besides its own and the test set's), `CCR_ALLOW_SERVER_FOLDERS=1` (a server
 folder as your own gallery: local single-user runs only).
+Several models side by side: `CCR_MODELS` (a manifest like `assets/models.json`, or
+`name=MODEL@GALLERY;name=MODEL@GALLERY`); their galleries must index the same images in the
+same order. Without it (and without `CCR_MODEL`), `assets/models.json` is read.
 """
 
 
