@@ -355,7 +355,7 @@ def _compare_section(app: AppState) -> dict:
     """Each configured model side by side: the verdict, then per model its MRV and top k per language."""
     names = app.model_names
     ui = {}
-    with gr.Group(elem_id="compare"):
+    with gr.Column(variant="panel", elem_id="compare"):
         gr.Markdown(f"### Models side by side: {', '.join(names)} (same {app.gallery.count} images)")
         ui["models"] = inputs.CheckboxGroup(names, value=names, label="Models to compare", elem_id="compare-models")
         ui["verdict"] = gr.Markdown(elem_id="compare-verdict")
