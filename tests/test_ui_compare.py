@@ -138,6 +138,8 @@ def test_models_are_picked_by_configured_name_only(pair):
     for bad in (["C"], ["/etc/passwd"], "A", [1], {"A": 1}):
         with pytest.raises(ValueError, match=r"^models: got .*expected a list drawn from \['A', 'B'\]"):
             compare_view.check_models(pair, bad)
+    with pytest.raises(ValueError, match="models: none chosen"):
+        compare_view.check_models(pair, [])
     c = compare_view.compare(pair, QUERIES, 5, models=["../model-b"])
     assert not c.ok and c.message.startswith("models: got")
     one = compare_view.compare(pair, QUERIES, 5, models=["B"])

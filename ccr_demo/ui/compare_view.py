@@ -23,11 +23,13 @@ from .state import AppState
 
 
 def check_models(app: AppState, models: Any) -> list[str]:
-    """The configured names to compare, in configured order (empty or None: all of them);
-    ValueError naming the input for anything else (a path, an unknown name, not a list)."""
+    """The configured names to compare, in configured order (None: all of them); ValueError
+    naming the input for anything else (none, a path, an unknown name, not a list)."""
     names = app.model_names
-    if models is None or models == []:
+    if models is None:
         return list(names)
+    if isinstance(models, (list, tuple)) and not models:
+        raise ValueError(f"models: none chosen; choose one or more of {names}")
     if not isinstance(models, (list, tuple)) or not all(isinstance(m, str) for m in models) \
             or any(m not in names for m in models):
         shown = repr(models) if len(repr(models)) <= 60 else repr(models)[:57] + "..."
@@ -173,10 +175,8 @@ def model_pane(c: Comparison, name: str) -> list[tuple[Any, str]]:
     res = c.results[name]
     out = []
     for lang in c.languages:
-        gallery_rows = res.pane_rows.get(lang, [])
-        for pos, (hit, row) in enumerate(zip(res.hits.get(lang, []), gallery_rows), 1):
+        for pos, (hit, (image, _)) in enumerate(zip(res.hits.get(lang, []), res.panes.get(lang, [])), 1):
             mark = "★ " if hit["image"] == c.gold_id else "◆ " if hit["image"] == res.consensus else ""
-            image = res.panes[lang][pos - 1][0]
             out.append((image, f"{lang} #{pos} · {mark}{hit['image']}\nscore {hit['score']:.3f}"))
     return out
 

@@ -340,7 +340,7 @@ def build_layout(app: AppState) -> gr.Blocks:
         eval_btn.click(on_evaluate, [eval_n, eval_langs],
                        [eval_status, eval_head, eval_table, eval_plot, eval_md, eval_json, eval_query_head,
                         eval_query_table],
-                       api_name="evaluate", concurrency_limit=1,
+                       api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate",
                        api_description="Recall@K both ways and MRV on the first N test instances.")
         if app.comparing:
             _compare_events(app, compare_ui, eval_compare_ui, search_btn, boxes, gold_event, languages, k,
@@ -394,7 +394,7 @@ def _eval_compare_section(app: AppState) -> dict:
     return ui
 
 
-def _compare_outputs(app: AppState, c, chosen: list[str]) -> list:
+def _compare_outputs(app: AppState, c) -> list:
     """Comparison -> values for: verdict, table, JSON, then per model its head and pane."""
     if not c.ok:
         _warn([c.message])
@@ -420,7 +420,7 @@ def _compare_events(app: AppState, ui: dict, eval_ui: dict, search_btn, boxes, g
         texts = dict(zip(LANGUAGES, (en, de, fr, cs, zh, ja, id, es, ru, tr)))
         c = compare_view.compare(app, {lang: texts[lang] for lang in LANGUAGES if lang in selected}, k, models,
                                  gold=gold)
-        return _compare_outputs(app, c, models)
+        return _compare_outputs(app, c)
 
     compare_inputs = [languages, k, gold_state, *boxes, ui["models"]]
     search_btn.click(on_compare, compare_inputs, outputs, api_name="compare",
@@ -452,7 +452,7 @@ def _compare_events(app: AppState, ui: dict, eval_ui: dict, search_btn, boxes, g
 
     eval_ui["button"].click(on_evaluate_compare, [eval_n, eval_langs, eval_ui["models"]],
                             [eval_ui["status"], eval_ui["head"], eval_ui["table"], eval_ui["plot"], eval_ui["json"]],
-                            api_name="evaluate_compare", concurrency_limit=1,
+                            api_name="evaluate_compare", concurrency_limit=1, concurrency_id="evaluate",
                             api_description="Recall@1 both ways per language and MRV of every chosen model on the "
                                             "first N test instances.")
 

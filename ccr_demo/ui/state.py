@@ -536,14 +536,15 @@ def _hub_folder(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, repo_type="model"))
 
 
-def _warm_up(model) -> None:
+def _warm_up(model, text_rounds: int = 4) -> None:
     """The first text encodes are 10-50x slower (kernel set-up); pay that at start-up, not per user.
     One image batch too: the first upload then costs no set-up, and the memory the image path
-    keeps is part of the at-rest figure rather than growth under load (docs/bench_load.md)."""
+    keeps is part of the at-rest figure rather than growth under load (docs/bench_load.md).
+    A model whose text tower another model already warmed needs one round (its projection)."""
     from PIL import Image
 
     texts = ["a red circle", "ein roter Kreis", "un cercle rouge", "červený kruh", "红色的圆", "赤い丸"]
-    for _ in range(4):
+    for _ in range(text_rounds):
         model.encode_texts(texts)
     model.encode_images([Image.new("RGB", (96, 96), (200, 40, 40)), Image.new("RGB", (120, 80), (20, 90, 200))])
 
@@ -583,7 +584,7 @@ def _load_compared(spec: ModelSpec, state: AppState, roots: list[Path], warm_up:
             warnings.simplefilter("ignore", UserWarning)
             model = CCRModel.from_pretrained(spec.model)
         if warm_up:
-            _warm_up(model)
+            _warm_up(model, text_rounds=1 if any(m.model.text_tower is model.text_tower for m in state.models) else 4)
     except Exception as e:  # noqa: BLE001
         state.problems.append(f"{label}: `{spec.model}` could not be loaded: {e}")
         return None
@@ -704,9 +705,11 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
     release_memory()  # loading freed ~300 MB of temporaries that glibc would otherwise keep
     released = drop_clean_weight_pages()  # the weights hash made every mapped page resident
     log.info("start-up: %.0f MB of clean mapped weight pages released", released / 2**20)
+    warmed = set()
     for model in [m.model for m in state.models] or [state.model]:
-        if warm_up and model is not None:  # fault back in what every query reads (encoder layers)
-            model.encode_texts(["a red circle", "红色的圆"])
+        if warm_up and model is not None and id(model.text_tower) not in warmed:  # fault back in what every
+            model.encode_texts(["a red circle", "红色的圆"])  # query reads (encoder layers), once per tower
+            warmed.add(id(model.text_tower))
     state.load_seconds = time.perf_counter() - start
     return state
 
