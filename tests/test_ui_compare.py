@@ -173,6 +173,7 @@ def test_evaluation_side_by_side_equals_each_models_evaluation(pair):
         assert row["TR R@1 en"] == pytest.approx(own["i2t"]["en"]["1"], abs=0.01)
     assert set(res.chart["model"]) == {"A", "B"} and set(res.chart["metric"]) == {"IR en", "IR de", "TR en", "TR de"}
     assert "MRV (text-to-image): A " in res.headline
+    assert res.message.count("image embeddings: the gallery's stored vectors") == 1 and "- - " not in res.message
 
 
 # --------------------------------------------------------------------------- configuration

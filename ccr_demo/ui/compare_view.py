@@ -212,7 +212,7 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
         if not res.ok:
             return EvaluationComparison(False, f"{name}: {res.message}")
         reports[name] = res.report
-        notes.append(res.message)
+        notes += [line.removeprefix("- ") for line in res.message.splitlines() if line.strip()]
     langs = reports[names[0]]["languages"]
     rows, chart = [], []
     for name in names:
@@ -229,5 +229,5 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
     head = ("### MRV (text-to-image): " + "; ".join(f"{n} {m:.3f}" for n, m in mrvs.items())
             + (f" — {best} more consistent" if len(set(round(m, 3) for m in mrvs.values())) > 1 else "")
             + f"\n{reports[names[0]]['n_instances']} instances × {len(langs)} languages, the same for every model.")
-    return EvaluationComparison(True, cb._bullets(sorted(set(n for n in notes if n))), reports=reports,
+    return EvaluationComparison(True, cb._bullets(list(dict.fromkeys(notes))), reports=reports,
                                 table=pd.DataFrame(rows), chart=pd.DataFrame(chart), headline=head)
