@@ -205,7 +205,7 @@ def test_manifest_paths_must_stay_in_its_folder(tmp_path):
         with pytest.raises(ModelsConfigError, match=message):
             read_manifest(manifest(entry))
     with pytest.raises(ModelsConfigError, match="used twice"):
-        read_manifest(manifest({"name": "a", "model": "m", "gallery": "g"}, {"name": "a", "model": "m", "gallery": "g"}))
+        read_manifest(manifest(*[{"name": "a", "model": "m", "gallery": "g"}] * 2))
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(ModelsConfigError, match="cannot be read"):
         read_manifest(tmp_path / "broken.json")
