@@ -75,8 +75,8 @@ os._exit(0)  # do not wait for (or abort inside) the background caption-encoding
 def cold_start(paths: list, models: str | None) -> dict:
     """One fresh process: imports, load_app_state, build_demo (``models``: a manifest, or None)."""
     how = json.dumps({"paths": paths, "models": models})
-    run = subprocess.run([sys.executable, "-c", COLD_START, how], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYTHONWARNINGS": "ignore"}  # as app.py sets it
+    run = subprocess.run([sys.executable, "-c", COLD_START, how], capture_output=True, text=True, cwd=ROOT, env=env)
     if run.returncode:
         print(run.stderr[-3000:], file=sys.stderr)
         raise SystemExit(1)
@@ -182,8 +182,8 @@ def main(argv=None) -> int:
           f"{c['load']:.1f} s | {c['layout']:.1f} s | {c['total']:.1f} s | {c['cpu']:.1f} s | {c['text_towers']} | "
           f"{c['rss_mb']:.0f} MB |" for name, c in colds],
         "",
-        "Wall time depends on what else runs on the cores (see the load average); the CPU time is the "
-        "work itself, so the two rows compare fairly even on a busy machine.",
+        "Wall time depends on what else runs on the cores (see the load average); CPU time counts no "
+        "waiting for them, so it compares the rows more fairly on a busy machine.",
         "",
     ]
     if args.cold_start_only:
