@@ -448,7 +448,8 @@ def _compare_events(app: AppState, ui: dict, eval_ui: dict, search_btn, boxes, g
         res = compare_view.evaluate(app, max_instances, list(languages or []), models, progress=progress)
         if not res.ok:
             gr.Warning(res.message.split("\n")[0].replace("**", ""))
-        return res.message, res.headline, res.table, res.chart, res.reports
+        chart = gr.update(value=res.chart, sort=list(dict.fromkeys(res.chart["metric"])) or None)  # IR, then TR
+        return res.message, res.headline, res.table, chart, res.reports
 
     eval_ui["button"].click(on_evaluate_compare, [eval_n, eval_langs, eval_ui["models"]],
                             [eval_ui["status"], eval_ui["head"], eval_ui["table"], eval_ui["plot"], eval_ui["json"]],
