@@ -337,7 +337,7 @@ def test_compare_over_the_api(served_pair):
         assert f"### {name}" in (heads[i]["value"] if isinstance(heads[i], dict) else heads[i])
         items = panes[i]["value"] if isinstance(panes[i], dict) else panes[i]
         assert len(items) == 5 * len(QUERIES) and Path(items[0]["image"]).is_file()
-        assert items[0]["caption"].startswith(f"en #1 · ") and expect.results[name].hits["en"][0]["image"] in \
+        assert items[0]["caption"].startswith("en #1 · ") and expect.results[name].hits["en"][0]["image"] in \
             items[0]["caption"]
     assert [row[0] for row in table["data"]] == [*QUERIES, "MRV (std)"]
     # one model chosen by name; a path or an unknown name is refused naming the input

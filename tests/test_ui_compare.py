@@ -18,7 +18,7 @@ from ccr_demo.index import Gallery, main as index_main
 from ccr_demo.model import CCRModel
 from ccr_demo.ui import build_demo, compare_view
 from ccr_demo.ui import state as ui_state
-from ccr_demo.ui.state import ModelsConfigError, ModelSpec, load_app_state, parse_models, read_manifest, same_images
+from ccr_demo.ui.state import ModelsConfigError, load_app_state, parse_models, read_manifest, same_images
 
 from conftest import tiny_config
 from test_ui_callbacks import build_tiny_assets, load_state
