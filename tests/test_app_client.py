@@ -295,3 +295,93 @@ def test_rerank_on_a_dual_encoder_says_why(served):
                                                en="a red circle", rerank=True, api_name="/search")
     assert "dual encoder" in status and not table["data"]
     assert _search(client, **QUERIES)[5]["mrv"] is not None
+
+
+# --------------------------------------------------------------------------- issue 9: two models side by side
+
+
+@pytest.fixture(scope="module")
+def served_pair(tmp_path_factory):
+    """(client, app state): the demo comparing two tiny random models "A" and "B" over the same images."""
+    from gradio_client import Client
+
+    from test_ui_compare import add_model, load_pair
+
+    root = tmp_path_factory.mktemp("client_pair")
+    assets = build_tiny_assets(root)
+    state = load_pair(assets, add_model(assets, root, "b", seed=1))
+    assert state.comparing, state.problems
+    demo = build_demo(state=state)
+    demo.queue(**queue_options())
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        yield Client(url, verbose=False), state
+    finally:
+        demo.close()
+
+
+def test_compare_over_the_api(served_pair):
+    from gradio_client.exceptions import AppError
+
+    from ccr_demo.ui import compare_view
+
+    client, state = served_pair
+    verdict, table, summary, *rest = client.predict(languages=list(QUERIES), k=5, **QUERIES, api_name="/compare")
+    heads, panes = rest[:2], rest[2:]
+    expect = compare_view.compare(state, QUERIES, 5)
+    assert expect.verdict in verdict and summary["verdict"] == expect.verdict
+    for i, name in enumerate(("A", "B")):
+        got = summary["models"][name]
+        assert got["mrv"] == pytest.approx(expect.mrv(name)) and got["ranks"] == expect.ranks(name)
+        assert got["results"] == expect.results[name].hits
+        assert f"### {name}" in (heads[i]["value"] if isinstance(heads[i], dict) else heads[i])
+        items = panes[i]["value"] if isinstance(panes[i], dict) else panes[i]
+        assert len(items) == 5 * len(QUERIES) and Path(items[0]["image"]).is_file()
+        assert items[0]["caption"].startswith("en #1 · ") and expect.results[name].hits["en"][0]["image"] in \
+            items[0]["caption"]
+    assert [row[0] for row in table["data"]] == [*QUERIES, "MRV (std)"]
+    # one model chosen by name; a path or an unknown name is refused naming the input
+    summary = client.predict(languages=["en", "de"], k=3, en=QUERIES["en"], de=QUERIES["de"], models=["B"],
+                             api_name="/compare")[2]
+    assert list(summary["models"]) == ["B"]
+    for bad in (["/etc/passwd"], ["C"], "A"):
+        with pytest.raises(AppError, match=r"Models to compare: got"):
+            client.predict(languages=["en"], k=3, en="a red circle", models=bad, api_name="/compare")
+    # the one-model endpoints answer as before, for the first model
+    out = _search(client, **QUERIES)
+    assert out[5]["mrv"] == pytest.approx(expect.results["A"].mrv)
+
+
+def test_compare_gold_over_the_api(served_pair):
+    from gradio_client.exceptions import AppError
+
+    from ccr_demo.ui import compare_view
+
+    client, state = served_pair
+    langs = ["en", "de", "zh"]
+    got = client.predict(languages=langs, k=5, instance=2, api_name="/compare_gold")
+    expect, inst = compare_view.compare_gold(state, langs, 5, 2)
+    assert got["gold"] == state.test_set.image_ids[2] == expect.gold_id and got["instance"] == 2
+    assert got["texts"] == inst.texts and got["verdict"] == expect.verdict
+    for name in ("A", "B"):
+        assert got["models"][name]["ranks"] == expect.ranks(name)
+        assert got["models"][name]["mrv"] == pytest.approx(expect.mrv(name))
+    for kwargs, message in ((dict(instance="abc"), "instance: got 'abc'"), (dict(models=["../b"]), "models: got"),
+                            (dict(k="x"), "k must be a whole number"), (dict(instance=10_000), "does not exist")):
+        with pytest.raises(AppError, match=message):
+            client.predict(**{"languages": langs, "k": 5, "instance": 2, **kwargs}, api_name="/compare_gold")
+    out = client.predict(languages=langs, k=5, instance=2, api_name="/gold")  # unchanged
+    assert out[15]["gold"]["image_id"] == state.test_set.image_ids[2]
+
+
+def test_evaluate_compare_over_the_api(served_pair):
+    from ccr_demo.ui import compare_view
+
+    client, state = served_pair
+    status, head, table, chart, reports = client.predict(max_instances=6, languages=["en", "de"],
+                                                         api_name="/evaluate_compare")
+    expect = compare_view.evaluate(state, 6, ["en", "de"])
+    assert [row[0] for row in table["data"]] == ["A", "B"] and head == expect.headline
+    for name in ("A", "B"):
+        assert reports[name]["mrv"] == pytest.approx(expect.reports[name]["mrv"])
+        assert reports[name]["t2i"]["de"]["1"] == pytest.approx(expect.reports[name]["t2i"]["de"]["1"])

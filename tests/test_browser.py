@@ -1,7 +1,9 @@
 """The demo in a real browser: Debian's chromium driven by Playwright for Python.
 
 Types queries in Latin and CJK scripts, presses Search, checks that every language's pane
-shows loaded images and that the MRV panel appears, and saves docs/app_screenshot.png.
+shows loaded images and that the MRV panel appears, and saves docs/app_screenshot.png; with two
+models (the embedded default), checks the side-by-side view and saves docs/app_compare.png
+(`python -m pytest tests/test_browser.py -k side_by_side` remakes it).
 Needs `apt-get install chromium fonts-noto-cjk` and `pip install playwright` (never
 `playwright install`: the system chromium is used). A missing browser FAILS the test, it does
 not skip it; `pytest -m "not browser"` leaves it out.
@@ -27,6 +29,7 @@ CHROMIUM = os.environ.get("CCR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "app_screenshot.png"
+COMPARE_SCREENSHOT = SCREENSHOT.with_name("app_compare.png")
 QUERIES = {"en": "a red circle", "de": "ein roter Kreis", "fr": "un cercle rouge", "cs": "červený kruh",
            "zh": "红色的圆", "ja": "赤い丸"}
 
@@ -53,8 +56,14 @@ def _served(demo):
 
 
 @pytest.fixture(scope="module")
-def url():
-    yield from _served(build_demo())
+def default_demo():
+    """The app as `python app.py` builds it (the embedded default: two models side by side)."""
+    return build_demo()
+
+
+@pytest.fixture(scope="module")
+def url(default_demo):
+    yield from _served(default_demo)
 
 
 def test_search_in_latin_and_cjk_scripts(url):
@@ -95,6 +104,59 @@ def test_search_in_latin_and_cjk_scripts(url):
             expect(status).to_contain_text(re.compile("Query: gallery image|still being encoded"), timeout=30_000)
             if "Query: gallery image" in status.inner_text():
                 expect(page.locator("#i2t-table")).to_contain_text("zh", timeout=30_000)
+        finally:
+            browser.close()
+
+
+def _loaded(page, selector: str) -> None:
+    page.wait_for_function(
+        "sel => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)",
+        arg=f"{selector} img", timeout=30_000)
+
+
+def test_models_side_by_side(url, default_demo):
+    """Issue 9: with two or more models (the embedded default ships two), Search fills the
+    side-by-side view (each model's MRV, the ranks it comes from, its top k per language, the
+    verdict) with the numbers compare_view computes; gold mode shows each model's gold ranks.
+    Saves docs/app_compare.png (the comparison)."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    from ccr_demo.ui import compare_view
+
+    app = default_demo.ccr_state
+    if not app.comparing:
+        pytest.skip("one model configured (CCR_MODEL / CCR_GALLERY): no comparison to show")
+    langs = list(app.default_languages)
+    typed = compare_view.compare(app, {lg: QUERIES[lg] for lg in langs}, 5)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1000}, locale="en-US")
+            page.goto(url, wait_until="domcontentloaded")
+            for lang in langs:
+                page.locator(f"#query-{lang}").locator("textarea, input").first.fill(QUERIES[lang])
+            page.locator("#search-button").click()
+            verdict = page.locator("#compare-verdict")
+            expect(verdict).to_contain_text(typed.verdict, timeout=60_000)
+            for i, name in enumerate(app.model_names):
+                expect(page.locator(f"#compare-head-{i}")).to_contain_text(f"{name}: MRV {typed.mrv(name):.3f}")
+                pane = page.locator(f"#compare-pane-{i}")
+                expect(pane.locator("img")).to_have_count(5 * len(langs), timeout=30_000)
+                expect(pane).to_contain_text(typed.results[name].hits["zh"][0]["image"])
+                _loaded(page, f"#compare-pane-{i}")
+            expect(page.locator("#compare-table")).to_contain_text("MRV (std)")
+            page.wait_for_timeout(1000)
+            page.locator("#compare").first.screenshot(path=str(COMPARE_SCREENSHOT))
+            assert COMPARE_SCREENSHOT.stat().st_size > 20_000
+            # gold mode: one test instance for every model, each model's gold ranks and MRV
+            gold, _ = compare_view.compare_gold(app, langs, 5, 3)
+            page.get_by_label("Instance # (-1 = random)").fill("3")
+            page.locator("#gold-button").click()
+            expect(verdict).to_contain_text(gold.verdict, timeout=60_000)
+            for i, name in enumerate(app.model_names):
+                ranks = " · ".join(f"{lg} {r}" for lg, r in gold.ranks(name).items())
+                expect(page.locator(f"#compare-head-{i}")).to_contain_text(f"★ gold image {gold.gold_id}: {ranks}")
         finally:
             browser.close()
 

