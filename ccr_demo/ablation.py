@@ -166,6 +166,19 @@ def _claim(folder: Path) -> bool:
     return True
 
 
+def check_unchanged(spec: RunSpec, out: Path) -> None:
+    """A run folder trained (or started) under another plan would mix budgets in one table:
+    its saved config must be the one the plan gives now."""
+    from .config import to_dict
+
+    saved = out / spec.name / "config.yaml.json"
+    if saved.is_file():
+        planned = json.loads(json.dumps(to_dict(run_config(spec, out))))
+        if json.loads(saved.read_text(encoding="utf-8")) != planned:
+            raise ConfigError(f"{out / spec.name} was trained with another config than the plan now gives (the "
+                              "plan or a base config changed): use another --out, or move that folder away")
+
+
 def run_all(plan: dict, out: Path, max_runs: int = 0, log=print) -> dict:
     """Train every unfinished run of the plan (resuming where one stopped); returns counts."""
     from .training import latest_checkpoint, release_processes, train
@@ -253,9 +266,10 @@ def _mean_std(values: list[float]) -> str:
 
 
 def _pct(values: list[float]) -> str:
+    """Recall figures (the reports hold them in %), mean ± std."""
     if not values:
         return "n/a"
-    return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}" if len(values) > 1 else f"{100 * values[0]:.1f}"
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if len(values) > 1 else f"{values[0]:.1f}"
 
 
 def _groups(results: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
@@ -332,7 +346,7 @@ def write_plots(results: list[dict], folder: Path, relative_to: Path) -> dict[st
         fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(langs) + 2), 3.6))
         width = 0.8 / len(rows)
         for i, (label, rs) in enumerate(rows):
-            vals = np.array([[100 * r["ir_r1"][lang] for lang in langs] for r in rs])
+            vals = np.array([[r["ir_r1"][lang] for lang in langs] for r in rs])
             ax.bar(np.arange(len(langs)) + i * width, vals.mean(0), width, yerr=vals.std(0), label=label, capsize=2)
         ax.set_xticks(np.arange(len(langs)) + 0.4 - width / 2, langs)
         ax.set_ylabel("IR R@1 (%)")
@@ -388,6 +402,7 @@ def main(argv=None) -> int:
         report = Path(args.report) if args.report else out / "ablation.md"
         for spec in plan_runs(plan):  # every run's config is checked before the first one trains
             run_config(spec, out)
+            check_unchanged(spec, out)
         if not args.report_only:
             print(json.dumps(run_all(plan, out, args.max_runs)))
         print(json.dumps(write_report(plan, out, report)), f"-> {report}")

@@ -28,8 +28,8 @@ def test_assets_are_small_and_hold_no_wheel_tower(default):
     meta = json.loads((ASSETS / "model" / "config.json").read_text())
     assert set(meta["external_towers"]) == {"text_tower"}  # e5 is rebuilt from its wheel
     total = sum(p.stat().st_size for p in ASSETS.rglob("*") if p.is_file())
-    # 2 models (the dual-encoder default and the whole CCRK model beside it) with their galleries
-    assert total < 90 * 2**20, f"assets/ is {total / 2**20:.1f} MiB"
+    # 3 models (the 1-to-K default, its 1-to-1 baseline, the whole CCRK model) with their galleries
+    assert total < 105 * 2**20, f"assets/ is {total / 2**20:.1f} MiB"
     card = (ASSETS / "model" / "README.md").read_text()
     assert "MRV" in card and "| tr |" in card
 
@@ -81,16 +81,25 @@ def test_recorded_typed_query_results_are_reproduced_on_a_slice(default):
 
 
 
-def test_the_whole_ccrk_model_ships_beside_the_default_and_reproduces_its_report():
-    """assets/model-ccrk (fusion encoder, ITM, MLM) with its own gallery of the same images: the
-    English caption-to-image R@1 over the whole test set is the one its run recorded."""
-    model = CCRModel.from_pretrained(ASSETS / "model-ccrk")
-    assert model.has_fusion and model.config.fusion.inputs == "projected"
-    gallery = Gallery.load(ASSETS / "gallery-ccrk", model, image_root=ASSETS / "shapes_test")
-    report = json.loads((ASSETS / "eval_report-ccrk.json").read_text())["reports"][0]
+@pytest.mark.parametrize("name", ["ccrk", "1to1"])
+def test_the_models_beside_the_default_reproduce_their_reports(name):
+    """assets/model-ccrk (fusion encoder, ITM, MLM) and assets/model-1to1 (the 1-to-1 baseline of
+    the default's recipe), each with its own gallery of the same images: the English
+    caption-to-image R@1 over the whole test set is the one its run recorded."""
+    model = CCRModel.from_pretrained(ASSETS / f"model-{name}")
+    gallery = Gallery.load(ASSETS / f"gallery-{name}", model, image_root=ASSETS / "shapes_test")
+    report = json.loads((ASSETS / f"eval_report-{name}.json").read_text())["reports"][0]
+    def architecture(folder):  # the saved model config, without an empty fusion section
+        model_config = json.loads((ASSETS / folder / "config.json").read_text())["model"]
+        return {k: v for k, v in model_config.items() if k != "fusion"}
+    if name == "ccrk":
+        assert model.has_fusion and model.config.fusion.inputs == "projected"
+        assert report["rerank"]["k"] == 16 and "official" in report
+    else:  # the same recipe but the loss
+        assert not model.has_fusion and architecture("model-1to1") == architecture("model")
+        assert "one_to_one" in (ASSETS / "model-1to1" / "README.md").read_text()
     ts = ParallelTestSet.from_iglue(ASSETS / "shapes_test")
     assert gallery.ids == ts.image_ids
     texts = [ts.captions["en"][i] for i in ts.first_text["en"]]
     ranks = metrics.t2i_ranks(model.encode_texts(texts).numpy() @ gallery.vectors.T, np.arange(len(ts)))
     assert metrics.recall_at_k(ranks, (1,))[1] == pytest.approx(report["t2i"]["en"]["1"], abs=0.3)
-    assert report["rerank"]["k"] == 16 and "official" in report

@@ -1,0 +1,102 @@
+"""The ablation command: its plans, resuming where it stopped, and the quick plan end to end."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ccr_demo import ablation, metrics
+from ccr_demo.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plans_name_every_run_and_check_every_config():
+    for name in ("quick", "full"):
+        plan = ablation.load_plan(name)
+        runs = ablation.plan_runs(plan)
+        names = [r.name for r in runs]
+        assert len(names) == len(set(names))
+        methods = [r for r in runs if r.part == "methods"]
+        assert len(methods) == len(plan["seeds"]) * len(plan["regimes"]) * len(plan["methods"]) and len(plan["seeds"]) >= 3
+        assert [r.part for r in runs] == sorted([r.part for r in runs], key=["methods", "noise", "caption_num"].index)
+        for spec in runs:
+            cfg = ablation.run_config(spec, Path("/tmp/out"))
+            assert cfg.train.adam_betas == [0.9, 0.98] and cfg.train.temperature_clamp == "step"  # official
+            assert cfg.train.eval_keep_ranks and cfg.train.seed == spec.seed
+            assert cfg.languages == plan["languages"]
+        base = {(r.regime, r.seed): ablation.run_config(r, Path("/tmp/o")) for r in methods if r.method == "one_to_one"}
+        for r in methods:
+            cfg = ablation.run_config(r, Path("/tmp/o"))
+            one = base[(r.regime, r.seed)]
+            # identical settings but the loss; the pairs-matched baseline trains K times the epochs
+            assert cfg.train.epochs == one.train.epochs * (len(cfg.languages) if r.method == "one_to_one_pairs" else 1)
+            assert (cfg.train.batch_size, cfg.train.lr, cfg.data.train) == (one.train.batch_size, one.train.lr,
+                                                                            one.data.train)
+
+
+def test_bad_plans_are_named():
+    with pytest.raises(ConfigError, match="not found .*quick"):
+        ablation.load_plan("nope")
+
+
+def test_a_dead_drivers_lock_is_taken_over(tmp_path):
+    folder = tmp_path / "run"
+    assert ablation._claim(folder)
+    (folder / ".ablation.lock").write_text("999999999")  # a process that does not exist
+    assert ablation._claim(folder)
+    assert (folder / ".ablation.lock").read_text() == str(os.getpid())
+    (folder / ".ablation.lock").write_text(str(os.getppid()))  # a live other process: not taken
+    assert not ablation._claim(folder)
+
+
+@pytest.mark.slow
+def test_quick_ablation_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the plan's data goes to ./runs/data
+    out, report = tmp_path / "abl", tmp_path / "docs" / "ablation.md"
+    args = ["--plan", "quick", "--out", str(out), "--report", str(report)]
+    assert ablation.main(args + ["--max-runs", "2"]) == 0
+    first = json.loads((out / "results.json").read_text())
+    assert len(first["results"]) == 2 and "Not finished: " in report.read_text()
+    # a run killed mid-way: a checkpoint, no summary; the next call resumes it
+    from ccr_demo.training import train
+
+    spec = ablation.plan_runs(ablation.load_plan("quick"))[2]
+    train(ablation.run_config(spec, out), stop_after_steps=8)  # past its first epoch checkpoint
+    assert not (out / spec.name / "summary.json").exists()
+    capsys.readouterr()
+    assert ablation.main(args) == 0
+    assert f"{spec.name}: resuming" in capsys.readouterr().out
+    data = json.loads((out / "results.json").read_text())
+    assert not data["missing"] and len(data["results"]) == len(ablation.plan_runs(ablation.load_plan("quick")))
+    text = report.read_text()
+    assert "Not finished" not in text
+    for label in ("1-to-K", "1-to-K balanced", "1-to-1", "1-to-1, K x pairs", "English pivot", "1-to-K, k=2"):
+        assert f"| {label} | 3 |" in text
+    for png in ("methods-scratch-recall.png", "methods-scratch-mrv.png", "noise-scratch-mrv.png"):
+        assert (report.parent / "ablation" / png).stat().st_size > 1000
+    # the figures are the runs' own: MRV over the seen languages recomputed from a run's kept ranks
+    r = data["results"][0]
+    ranks = json.loads((out / "methods/scratch/one_to_k/seed0/eval_report.json").read_text())["reports"][0]["ranks"]
+    seen = np.stack([ranks["t2i"][lang] for lang in ["en", "de", "fr", "zh", "ja", "ru"]], axis=1)
+    assert r["mrv_t2i_seen"] == pytest.approx(metrics.mean_rank_variance(seen))
+    by = {(x["method"], x["seed"]): x for x in data["results"] if x["part"] == "methods"}
+    assert by[("one_to_k", 0)]["pairs_seen"] == 6 * by[("one_to_one", 0)]["pairs_seen"]
+    assert by[("one_to_one_pairs", 0)]["pairs_seen"] == by[("one_to_k", 0)]["pairs_seen"]
+    assert by[("one_to_one_pairs", 0)]["steps"] == 6 * by[("one_to_one", 0)]["steps"]
+
+
+def test_a_run_of_another_plan_is_not_mixed_into_the_table(tmp_path):
+    from ccr_demo.config import save_json
+
+    spec = ablation.plan_runs(ablation.load_plan("quick"))[0]
+    cfg = ablation.run_config(spec, tmp_path)
+    (tmp_path / spec.name).mkdir(parents=True)
+    save_json(cfg, tmp_path / spec.name / "config.yaml.json")
+    ablation.check_unchanged(spec, tmp_path)  # the same config: fine
+    cfg.train.epochs += 1
+    save_json(cfg, tmp_path / spec.name / "config.yaml.json")
+    with pytest.raises(ConfigError, match="another config than the plan"):
+        ablation.check_unchanged(spec, tmp_path)
