@@ -19,20 +19,26 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 QUERIES = {"en": "a red circle", "de": "ein roter Kreis", "zh": "红色的圆", "ja": "赤い丸"}
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(client, app state): the demo on 127.0.0.1 (a free port), queued as app.py queues it."""
+def _client_of(state):
+    """Serve the demo of ``state`` on 127.0.0.1 (a free port), queued as app.py queues it, and
+    yield (gradio_client, state) until the fixture closes it."""
     from gradio_client import Client
 
-    assets = build_tiny_assets(tmp_path_factory.mktemp("client_assets"))
-    state = load_state(assets)
     demo = build_demo(state=state)
     demo.queue(**queue_options())
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())
     try:
-        yield Client(url, verbose=False), state, assets
+        yield Client(url, verbose=False), state
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(client, app state, assets folder): the demo of the tiny default."""
+    assets = build_tiny_assets(tmp_path_factory.mktemp("client_assets"))
+    for client, state in _client_of(load_state(assets)):
+        yield client, state, assets
 
 
 def _search(client, **texts):
@@ -234,19 +240,11 @@ def test_concurrent_identical_image_to_text_requests_all_succeed(served):
 @pytest.fixture(scope="module")
 def served_fusion(tmp_path_factory):
     """(client, app state): the demo of a tiny model WITH the fusion encoder."""
-    from gradio_client import Client
-
     from test_ui_rerank import fusion_config
 
     assets = build_tiny_assets(tmp_path_factory.mktemp("client_fusion_assets"), config=fusion_config())
     state = load_state(assets)
-    demo = build_demo(state=state)
-    demo.queue(**queue_options())
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())
-    try:
-        yield Client(url, verbose=False), state
-    finally:
-        demo.close()
+    yield from _client_of(state)
 
 
 def test_search_and_gold_rerank_over_the_api(served_fusion):
@@ -303,21 +301,13 @@ def test_rerank_on_a_dual_encoder_says_why(served):
 @pytest.fixture(scope="module")
 def served_pair(tmp_path_factory):
     """(client, app state): the demo comparing two tiny random models "A" and "B" over the same images."""
-    from gradio_client import Client
-
     from test_ui_compare import add_model, load_pair
 
     root = tmp_path_factory.mktemp("client_pair")
     assets = build_tiny_assets(root)
     state = load_pair(assets, add_model(assets, root, "b", seed=1))
     assert state.comparing, state.problems
-    demo = build_demo(state=state)
-    demo.queue(**queue_options())
-    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_options())
-    try:
-        yield Client(url, verbose=False), state
-    finally:
-        demo.close()
+    yield from _client_of(state)
 
 
 def test_compare_over_the_api(served_pair):
