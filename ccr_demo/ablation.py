@@ -226,7 +226,7 @@ def run_result(spec: RunSpec, folder: Path, seen: list[str]) -> dict:
            "mean_recall": report["mean_recall"]["all"], "mrv_t2i": report["mrv"]["t2i"], "mrv_i2t": report["mrv"]["i2t"],
            "mrv_var_t2i": report["mrv_var"]["t2i"]}
     cfg = json.loads((folder / "config.yaml.json").read_text(encoding="utf-8"))
-    k = cfg["train"]["caption_num"] or len(seen) if cfg["train"]["loss"] != "one_to_one" else 1
+    k = 1 if cfg["train"]["loss"] == "one_to_one" else (cfg["train"]["caption_num"] or len(seen))  # captions per image
     out["pairs_seen"] = summary["steps"] * summary["global_batch"] * k
     for name, subset in (("seen", [lang for lang in langs if lang in seen]),
                          ("unseen", [lang for lang in langs if lang not in seen])):

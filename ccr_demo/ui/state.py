@@ -346,7 +346,8 @@ def same_images(reference, other, names: tuple[str, str]) -> str | None:
         what = f"{len(a)} images in {first}'s gallery, {len(b)} in {second}'s"
     else:
         what = f"both have {len(a)} images"
-    only_a, only_b = [i for i in a if i not in set(b)], [i for i in b if i not in set(a)]
+    in_a, in_b = set(a), set(b)  # once: a set rebuilt per id made this quadratic in the gallery size
+    only_a, only_b = [i for i in a if i not in in_b], [i for i in b if i not in in_a]
     parts = [what]
     if only_a:
         parts.append(f"{len(only_a)} only in {first}'s (e.g. {', '.join(map(repr, only_a[:3]))})")
