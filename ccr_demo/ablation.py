@@ -91,9 +91,10 @@ def load_plan(plan: str) -> dict:
 
 
 def plan_runs(plan: dict) -> list[RunSpec]:
-    """Every run of a plan, in the order they are trained: the methods part first (all its
-    seeds), then the noise and K-ablation parts; within a part seeds outermost, so a stopped
-    ablation has whole seeds of every method rather than all seeds of a few."""
+    """Every run of a plan, in the order they are trained: seeds outermost, and within a seed
+    the methods part, then the noise and K-ablation parts. A stopped ablation (the full plan
+    takes more than a session on 2 cores) so has every part at some seeds rather than all
+    seeds of a few parts."""
     # configs of a shipped plan are named from the repo root, those of another plan from the cwd
     root = PLANS.parents[2] if Path(plan.get("path", "")).resolve().parent == PLANS else Path.cwd()
     common = list(OFFICIAL)
@@ -114,17 +115,15 @@ def plan_runs(plan: dict) -> list[RunSpec]:
             config, over = regime(reg)
             for method in plan.get("methods", []):
                 runs.append(RunSpec("methods", reg, method, seed, config, over + METHODS[method][1]))
-    if plan.get("noise"):
-        part = plan["noise"]
-        config, over = regime(part["regime"])
-        for seed in plan["seeds"]:
+        if plan.get("noise"):
+            part = plan["noise"]
+            config, over = regime(part["regime"])
             for method in part["methods"]:
                 runs.append(RunSpec("noise", part["regime"], method, seed, config,
                                     over + list(part.get("overrides", [])) + METHODS[method][1]))
-    if plan.get("caption_num"):
-        part = plan["caption_num"]
-        config, over = regime(part["regime"])
-        for seed in plan["seeds"]:
+        if plan.get("caption_num"):
+            part = plan["caption_num"]
+            config, over = regime(part["regime"])
             for k in part["k"]:
                 runs.append(RunSpec("caption_num", part["regime"], f"caption_num_{k}", seed, config,
                                     over + ["train.loss=one_to_k", "train.loss_mode=official", f"train.caption_num={k}"]))

@@ -305,8 +305,11 @@ class Gallery:
     """
 
     def __init__(self, index: faiss.Index, vectors: np.ndarray, items: list[dict], *, kind: str,
-                 index_factory: str, fingerprint: str | None, search_params: str, rerank: int):
+                 index_factory: str, fingerprint: str | None, search_params: str, rerank: int,
+                 build: dict | None = None):
         self.index, self.vectors, self.items = index, vectors, items
+        # how the gallery was built (processes, shards, images/s, ...), saved in gallery.json
+        self.build = build
         self.kind, self.index_factory, self.fingerprint = kind, index_factory, fingerprint
         self.rerank = rerank
         self.search_params = ""
@@ -581,6 +584,7 @@ class Gallery:
             "metric": "inner_product",
             "created_with": {"ccr_demo": __version__, "faiss": faiss.__version__},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **({"build": self.build} if self.build else {}),
         }
 
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
@@ -684,7 +688,8 @@ class Gallery:
         _check_vectors(vectors, directory / VECTORS_NAME)
         return cls(index, vectors, items, kind=info["kind"], index_factory=info["index_factory"],
                    fingerprint=info["model_fingerprint"], search_params=info.get("search_params", ""),
-                   rerank=int(info.get("rerank", 1)))
+                   rerank=int(info.get("rerank", 1)),
+                   build=info["build"] if isinstance(info.get("build"), dict) else None)
 
 
 GALLERY_FILES = frozenset({INFO_NAME, INDEX_NAME, VECTORS_NAME, ITEMS_NAME})

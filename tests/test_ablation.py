@@ -21,7 +21,9 @@ def test_plans_name_every_run_and_check_every_config():
         assert len(names) == len(set(names))
         methods = [r for r in runs if r.part == "methods"]
         assert len(methods) == len(plan["seeds"]) * len(plan["regimes"]) * len(plan["methods"]) and len(plan["seeds"]) >= 3
-        assert [r.part for r in runs] == sorted([r.part for r in runs], key=["methods", "noise", "caption_num"].index)
+        # seeds outermost (a stopped ablation has every part at its first seeds), parts in order within a seed
+        order = [(r.seed, ["methods", "noise", "caption_num"].index(r.part)) for r in runs]
+        assert order == sorted(order) and runs[-1].seed == plan["seeds"][-1]
         for spec in runs:
             cfg = ablation.run_config(spec, Path("/tmp/out"))
             assert cfg.train.adam_betas == [0.9, 0.98] and cfg.train.temperature_clamp == "step"  # official

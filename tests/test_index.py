@@ -518,3 +518,15 @@ def test_index_cli_is_its_own_module():
     out = subprocess.run([sys.executable, "-m", "ccr_demo.index", "build", "-h"], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(os.path.dirname(os.path.dirname(cli.__file__)))})
     assert out.returncode == 0 and "--overwrite" in out.stdout
+
+
+def test_build_record_round_trips(tmp_path):
+    """How a gallery was built (processes, shards, throughput) is kept in gallery.json."""
+    g = Gallery.from_vectors(np.random.default_rng(0).normal(size=(5, 8)))
+    g.build = {"processes": 2, "shards": 4, "images_per_second": 12.5}
+    g.save(tmp_path / "g")
+    assert Gallery.read_info(tmp_path / "g")["build"] == g.build
+    assert Gallery.load(tmp_path / "g").build == g.build
+    plain = Gallery.from_vectors(np.random.default_rng(1).normal(size=(5, 8)))
+    plain.save(tmp_path / "p")
+    assert "build" not in Gallery.read_info(tmp_path / "p") and Gallery.load(tmp_path / "p").build is None
