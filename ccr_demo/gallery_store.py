@@ -16,7 +16,6 @@ import hashlib
 import json
 import mmap
 import threading
-from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Iterator
@@ -156,40 +155,65 @@ class ItemsFile(Sequence):
         return starts[keep], ends[keep]
 
     def _scan_validated(self) -> tuple[np.ndarray, np.ndarray]:
-        """Parse and check every record, and that ids are unique (by 64-bit hash, then exactly)."""
-        starts, ends, hashes = array("q"), array("q"), array("q")  # 8 bytes an item, no int objects
-        offset = 0
+        """Parse and check every record, and that ids are unique (by hash, then exactly).
+
+        Lines are parsed a block at a time by one ``json.loads`` of "[line,line,...]" (a block
+        that fails, or yields a different count, is parsed line by line to name the bad line).
+        """
+        starts, ends, hashes = [], [], []
+        offset, lineno = 0, 0
         with open(self.path, "rb") as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    record = self._parse(line, lineno)
-                    starts.append(offset)
-                    ends.append(offset + len(line.rstrip(b"\n")))
-                    hashes.append(int.from_bytes(hashlib.blake2b(record["id"].encode(), digest_size=8).digest(),
-                                                 "little", signed=True))
-                offset += len(line)
-        h = np.frombuffer(hashes, np.int64)
+            while lines := f.readlines(1 << 22):
+                lengths = np.fromiter(map(len, lines), np.int64, len(lines))
+                begin = offset + np.cumsum(lengths) - lengths
+                keep = [i for i, line in enumerate(lines) if line.strip()]
+                block = [lines[i] for i in keep]
+                records = self._parse_block(block, [lineno + i + 1 for i in keep])
+                ids = [r.get("id") if type(r) is dict else None for r in records]
+                # the full check only where it can fail or has work to do (a path to resolve)
+                for j in [j for j, (r, x) in enumerate(zip(records, ids)) if type(x) is not str or "path" in r]:
+                    self._check(records[j], f"{self.path}:{lineno + keep[j] + 1}")
+                keep_np = np.asarray(keep, np.int64)
+                starts.append(begin[keep_np])
+                ends.append(begin[keep_np] + lengths[keep_np])  # the newline too: json ignores it
+                hashes.append(np.fromiter(map(hash, ids), np.int64, len(ids)))
+                offset += int(lengths.sum())
+                lineno += len(lines)
+        starts_np = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+        ends_np = np.concatenate(ends) if ends else np.zeros(0, np.int64)
+        h = np.concatenate(hashes) if hashes else np.zeros(0, np.int64)
         order = np.argsort(h, kind="stable")
         same = np.flatnonzero(h[order][1:] == h[order][:-1])
-        for i in same:  # a 64-bit collision is not a duplicate: compare the ids themselves
-            a, b = sorted((order[i], order[i + 1]))
-            id_a, id_b = (self._parse(self._line(starts[r], ends[r]), r + 1)["id"] for r in (a, b))
+        for i in same:  # equal hashes need not be equal ids: compare the ids themselves
+            a, b = sorted((int(order[i]), int(order[i + 1])))
+            id_a, id_b = (json.loads(self._line(starts_np[r], ends_np[r]))["id"] for r in (a, b))
             if id_a == id_b:
                 raise self._error(f"{self.path}: id {id_a!r} appears on record {a + 1} and record {b + 1}: ids must "
                                   "be unique; the file is corrupt, rebuild the gallery")
-        return np.frombuffer(starts, np.int64), np.frombuffer(ends, np.int64)
+        return starts_np, ends_np
+
+    def _parse_block(self, lines: list[bytes], linenos: list[int]) -> list:
+        try:
+            records = json.loads(b"[" + b",".join(lines) + b"]")
+            if isinstance(records, list) and len(records) == len(lines):
+                return records
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass
+        return [self._decode(line, n) for line, n in zip(lines, linenos)]
+
+    def _decode(self, line: bytes, lineno) -> object:
+        try:
+            return json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise self._error(f"{self.path}:{lineno}: not valid JSON: {e}") from None
 
     def _line(self, start: int, end: int) -> bytes:
         with self._lock:
             self._file.seek(start)
             return self._file.read(end - start)
 
-    def _parse(self, line: bytes, lineno: int) -> dict:
-        try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise self._error(f"{self.path}:{lineno}: not valid JSON: {e}") from None
-        return self._check(record, f"{self.path}:{lineno}")
+    def _parse(self, line: bytes, where: str) -> dict:
+        return self._check(self._decode(line, where), f"{self.path}:{where}")
 
     def __len__(self) -> int:
         return len(self._starts)

@@ -873,10 +873,13 @@ def _relative(path: str, directory: Path) -> str:
 
 def _record_checker(directory: Path, roots: Sequence[Path]):
     """check(record, where) -> the record with its path resolved, or GalleryError: an object with a
-    string id whose "path" (if any) resolves inside ``roots``."""
+    string id whose "path" (if any) resolves inside ``roots``. ``where`` (str, or a function
+    giving it, so a million checks format no message) names the record in errors."""
     base = directory.resolve()
 
-    def check(r, where: str) -> dict:
+    def check(r, where) -> dict:
+        if callable(where) and (not isinstance(r, dict) or not isinstance(r.get("id"), str) or "path" in r):
+            where = where()
         if not isinstance(r, dict) or not isinstance(r.get("id"), str):
             raise GalleryError(f"{where}: expected an object with a string 'id'")
         if "path" in r:

@@ -148,9 +148,9 @@ def test_ann_index_read_with_faiss_mmap(factory, tmp_path):
 
 
 def test_mmap_load_does_not_materialise_the_vectors(tmp_path, monkeypatch):
-    n, d = 10000, 512
+    n, d = 2500, 2048
     out = Gallery.from_vectors(_unit(n, d), vectors_dtype="float16").save(tmp_path / "g")
-    monkeypatch.setattr(store, "SCAN_ROWS", 250)
+    monkeypatch.setattr(store, "SCAN_ROWS", 100)
     tracemalloc.start()  # numpy reports its allocations to tracemalloc; torch's score rows are not traced
     try:
         g = Gallery.load(out, mmap=True)
@@ -232,6 +232,13 @@ def test_mmap_items_are_checked(tmp_path):
     (out / "items.jsonl").write_text("\n".join([lines[0], "{not json", *lines[2:]]) + "\n")
     with pytest.raises(GalleryError, match=r"items.jsonl:2: not valid JSON"):
         Gallery.load(out, mmap=True)
+    # two records on one line parse as two when lines are parsed a block at a time: still refused
+    (out / "items.jsonl").write_text("\n".join([lines[0], lines[1] + ", " + lines[2], lines[3]]) + "\n")
+    with pytest.raises(GalleryError, match=r"items.jsonl:2: not valid JSON"):
+        Gallery.load(out, mmap=True)
+    (out / "items.jsonl").write_text("\n".join([lines[0], "", lines[1], lines[2], "", lines[3]]) + "\n")
+    for verify in (True, False):  # blank lines are skipped, as the in-memory reader does
+        assert [r["id"] for r in Gallery.load(out, mmap=True, verify=verify).items] == ["a", "b", "c", "d"]
 
 
 def test_galleries_written_before_float16_still_load(tmp_path):
