@@ -114,9 +114,9 @@ def _search(args) -> None:
         raise ValueError(f"give one --lang per --text ({len(args.text)} texts, {len(langs)} languages)")
     if len(set(langs)) != len(langs):
         raise ValueError(f"each language may be given once, got {langs}")
-    model = CCRModel.from_pretrained(args.model)
     if args.no_verify and not args.mmap:
         raise ValueError("--no-verify applies only with --mmap")
+    model = CCRModel.from_pretrained(args.model)
     gallery = Gallery.load(args.dir, model, image_root=args.image_root, mmap=args.mmap, verify=not args.no_verify)
     res = gallery.search_texts(model, dict(zip(langs, args.text)), args.k)
 
