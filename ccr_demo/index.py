@@ -721,7 +721,7 @@ class Gallery:
         the file, as faiss's read-only OnDiskInvertedLists) or ``IO_FLAG_MMAP_IFC`` (other index
         types: their codes stay in the file); items.jsonl is read line by line on demand. The
         checks above stream through the files in chunks (memory stays flat) but still read every
-        byte: ~20 s for 10M x 256 float16 (docs/bench_mmap.md). ``verify=False`` skips the two
+        byte and parse every item (load times: docs/bench_mmap.md). ``verify=False`` skips the two
         whole-file checks of vectors.npy (checksum, unit norms) and of items.jsonl (checksum,
         unique ids); each item's record and path are then still checked when it is read. Use it
         only for galleries you wrote yourself. The gallery is read-only (``add`` refuses).
