@@ -18,17 +18,24 @@ A saved gallery is a folder, written atomically (a crash mid-save leaves the old
                    search_params, rerank, metric, created_with versions
     index.faiss    faiss.write_index of the index; not written for "Flat", whose index is
                    nothing but vectors.npy again (it is rebuilt from it on load)
-    vectors.npy    float32 [count, embed_dim], L2-normalised, row = position
+    vectors.npy    [count, embed_dim], L2-normalised, row = position; float32, or float16 when
+                   built with ``vectors_dtype="float16"`` (half the disk and RAM; gallery.json's
+                   "vectors_dtype" says which, and such galleries have format_version 2 so that
+                   older readers refuse them with "upgrade ccr_demo")
     items.jsonl    one JSON object per row: "id", then "path" (images from files; relative to the
                    gallery folder when the file lies under the folder's parent), "caption" (text
                    galleries), and any metadata given at build time (e.g. "language", "image_id")
+
+Galleries larger than memory: ``Gallery.load(dir, model, mmap=True)`` memory-maps vectors.npy,
+reads the faiss index with faiss's own mmap flags and items.jsonl line by line on demand; a
+Flat gallery then has no faiss index at all, its top-k and exact ranks come from one chunked
+pass over the mapped vectors (``ccr_demo.gallery_store``). Such a gallery is read-only.
 
 Command line: ``python -m ccr_demo.index build|info|search`` (``ccr_demo.index_cli``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -48,9 +55,12 @@ from tqdm import tqdm
 from . import __version__
 from .data.formats import DataFormatError, load_image
 from .fileio import atomic_directory
+from .gallery_store import ItemsFile, check_dtype, check_vectors, chunks, rows_f32, sha256
 from .fingerprint import check_finite, weights_fingerprint
 
-FORMAT_VERSION = 1
+# 1: float32 vectors.npy; 2: vectors.npy may be float16 ("vectors_dtype"). float32 galleries are
+# still written as 1, so older ccr_demo versions keep reading them.
+FORMAT_VERSION = 2
 INFO_NAME, INDEX_NAME, VECTORS_NAME, ITEMS_NAME = "gallery.json", "index.faiss", "vectors.npy", "items.jsonl"
 KINDS = ("image", "text")
 # rank_of scores this many (query x item) pairs per block: 2**24 floats = 64 MB (twice that while sorting).
@@ -80,6 +90,21 @@ def _count_higher(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """
     ordered = torch.from_numpy(np.sort(scores.numpy(), axis=1))
     return scores.shape[1] - torch.searchsorted(ordered, targets.contiguous(), right=True)
+
+
+def _scan_top(q: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
+    """Rows [Q, k] of the k best exact scores (any order), from one chunked pass keeping a running
+    top-k per query: memory Q x (k + chunk), for memory-mapped Flat galleries of any size."""
+    best_s = np.full((len(q), 0), -np.inf, np.float32)
+    best_r = np.zeros((len(q), 0), np.int64)
+    for start, chunk in chunks(vectors):
+        s = np.concatenate([best_s, q @ chunk.T], axis=1)
+        r = np.concatenate([best_r, np.broadcast_to(np.arange(start, start + len(chunk)), (len(q), len(chunk)))], 1)
+        if s.shape[1] > k:
+            keep = np.argpartition(-s, k - 1, axis=1)[:, :k]
+            s, r = np.take_along_axis(s, keep, 1), np.take_along_axis(r, keep, 1)
+        best_s, best_r = s, r
+    return best_r
 
 
 @dataclass
@@ -302,12 +327,18 @@ class Gallery:
 
     Build with ``Gallery.build(model, items)`` or ``Gallery.from_vectors(vectors)``;
     ``save(dir)`` / ``load(dir, model)``; ``search`` / ``search_texts`` / ``rank_of``.
+
+    ``vectors`` is float32 [count, D] in memory (a float16 gallery's values upcast), or, for a
+    gallery loaded with ``mmap=True``, the memory-mapped vectors.npy in its stored dtype; then
+    ``index`` is None for Flat (exact search is a chunked pass over ``vectors``) and ``items``
+    an ``ItemsFile`` that parses one line per access.
     """
 
-    def __init__(self, index: faiss.Index, vectors: np.ndarray, items: list[dict], *, kind: str,
+    def __init__(self, index: faiss.Index | None, vectors: np.ndarray, items: Sequence[dict], *, kind: str,
                  index_factory: str, fingerprint: str | None, search_params: str, rerank: int,
-                 build: dict | None = None):
+                 build: dict | None = None, vectors_dtype: str = "float32"):
         self.index, self.vectors, self.items = index, vectors, items
+        self.vectors_dtype = check_dtype(vectors_dtype)
         # how the gallery was built (processes, shards, images/s, ...), saved in gallery.json
         self.build = build
         self.kind, self.index_factory, self.fingerprint = kind, index_factory, fingerprint
@@ -340,7 +371,7 @@ class Gallery:
     def from_vectors(cls, vectors, ids: Sequence[str] | None = None, *, metadata: Sequence[Mapping] | None = None,
                      kind: str = "image", index_factory: str = "Flat", fingerprint: str | None = None,
                      search_params: str | None = None, rerank: int | None = None,
-                     train_size: int | None = None) -> "Gallery":
+                     train_size: int | None = None, vectors_dtype: str = "float32") -> "Gallery":
         """Index precomputed vectors [N, D] (rows are L2-normalised here).
 
         IVF/PQ factories are trained first on a random sample (seed 0) of ``train_size`` vectors,
@@ -352,10 +383,15 @@ class Gallery:
         ``rerank``: candidates fetched per result and rescored exactly; default 4 for lossy codes
         (PQ/SQ in the factory string), else 1. ``fingerprint`` None: a gallery of raw vectors, whose
         ``load`` / ``search_texts`` check only the embedding size.
+        ``vectors_dtype="float16"`` stores the rows rounded to float16 (vectors.npy half the size;
+        scores move by ~1e-3); the index and every score then use those rounded values, so the
+        gallery gives the same results in memory and memory-mapped (``load(..., mmap=True)``).
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         v = _normalised(vectors)
+        if check_dtype(vectors_dtype) != "float32":
+            v = v.astype(vectors_dtype).astype(np.float32)
         items = cls._records(len(v), ids, metadata)
         if rerank is None:
             rerank = 4 if _LOSSY.search(index_factory.upper()) else 1
@@ -364,7 +400,7 @@ class Gallery:
         index = _make_index(v, index_factory, train_size)
         return cls(index, v, items, kind=kind, index_factory=index_factory, fingerprint=fingerprint,
                    search_params=_default_search_params(index) if search_params is None else search_params,
-                   rerank=rerank)
+                   rerank=rerank, vectors_dtype=vectors_dtype)
 
     @staticmethod
     def _records(n: int, ids: Sequence[str] | None, metadata: Sequence[Mapping] | None,
@@ -401,6 +437,7 @@ class Gallery:
         Flat and HNSW take new vectors directly; IVF/PQ encode them with the already trained
         quantizers (retrain by building anew if the new items differ much from the old).
         """
+        self._check_writable()
         _check_model(model, self.fingerprint, self.embed_dim)
         records, payloads, skip_bad = _collect(items, self.kind, metadata, first_id=self.count)
         vectors, records = _embed(model, self.kind, records, payloads, batch_size, progress, skip_bad)
@@ -409,9 +446,12 @@ class Gallery:
     def add_vectors(self, vectors, ids: Sequence[str] | None = None, *,
                     metadata: Sequence[Mapping] | None = None) -> np.ndarray:
         """Append precomputed vectors [N, D] -> their new rows. Ids default to their row numbers."""
+        self._check_writable()
         v = _normalised(vectors)
         if v.shape[1] != self.embed_dim:
             raise ValueError(f"vectors have dim {v.shape[1]}, the gallery {self.embed_dim}")
+        if self.vectors_dtype != "float32":
+            v = v.astype(self.vectors_dtype).astype(np.float32)
         records = self._records(len(v), ids, metadata, taken=set(self.ids))
         start = self.count
         self.index.add(v)
@@ -419,6 +459,16 @@ class Gallery:
         self.items.extend(records)
         self._positions = None
         return np.arange(start, self.count)
+
+    @property
+    def mapped(self) -> bool:
+        """Loaded with ``mmap=True``: vectors (and the index's data) stay on disk; read-only."""
+        return isinstance(self.vectors, np.memmap)
+
+    def _check_writable(self) -> None:
+        if self.mapped:
+            raise GalleryError(f"this gallery is memory-mapped from {self.vectors.filename} (loaded with mmap=True) "
+                               "and read-only: load it without mmap to add items, or build a new gallery")
 
     # --------------------------------------------------------------- properties
     @property
@@ -473,8 +523,20 @@ class Gallery:
         return min(int(k), self.count)
 
     def _candidates(self, q: np.ndarray, k: int) -> np.ndarray:
-        """One index search: rows [Q, min(count, k x rerank)], -1 where the index found fewer."""
+        """One index search: rows [Q, min(count, k x rerank)], -1 where the index found fewer.
+        A memory-mapped Flat gallery has no index: its exact top-k comes from one chunked pass."""
+        if self.index is None:
+            return _scan_top(q, self.vectors, k)
         return self.index.search(q, min(self.count, k * self.rerank))[1]
+
+    def _scores(self, q: np.ndarray) -> torch.Tensor:
+        """Exact scores [Q, count] of every stored vector, from one chunked pass (``gallery_store.chunks``):
+        the same arithmetic in memory and memory-mapped, Q x count float32 of memory."""
+        full = torch.empty((len(q), self.count), dtype=torch.float32)
+        qt = torch.from_numpy(q)
+        for start, chunk in chunks(self.vectors):
+            full[:, start:start + len(chunk)] = qt @ torch.from_numpy(chunk).T
+        return full
 
     @staticmethod
     def _top(scores: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -486,11 +548,12 @@ class Gallery:
         """query_emb [Q, D] -> (scores [Q, k'], rows [Q, k']) best first, k' = min(k, count).
 
         Scores are exact inner products with the stored vectors (the index only picks the
-        candidates); rows are -1 with score -inf where an ANN index found fewer than k'.
+        candidates; a memory-mapped gallery reads just those rows); rows are -1 with score -inf
+        where an ANN index found fewer than k'.
         """
         q, k = self._queries(query_emb), self._k(k)
         pos = self._candidates(q, k)
-        vec = self.vectors[np.maximum(pos, 0)]  # [Q, C, D]
+        vec = rows_f32(self.vectors, np.maximum(pos, 0))  # [Q, C, D]
         return self._top(np.matmul(vec, q[:, :, None])[..., 0], pos, k)
 
     def rank_of(self, query_emb, item_positions, return_scores: bool = False):
@@ -499,8 +562,8 @@ class Gallery:
 
         ``item_positions``: rows [M] (the same items for every query) or [Q, M]. Costs one exact
         pass over all stored vectors, O(Q x count x D) (~0.4 s for 6 queries x 1e6 x 256 on 2 CPU
-        cores), in query blocks of at most 2**24 scores. With ``return_scores`` also the
-        exact scores [Q, M] the ranks were computed from.
+        cores), in query blocks of at most 2**24 scores (a memory-mapped gallery is read once per
+        block). With ``return_scores`` also the exact scores [Q, M] the ranks were computed from.
         """
         q = self._queries(query_emb)
         pos = np.asarray(item_positions)
@@ -510,11 +573,10 @@ class Gallery:
             raise ValueError(f"item_positions must be integer rows [M] or [Q={len(q)}, M], got {pos.shape} {pos.dtype}")
         if pos.size and (pos.min() < 0 or pos.max() >= self.count):
             raise ValueError(f"item_positions must lie in [0, {self.count}), got {pos.min()}..{pos.max()}")
-        vt = torch.from_numpy(self.vectors).T
         block = max(1, _RANK_BLOCK // self.count)
         scores, ranks = [], []
         for s in range(0, len(q), block):
-            full = torch.from_numpy(q[s:s + block]) @ vt
+            full = self._scores(q[s:s + block])
             t = full.gather(1, torch.tensor(pos[s:s + block], dtype=torch.int64))
             scores.append(t)
             ranks.append(_count_higher(full, t))
@@ -530,12 +592,14 @@ class Gallery:
         ANN: one index search for the candidates, then (with ``exact_ranks``) one exact pass over
         the stored vectors, O(L x count x D): at 1e6 x 256 on 2 cores it turns a ~20 ms IVF-PQ
         search into ~0.4 s (docs/bench_index.md); ``exact_ranks=False`` skips it (item_ranks None).
+        The pass holds the [L, count] float32 scores (240 MB for 6 languages x 1e7 items), never
+        a float32 copy of the vectors (docs/bench_mmap.md).
         """
         q, k = self._queries(query_emb), self._k(k)
         languages = list(languages) if languages is not None else [str(i) for i in range(len(q))]
         if len(languages) != len(q):
             raise ValueError(f"{len(languages)} languages for {len(q)} query rows")
-        full = torch.from_numpy(q) @ torch.from_numpy(self.vectors).T if (self._flat or exact_ranks) else None
+        full = self._scores(q) if (self._flat or exact_ranks) else None
         if self._flat:
             top = full.topk(k, dim=1)
             scores, positions = top.values.numpy(), top.indices.numpy()
@@ -544,14 +608,14 @@ class Gallery:
             if full is not None:
                 exact = full.gather(1, torch.from_numpy(np.maximum(cand, 0))).numpy()
             else:
-                exact = np.matmul(self.vectors[np.maximum(cand, 0)], q[:, :, None])[..., 0]
+                exact = np.matmul(rows_f32(self.vectors, np.maximum(cand, 0)), q[:, :, None])[..., 0]
             scores, positions = self._top(exact, cand, k)
         items = np.unique(positions[positions >= 0])
         if full is not None:
             t = full[:, torch.from_numpy(items)]
             item_scores, item_ranks = t.numpy(), _count_higher(full, t).numpy()
         else:
-            item_scores, item_ranks = q @ self.vectors[items].T, None
+            item_scores, item_ranks = q @ rows_f32(self.vectors, items).T, None
         return TextSearchResult(languages, q, scores, positions, items, item_scores, item_ranks)
 
     def search_texts(self, model, queries: Mapping[str, str], k: int, exact_ranks: bool = True) -> TextSearchResult:
@@ -568,12 +632,12 @@ class Gallery:
 
     @property
     def _flat(self) -> bool:
-        return isinstance(faiss.downcast_index(self.index), faiss.IndexFlat)
+        return self.index is None or isinstance(faiss.downcast_index(self.index), faiss.IndexFlat)
 
     # --------------------------------------------------------------- save / load
     def info(self) -> dict:
         return {
-            "format_version": FORMAT_VERSION,
+            "format_version": 1 if self.vectors_dtype == "float32" else 2,
             "kind": self.kind,
             "count": self.count,
             "embed_dim": self.embed_dim,
@@ -582,6 +646,7 @@ class Gallery:
             "search_params": self.search_params,
             "rerank": self.rerank,
             "metric": "inner_product",
+            "vectors_dtype": self.vectors_dtype,
             "created_with": {"ccr_demo": __version__, "faiss": faiss.__version__},
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **({"build": self.build} if self.build else {}),
@@ -602,10 +667,10 @@ class Gallery:
         with atomic_directory(directory) as tmp:
             if not self._flat:
                 faiss.write_index(self.index, str(tmp / INDEX_NAME))
-            np.save(tmp / VECTORS_NAME, self.vectors, allow_pickle=False)
+            _write_vectors(tmp / VECTORS_NAME, self.vectors, self.vectors_dtype)
             _write_items(tmp / ITEMS_NAME, self.items, directory)
             info = self.info()
-            info["sha256"] = {name: _sha256(tmp / name) for name in (VECTORS_NAME, ITEMS_NAME)}
+            info["sha256"] = {name: sha256(tmp / name) for name in (VECTORS_NAME, ITEMS_NAME)}
             (tmp / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         return directory
 
@@ -632,11 +697,15 @@ class Gallery:
             raise GalleryError(f"{path}: kind must be one of {KINDS}, got {info['kind']!r}")
         if not isinstance(info["index_factory"], str):
             raise GalleryError(f"{path}: index_factory must be a string, got {info['index_factory']!r}")
+        dtype = info.setdefault("vectors_dtype", "float32")
+        if dtype not in ("float32", "float16"):
+            raise GalleryError(f"{path}: vectors_dtype must be 'float32' or 'float16', got {dtype!r}")
         return info
 
     @classmethod
     def load(cls, directory: str | Path, model=None, *,
-             image_root: str | Path | Sequence[str | Path] | None = None) -> "Gallery":
+             image_root: str | Path | Sequence[str | Path] | None = None,
+             mmap: bool = False, verify: bool = True) -> "Gallery":
         """Read a saved gallery and check it; with ``model``, refuse it unless it is the model that
         built it (same weights fingerprint and embedding size) and its weights are finite.
         ``model=None`` skips that check: for searching with precomputed embeddings only.
@@ -646,6 +715,16 @@ class Gallery:
         several: where the gallery's images may lie); ids are unique; every vector is finite and
         of unit norm; items.jsonl and vectors.npy match the checksums gallery.json records
         (galleries written before checksums were recorded skip that last check).
+
+        ``mmap=True``: for galleries larger than memory. vectors.npy is memory-mapped, never read
+        whole; the faiss index is read with ``faiss.IO_FLAG_MMAP`` (IVF: its inverted lists stay in
+        the file, as faiss's read-only OnDiskInvertedLists) or ``IO_FLAG_MMAP_IFC`` (other index
+        types: their codes stay in the file); items.jsonl is read line by line on demand. The
+        checks above stream through the files in chunks (memory stays flat) but still read every
+        byte and parse every item (load times: docs/bench_mmap.md). ``verify=False`` skips the two
+        whole-file checks of vectors.npy (checksum, unit norms) and of items.jsonl (checksum,
+        unique ids); each item's record and path are then still checked when it is read. Use it
+        only for galleries you wrote yourself. The gallery is read-only (``add`` refuses).
         """
         directory = Path(directory)
         info = cls.read_info(directory)
@@ -656,40 +735,77 @@ class Gallery:
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"{directory / name} is missing: the gallery is incomplete, rebuild it")
         try:
-            vectors = np.load(directory / VECTORS_NAME, allow_pickle=False)
+            vectors = np.load(directory / VECTORS_NAME, allow_pickle=False, mmap_mode="r" if mmap else None)
         except (ValueError, OSError, EOFError) as e:
             raise GalleryError(f"{directory / VECTORS_NAME} is not a readable .npy array: {e}") from None
-        if flat:
-            index = faiss.IndexFlatIP(int(info["embed_dim"]))
-            if vectors.ndim == 2 and vectors.shape[1] == index.d and vectors.dtype == np.float32:
+        n, d, dtype = info["count"], info["embed_dim"], info["vectors_dtype"]
+        bad_vectors = vectors.shape != (n, d) or vectors.dtype != np.dtype(dtype)
+        if not mmap and not bad_vectors and dtype != "float32":
+            vectors = vectors.astype(np.float32)  # in memory, float16 values are kept upcast
+        if flat and mmap:
+            index = None
+        elif flat:
+            index = faiss.IndexFlatIP(int(d))
+            if not bad_vectors:
                 index.add(vectors)
         else:
-            try:
-                index = faiss.read_index(str(directory / INDEX_NAME))
-            except RuntimeError as e:
-                raise GalleryError(f"{directory / INDEX_NAME} is not a readable faiss index: "
-                                   f"{str(e).strip().splitlines()[-1]}") from None
+            index = _read_index(directory / INDEX_NAME, info["index_factory"], d, mmap)
         roots = [directory] + ([] if image_root is None else
                                [image_root] if isinstance(image_root, (str, Path)) else list(image_root))
-        items = _read_items(directory / ITEMS_NAME, directory, [Path(r).resolve() for r in roots])
-        n, d = info["count"], info["embed_dim"]
-        bad_vectors = vectors.shape != (n, d) or vectors.dtype != np.float32
+        roots = [Path(r).resolve() for r in roots]
+        if mmap:
+            items = ItemsFile(directory / ITEMS_NAME, _record_checker(directory, roots), validate=verify,
+                              error=GalleryError)
+        else:
+            items = _read_items(directory / ITEMS_NAME, directory, roots)
+        index_shape = (n, d) if index is None else (index.ntotal, index.d)
         problems = [f"{what} has {got}" for what, got in (
             (VECTORS_NAME, f"shape {vectors.shape} {vectors.dtype}" if bad_vectors else None),
-            (INDEX_NAME, f"{index.ntotal} vectors of dim {index.d}" if (index.ntotal, index.d) != (n, d) else None),
+            (INDEX_NAME, f"{index_shape[0]} vectors of dim {index_shape[1]}" if index_shape != (n, d) else None),
             (ITEMS_NAME, f"{len(items)} items" if len(items) != n else None)) if got]
         if problems:
-            raise GalleryError(f"{directory}: {INFO_NAME} says {n} items of dim {d}, but " + "; ".join(problems))
-        sums = info.get("sha256") or {}
-        for name in (VECTORS_NAME, ITEMS_NAME):
-            if name in sums and _sha256(directory / name) != sums[name]:
-                raise GalleryError(f"{directory / name} does not match the sha256 that {INFO_NAME} records: it was "
-                                   "edited, reordered or corrupted after the gallery was written; rebuild the gallery")
-        _check_vectors(vectors, directory / VECTORS_NAME)
+            raise GalleryError(f"{directory}: {INFO_NAME} says {n} {dtype} items of dim {d}, but "
+                               + "; ".join(problems))
+        if verify or not mmap:
+            sums = info.get("sha256") or {}
+            for name in (VECTORS_NAME, ITEMS_NAME):
+                if name in sums and sha256(directory / name) != sums[name]:
+                    raise GalleryError(f"{directory / name} does not match the sha256 that {INFO_NAME} records: it "
+                                       "was edited, reordered or corrupted after the gallery was written; rebuild "
+                                       "the gallery")
+            check_vectors(vectors, directory / VECTORS_NAME, GalleryError)
         return cls(index, vectors, items, kind=info["kind"], index_factory=info["index_factory"],
                    fingerprint=info["model_fingerprint"], search_params=info.get("search_params", ""),
-                   rerank=int(info.get("rerank", 1)),
+                   rerank=int(info.get("rerank", 1)), vectors_dtype=dtype,
                    build=info["build"] if isinstance(info.get("build"), dict) else None)
+
+
+def _read_index(path: Path, factory: str, dim: int, mmap: bool) -> faiss.Index:
+    """faiss.read_index; with ``mmap`` the index data stays in the file: IVF indexes get faiss's
+    IO_FLAG_MMAP (inverted lists as read-only OnDiskInvertedLists over the file, as
+    ``faiss.contrib.ondisk`` reads shards), others IO_FLAG_MMAP_IFC (flat codes, e.g. HNSW's
+    storage, mapped in place). The two cannot be combined (faiss 1.15: the IVF mapping needs a
+    plain file reader), so the factory string decides, through an empty index built from it."""
+    flags = 0
+    if mmap:
+        try:
+            faiss.extract_index_ivf(faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT))
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
+        except RuntimeError:  # not an IVF index (or a factory faiss cannot parse: read it and see)
+            flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
+    try:
+        return faiss.read_index(str(path), flags)
+    except RuntimeError as e:
+        raise GalleryError(f"{path} is not a readable faiss index: {str(e).strip().splitlines()[-1]}") from None
+
+
+def _write_vectors(path: Path, vectors: np.ndarray, dtype: str) -> None:
+    """vectors.npy in the gallery's dtype, converted chunk by chunk (no full-size copy)."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=vectors.shape)
+    for start, chunk in chunks(vectors):
+        out[start:start + len(chunk)] = chunk
+    out.flush()
+    del out
 
 
 GALLERY_FILES = frozenset({INFO_NAME, INDEX_NAME, VECTORS_NAME, ITEMS_NAME})
@@ -717,28 +833,6 @@ def replace_problem(path: Path) -> str | None:
         more = " ..." if len(others) > 3 else ""
         return f"holds files that are not part of a gallery ({', '.join(others[:3])}{more})"
     return None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _check_vectors(vectors: np.ndarray, path: Path) -> None:
-    """Every row finite and of unit norm (what save wrote); a NaN row would rank first with score nan."""
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        rows = np.flatnonzero(~finite)
-        raise GalleryError(f"{path}: {len(rows)} row(s) hold NaN or inf, e.g. row {rows[0]}: the file is corrupt; "
-                           "rebuild the gallery")
-    norms = np.linalg.norm(vectors, axis=1)
-    off = np.flatnonzero(np.abs(norms - 1) > 1e-3)
-    if len(off):
-        raise GalleryError(f"{path}: {len(off)} row(s) are not unit vectors, e.g. row {off[0]} has norm "
-                           f"{norms[off[0]]:.4g}: the file is corrupt or not written by this tool; rebuild the gallery")
 
 
 def _check_model(model, fingerprint: str | None, dim: int, where: str = "this gallery") -> None:
@@ -777,10 +871,38 @@ def _relative(path: str, directory: Path) -> str:
     return path if rel.startswith(os.path.join(os.pardir, os.pardir)) else Path(rel).as_posix()
 
 
+def _record_checker(directory: Path, roots: Sequence[Path]):
+    """check(record, where) -> the record with its path resolved, or GalleryError: an object with a
+    string id whose "path" (if any) resolves inside ``roots``. ``where`` (str, or a function
+    giving it, so a million checks format no message) names the record in errors."""
+    base = directory.resolve()
+
+    def check(r, where) -> dict:
+        if callable(where) and (not isinstance(r, dict) or not isinstance(r.get("id"), str) or "path" in r):
+            where = where()
+        if not isinstance(r, dict) or not isinstance(r.get("id"), str):
+            raise GalleryError(f"{where}: expected an object with a string 'id'")
+        if "path" in r:
+            if not isinstance(r["path"], str) or not r["path"] or "\0" in r["path"]:
+                raise GalleryError(f"{where}: 'path' must be a non-empty string, got {r['path']!r}")
+            resolved = (base / r["path"]).resolve()
+            if not any(resolved.is_relative_to(root) for root in roots):
+                raise GalleryError(
+                    f"{where}: item path {r['path']!r} resolves to {resolved}, outside "
+                    + ("the gallery folder" if len(roots) == 1 else
+                       "the gallery folder and the image roots " + ", ".join(str(x) for x in roots[1:]))
+                    + ": a gallery's images must lie inside its folder or a declared image root "
+                    "(Gallery.load(..., image_root=DIR), `--image-root DIR`, CCR_IMAGE_ROOT in the app)")
+            r["path"] = str(resolved)
+        return r
+
+    return check
+
+
 def _read_items(path: Path, directory: Path, roots: Sequence[Path]) -> list[dict]:
     """items.jsonl, checked: objects with unique string ids, paths inside ``roots``."""
     items, seen = [], {}
-    base = directory.resolve()
+    check = _record_checker(directory, roots)
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -789,24 +911,11 @@ def _read_items(path: Path, directory: Path, roots: Sequence[Path]) -> list[dict
                 r = json.loads(line)
             except json.JSONDecodeError as e:
                 raise GalleryError(f"{path}:{lineno}: not valid JSON: {e}") from None
-            if not isinstance(r, dict) or not isinstance(r.get("id"), str):
-                raise GalleryError(f"{path}:{lineno}: expected an object with a string 'id'")
+            r = check(r, f"{path}:{lineno}")
             if r["id"] in seen:
                 raise GalleryError(f"{path}:{lineno}: id {r['id']!r} already appears on line {seen[r['id']]}: "
                                    "ids must be unique; the file is corrupt, rebuild the gallery")
             seen[r["id"]] = lineno
-            if "path" in r:
-                if not isinstance(r["path"], str) or not r["path"] or "\0" in r["path"]:
-                    raise GalleryError(f"{path}:{lineno}: 'path' must be a non-empty string, got {r['path']!r}")
-                resolved = (base / r["path"]).resolve()
-                if not any(resolved.is_relative_to(root) for root in roots):
-                    raise GalleryError(
-                        f"{path}:{lineno}: item path {r['path']!r} resolves to {resolved}, outside "
-                        + ("the gallery folder" if len(roots) == 1 else
-                           "the gallery folder and the image roots " + ", ".join(str(x) for x in roots[1:]))
-                        + ": a gallery's images must lie inside its folder or a declared image root "
-                        "(Gallery.load(..., image_root=DIR), `--image-root DIR`, CCR_IMAGE_ROOT in the app)")
-                r["path"] = str(resolved)
             items.append(r)
     return items
 

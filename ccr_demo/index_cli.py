@@ -64,7 +64,7 @@ def _build(args) -> None:
         if captions_out == out:
             raise ValueError("--captions-out must differ from --out")
     model = CCRModel.from_pretrained(args.model)
-    kwargs = {"index_factory": args.factory, "batch_size": args.batch_size}
+    kwargs = {"index_factory": args.factory, "batch_size": args.batch_size, "vectors_dtype": args.vectors_dtype}
     if args.search_params is not None:
         kwargs["search_params"] = args.search_params
     if args.images:
@@ -114,8 +114,10 @@ def _search(args) -> None:
         raise ValueError(f"give one --lang per --text ({len(args.text)} texts, {len(langs)} languages)")
     if len(set(langs)) != len(langs):
         raise ValueError(f"each language may be given once, got {langs}")
+    if args.no_verify and not args.mmap:
+        raise ValueError("--no-verify applies only with --mmap")
     model = CCRModel.from_pretrained(args.model)
-    gallery = Gallery.load(args.dir, model, image_root=args.image_root)
+    gallery = Gallery.load(args.dir, model, image_root=args.image_root, mmap=args.mmap, verify=not args.no_verify)
     res = gallery.search_texts(model, dict(zip(langs, args.text)), args.k)
 
     def label(row: int) -> str:
@@ -159,6 +161,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--captions-out", help="caption gallery folder (default: OUT-captions)")
     b.add_argument("--languages", help="comma-separated languages to read with --iglue (default: all)")
     b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--vectors-dtype", choices=["float32", "float16"], default="float32",
+                   help="dtype of the stored vectors.npy (float16: half the size, scores within ~1e-3)")
     i = sub.add_parser("info", help="print a gallery's description (no model needed)")
     i.add_argument("dir")
     s = sub.add_parser("search", help="search a gallery with text queries, one per language")
@@ -170,6 +174,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--image-root", action="append",
                    help="folder where the gallery's images may lie besides its own folder (repeatable)")
     s.add_argument("--json", action="store_true", help="print results as JSON")
+    s.add_argument("--mmap", action="store_true",
+                   help="memory-map the gallery instead of reading it into RAM (for galleries larger than memory)")
+    s.add_argument("--no-verify", action="store_true",
+                   help="with --mmap: skip the whole-file checksum / unit-norm / unique-id checks (faster start)")
     return p
 
 
