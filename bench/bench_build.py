@@ -3,7 +3,7 @@ default model (its image tower), over batch sizes, decode threads and 1 vs 2 pro
 
 Every configuration runs the real command in a subprocess (2 processes: `torch.distributed.run
 --standalone --nproc-per-node 2`, what `accelerate launch` runs), each process with cores /
-processes threads. images/s is the build record's (gallery.json "build": images encoded / the
+processes threads (--threads). images/s is the build record's (gallery.json "build": images encoded / the
 seconds from the first to the last process's end of encoding, merge and index excluded); wall
 is the whole command (imports, model load, merge, save). Images: the first --count files of
 the shapes test set (repeated when more are asked for), linked into a temporary folder.
@@ -38,8 +38,7 @@ def _images(src: Path, count: int, dest: Path) -> Path:
     return dest
 
 
-def _run(model: str, images: Path, out: Path, processes: int, batch: int, workers: int) -> dict:
-    threads = max(1, (os.cpu_count() or 1) // processes)
+def _run(model: str, images: Path, out: Path, processes: int, threads: int, batch: int, workers: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     launch = [sys.executable] if processes == 1 else [sys.executable, "-m", "torch.distributed.run",
@@ -63,6 +62,8 @@ def main(argv=None) -> None:
     p.add_argument("--batch-sizes", default="16,64,256")
     p.add_argument("--workers", default="0,2", help="decode threads to time")
     p.add_argument("--processes", default="1,2")
+    p.add_argument("--threads", default="auto",
+                   help="threads per process to time, comma-separated; auto = cores / processes")
     p.add_argument("--out", help="write the Markdown report here (default: print it)")
     a = p.parse_args(argv)
     batches = [int(b) for b in a.batch_sizes.split(",")]
@@ -85,8 +86,8 @@ def main(argv=None) -> None:
         "",
         "images/s: the build record's (images encoded / seconds from the start of encoding until every process",
         "has finished its shard; merge, index and save excluded). wall: the whole command, imports and model",
-        "load included. Each process runs cores / processes threads. `same vectors`: vectors.npy is byte-identical",
-        "to the 1-process build's with the same batch size ('-': the 1-process row itself, or none in this run).",
+        "load included. threads/process: OMP_NUM_THREADS of each process. `same vectors`: vectors.npy is",
+        "byte-identical to the first 1-process build's with the same batch size ('-': that row itself, or none).",
         "",
         "| processes | threads/process | batch | decode threads | images/s | encode s | wall s | same vectors |",
         "|---:|---:|---:|---:|---:|---:|---:|:---|",
@@ -96,8 +97,12 @@ def main(argv=None) -> None:
     try:
         images = _images(Path(a.images), a.count, tmp / "images")
         reference: dict[int, str] = {}
-        for n, batch, w in itertools.product(procs, batches, workers):
-            r = _run(a.model, images, tmp / f"g-{n}-{batch}-{w}", n, batch, w)
+        runs = [(n, t, batch, w) for n in procs
+                for t in dict.fromkeys(max(1, (os.cpu_count() or 1) // n) if t == "auto" else int(t)
+                                       for t in a.threads.split(","))
+                for batch in batches for w in workers]
+        for n, t, batch, w in runs:
+            r = _run(a.model, images, tmp / f"g-{n}-{t}-{batch}-{w}", n, t, batch, w)
             b = r["build"]
             key = batch
             if n == 1:

@@ -27,6 +27,7 @@ from PIL import Image
 
 from .data.formats import (DataFormatError, ParallelTestSet, _BadRows, _decode_base64, _pretrain_rows, load_image,
                            pretrain_files)
+from .index import _scan_folder
 
 __all__ = ["SourceItem", "ImageSource", "FolderSource", "PathListSource", "TestSetSource", "CcrkPartSource",
            "WitImageSource"]
@@ -72,8 +73,6 @@ class FolderSource(ImageSource):
     skip_bad = True
 
     def __init__(self, root: str | Path):
-        from .index import _scan_folder
-
         self.root = Path(root)
         if not self.root.is_dir():
             raise (NotADirectoryError if self.root.exists() else FileNotFoundError)(
