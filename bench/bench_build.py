@@ -105,10 +105,10 @@ def main(argv=None) -> None:
             r = _run(a.model, images, tmp / f"g-{n}-{t}-{batch}-{w}", n, t, batch, w)
             b = r["build"]
             key = batch
-            if n == 1:
-                reference.setdefault(key, r["vectors_sha256"])
-            same = "-" if key not in reference or n == 1 else ("yes" if reference[key] == r["vectors_sha256"]
-                                                                 else "no")
+            if key not in reference and n == 1:
+                reference[key], same = r["vectors_sha256"], "-"
+            else:
+                same = "-" if key not in reference else ("yes" if reference[key] == r["vectors_sha256"] else "no")
             row = (f"| {n} | {r['threads']} | {batch} | {w} | {b['images_per_second']:.1f} | "
                    f"{b['encode_seconds']:.1f} | {r['wall']:.1f} | {same} |")
             lines.append(row)
