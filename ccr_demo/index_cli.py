@@ -5,7 +5,12 @@ importable without argparse, and the CLI's safety rules live here. ``build --out
 destroys what the user did not ask to lose: an existing ``--out`` is replaced only when it is a
 gallery (or with ``--overwrite``), and never when it is, holds or lies inside an input
 (``--images``, ``--iglue``, ``--model``); all of that is checked before the model is loaded.
+The work folder of a sharded build (``--work-dir``) may not overlap an input or ``--out``.
 Errors print one line, ``error: ...``, and exit with code 2.
+
+Image galleries are built by ``ccr_demo.gallery_build`` from a streamed source
+(``ccr_demo.image_sources``): run this command under ``accelerate launch`` or ``torchrun``
+and each process encodes its shard.
 """
 
 from __future__ import annotations
@@ -49,14 +54,43 @@ def check_output(out: str | Path, inputs: Sequence[tuple[str, str | Path | None]
     return path
 
 
+def _source(args):
+    """The --images / --iglue / --ccrk / --wit input as a streamed image source."""
+    from .image_sources import CcrkPartSource, FolderSource, TestSetSource, WitImageSource
+
+    if args.images:
+        return FolderSource(args.images)
+    if args.iglue:
+        return TestSetSource.from_iglue(args.iglue, args.languages.split(",") if args.languages else None)
+    if args.ccrk:
+        return CcrkPartSource(args.ccrk, image_root=args.image_root)
+    return WitImageSource(args.wit)
+
+
+def _check_work_dir(work: Path, out: Path, inputs: Sequence[tuple[str, str | Path | None]]) -> None:
+    """The chunk folder may not be, hold or lie inside an input or the gallery folder."""
+    for flag, inp in [*inputs, ("--out", out)]:
+        if inp is not None and (Path(inp).exists() or flag == "--out"):
+            how = _overlap(work, Path(inp)) or ("lies inside" if work.resolve().is_relative_to(Path(inp).resolve())
+                                                else None)
+            if how:
+                raise ValueError(f"--work-dir {work} {how} the {flag} {'folder' if flag == '--out' else 'input'} "
+                                 f"{inp}: choose another --work-dir")
+
+
 def _build(args) -> None:
+    from .gallery_build import build_sharded, default_work_dir, process_state
     from .model import CCRModel
 
     if args.captions and not args.iglue:
         raise ValueError("--captions needs --iglue (the captions come from the test set)")
-    inputs = [("--images", args.images), ("--iglue", args.iglue),
-              ("--model", args.model if Path(args.model).exists() else None)]
+    if args.image_root and not args.ccrk:
+        raise ValueError("--image-root goes with --ccrk (where its rows' image_path resolve)")
+    inputs = [("--images", args.images), ("--iglue", args.iglue), ("--ccrk", args.ccrk), ("--wit", args.wit),
+              ("--image-root", args.image_root), ("--model", args.model if Path(args.model).exists() else None)]
     out = check_output(args.out, inputs, args.overwrite)
+    work = Path(args.work_dir).absolute() if args.work_dir else default_work_dir(out)
+    _check_work_dir(work, out, inputs)
     captions_out = None
     if args.captions:
         captions_out = check_output(args.captions_out or f"{str(args.out).rstrip('/')}-captions", inputs,
@@ -64,27 +98,30 @@ def _build(args) -> None:
         if captions_out == out:
             raise ValueError("--captions-out must differ from --out")
     model = CCRModel.from_pretrained(args.model)
-    kwargs = {"index_factory": args.factory, "batch_size": args.batch_size, "vectors_dtype": args.vectors_dtype}
-    if args.search_params is not None:
-        kwargs["search_params"] = args.search_params
-    if args.images:
-        gallery = Gallery.build(model, args.images, **kwargs)
-        _report(gallery, gallery.save(out, overwrite=args.overwrite))
+    source = _source(args)
+    state = process_state(cpu=True if args.cpu else None)
+    try:
+        gallery = build_sharded(model, source, out, work_dir=work, index_factory=args.factory,
+                                batch_size=args.batch_size, workers=args.workers, train_size=args.train_size,
+                                search_params=args.search_params, overwrite=args.overwrite, state=state,
+                                vectors_dtype=args.vectors_dtype)
+    finally:
+        state.destroy_process_group()
+    if gallery is None:  # not the main process: it encoded its shard; the main process saved the gallery
         return
-    from .data.formats import ParallelTestSet
-
-    langs = args.languages.split(",") if args.languages else None
-    ts = ParallelTestSet.from_iglue(args.iglue, langs, check_images=True)
-    gallery = Gallery.build(model, ts.image_paths, metadata=[{"id": i} for i in ts.image_ids], **kwargs)
-    _report(gallery, gallery.save(out, overwrite=args.overwrite))
+    _report(gallery, out)
     if args.captions:
+        ts = source.test_set
         texts, meta = [], []
         for lang in ts.languages:
             for image_id, caps in zip(ts.image_ids, ts.instance_captions(lang)):
                 texts.extend(caps)
                 meta.extend({"id": f"{lang}/{image_id}/{j}", "image_id": image_id, "language": lang}
                             for j in range(len(caps)))
-        captions = Gallery.build(model, texts, kind="text", metadata=meta, **kwargs)
+        kwargs = {} if args.search_params is None else {"search_params": args.search_params}
+        captions = Gallery.build(model, texts, kind="text", metadata=meta, index_factory=args.factory,
+                                 batch_size=args.batch_size, train_size=args.train_size,
+                                 vectors_dtype=args.vectors_dtype, **kwargs)
         print(f"{captions} -> {captions.save(captions_out, overwrite=args.overwrite)}")
 
 
@@ -151,16 +188,27 @@ def parser() -> argparse.ArgumentParser:
     src = b.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", help="folder of images (scanned recursively; non-images skipped with a warning)")
     src.add_argument("--iglue", help="parallel test set in IGLUE layout: annotations/{lang}/test.jsonl + images/")
+    src.add_argument("--ccrk", help="CCRK pretraining part files (a folder of part_*.data, or one file): one JSON "
+                                    "row a line, the image as image_path or base64 (image/binary/image_base64)")
+    src.add_argument("--wit", help="WIT image file(s): url<TAB>base64 a line (a .csv/.tsv file or a folder of them)")
     b.add_argument("--out", required=True,
                    help="gallery folder to write, atomically; an existing one is replaced only if it is a gallery")
     b.add_argument("--overwrite", action="store_true",
                    help="replace --out (and --captions-out) even when it is not a gallery (never an input)")
     b.add_argument("--factory", default="Flat", help="faiss index_factory string: Flat, HNSW32, IVF1024,PQ32, ...")
     b.add_argument("--search-params", help='faiss search parameters, e.g. "nprobe=64" (default: see Gallery)')
+    b.add_argument("--train-size", type=int,
+                   help="vectors sampled to train IVF/PQ (default 40 x lists or centroids)")
     b.add_argument("--captions", action="store_true", help="also index every language's captions (with --iglue)")
     b.add_argument("--captions-out", help="caption gallery folder (default: OUT-captions)")
     b.add_argument("--languages", help="comma-separated languages to read with --iglue (default: all)")
-    b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--image-root", help="with --ccrk: folder its rows' image_path resolve in (default: the part's)")
+    b.add_argument("--batch-size", type=int, default=64,
+                   help="images per chunk; a chunk is one batch of one process (results do not depend on how many)")
+    b.add_argument("--workers", type=int, default=2, help="threads decoding images ahead of the encoder (0: inline)")
+    b.add_argument("--work-dir", help="folder for finished chunks (default OUT.parts); a killed build rerun with "
+                                      "the same command resumes from it; removed once the gallery is saved")
+    b.add_argument("--cpu", action="store_true", help="encode on CPU even when a GPU is present")
     b.add_argument("--vectors-dtype", choices=["float32", "float16"], default="float32",
                    help="dtype of the stored vectors.npy (float16: half the size, scores within ~1e-3)")
     i = sub.add_parser("info", help="print a gallery's description (no model needed)")

@@ -1,0 +1,360 @@
+"""Build an image gallery sharded across processes and machines, resumable after a kill.
+
+Launch the gallery command under ``accelerate launch`` or ``torchrun`` and every process
+embeds its shard on its own device; a plain ``python -m ccr_demo.index build`` is the same
+code with one process. The topology comes from accelerate's ``PartialState``.
+
+Why results do not depend on the number of processes: the input stream (``image_sources``)
+is cut into fixed chunks of ``batch_size`` items in input order, chunk c belongs to process
+c % N, and each chunk is encoded as one batch. A chunk's vectors are therefore computed from
+the same batch whatever N is, and the main process merges the chunks in input order: with
+1 or N processes (on the same kind of device) vectors.npy and items.jsonl are byte-identical.
+
+The work folder (default ``OUT.parts``; on several machines it must be on storage they
+share) holds, per chunk, ``chunk-NNNNNNN.jsonl`` (one line per input item: its record, or
+``{"skipped": {"id", "error"}}`` for an unreadable folder file) and ``chunk-NNNNNNN.npy``
+(float32 [kept, D]), each written to a temporary name and renamed, the .npy last: a chunk
+whose .npy exists is finished, and a rerun of the same command (any number of processes)
+skips it. ``manifest.json`` records the model fingerprint, the inputs and the batch size the
+folder belongs to; a folder of another build is refused. The folder is removed only after
+the gallery has been saved.
+
+After every process has finished (a barrier with a long timeout: shards can take hours), the
+main process reads the chunks in order into one [N, D] array (nothing else is held), trains
+the index (IVF/PQ: on a sample, ``train_size``) and fills it (``Gallery.from_vectors``),
+records how the gallery was built in ``gallery.build`` (gallery.json's "build") and saves it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .data.formats import DataFormatError
+from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .fingerprint import check_finite, weights_fingerprint
+from .image_sources import ImageSource, SourceItem
+from .index import Gallery, GalleryError, GalleryWarning
+
+WORK_FORMAT = "ccr_demo gallery build work folder"
+WORK_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+# Processes wait for the slowest shard at one barrier; the default 30 min of torch.distributed is too short.
+BARRIER_TIMEOUT = timedelta(hours=24)
+
+
+def process_state(cpu: bool | None = None):
+    """accelerate's PartialState for this process (one plain process, or one of a launched group).
+
+    ``cpu`` None: on CPU when no accelerator is present or ``ACCELERATE_USE_CPU`` is set, which is
+    what lets ``torchrun``/``accelerate launch`` form a CPU group (gloo) on a machine without GPUs.
+    """
+    from accelerate import PartialState
+
+    if cpu is None:
+        cpu = (os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+               or not torch.accelerator.is_available())
+    return PartialState(cpu=cpu, timeout=BARRIER_TIMEOUT)
+
+
+def default_work_dir(out: str | Path) -> Path:
+    """``OUT.parts`` beside the gallery folder: its chunks, kept until the gallery is saved."""
+    out = Path(out).absolute()
+    return out.with_name(out.name + ".parts")
+
+
+def _chunk_paths(work: Path, c: int) -> tuple[Path, Path]:
+    return work / f"chunk-{c:07d}.jsonl", work / f"chunk-{c:07d}.npy"
+
+
+def _chunks(source: ImageSource, batch_size: int) -> Iterator[tuple[int, list[SourceItem]]]:
+    """(chunk number, items) in input order; every process walks this same sequence. Ids must be unique."""
+    seen: set[str] = set()
+    chunk: list[SourceItem] = []
+    c = 0
+    for item in source:
+        if item.id in seen:
+            raise ValueError(f"id {item.id!r} appears twice in the inputs ({source.describe().get('format')}): "
+                             "gallery ids must be unique")
+        seen.add(item.id)
+        chunk.append(item)
+        if len(chunk) == batch_size:
+            yield c, chunk
+            c, chunk = c + 1, []
+    if chunk:
+        yield c, chunk
+
+
+def _decode(item: SourceItem):
+    """The item's image, or the DataFormatError saying why it cannot be read."""
+    try:
+        return item.load()
+    except DataFormatError as e:
+        return e
+
+
+def _manifest(fingerprint: str, source: ImageSource, batch_size: int) -> dict:
+    return {"format": WORK_FORMAT, "version": WORK_VERSION, "kind": "image", "model_fingerprint": fingerprint,
+            "inputs": source.describe(), "batch_size": batch_size}
+
+
+def _read_manifest(work: Path) -> dict | None:
+    path = work / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not readable JSON ({e}): not using {work} as a build work folder") from None
+    if not isinstance(found, dict) or found.get("format") != WORK_FORMAT:
+        raise ValueError(f"{path} is not a gallery build manifest: not using {work} as a build work folder")
+    return found
+
+
+def _check_same_build(work: Path, found: dict, wanted: dict) -> None:
+    differ = [k for k in ("version", "model_fingerprint", "inputs", "batch_size", "kind")
+              if found.get(k) != wanted.get(k)]
+    if differ:
+        what = "; ".join(f"{k}: {json.dumps(found.get(k))} there, {json.dumps(wanted.get(k))} now" for k in differ)
+        raise ValueError(f"{work} is the work folder of another build ({what}); delete it to start over, or "
+                         "choose another --work-dir")
+
+
+def _prepare_work_dir(work: Path, manifest: dict) -> None:
+    """Main process: create the work folder, or check that an existing one belongs to this build."""
+    if os.path.lexists(work) and (work.is_symlink() or not work.is_dir()):
+        raise ValueError(f"{work} is not a folder: not using it as a build work folder")
+    if work.is_dir():
+        found = _read_manifest(work)
+        if found is None:
+            if any(work.iterdir()):
+                raise ValueError(f"{work} holds files but no {MANIFEST_NAME}: it is not a gallery build work "
+                                 "folder; choose another --work-dir")
+        else:
+            _check_same_build(work, found, manifest)
+    work.mkdir(parents=True, exist_ok=True)
+    for stale in work.glob("process-*.json"):  # per-process reports of an earlier, interrupted run
+        stale.unlink()
+    if _read_manifest(work) is None:
+        atomic_write_json(work / MANIFEST_NAME, manifest)
+
+
+def _reused_chunk_ok(jsonl: Path, items: list[SourceItem]) -> None:
+    """A finished chunk may be reused only for the same ids in the same order."""
+    ids = []
+    with open(jsonl, encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            ids.append(r["skipped"]["id"] if "skipped" in r else r["id"])
+    wanted = [it.id for it in items]
+    if ids != wanted:
+        first = next((i for i, (a, b) in enumerate(zip(ids, wanted)) if a != b), min(len(ids), len(wanted)))
+        raise ValueError(f"{jsonl} was written for other inputs (item {first}: "
+                         f"{ids[first] if first < len(ids) else 'none'!r} there, "
+                         f"{wanted[first] if first < len(wanted) else 'none'!r} now): the inputs changed since; "
+                         "delete the work folder to start over")
+
+
+def _write_chunk(work: Path, c: int, lines: list[dict], vectors: np.ndarray) -> None:
+    jsonl, npy = _chunk_paths(work, c)
+    atomic_write_text(jsonl, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines))
+    buf = io.BytesIO()
+    np.save(buf, vectors, allow_pickle=False)
+    atomic_write_bytes(npy, buf.getvalue())  # last: its presence marks the chunk finished
+
+
+class _Encoder:
+    """One process's shard: decode (optionally in threads, one chunk ahead) and encode its chunks."""
+
+    def __init__(self, model, work: Path, skip_bad: bool, workers: int, bar: tqdm):
+        self.model, self.work, self.skip_bad, self.bar = model, work, skip_bad, bar
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="decode") if workers > 0 else None
+        self.pending: deque = deque()
+        self.encoded: list[int] = []
+        self.images_decoded = 0
+        self.images_encoded = 0
+
+    def submit(self, c: int, items: list[SourceItem]) -> None:
+        futures = [self.pool.submit(_decode, it) for it in items] if self.pool else None
+        self.pending.append((c, items, futures))
+        while len(self.pending) > (1 if self.pool else 0):  # with threads: the next chunk decodes meanwhile
+            self._finish(*self.pending.popleft())
+
+    def drain(self) -> None:
+        while self.pending:
+            self._finish(*self.pending.popleft())
+
+    def close(self) -> None:
+        if self.pool:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _finish(self, c: int, items: list[SourceItem], futures) -> None:
+        decoded = [f.result() for f in futures] if futures else [_decode(it) for it in items]
+        self.images_decoded += len(items)
+        images, lines = [], []
+        for item, image in zip(items, decoded):
+            if isinstance(image, DataFormatError):
+                if not self.skip_bad:
+                    raise image
+                lines.append({"skipped": {"id": item.id, "error": str(image)}})
+            else:
+                images.append(image)
+                lines.append({"id": item.id, **{k: v for k, v in item.record.items() if k != "id"}})
+        if images:
+            vectors = self.model.encode_images(images, batch_size=len(images)).numpy().astype(np.float32)
+        else:
+            vectors = np.empty((0, self.model.config.embed_dim), dtype=np.float32)
+        _write_chunk(self.work, c, lines, vectors)
+        self.encoded.append(c)
+        self.images_encoded += len(images)
+        self.bar.update(len(items))
+
+
+def _merge(work: Path, n_chunks: int) -> tuple[np.ndarray, list[dict], list[str]]:
+    """Chunks in input order -> (vectors [N, D], records, skip errors), holding one array of all vectors."""
+    shapes = []
+    for c in range(n_chunks):
+        npy = _chunk_paths(work, c)[1]
+        if not npy.is_file():
+            raise GalleryError(f"{npy} is missing after every process finished: the work folder {work} is "
+                               "incomplete; rerun the build to encode the missing chunks")
+        shapes.append(np.load(npy, mmap_mode="r", allow_pickle=False).shape)
+    dims = {s[1] for s in shapes if s[0]}
+    if len(dims) > 1:
+        raise GalleryError(f"{work}: chunks hold vectors of different sizes {sorted(dims)}: delete the work folder")
+    dim = dims.pop() if dims else 0
+    vectors = np.empty((sum(s[0] for s in shapes), dim), dtype=np.float32)
+    records, skipped, row = [], [], 0
+    for c in range(n_chunks):
+        jsonl, npy = _chunk_paths(work, c)
+        v = np.load(npy, allow_pickle=False)
+        kept = 0
+        with open(jsonl, encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                if "skipped" in r:
+                    skipped.append(r["skipped"]["error"])
+                else:
+                    records.append(r)
+                    kept += 1
+        if kept != len(v) or v.dtype != np.float32:
+            raise GalleryError(f"{npy} holds {len(v)} {v.dtype} vectors for the {kept} items of {jsonl.name}: "
+                               f"the work folder {work} is corrupt; delete it and rebuild")
+        vectors[row:row + kept] = v
+        row += kept
+    return vectors, records, skipped
+
+
+def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str | Path | None = None,
+                  index_factory: str = "Flat", batch_size: int = 64, workers: int = 0,
+                  train_size: int | None = None, search_params: str | None = None, overwrite: bool = False,
+                  progress: bool = True, state: Any = None, vectors_dtype: str = "float32") -> Gallery | None:
+    """Embed ``source``'s images across this launch's processes and save the gallery to ``out``.
+
+    Every process of the launch calls this with the same arguments; process r encodes chunks
+    c with c % N == r. Returns the saved Gallery on the main process, None on the others.
+    ``workers``: threads decoding images (one chunk ahead of the encoder); 0 decodes inline.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    started = time.perf_counter()
+    state = state if state is not None else process_state()
+    rank, n_proc = state.process_index, state.num_processes
+    device = torch.device("cpu") if state.device.type == "cpu" else state.device
+    check_finite(model)
+    model = model.to(device)
+    fingerprint = weights_fingerprint(model)
+    out = Path(out).absolute()
+    work = Path(work_dir).absolute() if work_dir is not None else default_work_dir(out)
+    manifest = _manifest(fingerprint, source, batch_size)
+    if state.is_main_process:
+        _prepare_work_dir(work, manifest)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        _check_same_build(work, _read_manifest(work) or {}, manifest)
+
+    total = source.count()
+    mine = None
+    if total is not None:  # this process's items, for the bar
+        mine = sum(min(batch_size, total - c * batch_size) for c in range(rank, -(-total // batch_size), n_proc))
+    desc = "embedding images" + (f" (process {rank + 1} of {n_proc})" if n_proc > 1 else "")
+    enc_start = time.perf_counter()
+    reused: list[int] = []
+    n_chunks = 0
+    with tqdm(total=mine, unit="img", desc=desc, disable=not (progress and state.is_main_process)) as bar:
+        encoder = _Encoder(model, work, source.skip_bad, workers, bar)
+        try:
+            for c, items in _chunks(source, batch_size):
+                n_chunks = c + 1
+                if c % n_proc != rank:
+                    continue
+                jsonl, npy = _chunk_paths(work, c)
+                if npy.is_file() and jsonl.is_file():
+                    _reused_chunk_ok(jsonl, items)
+                    reused.append(c)
+                    bar.update(len(items))
+                    continue
+                encoder.submit(c, items)
+            encoder.drain()
+        finally:
+            encoder.close()
+    report = {"rank": rank, "device": str(device), "chunks_encoded": len(encoder.encoded),
+              "chunks_reused": len(reused), "images_decoded": encoder.images_decoded,
+              "images_encoded": encoder.images_encoded, "seconds": round(time.perf_counter() - enc_start, 3)}
+    atomic_write_json(work / f"process-{rank}.json", report)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+
+    encode_seconds = time.perf_counter() - enc_start
+    per_process = [json.loads((work / f"process-{r}.json").read_text(encoding="utf-8")) for r in range(n_proc)]
+    if n_chunks == 0:
+        raise ValueError(f"no items to index ({json.dumps(source.describe())})")
+    vectors, records, skipped = _merge(work, n_chunks)
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} file(s) that are not readable images, e.g. {skipped[0]}",
+                      GalleryWarning, stacklevel=2)
+    if not records:
+        raise ValueError(f"no readable images among {len(skipped)} files (e.g. {skipped[0]})")
+    gallery = Gallery.from_vectors(vectors, [r.pop("id") for r in records], metadata=records, kind="image",
+                                   index_factory=index_factory, fingerprint=fingerprint,
+                                   search_params=search_params, train_size=train_size, vectors_dtype=vectors_dtype)
+    del vectors
+    encoded = sum(p["images_encoded"] for p in per_process)
+    gallery.build = {
+        "processes": n_proc,
+        "chunks": n_chunks,
+        "sharding": "chunk c = items [c*batch_size, (c+1)*batch_size) in input order, encoded as one batch "
+                    "by process c % processes",
+        "batch_size": batch_size,
+        "decode_workers": workers,
+        "images": gallery.count,
+        "skipped": len(skipped),
+        "chunks_reused": sum(p["chunks_reused"] for p in per_process),
+        "images_encoded": encoded,
+        "encode_seconds": round(encode_seconds, 3),
+        "images_per_second": round(encoded / encode_seconds, 2) if encode_seconds > 0 else None,
+        "model_fingerprint": fingerprint,
+        "devices": sorted({p["device"] for p in per_process}),
+        "per_process": per_process,
+        "inputs": source.describe(),
+    }
+    gallery.build["seconds"] = round(time.perf_counter() - started, 3)
+    gallery.save(out, overwrite=overwrite)
+    shutil.rmtree(work)  # the builder's own chunks; only once the gallery is safely saved
+    return gallery
