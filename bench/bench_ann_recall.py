@@ -418,7 +418,9 @@ def main() -> None:
         "",
         f"Produced by `{cmd}` on {datetime.now(timezone.utc):%Y-%m-%d}, {minutes:.1f} min (with the cached "
         "dataset and vectors, if any; their own times are below).",
-        f"Machine: {machine()}. Load average before / after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f}.",
+        f"Machine: {machine()}. Load average before / after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f}"
+        + (" (above the core count: other jobs shared the cores, so latencies and build times are noisy and "
+           "pessimistic; recall does not depend on load)." if load_before[0] > (os.cpu_count() or 1) else "."),
         *(["", f"**A small run (N = {a.n:,}) to check the pipeline.** The figures issue 10 asks for come from the "
             "default N = 100,000: `python bench/bench_ann_recall.py --out docs/bench_ann_recall.md`."]
           if a.n < 100_000 else []),
