@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+import faiss
 import torch
 from PIL import Image
 
@@ -530,3 +531,14 @@ def test_build_record_round_trips(tmp_path):
     plain = Gallery.from_vectors(np.random.default_rng(1).normal(size=(5, 8)))
     plain.save(tmp_path / "p")
     assert "build" not in Gallery.read_info(tmp_path / "p") and Gallery.load(tmp_path / "p").build is None
+
+
+@pytest.mark.parametrize("factory", ["IVF16,PQ8", "PQ8"])
+def test_pq_factories_skip_polysemous_training(factory):
+    """Searches never use polysemous codes; training them only slowed IVF-PQ builds down."""
+    g = Gallery.from_vectors(_unit(2000, 32), index_factory=factory)
+    try:
+        inner = faiss.downcast_index(faiss.extract_index_ivf(g.index))
+    except RuntimeError:
+        inner = faiss.downcast_index(g.index)
+    assert inner.do_polysemous_training is False and g.index.is_trained
