@@ -95,6 +95,7 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     model = CCRModel.from_pretrained(args.model).eval()
     encoders = {"fp32": QueryEncoder(model, cache_size=0)}
     encoders.update({f"int8 {r}": QueryEncoder(model, int8=r, cache_size=0) for r in args.recipes.split(",") if r})
@@ -105,7 +106,8 @@ def main() -> None:
         "# Query latency: 6-language text search",
         "",
         f"Written by `python {' '.join(sys.argv)}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
-        f"Machine: {machine()}.",
+        f"Machine: {machine()}; load average at the start {load}, of which this run is at most 1 "
+        "(other processes on the same cores slow every row; the interleaving keeps the ratios fair).",
         "",
         f"Model `{args.model}` (multilingual-e5-small text tower, D={model.config.embed_dim}); queries: the 6 "
         f"captions of `bench/bench_index.py` ({', '.join(QUERIES)}). p50 / p95 ms over {args.reps} repetitions "

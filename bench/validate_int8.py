@@ -94,7 +94,8 @@ def main() -> None:
         lines.append(f"| {recipe} | {worst_t:+.1f} / {worst_i:+.1f} | {cos.min():.4f} / {cos.mean():.4f} | "
                      f"{'yes' if ok else '**no**'} |")
         details += ["", f"## {recipe}", "",
-                    "| language | t2i R@1 fp32 | t2i R@1 int8 | i2t R@1 fp32 | i2t R@1 int8 | cosine min | cosine mean |",
+                    "| language | t2i R@1 fp32 | t2i R@1 int8 | i2t R@1 fp32 | i2t R@1 int8 "
+                    "| cosine min | cosine mean |",
                     "|---|---|---|---|---|---|---|"]
         for lang in languages:
             f, q, c = reports["fp32"], reports[recipe], cosines[recipe][lang]

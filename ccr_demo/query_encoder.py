@@ -12,7 +12,9 @@ layers; the source model is never changed. It is off by default: on the default 
 usual recipe (every Linear) does not keep the embeddings close enough to fp32
 (docs/int8_validation.md has the numbers, from ``bench/validate_int8.py``). torch 2.14 marks
 ``torch.ao.quantization`` deprecated in favour of torchao; it is still torch's own CPU int8
-path and needs no extra dependency, which is why it is used here.
+path and needs no extra dependency, which is why it is used here. Dynamic quantization takes
+each layer's activation scale from the whole batch, so an int8 embedding depends slightly on
+the other texts encoded with it (the fp32 one does not).
 
 A ``QueryEncoder`` stands in for its model where ``Gallery.search_texts`` takes one: it has
 ``config``, ``encode_texts`` and ``source_fingerprint``, the weights fingerprint of the source
