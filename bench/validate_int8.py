@@ -77,7 +77,8 @@ def main() -> None:
         "quantized per batch) of the text tower's nn.Linear layers that each recipe names "
         "(`ccr_demo.query_encoder.INT8_RECIPES`); image embeddings are the same fp32 ones for all rows. "
         f"Bar: R@1 within {R1_POINTS} point of fp32 in every language, both directions, and every caption's "
-        f"cosine to its fp32 embedding >= {MIN_COSINE}.",
+        f"cosine to its fp32 embedding >= {MIN_COSINE}. With {len(test_set)} scenes one caption or image "
+        f"moves R@1 by {100 / len(test_set):.2f} points.",
         "",
         "## Verdict",
         "",
