@@ -853,13 +853,16 @@ def _check_model(model, fingerprint: str | None, dim: int, where: str = "this ga
     """Refuse a model other than the one that built the gallery (raw-vector galleries, with no
     fingerprint, can only check the embedding size), or one whose weights hold NaN/inf.
     The model's fingerprint is computed from its weights (``ccr_demo.fingerprint``), never read
-    from its config.json."""
+    from its config.json. A query encoder (``ccr_demo.query_encoder``) gives its source model's,
+    computed from that model's weights (checked finite when the encoder was made)."""
     try:
-        check_finite(model)
+        vouched = getattr(model, "source_fingerprint", None)
+        if vouched is None:
+            check_finite(model)
     except ValueError as e:
         raise GalleryError(str(e)) from None
     model_dim = model.config.embed_dim
-    actual = weights_fingerprint(model)
+    actual = vouched or weights_fingerprint(model)
     same = model_dim == dim and (fingerprint is None or actual == fingerprint)
     if not same:
         raise GalleryError(
