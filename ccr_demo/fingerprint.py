@@ -17,6 +17,7 @@ NaN or inf (``check_finite``): such a model embeds everything as NaN.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from typing import Any
 
@@ -25,19 +26,23 @@ import torch
 _CACHE_ATTR = "_ccr_weights_scan"
 
 
-def _key(state: dict[str, torch.Tensor]) -> tuple:
-    return tuple((name, t.data_ptr(), t._version, tuple(t.shape), t.dtype) for name, t in state.items())
+def _key(model: Any) -> tuple:
+    """Every parameter's and buffer's address, version counter, shape and dtype. Read from
+    named_parameters/named_buffers (the tensors state_dict hands out share their storage and
+    version counter) because state_dict() costs twice as much, and this runs on every search."""
+    return tuple((name, t.data_ptr(), t._version, tuple(t.shape), t.dtype)
+                 for name, t in itertools.chain(model.named_parameters(), model.named_buffers()))
 
 
 def _scan(model: Any) -> tuple[str, list[str]]:
     """(fingerprint, names of tensors with NaN/inf), cached on the model."""
     from .config import identity_dict
 
-    state = model.state_dict()
-    key = _key(state)
+    key = _key(model)
     cached = getattr(model, _CACHE_ATTR, None)
     if cached is not None and cached[0] == key:
         return cached[1], cached[2]
+    state = model.state_dict()
     weights = hashlib.sha256()
     bad = []
     for name, t in sorted(state.items()):  # the loop of model.state_dict_sha256, plus the finiteness check
@@ -58,6 +63,12 @@ def _finite(t: torch.Tensor) -> bool:
     one of them); one reduction pass, ~15x faster than ``isfinite(t).all()`` on CPU."""
     lo, hi = torch.aminmax(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t)
     return bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))
+
+
+def scan_weights(model: Any) -> tuple[str, list[str]]:
+    """(weights_fingerprint, names of tensors holding NaN/inf) from one (cached) scan."""
+    fingerprint, bad = _scan(model)
+    return fingerprint, list(bad)
 
 
 def weights_fingerprint(model: Any) -> str:

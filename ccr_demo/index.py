@@ -56,7 +56,7 @@ from . import __version__
 from .data.formats import DataFormatError, load_image
 from .fileio import atomic_directory
 from .gallery_store import ItemsFile, check_dtype, check_vectors, chunks, rows_f32, sha256
-from .fingerprint import check_finite, weights_fingerprint
+from .fingerprint import check_finite, scan_weights, weights_fingerprint
 
 # 1: float32 vectors.npy; 2: vectors.npy may be float16 ("vectors_dtype"). float32 galleries are
 # still written as 1, so older ccr_demo versions keep reading them.
@@ -856,13 +856,14 @@ def _check_model(model, fingerprint: str | None, dim: int, where: str = "this ga
     from its config.json. A query encoder (``ccr_demo.query_encoder``) gives its source model's,
     computed from that model's weights (checked finite when the encoder was made)."""
     try:
-        vouched = getattr(model, "source_fingerprint", None)
-        if vouched is None:
-            check_finite(model)
+        actual = getattr(model, "source_fingerprint", None)
+        if actual is None:  # one scan gives both the fingerprint and the finiteness check
+            actual, bad = scan_weights(model)
+            if bad:
+                check_finite(model)  # raises, naming the tensors
     except ValueError as e:
         raise GalleryError(str(e)) from None
     model_dim = model.config.embed_dim
-    actual = vouched or weights_fingerprint(model)
     same = model_dim == dim and (fingerprint is None or actual == fingerprint)
     if not same:
         raise GalleryError(
