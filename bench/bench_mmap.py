@@ -13,8 +13,10 @@ stored as float16 so vectors.npy is N x 512 bytes):
   vector, as in bench_index.py) the latency of ``search_with_ranks`` (top-10 per language plus
   the exact rank of every returned item under every language: one chunked pass over the mapped
   vectors) and of ``search`` (top-10 only: a chunked pass keeping a running top-k); how often
-  the planted vector comes first; and the subprocess's peak RSS (``ru_maxrss``: it includes the
-  mapped file pages resident at any moment, which the pass releases chunk by chunk).
+  the planted vector comes first; and the subprocess's peak RSS (``VmHWM``: it includes the
+  mapped file pages resident at any moment, which the pass releases chunk by chunk. Not
+  ``ru_maxrss``: Linux folds the forked parent's high-water mark into the child's at exec, so
+  right after this script created a gallery it reported the creating process's ~5.8 GB).
 
 Run (the lead's full measurement; ~6 GB of disk under --dir, creation ~5-10 min, then ~10 min):
     python bench/bench_mmap.py --sizes 1000000,10000000 --dir /tmp/ccr_mmap_bench --out docs/bench_mmap.md
@@ -31,7 +33,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -118,7 +119,7 @@ def measure(folder: Path, reps: int) -> dict:
         "ranks_ms": [float(np.percentile(ranks_ms[1:], p)) for p in (50, 95)],
         "search_ms": [float(np.percentile(search_ms[1:], p)) for p in (50, 95)],
         "planted_at_1": float(np.mean(first[1:])), "reps": reps,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024,  # this process's own peak (see the docstring)
         "rss_end": {k: status.get(k, "").strip() for k in ("VmRSS", "RssAnon", "RssFile")},
     }
 
@@ -178,7 +179,7 @@ def main() -> int:
         f"Latency over {rows[0]['reps'] if rows else 0} query sets after one warm-up. "
         "*top-10 + exact ranks*: `search_with_ranks`, one chunked pass over the mapped vectors (rows upcast "
         "to float32 2**16 at a time, pages released after each chunk) holding the [6, N] float32 scores. "
-        "*top-10 only*: `search`, a chunked pass keeping a running top-10. *Peak RSS*: `ru_maxrss` of the "
+        "*top-10 only*: `search`, a chunked pass keeping a running top-10. *Peak RSS*: `VmHWM` of the "
         "measuring process (loads and searches), mapped file pages included.",
         "",
         *table,
