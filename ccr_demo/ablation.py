@@ -222,6 +222,8 @@ def run_result(spec: RunSpec, folder: Path, seen: list[str]) -> dict:
            "seconds_per_step": summary["train_seconds"] / max(1, summary["steps"]),
            "ir_r1": {lang: report["t2i"][lang]["1"] for lang in langs},
            "tr_r1": {lang: report["i2t"][lang]["1"] for lang in langs},
+           **{f"{d}_r{k}_mean": float(np.mean([report[key][lang][k] for lang in langs]))
+              for d, key in (("ir", "t2i"), ("tr", "i2t")) for k in ("5", "10") if k in report[key][langs[0]]},
            "mean_recall": report["mean_recall"]["all"], "mrv_t2i": report["mrv"]["t2i"], "mrv_i2t": report["mrv"]["i2t"],
            "mrv_var_t2i": report["mrv_var"]["t2i"]}
     cfg = json.loads((folder / "config.yaml.json").read_text(encoding="utf-8"))
@@ -320,6 +322,17 @@ def render_report(plan: dict, results: list[dict], missing: list[str], plots: di
                 cells += [_pct([r["mean_recall"] for r in rs])]
                 cells += [_mean_std([r.get(k) for r in rs]) for k in ("mrv_t2i", "mrv_t2i_seen", "mrv_t2i_unseen",
                                                                       "mrv_i2t", "query_p5")]
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+            head = ["method", "seeds"] + [f"TR R@1 {lang}" for lang in langs] + \
+                   ["IR R@5", "IR R@10", "TR R@5", "TR R@10", "MRV IR (variance)"]
+            lines += ["Image-to-text R@1 per language; R@5 / R@10 are means over the languages.", "",
+                      "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            for label, rs in rows:
+                cells = [label, str(len(rs))] + [_pct([r["tr_r1"][lang] for r in rs]) for lang in langs]
+                cells += [_pct([r[k] for r in rs if k in r]) for k in ("ir_r5_mean", "ir_r10_mean", "tr_r5_mean",
+                                                                       "tr_r10_mean")]
+                cells += [_mean_std([r.get("mrv_var_t2i") for r in rs])]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
             for key in (f"{part}-{reg}-recall", f"{part}-{reg}-mrv"):
