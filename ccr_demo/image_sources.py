@@ -25,8 +25,8 @@ from typing import Callable, Iterator, Sequence
 
 from PIL import Image
 
-from .data.formats import (DataFormatError, ParallelTestSet, _BadRows, _decode_base64, _pretrain_rows, load_image,
-                           pretrain_files)
+from .data.formats import (DataFormatError, ParallelTestSet, _BadRows, _decode_base64, _pretrain_rows,
+                           iter_wit_image_lines, load_image, pretrain_files, wit_image_files)
 from .index import _scan_folder
 
 __all__ = ["SourceItem", "ImageSource", "FolderSource", "PathListSource", "TestSetSource", "CcrkPartSource",
@@ -183,33 +183,20 @@ class WitImageSource(ImageSource):
     (sorted by name); id = the url. Read a line at a time: an item holds its own line only."""
 
     def __init__(self, source: str | Path):
-        p = Path(source)
-        self.source = p
-        self.files = sorted(f for ext in ("*.csv", "*.tsv") for f in p.glob(ext)) if p.is_dir() else [p]
-        if not self.files or not self.files[0].is_file():
-            raise DataFormatError(f"{p}: no WIT image file (.csv/.tsv of url<TAB>base64)")
+        self.source = Path(source)
+        self.files = wit_image_files(self.source)
 
     def __iter__(self) -> Iterator[SourceItem]:
         for path in self.files:
             lines = 0
-            with open(path, "rb") as f:
-                for lineno, raw in enumerate(f, 1):
-                    raw = raw.rstrip(b"\r\n")
-                    if not raw:
-                        continue
-                    lines += 1
-                    url, tab, data = raw.partition(b"\t")
-                    at = f"{path}, line {lineno}"
-                    if not tab or not url or not data:
-                        raise DataFormatError(f"{at}: expected 'url<TAB>base64'")
-                    try:
-                        url_s = url.decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise DataFormatError(f"{at}: url is not UTF-8") from None
-                    label = f"{at} (base64 image of {url_s})"
-                    text = data.decode("ascii", "replace")
-                    yield SourceItem(url_s, {}, lambda t=text, label=label: load_image(_decode_base64(t, label),
-                                                                                    name=label))
+            for lineno, url, data, problem in iter_wit_image_lines(path):
+                lines += 1
+                at = f"{path}, line {lineno}"
+                if problem:
+                    raise DataFormatError(f"{at}: {problem}")
+                label = f"{at} (base64 image of {url})"
+                text = data.decode("ascii", "replace")
+                yield SourceItem(url, {}, lambda t=text, label=label: load_image(_decode_base64(t, label), name=label))
             if lines == 0:
                 raise DataFormatError(f"{path}: file is empty")
 

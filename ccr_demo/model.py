@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -29,7 +28,7 @@ from torch import nn
 from .config import ModelConfig, from_dict, identity_dict, to_dict
 from .fileio import atomic_directory
 from .fusion import FusionEncoder
-from .processing import PREPROCESSOR_CONFIG, ImageProcessor, check_texts, tokenize
+from .processing import PREPROCESSOR_CONFIG, ImageProcessor, check_query_texts, check_texts, tokenize
 from .towers import build_image_tower, build_text_tower, is_locked, lock, shared_tower_hash
 
 WEIGHTS_NAME = "model.safetensors"
@@ -287,14 +286,7 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
         change the encoding; it is checked against the model's training languages and a
         warning names a language the model was not trained on.
         """
-        if isinstance(texts, str):
-            raise TypeError("encode_texts takes a list of strings; wrap a single string in a list")
-        if len(texts) == 0:
-            raise ValueError("encode_texts got an empty list of texts")
-        check_texts(texts)
-        if language is not None and language not in self.config.languages:
-            warnings.warn(f"language {language!r} is not among the model's training languages "
-                          f"{self.config.languages}", stacklevel=2)
+        check_query_texts(texts, language, self.config.languages)
         # Batch texts of similar length together (as sentence-transformers does): padding to the
         # longest in a batch is what costs time on CPU; results are put back in input order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

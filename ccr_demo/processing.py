@@ -7,10 +7,12 @@ and so the exact preprocessing is saved next to the weights (preprocessor_config
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
+
 import torch
 from PIL import Image
 
@@ -87,6 +89,19 @@ def check_texts(texts: Sequence[str]) -> None:
     bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
     if bad is not None:
         raise TypeError(f"texts must be strings; item {bad} is {type(texts[bad]).__name__}")
+
+
+def check_query_texts(texts: Sequence[str], language: str | None, languages: Sequence[str]) -> None:
+    """What every ``encode_texts`` checks first: a non-empty list of strings (errors name the
+    problem); a ``language`` the model was not trained on only warns (one vocabulary serves all)."""
+    if isinstance(texts, str):
+        raise TypeError("encode_texts takes a list of strings; wrap a single string in a list")
+    if len(texts) == 0:
+        raise ValueError("encode_texts got an empty list of texts")
+    check_texts(texts)
+    if language is not None and language not in languages:
+        warnings.warn(f"language {language!r} is not among the model's training languages {list(languages)}",
+                      stacklevel=3)
 
 
 def tokenize(tokenizer, texts: Sequence[str], max_length: int, prefix: str = "") -> dict[str, torch.Tensor]:

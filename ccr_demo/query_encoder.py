@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from .fingerprint import check_finite, weights_fingerprint
-from .processing import check_texts
+from .processing import check_query_texts
 
 DEFAULT_CACHE_SIZE = 1024
 
@@ -123,14 +123,7 @@ class QueryEncoder:
     def encode_texts(self, texts: Sequence[str], language: str | None = None) -> torch.Tensor:
         """Strings -> L2-normalised float32 [N, D] on CPU, as ``CCRModel.encode_texts``; texts not in
         the cache are encoded together in one batch (each distinct text once)."""
-        if isinstance(texts, str):
-            raise TypeError("encode_texts takes a list of strings; wrap a single string in a list")
-        if len(texts) == 0:
-            raise ValueError("encode_texts got an empty list of texts")
-        check_texts(texts)
-        if language is not None and language not in self.config.languages:
-            warnings.warn(f"language {language!r} is not among the model's training languages "
-                          f"{self.config.languages}", stacklevel=2)
+        check_query_texts(texts, language, self.config.languages)
         found: dict[str, torch.Tensor] = {}
         with self._lock:
             for t in texts:

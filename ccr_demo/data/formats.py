@@ -487,6 +487,34 @@ def read_wit_jsonl(path: str | Path, *, skip_bad: bool = False) -> list[WitRow]:
     return rows
 
 
+def wit_image_files(source: str | Path) -> list[Path]:
+    """The WIT image files of ``source``: the file itself, or a folder's *.csv / *.tsv by name."""
+    p = Path(source)
+    files = sorted(f for ext in ("*.csv", "*.tsv") for f in p.glob(ext)) if p.is_dir() else [p]
+    if not files or not files[0].is_file():
+        raise DataFormatError(f"{p}: no WIT image file (.csv/.tsv of url<TAB>base64)")
+    return files
+
+
+def iter_wit_image_lines(path: Path) -> Iterator[tuple[int, str, bytes, str]]:
+    """(line number, url, base64 bytes, problem) per non-empty line of one WIT image file, read a
+    line at a time (the files are many GB); ``problem`` says what is wrong with a bad line, else "".
+    The base64 stays bytes: most lines of a filtered read are never decoded."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            raw = raw.rstrip(b"\r\n")
+            if not raw:
+                continue
+            url, tab, data = raw.partition(b"\t")
+            if not tab or not url or not data:
+                yield lineno, "", b"", "expected 'url<TAB>base64'"
+                continue
+            try:
+                yield lineno, url.decode("utf-8"), data, ""
+            except UnicodeDecodeError:
+                yield lineno, "", b"", "url is not UTF-8"
+
+
 def read_wit_images(source: str | Path, urls: Iterable[str] | None = None, *,
                     skip_bad: bool = False) -> dict[str, str]:
     """Read WIT image files (``url<TAB>base64`` a line; a file, or a folder of *.csv/*.tsv).
@@ -494,31 +522,18 @@ def read_wit_images(source: str | Path, urls: Iterable[str] | None = None, *,
     ``urls`` keeps only those images (the full files are many GB). Values stay base64 text.
     """
     p = Path(source)
-    files = sorted(f for ext in ("*.csv", "*.tsv") for f in p.glob(ext)) if p.is_dir() else [p]
-    if not files or not files[0].is_file():
-        raise DataFormatError(f"{p}: no WIT image file (.csv/.tsv of url<TAB>base64)")
+    files = wit_image_files(p)
     want = None if urls is None else set(urls)
     bad = _BadRows(skip_bad, str(p))
     out: dict[str, str] = {}
     for path in files:
         lines = 0
-        with open(path, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                raw = raw.rstrip(b"\r\n")
-                if not raw:
-                    continue
-                lines += 1
-                url, tab, data = raw.partition(b"\t")
-                if not tab or not url or not data:
-                    bad(_at(path, lineno), "expected 'url<TAB>base64'")
-                    continue
-                try:
-                    url_s = url.decode("utf-8")
-                except UnicodeDecodeError:
-                    bad(_at(path, lineno), "url is not UTF-8")
-                    continue
-                if want is None or url_s in want:
-                    out[url_s] = data.decode("ascii", "replace")
+        for lineno, url, data, problem in iter_wit_image_lines(path):
+            lines += 1
+            if problem:
+                bad(_at(path, lineno), problem)
+            elif want is None or url in want:
+                out[url] = data.decode("ascii", "replace")
         if lines == 0:
             bad(str(path), "file is empty")
     bad.finish()
