@@ -30,7 +30,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import time
 import warnings
 from collections import deque
@@ -356,5 +355,20 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
     }
     gallery.build["seconds"] = round(time.perf_counter() - started, 3)
     gallery.save(out, overwrite=overwrite)
-    shutil.rmtree(work)  # the builder's own chunks; only once the gallery is safely saved
+    _remove_work_dir(work, n_chunks)  # only once the gallery is safely saved
     return gallery
+
+
+def _remove_work_dir(work: Path, n_chunks: int) -> None:
+    """Delete the files this builder writes (chunks, manifest, per-process reports), then the
+    folder if nothing else is in it: a --work-dir that held or gained anything else is kept."""
+    for c in range(n_chunks):
+        for path in _chunk_paths(work, c):
+            path.unlink(missing_ok=True)
+    for path in [work / MANIFEST_NAME, *work.glob("process-*.json")]:
+        path.unlink(missing_ok=True)
+    try:
+        work.rmdir()
+    except OSError:
+        warnings.warn(f"{work} still holds files the build did not write; left in place", GalleryWarning,
+                      stacklevel=3)

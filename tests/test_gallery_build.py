@@ -237,3 +237,26 @@ def test_iglue_and_ccrk_from_the_command_line(model, model_dir, tmp_path, one_th
                      "--batch-size", "2"]) == 0
     assert Gallery.load(tmp_path / "c", model).count == 3
     assert "Gallery(3 images" in capsys.readouterr().out
+
+
+def test_only_the_builders_own_files_are_removed_after_the_build(tmp_path):
+    """A work folder that gained a file the build did not write keeps it (and itself), with a warning."""
+    from ccr_demo.gallery_build import MANIFEST_NAME, _chunk_paths, _remove_work_dir
+
+    work = tmp_path / "w"
+    work.mkdir()
+    for c in range(2):
+        for p in _chunk_paths(work, c):
+            p.write_text("x")
+    (work / MANIFEST_NAME).write_text("{}")
+    (work / "process-0.json").write_text("{}")
+    (work / "notes.txt").write_text("the user's")
+    with pytest.warns(GalleryWarning, match="left in place"):
+        _remove_work_dir(work, 2)
+    assert sorted(p.name for p in work.iterdir()) == ["notes.txt"]
+    (work / "notes.txt").unlink()
+    for c in range(2):
+        for p in _chunk_paths(work, c):
+            p.write_text("x")
+    _remove_work_dir(work, 2)
+    assert not work.exists()
