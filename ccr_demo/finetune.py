@@ -15,8 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import ConfigError, ExperimentConfig
-from .data.datasets import check_data_config, eval_languages, load_eval_set
-from .data.queries import QuerySet
+from .data.datasets import check_data_config, eval_languages, load_eval_queries, load_eval_set
 from .fileio import atomic_write_json
 
 ZERO_SHOT_REPORT = "zero_shot.json"
@@ -46,7 +45,7 @@ def zero_shot_reports(model, cfg: ExperimentConfig, progress: bool = False) -> l
     reports = []
     for path, qpath in zip(cfg.data.eval, queries):
         ts = load_eval_set(cfg, path)
-        qs = QuerySet.load(qpath, languages=langs) if qpath else None
+        qs = load_eval_queries(cfg, qpath, ts) if qpath else None
         report = evaluate(model, ts, langs, progress=progress, queries=qs)
         report["test_set"] = str(path)
         report["trained_on"] = list(cfg.languages)

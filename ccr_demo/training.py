@@ -26,7 +26,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from .config import ExperimentConfig, save_json, to_dict
 from .data.datasets import (MultilingualPretrainDataset, build_train_dataset, check_data_config, collate_pretrain,
-                             eval_languages, load_eval_set)
+                             load_eval_queries, load_eval_set)
 from .data.formats import ParallelTestSet
 from .data.queries import QuerySet
 from .evaluate import evaluate
@@ -518,7 +518,8 @@ def fill_text_cache(cfg: ExperimentConfig, progress: bool = True) -> dict:
     set_seed(cfg.train.seed)  # as train() does: a randomly initialised tower gets the same weights
     model = build_model(cfg)
     dataset = build_train_dataset(cfg, model.image_processor)
-    texts = texts_to_cache(dataset, load_eval_sets(cfg), load_query_sets(cfg))
+    eval_sets = load_eval_sets(cfg)
+    texts = texts_to_cache(dataset, eval_sets, load_query_sets(cfg, eval_sets))
     start = time.perf_counter()
     cache = TextFeatureCache.build(model.to(accelerator.device), texts, device=accelerator.device, progress=progress)
     out = {"data_seconds": round(data_seconds, 1), "text_cache_seconds": round(time.perf_counter() - start, 1),
@@ -537,13 +538,13 @@ def needs_token_states(cfg: ExperimentConfig) -> bool:
             and (cfg.train.weight("itm") > 0 or cfg.train.weight("mlm") > 0))
 
 
-def load_query_sets(cfg: ExperimentConfig) -> list[QuerySet | None]:
+def load_query_sets(cfg: ExperimentConfig, eval_sets: Sequence[ParallelTestSet]) -> list[QuerySet | None]:
     """The typed-query split paired with each eval set (None where there is none)."""
     paths = list(cfg.data.eval_queries)
     if len(paths) > len(cfg.data.eval):
         raise ValueError(f"data.eval_queries has {len(paths)} entries for {len(cfg.data.eval)} eval sets")
-    return [QuerySet.load(p, languages=eval_languages(cfg)) if p else None for p in paths] + \
-        [None] * (len(cfg.data.eval) - len(paths))
+    paths += [""] * (len(cfg.data.eval) - len(paths))
+    return [load_eval_queries(cfg, p, ts) if p else None for p, ts in zip(paths, eval_sets)]
 
 
 # ------------------------------------------------------------------------- train
@@ -583,7 +584,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     captions_per_image = dataset.captions_per_item  # K, or train.caption_num of them
     use_cache = tc.lock_text and tc.cache_text_features
     eval_sets = load_eval_sets(cfg)
-    query_sets = load_query_sets(cfg)
+    query_sets = load_query_sets(cfg, eval_sets)
     text_cache = None
     phase_seconds["data"] = round(time.perf_counter() - phase_start, 1)
     if use_cache:  # training captions and the test sets' captions, each distinct string encoded once

@@ -155,6 +155,28 @@ def test_evaluate_reports_typed_query_metrics(world):
     orjson.dumps(report)
 
 
+def test_a_cut_test_set_keeps_the_queries_true_of_its_images(world):
+    """data.eval_max_instances with a typed-query split: a run scores the queries true of the
+    kept images among them (a query naming only cut images used to fail the whole run)."""
+    from ccr_demo.config import ExperimentConfig, from_dict
+    from ccr_demo.data.formats import DataFormatError
+    from ccr_demo.training import load_eval_sets, load_query_sets
+
+    cfg = from_dict(ExperimentConfig, {"data": {"languages": ["en", "de"], "eval": [str(world / "test")],
+                                                "eval_queries": [str(world / "test_queries")],
+                                                "eval_max_instances": 20}})
+    [ts] = load_eval_sets(cfg)
+    [qs] = load_query_sets(cfg, [ts])
+    full = QuerySet.load(world / "test_queries", languages=["en", "de"])
+    with pytest.raises(DataFormatError, match="names images not in"):
+        full.relevance(ts.image_ids)  # what the run did before
+    kept = set(ts.image_ids)
+    expected = [q for q, rel in enumerate(full.relevant) if kept & set(rel)]
+    assert len(ts) == 20 and 0 < len(qs) == len(expected) < len(full)
+    assert qs.ids == [full.ids[q] for q in expected] and qs.languages == ["en", "de"]
+    assert qs.relevance(ts.image_ids).sum(1).min() >= 1
+
+
 def test_query_file_errors_name_the_problem(tmp_path):
     from ccr_demo.data.formats import DataFormatError
 

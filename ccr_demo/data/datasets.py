@@ -20,7 +20,7 @@ from ccr_demo.data.formats import (
     CAPTION_PAIR_FORMATS, DataFormatError, ParallelTestSet, PretrainRecord, check_languages, default_language_order,
     read_caption_pairs, read_ccrk_pretrain,
 )
-from ccr_demo.data.queries import is_relevant
+from ccr_demo.data.queries import QuerySet, is_relevant
 
 MODES = ("one_to_k", "one_to_one")
 
@@ -349,6 +349,17 @@ def load_eval_set(cfg, path: str | Path) -> ParallelTestSet:
     if cfg.data.clean_captions:
         ts = clean_test_set(ts, cfg.data.max_words)
     return ts
+
+
+def load_eval_queries(cfg, path: str | Path, test_set: ParallelTestSet) -> QuerySet | None:
+    """The typed-query split paired with ``test_set``, in `eval_languages`. When the test set
+    was cut (``data.eval_max_instances``), only the queries true of its images, ranked among
+    them (as ``ccr_demo.evaluate --max-instances``): a query naming an image outside the cut
+    gallery cannot be scored; None when no query is left."""
+    queries = QuerySet.load(path, languages=eval_languages(cfg))
+    if cfg.data.eval_max_instances:
+        queries = queries.restricted(test_set.image_ids) or None
+    return queries
 
 
 def clean_test_set(ts: ParallelTestSet, max_words: int) -> ParallelTestSet:
