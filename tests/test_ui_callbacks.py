@@ -128,6 +128,21 @@ def test_search_panes_ranks_and_mrv_match_metrics(app):
     assert summary["mrv"] == pytest.approx(ref.mrv) and len(summary["ranks"]) == len(res.table)
 
 
+def test_a_box_left_unchanged_is_not_encoded_again(app):
+    """Searches go through the app's query cache: after one search, editing one language box
+    encodes only that box's text, and the results equal an uncached search's."""
+    first = {"en": "a small blue star", "de": "ein kleiner blauer Stern", "fr": "une petite étoile bleue"}
+    cb.search(app, first, 3)
+    before = app.query_encoder.cache_info()
+    edited = {**first, "de": "ein blauer Stern"}
+    res = cb.search(app, edited, 3)
+    after = app.query_encoder.cache_info()
+    assert after["hits"] - before["hits"] == 2 and after["misses"] - before["misses"] == 1
+    order = np.argsort(-_scores(app, edited), axis=1, kind="stable")[:, :3]
+    assert [res.pane_rows[lang] for lang in edited] == order.tolist()
+    assert app.query_encoder is app.query_encoder  # made once
+
+
 def test_search_one_language_has_no_mrv(app):
     res = cb.search(app, {"en": "a red circle"}, 3)
     assert res.ok and res.mrv is None and "needs two or more languages" in res.mrv_markdown

@@ -171,7 +171,7 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
            gold: Mapping | None = None, rerank: bool = False,
            rerank_k: Any = rerank_view.DEFAULT_RERANK_K) -> SearchResult:
     """Search the gallery with one query per language: one encode_texts call for all
-    languages and one index search (Gallery.search_texts), then the rank of every image under
+    languages (through the app's query cache) and one index search (Gallery.search_texts), then the rank of every image under
     every language from the stored vectors (metrics.rank_consistency).
 
     ``rerank``: re-order each language's top ``rerank_k`` with the fusion encoder's ITM head
@@ -200,7 +200,7 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
         search_k = max(k, rerank_k)
     langs = list(queries)
     try:
-        res = gallery.search_texts(app.model, queries, search_k, exact_ranks=False)
+        res = gallery.search_texts(app.query_encoder, queries, search_k, exact_ranks=False)
     except Exception as e:  # noqa: BLE001 - e.g. a session gallery of another model
         log.exception("search failed")
         return SearchResult(False, f"Search failed: {e}")

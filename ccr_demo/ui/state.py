@@ -388,6 +388,8 @@ class AppState:
     # models compared side by side (two or more; the first is ``model``/``gallery``), else empty
     models: list[LoadedModel] = field(default_factory=list)
     _views: dict = field(default_factory=dict)
+    _encoder: object | None = None
+    _encoder_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
         from .rerank_view import ImageMemoryCache
@@ -399,6 +401,19 @@ class AppState:
     def can_rerank(self) -> bool:
         """Whether the loaded model has the fusion encoder (ITM re-ranking of search results)."""
         return bool(getattr(self.model, "has_fusion", False))
+
+    @property
+    def query_encoder(self):
+        """The model's text path with an LRU cache of encoded queries (``ccr_demo.query_encoder``),
+        made on first use: a query run again, or a language box left unchanged between two
+        searches, needs no text-tower pass. Galleries accept it as the model itself (same
+        fingerprint); it refuses to serve once the model's weights change."""
+        from ..query_encoder import QueryEncoder
+
+        with self._encoder_lock:
+            if self._encoder is None or self._encoder.model is not self.model:
+                self._encoder = QueryEncoder(self.model)
+            return self._encoder
 
     @property
     def comparing(self) -> bool:
