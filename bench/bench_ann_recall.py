@@ -44,7 +44,6 @@ import argparse  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -53,7 +52,6 @@ from pathlib import Path  # noqa: E402
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from ccr_demo.data.formats import ParallelTestSet, load_image  # noqa: E402
@@ -61,6 +59,7 @@ from ccr_demo.data.shapes import generate_dataset  # noqa: E402
 from ccr_demo.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
 from ccr_demo.index import Gallery  # noqa: E402
 from ccr_demo.model import CCRModel  # noqa: E402
+from _machine import machine  # noqa: E402
 
 K = 10
 TARGET = 0.95
@@ -269,18 +268,6 @@ def random_case(n: int, dim: int, q: int, languages: int, seed: int) -> tuple[np
 
 
 # ------------------------------------------------------------------------------- report
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    if os.path.exists("/proc/cpuinfo"):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads), "
-            f"numpy {np.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
 
 
 def table(rows: list[Row]) -> list[str]:

@@ -30,19 +30,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from typing import Callable  # noqa: E402
 
-import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ccr_demo.config import ModelConfig  # noqa: E402
 from ccr_demo.index import Gallery  # noqa: E402
 from ccr_demo.model import CCRModel  # noqa: E402
+from _machine import machine  # noqa: E402
 
 QUERIES = {"en": "a red circle next to a blue square", "de": "ein roter Kreis neben einem blauen Quadrat",
            "fr": "un cercle rouge à côté d'un carré bleu", "cs": "červený kruh vedle modrého čtverce",
@@ -159,18 +158,6 @@ def bench_size(n: int, dim: int, rng: np.random.Generator, hnsw_max: int, e5: CC
             print(e2e[-1], flush=True)
         g = None  # free the index before building the next one
     return rows, notes, e2e
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    if os.path.exists("/proc/cpuinfo"):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads), "
-            f"numpy {np.__version__}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
 
 
 def main() -> None:

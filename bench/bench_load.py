@@ -21,7 +21,6 @@ Run: python bench/bench_load.py [--out docs/bench_load.md]   (about 3-5 minutes 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
