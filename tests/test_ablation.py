@@ -66,7 +66,7 @@ def test_quick_ablation_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
     from ccr_demo.training import train
 
     spec = ablation.plan_runs(ablation.load_plan("quick"))[2]
-    train(ablation.run_config(spec, out), stop_after_steps=8)  # past its first epoch checkpoint
+    train(ablation.run_config(spec, out), stop_after_steps=6)  # past its first epoch checkpoint (4 steps)
     assert not (out / spec.name / "summary.json").exists()
     capsys.readouterr()
     assert ablation.main(args) == 0
