@@ -145,6 +145,9 @@ def test_models_side_by_side(url, default_demo):
                 expect(pane.locator("img")).to_have_count(5 * len(langs), timeout=30_000)
                 expect(pane).to_contain_text(typed.results[name].hits["zh"][0]["image"])
                 _loaded(page, f"#compare-pane-{i}")
+                # every language's row shows, none hidden behind the pane's own scrollbar
+                assert pane.locator(".grid-wrap").first.evaluate("e => e.scrollHeight <= e.clientHeight + 1"), \
+                    f"{name}'s pane hides rows behind a scrollbar"
             expect(page.locator("#compare-table")).to_contain_text("MRV (std)")
             page.wait_for_timeout(1000)
             page.locator("#compare").first.screenshot(path=str(COMPARE_SCREENSHOT))

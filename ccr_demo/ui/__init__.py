@@ -53,4 +53,7 @@ CSS = """
 .ccr-pane .caption-label { position: static; white-space: pre-line; max-width: 100%; opacity: 1;
   font-size: 11px; line-height: 1.3; border: none; border-radius: 0; }
 #mrv h3 { font-size: 1.6em; }
+.ccr-whole .grid-wrap.fixed-height { max-height: none; overflow-y: visible; }
 """
+# .ccr-whole: a comparison pane shows every row (a row per language) instead of Gradio's
+# height="auto" cap of 55% of the window, which hid the last languages behind a scrollbar.

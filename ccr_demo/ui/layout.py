@@ -367,7 +367,7 @@ def _compare_section(app: AppState) -> dict:
                     ui["panes"].append(gr.Gallery(label=f"{name}: top k per language (a row per language)",
                                                   columns=5, height="auto", object_fit="contain",
                                                   allow_preview=False, elem_id=f"compare-pane-{i}",
-                                                  elem_classes=["ccr-pane"]))
+                                                  elem_classes=["ccr-pane", "ccr-whole"]))
         ui["table"] = gr.Dataframe(label="Per language: each model's top 1 and the rank of the image its MRV is about",
                                    elem_id="compare-table", wrap=True)
         with gr.Accordion("Comparison numbers (JSON)", open=False):
