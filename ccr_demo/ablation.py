@@ -232,8 +232,10 @@ def run_result(spec: RunSpec, folder: Path, seen: list[str]) -> dict:
     for name, subset in (("seen", [lang for lang in langs if lang in seen]),
                          ("unseen", [lang for lang in langs if lang not in seen])):
         if len(subset) > 1 and ranks:
-            r = np.stack([np.asarray(ranks["t2i"][lang]) for lang in subset], axis=1)
-            out[f"mrv_t2i_{name}"] = metrics.mean_rank_variance(r, kind="std")
+            for d in ("t2i", "i2t"):
+                if d in ranks:
+                    r = np.stack([np.asarray(ranks[d][lang]) for lang in subset], axis=1)
+                    out[f"mrv_{d}_{name}"] = metrics.mean_rank_variance(r, kind="std")
         if subset:
             out[f"ir_r1_{name}"] = float(np.mean([out["ir_r1"][lang] for lang in subset]))
     if report.get("queries"):
@@ -311,7 +313,7 @@ def render_report(plan: dict, results: list[dict], missing: list[str], plots: di
             langs = list(rows[0][1][0]["ir_r1"])
             head = ["method", "seeds", "steps", "pairs seen", "s/step"] + [f"IR R@1 {lang}" for lang in langs] + \
                    ["IR R@1 seen", "IR R@1 unseen", "mean recall", "MRV IR", "MRV IR seen", "MRV IR unseen",
-                    "MRV TR", "typed P@5"]
+                    "MRV TR", "MRV TR seen", "typed P@5"]
             lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
             for label, rs in rows:
                 cells = [label, str(len(rs)), f"{np.mean([r['steps'] for r in rs]):.0f}",
@@ -321,7 +323,7 @@ def render_report(plan: dict, results: list[dict], missing: list[str], plots: di
                 cells += [_pct([r[k] for r in rs if k in r]) for k in ("ir_r1_seen", "ir_r1_unseen")]
                 cells += [_pct([r["mean_recall"] for r in rs])]
                 cells += [_mean_std([r.get(k) for r in rs]) for k in ("mrv_t2i", "mrv_t2i_seen", "mrv_t2i_unseen",
-                                                                      "mrv_i2t", "query_p5")]
+                                                                      "mrv_i2t", "mrv_i2t_seen", "query_p5")]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
             head = ["method", "seeds"] + [f"TR R@1 {lang}" for lang in langs] + \
@@ -338,6 +340,11 @@ def render_report(plan: dict, results: list[dict], missing: list[str], plots: di
             for key in (f"{part}-{reg}-recall", f"{part}-{reg}-mrv"):
                 if key in plots:
                     lines += [f"![{key}]({plots[key]})", ""]
+            if part == "methods" and f"mrv-recall-{reg}" in plots:
+                lines += ["Consistency against recall, every run of this regime (methods, K ablation, noisy "
+                          "captions) as one point: MRV falls as recall rises for any method, so a method is more "
+                          "consistent than another at equal recall only if its points lie below the others' "
+                          "curve.", "", f"![mrv-recall-{reg}]({plots[f'mrv-recall-{reg}']})", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -369,14 +376,19 @@ def write_plots(results: list[dict], folder: Path, relative_to: Path) -> dict[st
         fig.savefig(path, dpi=90)
         plt.close(fig)
         out[f"{part}-{reg}-recall"] = os.path.relpath(path, relative_to)
-        fig, ax = plt.subplots(figsize=(6, 3.2))
+        fig, ax = plt.subplots(figsize=(6.5, 3.4))
         labels = [label for label, _ in rows]
-        for j, (key, name) in enumerate((("mrv_t2i", "IR"), ("mrv_i2t", "TR"))):
+        series = [(k, n) for k, n in (("mrv_t2i_seen", "IR, seen languages"), ("mrv_i2t_seen", "TR, seen languages"),
+                                      ("mrv_t2i_unseen", "IR, unseen"), ("mrv_t2i", "IR, all languages"))
+                  if all(k in r for _, rs in rows for r in rs)]
+        width = 0.8 / max(1, len(series))
+        for j, (key, name) in enumerate(series):
             vals = [[r[key] for r in rs] for _, rs in rows]
-            ax.bar(np.arange(len(rows)) + j * 0.4, [np.mean(v) for v in vals], 0.4, yerr=[np.std(v) for v in vals],
-                   label=f"MRV {name}", capsize=2)
-        ax.set_xticks(np.arange(len(rows)) + 0.2, labels, rotation=20, ha="right", fontsize=7)
-        ax.set_ylabel("MRV (lower = more consistent)")
+            ax.bar(np.arange(len(rows)) + j * width, [np.mean(v) for v in vals], width,
+                   yerr=[np.std(v) for v in vals], label=f"MRV {name}", capsize=2)
+        ax.set_yscale("log")  # seen-language MRV is ~1-10, over unseen languages ~100
+        ax.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, labels, rotation=20, ha="right", fontsize=7)
+        ax.set_ylabel("MRV (log; lower = more consistent)")
         ax.set_title(f"{part}, {reg}: MRV (mean ± std over seeds)")
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -384,7 +396,36 @@ def write_plots(results: list[dict], folder: Path, relative_to: Path) -> dict[st
         fig.savefig(path, dpi=90)
         plt.close(fig)
         out[f"{part}-{reg}-mrv"] = os.path.relpath(path, relative_to)
+    for reg in sorted({r["regime"] for r in results}):
+        path = _plot_mrv_against_recall([r for r in results if r["regime"] == reg and "mrv_t2i_seen" in r],
+                                        reg, folder / f"mrv-recall-{reg}.png", plt)
+        if path is not None:
+            out[f"mrv-recall-{reg}"] = os.path.relpath(path, relative_to)
     return out
+
+
+def _plot_mrv_against_recall(results: list[dict], regime: str, path: Path, plt) -> Path | None:
+    """Every run of a regime as one point: seen-language IR R@1 against seen-language MRV.
+    A weaker model ranks its gold images lower, where ranks spread more, so MRV falls as recall
+    rises for any method; this shows whether a method is more consistent than others at equal
+    recall (off the common curve), not only more accurate."""
+    if not results:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for label, part in dict.fromkeys((r["label"], r["part"]) for r in results):
+        rs = [r for r in results if r["label"] == label and r["part"] == part]
+        marker = {"noise": "s", "caption_num": "^"}.get(part, "o")
+        ax.scatter([r["ir_r1_seen"] for r in rs], [r["mrv_t2i_seen"] for r in rs], marker=marker, s=22,
+                   label=f"{label} (MT-noisy captions)" if part == "noise" else label)
+    ax.set_yscale("log")
+    ax.set_xlabel("IR R@1, seen languages (%)")
+    ax.set_ylabel("MRV IR, seen languages (log)")
+    ax.set_title(f"{regime} regime: consistency against recall (one point per run)")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 def write_report(plan: dict, out: Path, report: Path) -> dict:

@@ -77,13 +77,16 @@ def test_quick_ablation_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
     assert "Not finished" not in text
     for label in ("1-to-K", "1-to-K balanced", "1-to-1", "1-to-1, K x pairs", "English pivot", "1-to-K, k=2"):
         assert f"| {label} | 3 |" in text
-    for png in ("methods-scratch-recall.png", "methods-scratch-mrv.png", "noise-scratch-mrv.png"):
+    for png in ("methods-scratch-recall.png", "methods-scratch-mrv.png", "noise-scratch-mrv.png",
+                "mrv-recall-scratch.png"):
         assert (report.parent / "ablation" / png).stat().st_size > 1000
     # the figures are the runs' own: MRV over the seen languages recomputed from a run's kept ranks
     r = data["results"][0]
     ranks = json.loads((out / "methods/scratch/one_to_k/seed0/eval_report.json").read_text())["reports"][0]["ranks"]
-    seen = np.stack([ranks["t2i"][lang] for lang in ["en", "de", "fr", "zh", "ja", "ru"]], axis=1)
-    assert r["mrv_t2i_seen"] == pytest.approx(metrics.mean_rank_variance(seen))
+    for d in ("t2i", "i2t"):
+        seen = np.stack([ranks[d][lang] for lang in ["en", "de", "fr", "zh", "ja", "ru"]], axis=1)
+        assert r[f"mrv_{d}_seen"] == pytest.approx(metrics.mean_rank_variance(seen))
+    assert "| MRV TR seen |" in text and "![mrv-recall-scratch]" in text
     by = {(x["method"], x["seed"]): x for x in data["results"] if x["part"] == "methods"}
     assert by[("one_to_k", 0)]["pairs_seen"] == 6 * by[("one_to_one", 0)]["pairs_seen"]
     assert by[("one_to_one_pairs", 0)]["pairs_seen"] == by[("one_to_k", 0)]["pairs_seen"]
