@@ -292,7 +292,9 @@ def render_report(plan: dict, results: list[dict], missing: list[str], plots: di
              + (f", tested on {plan['eval_languages']}" if plan.get("eval_languages") else "") + ".",
              "Figures are the mean ± population std over seeds. IR = text-to-image, TR = image-to-text; R@1 in %; "
              "MRV is the mean over test instances of the std of the gold image's rank across languages "
-             "(lower = more consistent); 'seen' / 'unseen' = the languages in / not in training.", ""]
+             "(lower = more consistent); 'seen' / 'unseen' = the languages in / not in training. s/step is each "
+             "run's own training time per step, measured while other runs shared the cores, so it is noisy; "
+             "for the methods' costs side by side (equal wall clock) see `bench/bench_step_cost.py`.", ""]
     if plan.get("notes"):
         lines += [plan["notes"].strip(), ""]
     if missing:
