@@ -44,6 +44,9 @@ METHODS = {
     "one_to_one": ("1-to-1", ["train.loss=one_to_one"]),
     "one_to_one_pairs": ("1-to-1, K x pairs", ["train.loss=one_to_one", "epochs_x_k"]),
     "pivot": ("English pivot", ["train.loss=pivot", "train.pivot_language=en"]),
+    # added by a regime's ``equal_time_steps: N`` (N x the steps, "epochs_x:N"): 1-to-1 given about
+    # 1-to-K's wall clock where a 1-to-K step costs N times a 1-to-1 step (bench/bench_step_cost.py)
+    "one_to_one_time": ("1-to-1, equal wall clock", ["train.loss=one_to_one"]),
 }
 # The official optimizer details (ccr_demo.config.TrainConfig documents each).
 OFFICIAL = ["train.adam_betas=[0.9, 0.98]", "train.temperature_clamp=step"]
@@ -68,7 +71,15 @@ class RunSpec:
     def label(self) -> str:
         if self.method.startswith("caption_num_"):
             return f"1-to-K, k={self.method.rsplit('_', 1)[1]}"
+        if self.method == "one_to_one_time":
+            return f"{METHODS[self.method][0]} ({_epochs_factor(self.overrides):g}x steps)"
         return METHODS[self.method][0]
+
+
+def _epochs_factor(overrides: list) -> float:
+    """The ``epochs_x:N`` multiplier among a run's overrides (1 without one)."""
+    found = [o for o in overrides if isinstance(o, str) and o.startswith("epochs_x:")]
+    return float(found[-1].split(":", 1)[1]) if found else 1
 
 
 def load_plan(plan: str) -> dict:
@@ -115,6 +126,10 @@ def plan_runs(plan: dict) -> list[RunSpec]:
             config, over = regime(reg)
             for method in plan.get("methods", []):
                 runs.append(RunSpec("methods", reg, method, seed, config, over + METHODS[method][1]))
+            times = plan["regimes"][reg].get("equal_time_steps")
+            if times:  # 1-to-1 at about 1-to-K's wall clock in this regime
+                runs.append(RunSpec("methods", reg, "one_to_one_time", seed, config,
+                                    over + METHODS["one_to_one_time"][1] + [f"epochs_x:{times:g}"]))
         if plan.get("noise"):
             part = plan["noise"]
             config, over = regime(part["regime"])
@@ -132,13 +147,17 @@ def plan_runs(plan: dict) -> list[RunSpec]:
 
 def run_config(spec: RunSpec, out: Path) -> ExperimentConfig:
     """The run's full config: its regime's base config, the plan's and method's overrides."""
-    over = [o for o in spec.overrides if o != "epochs_x_k"]
+    over = [o for o in spec.overrides if o != "epochs_x_k" and not o.startswith("epochs_x:")]
     over += [f"train.seed={spec.seed}", f"train.output_dir={out / spec.name}"]
     cfg = load_yaml(ExperimentConfig, spec.config, over)
-    if "epochs_x_k" in spec.overrides:
-        cfg.train.epochs *= len(cfg.languages)
+    factor = len(cfg.languages) if "epochs_x_k" in spec.overrides else _epochs_factor(spec.overrides)
+    if factor != 1:
+        epochs = cfg.train.epochs * factor
+        if epochs != int(epochs):
+            raise ConfigError(f"{spec.name}: {cfg.train.epochs} epochs x {factor:g} is not a whole number of epochs")
+        cfg.train.epochs = int(epochs)
         if cfg.train.max_steps:
-            cfg.train.max_steps *= len(cfg.languages)
+            cfg.train.max_steps = int(round(cfg.train.max_steps * factor))
     cfg.train.model_name = f"ablation {spec.label} ({spec.regime}, seed {spec.seed})"
     return cfg.validate()
 

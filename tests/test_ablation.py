@@ -20,7 +20,10 @@ def test_plans_name_every_run_and_check_every_config():
         names = [r.name for r in runs]
         assert len(names) == len(set(names))
         methods = [r for r in runs if r.part == "methods"]
-        assert len(methods) == len(plan["seeds"]) * len(plan["regimes"]) * len(plan["methods"]) and len(plan["seeds"]) >= 3
+        timed = [reg for reg, r in plan["regimes"].items() if r.get("equal_time_steps")]
+        assert timed == ["scratch"]  # the regime where a 1-to-K step costs ~2x a 1-to-1 step
+        assert len(methods) == len(plan["seeds"]) * (len(plan["regimes"]) * len(plan["methods"]) + len(timed))
+        assert len(plan["seeds"]) >= 3
         # seeds outermost (a stopped ablation has every part at its first seeds), parts in order within a seed
         order = [(r.seed, ["methods", "noise", "caption_num"].index(r.part)) for r in runs]
         assert order == sorted(order) and runs[-1].seed == plan["seeds"][-1]
@@ -33,8 +36,13 @@ def test_plans_name_every_run_and_check_every_config():
         for r in methods:
             cfg = ablation.run_config(r, Path("/tmp/o"))
             one = base[(r.regime, r.seed)]
-            # identical settings but the loss; the pairs-matched baseline trains K times the epochs
-            assert cfg.train.epochs == one.train.epochs * (len(cfg.languages) if r.method == "one_to_one_pairs" else 1)
+            # identical settings but the loss; the pairs-matched baseline trains K times the epochs,
+            # the wall-clock-matched one the regime's equal_time_steps times
+            factor = {"one_to_one_pairs": len(cfg.languages),
+                      "one_to_one_time": plan["regimes"][r.regime].get("equal_time_steps")}.get(r.method, 1)
+            assert cfg.train.epochs == one.train.epochs * factor
+            if r.method == "one_to_one_time":
+                assert cfg.train.loss == "one_to_one" and r.label == "1-to-1, equal wall clock (2x steps)"
             assert (cfg.train.batch_size, cfg.train.lr, cfg.data.train) == (one.train.batch_size, one.train.lr,
                                                                             one.data.train)
 
@@ -75,7 +83,8 @@ def test_quick_ablation_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
     assert not data["missing"] and len(data["results"]) == len(ablation.plan_runs(ablation.load_plan("quick")))
     text = report.read_text()
     assert "Not finished" not in text
-    for label in ("1-to-K", "1-to-K balanced", "1-to-1", "1-to-1, K x pairs", "English pivot", "1-to-K, k=2"):
+    for label in ("1-to-K", "1-to-K balanced", "1-to-1", "1-to-1, K x pairs", "English pivot", "1-to-K, k=2",
+                  "1-to-1, equal wall clock (2x steps)"):
         assert f"| {label} | 3 |" in text
     for png in ("methods-scratch-recall.png", "methods-scratch-mrv.png", "noise-scratch-mrv.png",
                 "mrv-recall-scratch.png"):
@@ -91,6 +100,7 @@ def test_quick_ablation_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
     assert by[("one_to_k", 0)]["pairs_seen"] == 6 * by[("one_to_one", 0)]["pairs_seen"]
     assert by[("one_to_one_pairs", 0)]["pairs_seen"] == by[("one_to_k", 0)]["pairs_seen"]
     assert by[("one_to_one_pairs", 0)]["steps"] == 6 * by[("one_to_one", 0)]["steps"]
+    assert by[("one_to_one_time", 0)]["steps"] == 2 * by[("one_to_one", 0)]["steps"]
 
 
 def test_a_run_of_another_plan_is_not_mixed_into_the_table(tmp_path):
