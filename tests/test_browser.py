@@ -45,6 +45,15 @@ def _require_browser():
                     "(.ci/run does this), or set CCR_CHROMIUM to its path", pytrace=False)
 
 
+def _new_page(browser, **options):
+    """A page whose waits (for an element to render, to become editable) allow 90 s instead of
+    Playwright's 30: on a loaded 2-core machine the app's first render alone can take longer.
+    Nothing passes sooner or later because of it; only a slow machine stops failing."""
+    page = browser.new_page(**options)
+    page.set_default_timeout(90_000)
+    return page
+
+
 def _served(demo):
     """Serve ``demo`` on loopback for the duration of a fixture; yields its URL."""
     demo.queue(**queue_options())
@@ -73,7 +82,7 @@ def test_search_in_latin_and_cjk_scripts(url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000}, locale="en-US")
+            page = _new_page(browser, viewport={"width": 1600, "height": 1000}, locale="en-US")
             page.goto(url, wait_until="domcontentloaded")
             for lang, text in QUERIES.items():
                 box = page.locator(f"#query-{lang}").locator("textarea, input").first
@@ -132,7 +141,7 @@ def test_models_side_by_side(url, default_demo):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1000}, locale="en-US")
+            page = _new_page(browser, viewport={"width": 1500, "height": 1000}, locale="en-US")
             page.goto(url, wait_until="domcontentloaded")
             for lang in langs:
                 page.locator(f"#query-{lang}").locator("textarea, input").first.fill(QUERIES[lang])
@@ -171,7 +180,7 @@ def test_hidden_languages_and_empty_search_message(url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page = _new_page(browser, viewport={"width": 1400, "height": 900})
             page.goto(url, wait_until="domcontentloaded")
             expect(page.locator("#query-ru")).to_be_hidden()
             page.locator("#languages").get_by_label("ru").check()
@@ -201,7 +210,7 @@ def test_rerank_switch_shows_reranked_results(fusion_url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
+            page = _new_page(browser, viewport={"width": 1400, "height": 1000}, locale="en-US")
             page.goto(fusion_url, wait_until="domcontentloaded")
             for lang in ("en", "de", "zh"):
                 page.locator(f"#query-{lang}").locator("textarea, input").first.fill(QUERIES[lang])
