@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
-
 import torch
 from PIL import Image
 
