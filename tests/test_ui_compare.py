@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -101,7 +102,8 @@ def test_each_models_results_ranks_and_mrv_are_its_own(pair):
         assert c.ranks(name) == dict(zip(queries, (ref.ranks[ref.consensus] + 1).tolist()))
         assert c.mrv(name) == pytest.approx(np.std(ref.ranks[ref.consensus]))  # population std across languages
         mrvs[name] = c.mrv(name)
-        assert f"{name}: MRV {mrvs[name]:.3f}" in c.verdict
+        mean = np.mean(ref.ranks[ref.consensus] + 1)
+        assert f"{name}: MRV {mrvs[name]:.3f}, mean rank {mean:.1f}" in c.verdict
         assert f"### {name}: MRV {mrvs[name]:.3f}" in compare_view.model_markdown(c, name)
         pane = compare_view.model_pane(c, name)
         assert len(pane) == k * len(queries) and pane[0][1].startswith("en #1 · ")
@@ -126,10 +128,30 @@ def test_gold_mode_compares_the_gold_images_ranks(pair):
         ranks = metrics.t2i_ranks(scores, np.full(len(langs), gold_row))  # 0-based, per language
         assert c.ranks(name) == dict(zip(langs, (np.asarray(ranks) + 1).tolist()))
         assert c.mrv(name) == pytest.approx(np.std(np.asarray(ranks, float)))
-        assert f"{name}: MRV {c.mrv(name):.3f}" in c.verdict
+        assert f"{name}: MRV {c.mrv(name):.3f}, mean rank {np.mean(np.asarray(ranks) + 1):.1f}" in c.verdict
         assert "★ gold image" in compare_view.model_markdown(c, name)
     assert f"the gold image {c.gold_id}" in c.verdict or "equally consistent" in c.verdict
     assert "A: gold rank" in c.table.columns
+
+
+def _fake(langs, gold_ranks: dict[str, list[int]]) -> compare_view.Comparison:
+    """A gold-mode Comparison from given gold ranks per model (verdict() reads only these)."""
+    results = {name: SimpleNamespace(gold={"ranks": dict(zip(langs, r)), "mrv": float(np.std(r))})
+               for name, r in gold_ranks.items()}
+    return compare_view.Comparison(True, "", models=list(gold_ranks), languages=langs, results=results,
+                                   gold_id="img7")
+
+
+def test_verdict_says_when_the_more_consistent_model_ranks_the_gold_image_lower():
+    langs = ["en", "de", "zh"]
+    # B ranks the gold image alike but low (MRV 0, mean rank 9); A ranks it high but less alike
+    line = compare_view.verdict(_fake(langs, {"A": [1, 2, 1], "B": [9, 9, 9]}))
+    assert line.startswith("A: MRV 0.471, mean rank 1.3; B: MRV 0.000, mean rank 9.0 — B more consistent")
+    assert line.endswith("but A ranks it higher (mean rank 1.3): MRV measures agreement across languages, "
+                         "not accuracy")
+    # the more consistent model also ranks it higher: no caveat
+    line = compare_view.verdict(_fake(langs, {"A": [1, 1, 1], "B": [2, 9, 4]}))
+    assert "A more consistent" in line and "not accuracy" not in line
 
 
 def test_models_are_picked_by_configured_name_only(pair):

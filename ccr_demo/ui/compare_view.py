@@ -120,21 +120,40 @@ def compare_gold(app: AppState, languages: Any, k: Any = 5, instance: Any = -1,
     return c, inst
 
 
+def mean_rank(c: Comparison, name: str) -> float:
+    """Mean rank over the languages of the image the model's MRV is about: how high, not how alike."""
+    ranks = list(c.ranks(name).values())
+    return sum(ranks) / len(ranks)
+
+
 def verdict(c: Comparison) -> str:
-    """One line: each model's MRV and which is more consistent (lower MRV)."""
+    """One line: each model's MRV and mean rank, and which is more consistent (lower MRV).
+
+    MRV only measures agreement across languages: a model can rank the gold image alike and
+    low. The mean rank beside it, and a caveat when the more consistent model ranks the gold
+    image lower, keep a reader from taking consistency for accuracy."""
     if len(c.languages) < 2:
         return "MRV needs the query in two or more languages: type it in another language too."
     mrvs = {name: c.mrv(name) for name in c.models}
-    line = "; ".join(f"{name}: MRV {m:.3f}" for name, m in mrvs.items())
+    means = {name: mean_rank(c, name) for name in c.models}
+    line = "; ".join(f"{name}: MRV {mrvs[name]:.3f}, mean rank {means[name]:.1f}" for name in c.models)
     what = f"the gold image {c.gold_id}" if c.gold_id else "its consensus image"
-    best = min(mrvs.values())
-    winners = [n for n, m in mrvs.items() if round(m, 3) == round(best, 3)]
     if len(c.models) < 2:
         return line
+    best = min(mrvs.values())
+    winners = [n for n, m in mrvs.items() if round(m, 3) == round(best, 3)]
     if len(winners) == len(mrvs):
-        return f"{line} — equally consistent across the {len(c.languages)} languages"
-    return (f"{line} — {' and '.join(winners)} more consistent: ranks {what} more alike across the "
-            f"{len(c.languages)} languages (lower MRV)")
+        out = f"{line} — equally consistent across the {len(c.languages)} languages"
+    else:
+        out = (f"{line} — {' and '.join(winners)} more consistent: ranks {what} more alike across the "
+               f"{len(c.languages)} languages (lower MRV)")
+    higher = min(means, key=means.get)
+    if c.gold_id and higher not in winners and round(means[higher], 1) < min(round(means[w], 1) for w in winners):
+        out += (f", but {higher} ranks it higher (mean rank {means[higher]:.1f}): MRV measures agreement "
+                "across languages, not accuracy")
+    elif not c.gold_id and len({c.results[n].consensus for n in c.models}) > 1:
+        out += "; the models' consensus images differ"
+    return out
 
 
 def rank_table(c: Comparison) -> pd.DataFrame:

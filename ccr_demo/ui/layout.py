@@ -51,7 +51,9 @@ ABOUT = """## How the numbers are made
   by the image-text matching (ITM) score; the rest keep their contrastive order and rank. Every
   figure then reads "contrastive → re-ranked".
 - **Models side by side** (two or more models): each model's MRV for the same query, from its
-  own consensus image (or, in gold mode, the gold image), and a verdict naming the lower one.
+  own consensus image (or, in gold mode, the gold image), its mean rank there, and a verdict
+  naming the lower MRV (and, in gold mode, the model that ranks the gold image higher if that
+  is the other one: MRV measures agreement, not accuracy).
 - **Evaluate**: Recall@1/5/10 for text-to-image (IR) and image-to-text (TR) per language,
   mean recall, and MRV in both directions over a parallel test set (`ccr_demo.evaluate`).
 
