@@ -301,6 +301,27 @@ def _groups(results: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
     return groups
 
 
+def paired_rows(rows: list[tuple[str, list[dict]]], reference: str = "one_to_k") -> list[list[str]]:
+    """1-to-K against each other method of one table, seed by seed (the same seed gives both runs the
+    same data, order and initialisation): the mean ± std of the differences, and in how many of the
+    paired seeds 1-to-K is ahead. A gap in the means can hide a seed that goes the other way."""
+    ref = next((rs for _, rs in rows if rs[0]["method"] == reference), None)
+    if ref is None:
+        return []
+    ref_by_seed = {r["seed"]: r for r in ref}
+    out = []
+    for label, rs in rows:
+        pairs = [(ref_by_seed[r["seed"]], r) for r in rs if r["method"] != reference and r["seed"] in ref_by_seed]
+        if not pairs:
+            continue
+        d_r1 = [a["ir_r1_seen"] - b["ir_r1_seen"] for a, b in pairs if "ir_r1_seen" in a and "ir_r1_seen" in b]
+        d_mrv = [b["mrv_t2i_seen"] - a["mrv_t2i_seen"] for a, b in pairs
+                 if a.get("mrv_t2i_seen") is not None and b.get("mrv_t2i_seen") is not None]
+        out.append([label, str(len(pairs)), _pct(d_r1) if d_r1 else "n/a", f"{sum(d > 0 for d in d_r1)} of {len(d_r1)}",
+                    _mean_std(d_mrv), f"{sum(d > 0 for d in d_mrv)} of {len(d_mrv)}"])
+    return out
+
+
 def render_report(plan: dict, results: list[dict], missing: list[str], plots: dict[str, str]) -> str:
     """docs/ablation.md: per part and regime, method x language IR R@1 and the MRV columns."""
     seen = list(plan.get("languages") or [])
@@ -347,6 +368,15 @@ def render_report(plan: dict, results: list[dict], missing: list[str], plots: di
                                                                       "mrv_i2t", "mrv_i2t_seen", "query_p5")]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
+            paired = paired_rows(rows)
+            if paired:
+                ref_label = next(rs[0]["label"] for _, rs in rows if rs[0]["method"] == "one_to_k")
+                head = ["against", "seeds paired", f"IR R@1 seen: {ref_label} minus it", f"{ref_label} ahead in",
+                        f"MRV IR seen: it minus {ref_label}", f"{ref_label} more consistent in"]
+                lines += [f"Paired by seed: {ref_label} against each other method trained with the same seed "
+                          "(mean ± std of the per-seed differences; positive = "
+                          f"{ref_label} better).", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                lines += ["| " + " | ".join(cells) + " |" for cells in paired] + [""]
             head = ["method", "seeds"] + [f"TR R@1 {lang}" for lang in langs] + \
                    ["IR R@5", "IR R@10", "TR R@5", "TR R@10", "MRV IR (variance)"]
             lines += ["Image-to-text R@1 per language; R@5 / R@10 are means over the languages.", "",

@@ -96,11 +96,26 @@ def test_quick_ablation_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
         seen = np.stack([ranks[d][lang] for lang in ["en", "de", "fr", "zh", "ja", "ru"]], axis=1)
         assert r[f"mrv_{d}_seen"] == pytest.approx(metrics.mean_rank_variance(seen))
     assert "| MRV TR seen |" in text and "![mrv-recall-scratch]" in text
+    assert "Paired by seed: 1-to-K against each other method" in text and "| English pivot | 3 | " in text
     by = {(x["method"], x["seed"]): x for x in data["results"] if x["part"] == "methods"}
     assert by[("one_to_k", 0)]["pairs_seen"] == 6 * by[("one_to_one", 0)]["pairs_seen"]
     assert by[("one_to_one_pairs", 0)]["pairs_seen"] == by[("one_to_k", 0)]["pairs_seen"]
     assert by[("one_to_one_pairs", 0)]["steps"] == 6 * by[("one_to_one", 0)]["steps"]
     assert by[("one_to_one_time", 0)]["steps"] == 2 * by[("one_to_one", 0)]["steps"]
+
+
+def _result(method: str, seed: int, r1: float, mrv: float) -> dict:
+    return {"method": method, "label": method, "seed": seed, "ir_r1_seen": r1, "mrv_t2i_seen": mrv}
+
+
+def test_paired_differences_pair_runs_by_seed():
+    rows = [("1-to-K", [_result("one_to_k", s, r1, m) for s, r1, m in ((0, 50, 1.0), (1, 40, 2.0), (2, 45, 1.5))]),
+            # seed 2 of the baseline missing: only seeds 0 and 1 pair; it beats 1-to-K at seed 1
+            ("1-to-1", [_result("one_to_one", s, r1, m) for s, r1, m in ((1, 42, 1.5), (0, 30, 4.0))])]
+    (row,) = ablation.paired_rows(rows)
+    # differences 50-30 = 20 and 40-42 = -2: mean 9.0, population std 11.0; MRV 3.0 and -0.5
+    assert row == ["1-to-1", "2", "9.0 ± 11.0", "1 of 2", "1.250 ± 1.750", "1 of 2"]
+    assert ablation.paired_rows(rows[1:]) == []  # no 1-to-K runs: nothing to pair with
 
 
 def test_a_run_of_another_plan_is_not_mixed_into_the_table(tmp_path):
