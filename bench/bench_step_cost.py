@@ -35,7 +35,7 @@ METHODS = ["one_to_k", "one_to_one", "pivot"]
 
 def step_seconds(spec, steps: int, out: Path) -> float:
     """Seconds per step of ``steps`` steps of the run ``spec`` (no evaluation, no tracker)."""
-    from ccr_demo.ablation import run_config
+    from ccr_demo.ablation_plan import run_config
     from ccr_demo.training import train
 
     cfg = run_config(spec, out)
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="docs/bench_step_cost.md")
     args = parser.parse_args(argv)
 
-    from ccr_demo.ablation import METHODS as LABELS, load_plan, plan_runs
+    from ccr_demo.ablation_plan import METHODS as LABELS, load_plan, plan_runs
 
     plan = load_plan("full")
     regimes = [r for r in args.regimes.split(",") if r]

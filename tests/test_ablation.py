@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ccr_demo import ablation, metrics
+from ccr_demo import ablation, ablation_plan, ablation_report, metrics
 from ccr_demo.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_plans_name_every_run_and_check_every_config():
     for name in ("quick", "full"):
-        plan = ablation.load_plan(name)
-        runs = ablation.plan_runs(plan)
+        plan = ablation_plan.load_plan(name)
+        runs = ablation_plan.plan_runs(plan)
         names = [r.name for r in runs]
         assert len(names) == len(set(names))
         methods = [r for r in runs if r.part == "methods"]
@@ -28,13 +28,13 @@ def test_plans_name_every_run_and_check_every_config():
         order = [(r.seed, ["methods", "noise", "caption_num"].index(r.part)) for r in runs]
         assert order == sorted(order) and runs[-1].seed == plan["seeds"][-1]
         for spec in runs:
-            cfg = ablation.run_config(spec, Path("/tmp/out"))
+            cfg = ablation_plan.run_config(spec, Path("/tmp/out"))
             assert cfg.train.adam_betas == [0.9, 0.98] and cfg.train.temperature_clamp == "step"  # official
             assert cfg.train.eval_keep_ranks and cfg.train.seed == spec.seed
             assert cfg.languages == plan["languages"]
-        base = {(r.regime, r.seed): ablation.run_config(r, Path("/tmp/o")) for r in methods if r.method == "one_to_one"}
+        base = {(r.regime, r.seed): ablation_plan.run_config(r, Path("/tmp/o")) for r in methods if r.method == "one_to_one"}
         for r in methods:
-            cfg = ablation.run_config(r, Path("/tmp/o"))
+            cfg = ablation_plan.run_config(r, Path("/tmp/o"))
             one = base[(r.regime, r.seed)]
             # identical settings but the loss; the pairs-matched baseline trains K times the epochs,
             # the wall-clock-matched one the regime's equal_time_steps times
@@ -49,7 +49,7 @@ def test_plans_name_every_run_and_check_every_config():
 
 def test_bad_plans_are_named():
     with pytest.raises(ConfigError, match="not found .*quick"):
-        ablation.load_plan("nope")
+        ablation_plan.load_plan("nope")
 
 
 def test_a_dead_drivers_lock_is_taken_over(tmp_path):
@@ -73,14 +73,14 @@ def test_quick_ablation_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
     # a run killed mid-way: a checkpoint, no summary; the next call resumes it
     from ccr_demo.training import train
 
-    spec = ablation.plan_runs(ablation.load_plan("quick"))[2]
-    train(ablation.run_config(spec, out), stop_after_steps=6)  # past its first epoch checkpoint (4 steps)
+    spec = ablation_plan.plan_runs(ablation_plan.load_plan("quick"))[2]
+    train(ablation_plan.run_config(spec, out), stop_after_steps=6)  # past its first epoch checkpoint (4 steps)
     assert not (out / spec.name / "summary.json").exists()
     capsys.readouterr()
     assert ablation.main(args) == 0
     assert f"{spec.name}: resuming" in capsys.readouterr().out
     data = json.loads((out / "results.json").read_text())
-    assert not data["missing"] and len(data["results"]) == len(ablation.plan_runs(ablation.load_plan("quick")))
+    assert not data["missing"] and len(data["results"]) == len(ablation_plan.plan_runs(ablation_plan.load_plan("quick")))
     text = report.read_text()
     assert "Not finished" not in text
     for label in ("1-to-K", "1-to-K balanced", "1-to-1", "1-to-1, K x pairs", "English pivot", "1-to-K, k=2",
@@ -112,21 +112,21 @@ def test_paired_differences_pair_runs_by_seed():
     rows = [("1-to-K", [_result("one_to_k", s, r1, m) for s, r1, m in ((0, 50, 1.0), (1, 40, 2.0), (2, 45, 1.5))]),
             # seed 2 of the baseline missing: only seeds 0 and 1 pair; it beats 1-to-K at seed 1
             ("1-to-1", [_result("one_to_one", s, r1, m) for s, r1, m in ((1, 42, 1.5), (0, 30, 4.0))])]
-    (row,) = ablation.paired_rows(rows)
+    (row,) = ablation_report.paired_rows(rows)
     # differences 50-30 = 20 and 40-42 = -2: mean 9.0, population std 11.0; MRV 3.0 and -0.5
     assert row == ["1-to-1", "2", "9.0 ± 11.0", "1 of 2", "1.250 ± 1.750", "1 of 2"]
-    assert ablation.paired_rows(rows[1:]) == []  # no 1-to-K runs: nothing to pair with
+    assert ablation_report.paired_rows(rows[1:]) == []  # no 1-to-K runs: nothing to pair with
 
 
 def test_a_run_of_another_plan_is_not_mixed_into_the_table(tmp_path):
     from ccr_demo.config import save_json
 
-    spec = ablation.plan_runs(ablation.load_plan("quick"))[0]
-    cfg = ablation.run_config(spec, tmp_path)
+    spec = ablation_plan.plan_runs(ablation_plan.load_plan("quick"))[0]
+    cfg = ablation_plan.run_config(spec, tmp_path)
     (tmp_path / spec.name).mkdir(parents=True)
     save_json(cfg, tmp_path / spec.name / "config.yaml.json")
-    ablation.check_unchanged(spec, tmp_path)  # the same config: fine
+    ablation_plan.check_unchanged(spec, tmp_path)  # the same config: fine
     cfg.train.epochs += 1
     save_json(cfg, tmp_path / spec.name / "config.yaml.json")
     with pytest.raises(ConfigError, match="another config than the plan"):
-        ablation.check_unchanged(spec, tmp_path)
+        ablation_plan.check_unchanged(spec, tmp_path)
