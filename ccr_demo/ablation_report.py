@@ -31,6 +31,8 @@ def run_result(spec: RunSpec, folder: Path, seen: list[str]) -> dict:
            "seconds_per_step": summary["train_seconds"] / max(1, summary["steps"]),
            "ir_r1": {lang: report["t2i"][lang]["1"] for lang in langs},
            "tr_r1": {lang: report["i2t"][lang]["1"] for lang in langs},
+           "recall": {d: {lang: {k: report[key][lang][k] for k in ("1", "5", "10") if k in report[key][lang]}
+                          for lang in langs} for d, key in (("ir", "t2i"), ("tr", "i2t"))},
            **{f"{d}_r{k}_mean": float(np.mean([report[key][lang][k] for lang in langs]))
               for d, key in (("ir", "t2i"), ("tr", "i2t")) for k in ("5", "10") if k in report[key][langs[0]]},
            "mean_recall": report["mean_recall"]["all"], "mrv_t2i": report["mrv"]["t2i"], "mrv_i2t": report["mrv"]["i2t"],
@@ -112,6 +114,23 @@ def paired_rows(rows: list[tuple[str, list[dict]]], reference: str = "one_to_k")
     return out
 
 
+def recall_at_k_tables(rows: list[tuple[str, list[dict]]], langs: list[str]) -> list[str]:
+    """Per direction, a folded table of every language's R@1 / R@5 / R@10 (means over seeds)."""
+    if not all("recall" in r for _, rs in rows for r in rs):
+        return []  # results.json of an older report: the runs' own reports have them
+    lines = ["<details><summary>Per-language R@1 / R@5 / R@10 in both directions (mean over seeds; the spread "
+             "of R@1 is in the tables above)</summary>", ""]
+    for d, name in (("ir", "Text-to-image (IR)"), ("tr", "Image-to-text (TR)")):
+        lines += [f"{name}, R@1 / R@5 / R@10 (%):", "", "| method | seeds | " + " | ".join(langs) + " |",
+                  "|" + "---|" * (len(langs) + 2)]
+        for label, rs in rows:
+            cells = [" / ".join(f"{np.mean([r['recall'][d][lang][k] for r in rs]):.1f}"
+                                for k in ("1", "5", "10") if k in rs[0]["recall"][d][lang]) for lang in langs]
+            lines.append(f"| {label} | {len(rs)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines + ["</details>", ""]
+
+
 def render_report(plan: dict, results: list[dict], missing: list[str], plots: dict[str, str]) -> str:
     """docs/ablation.md: per part and regime, method x language IR R@1 and the MRV columns."""
     seen = list(plan.get("languages") or [])
@@ -178,6 +197,7 @@ def render_report(plan: dict, results: list[dict], missing: list[str], plots: di
                 cells += [_mean_std([r.get("mrv_var_t2i") for r in rs])]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
+            lines += recall_at_k_tables(rows, langs)
             for key in (f"{part}-{reg}-recall", f"{part}-{reg}-mrv"):
                 if key in plots:
                     lines += [f"![{key}]({plots[key]})", ""]

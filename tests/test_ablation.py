@@ -97,6 +97,12 @@ def test_quick_ablation_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
         assert r[f"mrv_{d}_seen"] == pytest.approx(metrics.mean_rank_variance(seen))
     assert "| MRV TR seen |" in text and "![mrv-recall-scratch]" in text
     assert "Paired by seed: 1-to-K against each other method" in text and "| English pivot | 3 | " in text
+    # per-language R@1 / R@5 / R@10, from the runs' own reports
+    runs = [x for x in data["results"] if (x["part"], x["regime"], x["method"]) == ("methods", "scratch", "one_to_k")]
+    en = [json.loads((out / f"methods/scratch/one_to_k/seed{x['seed']}/summary.json").read_text())["eval"][0]["t2i"]["en"]
+          for x in runs]
+    cell = " / ".join(f"{np.mean([e[k] for e in en]):.1f}" for k in ("1", "5", "10"))
+    assert "Per-language R@1 / R@5 / R@10" in text and f"| 1-to-K | 3 | {cell} | " in text
     by = {(x["method"], x["seed"]): x for x in data["results"] if x["part"] == "methods"}
     assert by[("one_to_k", 0)]["pairs_seen"] == 6 * by[("one_to_one", 0)]["pairs_seen"]
     assert by[("one_to_one_pairs", 0)]["pairs_seen"] == by[("one_to_k", 0)]["pairs_seen"]
