@@ -8,13 +8,14 @@ parts: the K ablation (``train.caption_num`` k of K languages per image per step
 on machine-translation-noisy captions. Every run is an ordinary ``ccr_demo.training.train`` in
 its own folder under ``--out``; a finished run (its summary.json) is never trained again and an
 unfinished one resumes from its last checkpoint, so a killed ablation restarts where it
-stopped. Several drivers may share one ``--out`` (a run is claimed by a lock file naming the
-process), e.g. one per core. The report (tables and plots of the mean and spread over seeds) is
+stopped. Several drivers may share one ``--out`` (a run is claimed by an exclusive lock on a
+file in its folder, released when its driver exits or dies), e.g. one per core. The report (tables and plots of the mean and spread over seeds) is
 written from whatever runs are finished and says which are missing.
 
 Fairness is explicit: "1-to-1" sees one caption per image per step, "1-to-K" K of them;
 "1-to-1, K x pairs" trains K times the steps, so it sees as many caption-image pairs as 1-to-K.
-Each row reports its steps, pairs seen and seconds per step (equal wall clock can be read off).
+Each row reports its steps, caption-image pairs seen and seconds per step (noisy: the runs share
+the cores; bench/bench_step_cost.py measures the methods' costs side by side).
 
 This module runs the plan (claiming, resuming) and is the command; the plan and each run's
 config live in ``ablation_plan``, the tables and plots in ``ablation_report``.
@@ -29,31 +30,33 @@ import sys
 import time
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 from .ablation_plan import check_unchanged, load_plan, plan_runs, run_config
 from .ablation_report import write_report
 from .config import ConfigError
 
 
 # --------------------------------------------------------------------------- running
-def _claim(folder: Path) -> bool:
-    """Take the run's lock (a file naming this process); a lock of a dead process is taken over."""
+def _claim(folder: Path) -> int | None:
+    """Lock the run for this driver: an exclusive ``flock`` on its lock file, held while it trains
+    and released by the kernel when the driver exits or dies, so a crashed driver leaves no stale
+    lock and two drivers restarting together cannot both take one over. Returns the open file
+    descriptor (release with ``os.close``), or None when another driver holds the run."""
     folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / ".ablation.lock"
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
+    fd = os.open(folder / ".ablation.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    if fcntl is not None:  # without flock (Windows) run one driver per --out
         try:
-            pid = int(lock.read_text().strip() or 0)
-            os.kill(pid, 0)
-            return pid == os.getpid()
-        except (ValueError, ProcessLookupError, FileNotFoundError):
-            lock.unlink(missing_ok=True)  # its owner died: take over
-            return _claim(folder)
-        except PermissionError:
-            return False
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
-    return True
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())  # who holds it, for a person looking
+    return fd
 
 
 def run_all(plan: dict, out: Path, max_runs: int = 0, log=print) -> dict:
@@ -68,10 +71,14 @@ def run_all(plan: dict, out: Path, max_runs: int = 0, log=print) -> dict:
             continue
         if max_runs and trained >= max_runs:
             break
-        if not _claim(folder):
+        lock = _claim(folder)
+        if lock is None:
             skipped += 1
             continue
         try:
+            if (folder / "summary.json").is_file():  # another driver finished it in the meantime
+                done += 1
+                continue
             cfg = run_config(spec, out)
             resume = latest_checkpoint(cfg) is not None
             log(f"[ablation] {spec.name}: {'resuming' if resume else 'training'}")
@@ -81,7 +88,7 @@ def run_all(plan: dict, out: Path, max_runs: int = 0, log=print) -> dict:
             log(f"[ablation] {spec.name}: done in {time.perf_counter() - start:.0f} s")
             trained += 1
         finally:
-            (folder / ".ablation.lock").unlink(missing_ok=True)
+            os.close(lock)  # the file stays: unlinking it could let two drivers lock two different files
     return {"finished_before": done, "trained": trained, "claimed_by_others": skipped,
             "planned": len(plan_runs(plan))}
 

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,14 +54,29 @@ def test_bad_plans_are_named():
         ablation_plan.load_plan("nope")
 
 
-def test_a_dead_drivers_lock_is_taken_over(tmp_path):
+def test_a_run_is_locked_while_its_driver_lives(tmp_path):
     folder = tmp_path / "run"
-    assert ablation._claim(folder)
-    (folder / ".ablation.lock").write_text("999999999")  # a process that does not exist
-    assert ablation._claim(folder)
-    assert (folder / ".ablation.lock").read_text() == str(os.getpid())
-    (folder / ".ablation.lock").write_text(str(os.getppid()))  # a live other process: not taken
-    assert not ablation._claim(folder)
+    held = ablation._claim(folder)
+    assert held is not None and (folder / ".ablation.lock").read_text() == str(os.getpid())
+    assert ablation._claim(folder) is None  # another driver (another open file) cannot take it
+    os.close(held)
+    again = ablation._claim(folder)
+    assert again is not None
+    os.close(again)
+    # a driver that dies holding the lock (killed: no cleanup runs) leaves nothing to take over
+    code = (f"import os, sys, time; sys.path.insert(0, {str(ROOT)!r}); from ccr_demo import ablation; "
+            f"fd = ablation._claim(__import__('pathlib').Path({str(folder)!r})); print(fd is not None, flush=True); "
+            "time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "True"
+        assert ablation._claim(folder) is None  # held by the live process
+    finally:
+        proc.kill()
+        proc.wait()
+    taken = ablation._claim(folder)
+    assert taken is not None
+    os.close(taken)
 
 
 @pytest.mark.slow
@@ -106,6 +123,7 @@ def test_quick_ablation_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
     by = {(x["method"], x["seed"]): x for x in data["results"] if x["part"] == "methods"}
     assert by[("one_to_k", 0)]["pairs_seen"] == 6 * by[("one_to_one", 0)]["pairs_seen"]
     assert by[("one_to_one_pairs", 0)]["pairs_seen"] == by[("one_to_k", 0)]["pairs_seen"]
+    assert by[("pivot", 0)]["pairs_seen"] == by[("one_to_one", 0)]["pairs_seen"]  # English caption-image only
     assert by[("one_to_one_pairs", 0)]["steps"] == 6 * by[("one_to_one", 0)]["steps"]
     assert by[("one_to_one_time", 0)]["steps"] == 2 * by[("one_to_one", 0)]["steps"]
 
@@ -122,6 +140,25 @@ def test_paired_differences_pair_runs_by_seed():
     # differences 50-30 = 20 and 40-42 = -2: mean 9.0, population std 11.0; MRV 3.0 and -0.5
     assert row == ["1-to-1", "2", "9.0 ± 11.0", "1 of 2", "1.250 ± 1.750", "1 of 2"]
     assert ablation_report.paired_rows(rows[1:]) == []  # no 1-to-K runs: nothing to pair with
+
+
+def test_the_recall_curve_and_each_methods_distance_from_it():
+    def run(method, r1, mrv, part="methods"):
+        return {"method": method, "label": method, "part": part, "ir_r1_seen": r1, "mrv_t2i_seen": mrv}
+
+    on = [run("one_to_k", x, float(np.exp(2.0 - 0.05 * x))) for x in (20, 40, 60)]
+    off = [run("one_to_one", 30, 2 * float(np.exp(2.0 - 0.05 * 30)))]  # twice the curve: pulls the fit
+    pivot = [run("pivot", 30, 3 * float(np.exp(2.0 - 0.05 * 30)))]  # not in the fit
+    b, a = ablation_report.recall_curve(on + pivot)  # 3 runs: a straight line, highest power first
+    assert (a, b) == (pytest.approx(2.0), pytest.approx(-0.05))  # the pivot does not move the fit
+    rows = {r[0]: r for r in ablation_report.off_curve_rows(on + pivot)}
+    assert rows["one_to_k"][1:] == ["3", "1.00", "1.00-1.00"] and rows["pivot"][2] == "3.00"
+    rows = {r[0]: r for r in ablation_report.off_curve_rows(on + off)}
+    assert float(rows["one_to_one"][2]) > 1.2 and float(rows["one_to_k"][2]) < 1.0
+    assert ablation_report.off_curve_rows(on[:2] + pivot) == []  # two runs make no curve
+    bent = [run("one_to_k", x, float(np.exp(1.0 + 0.01 * x + 0.001 * x * x))) for x in (10, 20, 30, 40, 50, 60)]
+    assert ablation_report.recall_curve(bent) == pytest.approx([0.001, 0.01, 1.0])  # from 6 runs: quadratic
+    assert ablation_report.curve_text(np.array([0.001, 0.01, 1.0])).startswith("log(MRV IR seen) = 0.001 x^2 +0.01 x +1")
 
 
 def test_a_run_of_another_plan_is_not_mixed_into_the_table(tmp_path):
