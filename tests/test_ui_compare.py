@@ -103,7 +103,7 @@ def test_each_models_results_ranks_and_mrv_are_its_own(pair):
         assert c.mrv(name) == pytest.approx(np.std(ref.ranks[ref.consensus]))  # population std across languages
         mrvs[name] = c.mrv(name)
         mean = np.mean(ref.ranks[ref.consensus] + 1)
-        assert f"{name}: MRV {mrvs[name]:.3f}, mean rank {mean:.1f}" in c.verdict
+        assert f"{name}: MRV {mrvs[name]:.3f}, its consensus image at mean rank {mean:.1f}" in c.verdict
         assert f"### {name}: MRV {mrvs[name]:.3f}" in compare_view.model_markdown(c, name)
         pane = compare_view.model_pane(c, name)
         assert len(pane) == k * len(queries) and pane[0][1].startswith("en #1 · ")
@@ -128,7 +128,7 @@ def test_gold_mode_compares_the_gold_images_ranks(pair):
         ranks = metrics.t2i_ranks(scores, np.full(len(langs), gold_row))  # 0-based, per language
         assert c.ranks(name) == dict(zip(langs, (np.asarray(ranks) + 1).tolist()))
         assert c.mrv(name) == pytest.approx(np.std(np.asarray(ranks, float)))
-        assert f"{name}: MRV {c.mrv(name):.3f}, mean rank {np.mean(np.asarray(ranks) + 1):.1f}" in c.verdict
+        assert f"{name}: MRV {c.mrv(name):.3f}, gold image at mean rank {np.mean(np.asarray(ranks) + 1):.1f}" in c.verdict
         assert "★ gold image" in compare_view.model_markdown(c, name)
     assert f"the gold image {c.gold_id}" in c.verdict or "equally consistent" in c.verdict
     assert "A: gold rank" in c.table.columns
@@ -146,12 +146,21 @@ def test_verdict_says_when_the_more_consistent_model_ranks_the_gold_image_lower(
     langs = ["en", "de", "zh"]
     # B ranks the gold image alike but low (MRV 0, mean rank 9); A ranks it high but less alike
     line = compare_view.verdict(_fake(langs, {"A": [1, 2, 1], "B": [9, 9, 9]}))
-    assert line.startswith("A: MRV 0.471, mean rank 1.3; B: MRV 0.000, mean rank 9.0 — B more consistent")
+    assert line.startswith("A: MRV 0.471, gold image at mean rank 1.3; B: MRV 0.000, gold image at mean rank 9.0 — "
+                           "B more consistent")
     assert line.endswith("but A ranks it higher (mean rank 1.3): MRV measures agreement across languages, "
                          "not accuracy")
     # the more consistent model also ranks it higher: no caveat
     line = compare_view.verdict(_fake(langs, {"A": [1, 1, 1], "B": [2, 9, 4]}))
     assert "A more consistent" in line and "not accuracy" not in line
+
+
+def test_tied_models_are_all_named():
+    assert compare_view.lowest({"A": 1.2, "B": 0.5, "C": 0.5004}) == ["B", "C"]  # equal as shown
+    assert compare_view.lowest({"A": 1.0, "B": 2.0, "C": 3.0}) == ["A"]
+    langs = ["en", "de", "zh"]
+    line = compare_view.verdict(_fake(langs, {"A": [1, 2, 1], "B": [3, 4, 3], "C": [2, 9, 4]}))
+    assert "— A and B more consistent" in line and "but" not in line  # A ranks it higher too
 
 
 def test_models_are_picked_by_configured_name_only(pair):
@@ -195,6 +204,9 @@ def test_evaluation_side_by_side_equals_each_models_evaluation(pair):
         assert row["TR R@1 en"] == pytest.approx(own["i2t"]["en"]["1"], abs=0.01)
     assert set(res.chart["model"]) == {"A", "B"} and set(res.chart["metric"]) == {"IR en", "IR de", "TR en", "TR de"}
     assert "MRV (text-to-image): A " in res.headline
+    mrvs = dict(zip(res.table["model"], res.table["MRV t2i"]))
+    if mrvs["A"] != mrvs["B"]:
+        assert res.headline.splitlines()[0].endswith(f"— {min(mrvs, key=mrvs.get)} more consistent")
     assert res.message.count("image embeddings: the gallery's stored vectors") == 1 and "- - " not in res.message
 
 

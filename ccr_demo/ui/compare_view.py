@@ -126,6 +126,12 @@ def mean_rank(c: Comparison, name: str) -> float:
     return sum(ranks) / len(ranks)
 
 
+def lowest(mrvs: Mapping[str, float]) -> list[str]:
+    """The models whose MRV is the lowest as shown (3 decimals): every one of them when tied."""
+    best = round(min(mrvs.values()), 3)
+    return [name for name, m in mrvs.items() if round(m, 3) == best]
+
+
 def verdict(c: Comparison) -> str:
     """One line: each model's MRV and mean rank, and which is more consistent (lower MRV).
 
@@ -136,12 +142,12 @@ def verdict(c: Comparison) -> str:
         return "MRV needs the query in two or more languages: type it in another language too."
     mrvs = {name: c.mrv(name) for name in c.models}
     means = {name: mean_rank(c, name) for name in c.models}
-    line = "; ".join(f"{name}: MRV {mrvs[name]:.3f}, mean rank {means[name]:.1f}" for name in c.models)
+    of = "gold image" if c.gold_id else "its consensus image"  # outside gold mode, each model's own image
+    line = "; ".join(f"{name}: MRV {mrvs[name]:.3f}, {of} at mean rank {means[name]:.1f}" for name in c.models)
     what = f"the gold image {c.gold_id}" if c.gold_id else "its consensus image"
     if len(c.models) < 2:
         return line
-    best = min(mrvs.values())
-    winners = [n for n, m in mrvs.items() if round(m, 3) == round(best, 3)]
+    winners = lowest(mrvs)
     if len(winners) == len(mrvs):
         out = f"{line} — equally consistent across the {len(c.languages)} languages"
     else:
@@ -244,9 +250,9 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
                 chart.append({"metric": f"{label} {lang}", "R@1": value, "model": name})
         rows.append(row)
     mrvs = {name: reports[name]["mrv"]["t2i"] for name in names}
-    best = min(mrvs, key=mrvs.get)
+    best = lowest(mrvs)
     head = ("### MRV (text-to-image): " + "; ".join(f"{n} {m:.3f}" for n, m in mrvs.items())
-            + (f" — {best} more consistent" if len(set(round(m, 3) for m in mrvs.values())) > 1 else "")
+            + (f" — {' and '.join(best)} more consistent" if len(best) < len(mrvs) else "")
             + f"\n{reports[names[0]]['n_instances']} instances × {len(langs)} languages, the same for every model.")
     return EvaluationComparison(True, cb._bullets(list(dict.fromkeys(notes))), reports=reports,
                                 table=pd.DataFrame(rows), chart=pd.DataFrame(chart), headline=head)
