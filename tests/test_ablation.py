@@ -113,7 +113,11 @@ def test_quick_ablation_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
         seen = np.stack([ranks[d][lang] for lang in ["en", "de", "fr", "zh", "ja", "ru"]], axis=1)
         assert r[f"mrv_{d}_seen"] == pytest.approx(metrics.mean_rank_variance(seen))
     assert "| MRV TR seen |" in text and "![mrv-recall-scratch]" in text
-    assert "Paired by seed: 1-to-K against each other method" in text and "| English pivot | 3 | " in text
+    paired = text.split("Paired by seed: 1-to-K against each other method", 1)[1].split("\n\n")[1].splitlines()[2:]
+    assert [row.split(" | ")[:2] for row in paired] == [  # the first regime's methods, each paired at 3 seeds
+        [f"| {label}", "3"] for label in ("1-to-K balanced", "1-to-1", "1-to-1, K x pairs", "English pivot",
+                                          "1-to-1, equal wall clock (2x steps)")]
+    assert "| method | runs | MRV ÷ curve | range |" in text
     # per-language R@1 / R@5 / R@10, from the runs' own reports
     runs = [x for x in data["results"] if (x["part"], x["regime"], x["method"]) == ("methods", "scratch", "one_to_k")]
     en = [json.loads((out / f"methods/scratch/one_to_k/seed{x['seed']}/summary.json").read_text())["eval"][0]["t2i"]["en"]
