@@ -86,21 +86,24 @@ def outside_requirements() -> list[str]:
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
-    todo = [canonicalize_name(Requirement(line).name) for line in
-            (raw.split("#", 1)[0].strip() for raw in (ROOT / "requirements.txt").read_text().splitlines()) if line]
+    lines = (raw.split("#", 1)[0].strip() for raw in (ROOT / "requirements.txt").read_text().splitlines())
+    todo = [Requirement(line) for line in lines if line]
     closure: set[str] = set()
+    done: set[tuple[str, str]] = set()
     while todo:
-        name = todo.pop()
-        if name in closure:
-            continue
+        req = todo.pop()
+        name = canonicalize_name(req.name)
         closure.add(name)
         try:
             requires = md.distribution(name).requires or []
         except md.PackageNotFoundError:
             continue
-        for spec in map(Requirement, requires):
-            if spec.marker is None or spec.marker.evaluate({"extra": ""}):
-                todo.append(canonicalize_name(spec.name))
+        for extra in ["", *req.extras]:  # its own dependencies, and those of the extras asked for
+            if (name, extra) in done:
+                continue
+            done.add((name, extra))
+            todo += [spec for spec in map(Requirement, requires)
+                     if (spec.marker is None and not extra) or (spec.marker and spec.marker.evaluate({"extra": extra}))]
 
     def top_level(dist) -> set[str]:
         listed = dist.read_text("top_level.txt")
