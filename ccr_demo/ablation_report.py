@@ -136,8 +136,8 @@ def recall_at_k_tables(rows: list[tuple[str, list[dict]]], langs: list[str]) -> 
 
 def recall_curve(results: list[dict]) -> np.ndarray | None:
     """The common curve of consistency against recall: log(MRV seen) as a polynomial in seen IR
-    R@1 (least squares; quadratic from 6 runs on, since the points bend: on the locked regime's
-    runs it leaves a fifth of a straight line's squared error), over every run whose method
+    R@1 (least squares; quadratic from 6 runs on, since the points bend: on the full plan's
+    locked runs it leaves a sixth of a straight line's squared error), over every run whose method
     aligns every training language with the image, i.e. all but the English pivot. Its
     coefficients, highest power first (``np.polyval``); None with fewer than 3 such runs."""
     pts = [(r["ir_r1_seen"], math.log(r["mrv_t2i_seen"])) for r in results
