@@ -5,7 +5,7 @@ caption-image pairs (1-to-1 given K x the steps). Equal wall clock lies between 
 depends on the regime: with a locked, cached text tower a 1-to-K step adds only K x the text
 rows to the loss (the image tower dominates), while with a trained text tower it runs the
 tower over K x the captions. This bench measures it: each method's run config from the
-full plan (``ccr_demo.ablation.run_config``: the same recipe, data and official details),
+full plan (``ccr_demo.ablation_plan.run_config``: the same recipe, data and official details),
 trained for ``--steps`` steps through ``ccr_demo.training.train`` with evaluation off, methods
 alternating, ``--repeats`` rounds. train() times its whole loop, so the first steps' warm-up
 is included. Seconds per step are medians over the rounds; ratios are to 1-to-K's median from

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .ablation_plan import RunSpec, plan_runs
-from .fileio import atomic_write_json
+from .fileio import atomic_write_json, atomic_write_text
 
 
 def run_result(spec: RunSpec, folder: Path, seen: list[str]) -> dict:
@@ -75,18 +75,21 @@ def _trained_languages(folder: Path) -> list[str]:
     return list(cfg["data"]["languages"] or cfg["model"]["languages"])
 
 
-def _mean_std(values: list[float]) -> str:
+def _spread(values: list[float], digits: int) -> str:
+    """Mean ± population std over seeds (a single value alone; "n/a" for none)."""
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not values:
         return "n/a"
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}" if len(values) > 1 else f"{values[0]:.{digits}f}"
+
+
+def _mean_std(values: list[float]) -> str:
+    return _spread(values, 3)
 
 
 def _pct(values: list[float]) -> str:
-    """Recall figures (the reports hold them in %), mean ± std."""
-    if not values:
-        return "n/a"
-    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if len(values) > 1 else f"{values[0]:.1f}"
+    """Recall figures (the reports hold them in %)."""
+    return _spread(values, 1)
 
 
 def _groups(results: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
@@ -347,8 +350,5 @@ def write_report(plan: dict, out: Path, report: Path) -> dict:
     results, missing = collect(plan, out)
     atomic_write_json(out / "results.json", {"plan": plan, "results": results, "missing": missing})
     plots = write_plots(results, report.parent / report.stem, report.parent) if results else {}
-    report.parent.mkdir(parents=True, exist_ok=True)
-    tmp = report.with_name(f".{report.name}.tmp")
-    tmp.write_text(render_report(plan, results, missing, plots), encoding="utf-8")
-    os.replace(tmp, report)
+    atomic_write_text(report, render_report(plan, results, missing, plots))
     return {"results": len(results), "missing": len(missing)}
