@@ -336,7 +336,9 @@ class TrainConfig:
     init_from: str = ""
     seed: int = 0
     output_dir: str = "runs/model"
-    save_every_steps: int = 0  # accelerate save_state every N steps (0 = only at epoch ends)
+    save_every_steps: int = 0  # a checkpoint every N steps (0 = only at epoch ends)
+    # Newest checkpoints kept. 0 = none written: only the final model is saved and a killed run
+    # cannot resume (one-off runs where a model-plus-optimizer copy does not fit on disk).
     keep_checkpoints: int = 2
     eval_every_epochs: int = 1
     # ITM re-ranking of the contrastive top k in the FINAL evaluation (models with fusion; 0 =
@@ -367,6 +369,10 @@ class TrainConfig:
             raise ConfigError(f"train.adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
         if self.temperature_clamp not in ("step", "read"):
             raise ConfigError(f"train.temperature_clamp must be 'step' or 'read', got {self.temperature_clamp!r}")
+        if self.keep_checkpoints < 0 or self.save_every_steps < 0:
+            raise ConfigError("train.keep_checkpoints and train.save_every_steps must be >= 0 "
+                              f"(0 = no checkpoints / only at epoch ends), got {self.keep_checkpoints} "
+                              f"and {self.save_every_steps}")
         if self.caption_num < 0:
             raise ConfigError(f"train.caption_num must be >= 0 (0 = all K languages), got {self.caption_num}")
         if not 0 <= self.warmup_ratio < 1:

@@ -423,7 +423,7 @@ def save_checkpoint(accelerator: Accelerator, cfg: ExperimentConfig, state: Trai
         atomic_write_json(root / LATEST, _json_safe({"dir": name, **{k: v for k, v in vars(state).items()
                                                                    if k != "history"}}))
         kept = sorted((p for p in root.glob("step_*") if p.is_dir()), key=lambda p: p.name)
-        for old in kept[:-max(1, cfg.train.keep_checkpoints)]:
+        for old in kept[:-cfg.train.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
@@ -626,6 +626,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     raw.temperature_read_clamp = tc.temperature_clamp == "read"
 
     state = TrainState()
+    if resume and not tc.keep_checkpoints:
+        raise ValueError("--resume with train.keep_checkpoints=0: that setting writes no checkpoints to resume from")
     if resume:
         ckpt = latest_checkpoint(cfg)
         if ckpt is None and not torn:
@@ -721,7 +723,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                     accelerator.log({"train/loss": last_loss, "train/temperature": row["temperature"],
                                      "train/lr": row["lr"], **{f"train/{k}": v for k, v in last_parts.items()}},
                                     step=state.step)
-            if tc.save_every_steps and state.step % tc.save_every_steps == 0:
+            if tc.keep_checkpoints and tc.save_every_steps and state.step % tc.save_every_steps == 0:
                 state.train_seconds = seconds_before + time.perf_counter() - start_time
                 save_checkpoint(accelerator, cfg, state, model, optimizer, scheduler)
             if stop_after_steps and state.step >= stop_after_steps:
@@ -742,7 +744,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                                         keep_ranks=final and tc.eval_keep_ranks)
                 evaluated_at = state.step
             state.train_seconds = seconds_before + time.perf_counter() - start_time
-            save_checkpoint(accelerator, cfg, state, model, optimizer, scheduler)
+            if tc.keep_checkpoints:
+                save_checkpoint(accelerator, cfg, state, model, optimizer, scheduler)
             accelerator.print(f"epoch {finished_epoch} done at step {state.step}, loss {_fmt_loss(last_loss)}")
     progress.close()
     train_seconds = seconds_before + time.perf_counter() - start_time

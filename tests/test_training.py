@@ -339,6 +339,21 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path, data_dir):
         train(cfg, resume=True)
 
 
+def test_keep_checkpoints_zero_writes_only_the_model(tmp_path, data_dir):
+    """keep_checkpoints=0: no model-plus-optimizer copy on disk (for runs too large to keep one);
+    the final model is still saved, and --resume says why it cannot work."""
+    cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, max_steps=4, save_every_steps=2))
+    cfg.train.keep_checkpoints = 0
+    assert train(cfg)["steps"] == 4
+    out = Path(cfg.train.output_dir)
+    assert not (out / "checkpoints").exists() and (out / "model" / "model.safetensors").is_file()
+    with pytest.raises(ValueError, match="keep_checkpoints=0"):
+        train(cfg, resume=True)
+    cfg.train.keep_checkpoints = -1
+    with pytest.raises(ConfigError, match="keep_checkpoints"):
+        cfg.train.validate()
+
+
 def _launch_tiny(config: str, tmp_path, *overrides, timeout: int) -> Path:
     """``accelerate launch train/pretrain.py`` on a tiny config, its data and output under tmp_path."""
     out, data = tmp_path / "tiny", tmp_path / "data"
