@@ -510,7 +510,7 @@ def test_temperature_at_a_bound_keeps_its_gradient_only_with_the_in_place_clamp(
         model.temperature.grad = None
         model.logit_temperature.backward()  # a loss that wants a lower temperature (back inside the range)
         torch.optim.SGD([model.temperature], lr=0.1).step()
-        assert (float(model.temperature) < 0.5) is moves
+        assert (float(model.temperature.detach()) < 0.5) is moves
     model.temperature.data.fill_(0.7)  # a step that overshot: put back on the bound, exactly
     clamp_temperature(model)
     assert float(model.temperature) == pytest.approx(0.5, abs=1e-7)
@@ -547,6 +547,11 @@ def test_caption_num_trains_on_k_of_the_k_languages_per_image(tmp_path, data_dir
     summary = train(cfg)
     assert summary["steps"] == 4 and np.isfinite(summary["final_loss"])
     assert CCRModel.from_pretrained(tmp_path / "out" / "model") is not None
+    # k=1 draws one language per image like 1-to-1's language_choice: uniformly, another stream
+    ones = build_train_dataset(load_yaml(ExperimentConfig, _config(tmp_path, data_dir, caption_num=1)), lambda im: im)
+    ones_drawn = np.bincount([ones.language_subset(i)[0] for i in range(len(ones))], minlength=3)
+    choice = np.bincount(ones.language_choice(np.arange(len(ones))), minlength=3)
+    assert ones_drawn.min() > 0.5 * ones_drawn.max() and choice.min() > 0.5 * choice.max()
     for bad, match in ((["train.caption_num=4"], "more than the 3"), (["train.caption_num=2", "train.loss=pivot"], "one_to_k")):
         with pytest.raises(ConfigError, match=match):
             load_yaml(ExperimentConfig, _config(tmp_path, data_dir), bad)
