@@ -12,9 +12,10 @@ the same batch whatever N is, and the main process merges the chunks in input or
 
 The work folder (default ``OUT.parts``; on several machines it must be on storage they
 share) holds, per chunk, ``chunk-NNNNNNN.jsonl`` (one line per input item: its record, or
-``{"skipped": {"id", "error"}}`` for an unreadable folder file) and ``chunk-NNNNNNN.npy``
-(float32 [kept, D]), each written to a temporary name and renamed, the .npy last: a chunk
-whose .npy exists is finished, and a rerun of the same command (any number of processes)
+``{"skipped": {"id", "error"}}`` for an unreadable folder file), ``chunk-NNNNNNN.npy``
+(float32 [kept, D]) and, for images with no file of their own (base64 rows), their
+thumbnails (``thumbnails/NNNNNNN/``, ``ccr_demo.thumbnails``), each written to a temporary
+name and renamed, the .npy last: a chunk whose .npy exists is finished, and a rerun of the same command (any number of processes)
 skips it. ``manifest.json`` records the model fingerprint, the inputs and the batch size the
 folder belongs to; a folder of another build is refused. The folder is removed only after
 the gallery has been saved.
@@ -27,6 +28,7 @@ records how the gallery was built in ``gallery.build`` (gallery.json's "build") 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -45,6 +47,7 @@ from tqdm import tqdm
 from .data.formats import DataFormatError
 from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .fingerprint import check_finite, weights_fingerprint
+from . import thumbnails
 from .image_sources import ImageSource, SourceItem
 from .index import Gallery, GalleryError, GalleryWarning
 
@@ -97,17 +100,20 @@ def _chunks(source: ImageSource, batch_size: int) -> Iterator[tuple[int, list[So
         yield c, chunk
 
 
-def _decode(item: SourceItem):
-    """The item's image, or the DataFormatError saying why it cannot be read."""
+def _decode(item: SourceItem, thumbnail_size: int):
+    """(the item's image, its thumbnail's JPEG bytes or None), or the DataFormatError saying why
+    it cannot be read. Only an image with no file of its own gets a thumbnail."""
     try:
-        return item.load()
+        image = item.load()
     except DataFormatError as e:
         return e
+    wanted = thumbnail_size > 0 and "path" not in item.record
+    return image, thumbnails.jpeg_bytes(image, thumbnail_size) if wanted else None
 
 
-def _manifest(fingerprint: str, source: ImageSource, batch_size: int) -> dict:
+def _manifest(fingerprint: str, source: ImageSource, batch_size: int, thumbnail_size: int) -> dict:
     return {"format": WORK_FORMAT, "version": WORK_VERSION, "kind": "image", "model_fingerprint": fingerprint,
-            "inputs": source.describe(), "batch_size": batch_size}
+            "inputs": source.describe(), "batch_size": batch_size, "thumbnail_size": thumbnail_size}
 
 
 def _read_manifest(work: Path) -> dict | None:
@@ -124,7 +130,7 @@ def _read_manifest(work: Path) -> dict | None:
 
 
 def _check_same_build(work: Path, found: dict, wanted: dict) -> None:
-    differ = [k for k in ("version", "model_fingerprint", "inputs", "batch_size", "kind")
+    differ = [k for k in ("version", "model_fingerprint", "inputs", "batch_size", "kind", "thumbnail_size")
               if found.get(k) != wanted.get(k)]
     if differ:
         what = "; ".join(f"{k}: {json.dumps(found.get(k))} there, {json.dumps(wanted.get(k))} now" for k in differ)
@@ -178,8 +184,9 @@ def _write_chunk(work: Path, c: int, lines: list[dict], vectors: np.ndarray) -> 
 class _Encoder:
     """One process's shard: decode (optionally in threads, one chunk ahead) and encode its chunks."""
 
-    def __init__(self, model, work: Path, skip_bad: bool, workers: int, bar: tqdm):
+    def __init__(self, model, work: Path, skip_bad: bool, workers: int, bar: tqdm, thumbnail_size: int):
         self.model, self.work, self.skip_bad, self.bar = model, work, skip_bad, bar
+        self.thumbnail_size = thumbnail_size
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="decode") if workers > 0 else None
         self.pending: deque = deque()
         self.encoded: list[int] = []
@@ -187,7 +194,7 @@ class _Encoder:
         self.images_encoded = 0
 
     def submit(self, c: int, items: list[SourceItem]) -> None:
-        futures = [self.pool.submit(_decode, it) for it in items] if self.pool else None
+        futures = [self.pool.submit(_decode, it, self.thumbnail_size) for it in items] if self.pool else None
         self.pending.append((c, items, futures))
         while len(self.pending) > (1 if self.pool else 0):  # with threads: the next chunk decodes meanwhile
             self._finish(*self.pending.popleft())
@@ -201,17 +208,22 @@ class _Encoder:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _finish(self, c: int, items: list[SourceItem], futures) -> None:
-        decoded = [f.result() for f in futures] if futures else [_decode(it) for it in items]
+        decoded = [f.result() for f in futures] if futures else [_decode(it, self.thumbnail_size) for it in items]
         self.images_decoded += len(items)
         images, lines = [], []
-        for item, image in zip(items, decoded):
-            if isinstance(image, DataFormatError):
+        for j, (item, got) in enumerate(zip(items, decoded)):
+            if isinstance(got, DataFormatError):
                 if not self.skip_bad:
-                    raise image
-                lines.append({"skipped": {"id": item.id, "error": str(image)}})
-            else:
-                images.append(image)
-                lines.append({"id": item.id, **{k: v for k, v in item.record.items() if k != "id"}})
+                    raise got
+                lines.append({"skipped": {"id": item.id, "error": str(got)}})
+                continue
+            image, thumb = got
+            images.append(image)
+            line = {"id": item.id, **{k: v for k, v in item.record.items() if k != "id"}}
+            if thumb is not None:  # before the chunk's files: a finished chunk has all its thumbnails
+                line[thumbnails.KEY] = thumbnails.name_for(c, j)
+                atomic_write_bytes(self.work / line[thumbnails.KEY], thumb, fsync=False)
+            lines.append(line)
         if images:
             vectors = self.model.encode_images(images, batch_size=len(images)).numpy().astype(np.float32)
         else:
@@ -260,15 +272,23 @@ def _merge(work: Path, n_chunks: int) -> tuple[np.ndarray, list[dict], list[str]
 def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str | Path | None = None,
                   index_factory: str = "Flat", batch_size: int = 64, workers: int = 0,
                   train_size: int | None = None, search_params: str | None = None, overwrite: bool = False,
-                  progress: bool = True, state: Any = None, vectors_dtype: str = "float32") -> Gallery | None:
+                  progress: bool = True, state: Any = None, vectors_dtype: str = "float32",
+                  thumbnail_size: int | None = None) -> Gallery | None:
     """Embed ``source``'s images across this launch's processes and save the gallery to ``out``.
 
     Every process of the launch calls this with the same arguments; process r encodes chunks
     c with c % N == r. Returns the saved Gallery on the main process, None on the others.
     ``workers``: threads decoding images (one chunk ahead of the encoder); 0 decodes inline.
+    ``thumbnail_size``: the longer side of the thumbnails written for images that have no file
+    (base64 rows), so the app can show them; None: ``thumbnails.default_size`` of the model's
+    input size; 0: none.
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if thumbnail_size is None:
+        thumbnail_size = thumbnails.default_size(model.config.image_size)
+    if thumbnail_size < 0:
+        raise ValueError(f"thumbnail_size must be >= 0 (0: no thumbnails), got {thumbnail_size}")
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     started = time.perf_counter()
@@ -280,7 +300,7 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
     fingerprint = weights_fingerprint(model)
     out = Path(out).absolute()
     work = Path(work_dir).absolute() if work_dir is not None else default_work_dir(out)
-    manifest = _manifest(fingerprint, source, batch_size)
+    manifest = _manifest(fingerprint, source, batch_size, thumbnail_size)
     if state.is_main_process:
         _prepare_work_dir(work, manifest)
     state.wait_for_everyone()
@@ -296,7 +316,7 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
     reused: list[int] = []
     n_chunks = 0
     with tqdm(total=mine, unit="img", desc=desc, disable=not (progress and state.is_main_process)) as bar:
-        encoder = _Encoder(model, work, source.skip_bad, workers, bar)
+        encoder = _Encoder(model, work, source.skip_bad, workers, bar, thumbnail_size)
         try:
             for c, items in _chunks(source, batch_size):
                 n_chunks = c + 1
@@ -334,6 +354,7 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
                                    index_factory=index_factory, fingerprint=fingerprint,
                                    search_params=search_params, train_size=train_size, vectors_dtype=vectors_dtype)
     del vectors
+    gallery.thumbnail_root = work  # the items' thumbnail names are relative to it until the save
     encoded = sum(p["images_encoded"] for p in per_process)
     gallery.build = {
         "processes": n_proc,
@@ -344,6 +365,8 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
         "decode_workers": workers,
         "images": gallery.count,
         "skipped": len(skipped),
+        "thumbnails": sum(thumbnails.KEY in r for r in records),
+        "thumbnail_size": thumbnail_size,
         "chunks_reused": sum(p["chunks_reused"] for p in per_process),
         "images_encoded": encoded,
         "encode_seconds": round(encode_seconds, 3),
@@ -360,11 +383,19 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
 
 
 def _remove_work_dir(work: Path, n_chunks: int) -> None:
-    """Delete the files this builder writes (chunks, manifest, per-process reports), then the
-    folder if nothing else is in it: a --work-dir that held or gained anything else is kept."""
+    """Delete the files this builder writes (chunks, thumbnails, manifest, per-process reports),
+    then the folder if nothing else is in it: a --work-dir that held or gained anything else is kept."""
     for c in range(n_chunks):
         for path in _chunk_paths(work, c):
             path.unlink(missing_ok=True)
+        chunk_thumbs = work / Path(thumbnails.name_for(c, 0)).parent
+        if chunk_thumbs.is_dir():
+            for path in [*chunk_thumbs.glob("*.jpg"), *chunk_thumbs.glob(".*.tmp")]:  # .tmp: a killed write
+                path.unlink()
+            with contextlib.suppress(OSError):
+                chunk_thumbs.rmdir()
+    with contextlib.suppress(OSError):
+        (work / thumbnails.FOLDER).rmdir()
     for path in [work / MANIFEST_NAME, *work.glob("process-*.json")]:
         path.unlink(missing_ok=True)
     try:

@@ -171,7 +171,8 @@ class ItemsFile(Sequence):
                 records = self._parse_block(block, [lineno + i + 1 for i in keep])
                 ids = [r.get("id") if type(r) is dict else None for r in records]
                 # the full check only where it can fail or has work to do (a path to resolve)
-                for j in [j for j, (r, x) in enumerate(zip(records, ids)) if type(x) is not str or "path" in r]:
+                for j in [j for j, (r, x) in enumerate(zip(records, ids)) if type(x) is not str or "path" in r
+                          or "thumbnail" in r]:
                     self._check(records[j], f"{self.path}:{lineno + keep[j] + 1}")
                 keep_np = np.asarray(keep, np.int64)
                 starts.append(begin[keep_np])

@@ -23,8 +23,11 @@ A saved gallery is a folder, written atomically (a crash mid-save leaves the old
                    "vectors_dtype" says which, and such galleries have format_version 2 so that
                    older readers refuse them with "upgrade ccr_demo")
     items.jsonl    one JSON object per row: "id", then "path" (images from files; relative to the
-                   gallery folder when the file lies under the folder's parent), "caption" (text
-                   galleries), and any metadata given at build time (e.g. "language", "image_id")
+                   gallery folder when the file lies under the folder's parent), "thumbnail"
+                   (images that had no file, e.g. base64 rows: see ccr_demo.thumbnails),
+                   "caption" (text galleries), and any metadata given at build time (e.g.
+                   "language", "image_id")
+    thumbnails/    JPEG thumbnails the items' "thumbnail" names (only when a build wrote some)
 
 Galleries larger than memory: ``Gallery.load(dir, model, mmap=True)`` memory-maps vectors.npy,
 reads the faiss index with faiss's own mmap flags and items.jsonl line by line on demand; a
@@ -52,7 +55,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, thumbnails
 from .data.formats import DataFormatError, load_image
 from .fileio import atomic_directory
 from .gallery_store import ItemsFile, check_dtype, check_vectors, chunks, rows_f32, sha256
@@ -136,7 +139,7 @@ class TextSearchResult:
 def _check_metadata(meta: Any, where: str) -> dict:
     if not isinstance(meta, Mapping):
         raise TypeError(f"metadata for {where} must be a dict, got {type(meta).__name__}")
-    reserved = {"path", "caption"} & set(meta)
+    reserved = {"path", "caption", thumbnails.KEY} & set(meta)
     if reserved:
         raise ValueError(f"metadata for {where} may not set {sorted(reserved)}: they come from the items")
     try:
@@ -360,6 +363,9 @@ class Gallery:
         self.search_params = ""
         self.set_search_params(search_params)
         self._positions: dict[str, int] | None = None
+        # the folder the items' "thumbnail" names are relative to (the gallery folder once saved
+        # or loaded; a build's work folder before); its thumbnails/ is saved with the gallery
+        self.thumbnail_root: Path | None = None
 
     # --------------------------------------------------------------- construction
     @classmethod
@@ -508,6 +514,14 @@ class Gallery:
             return self._positions[str(item_id)]
         except KeyError:
             raise KeyError(f"no item with id {item_id!r} in this gallery") from None
+
+    def image_file(self, row: int) -> str | None:
+        """A file showing row's image: its own image file when it still exists, else its thumbnail."""
+        item = self.items[row]
+        path = item.get("path")
+        if path and Path(path).is_file():
+            return path
+        return thumbnails.resolve(item.get(thumbnails.KEY), self.thumbnail_root)
 
     def __repr__(self) -> str:
         return (f"Gallery({self.count} {self.kind}s, dim {self.embed_dim}, {self.index_factory!r}, "
@@ -683,9 +697,13 @@ class Gallery:
                 faiss.write_index(self.index, str(tmp / INDEX_NAME))
             _write_vectors(tmp / VECTORS_NAME, self.vectors, self.vectors_dtype)
             _write_items(tmp / ITEMS_NAME, self.items, directory)
+            if self.thumbnail_root is not None and (self.thumbnail_root / thumbnails.FOLDER).is_dir():
+                thumbnails.copy_folder(self.thumbnail_root / thumbnails.FOLDER, tmp / thumbnails.FOLDER)
             info = self.info()
             info["sha256"] = {name: sha256(tmp / name) for name in (VECTORS_NAME, ITEMS_NAME)}
             (tmp / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        if self.thumbnail_root is not None:
+            self.thumbnail_root = directory
         return directory
 
     @staticmethod
@@ -788,10 +806,12 @@ class Gallery:
                                        "was edited, reordered or corrupted after the gallery was written; rebuild "
                                        "the gallery")
             check_vectors(vectors, directory / VECTORS_NAME, GalleryError)
-        return cls(index, vectors, items, kind=info["kind"], index_factory=info["index_factory"],
-                   fingerprint=info["model_fingerprint"], search_params=info.get("search_params", ""),
-                   rerank=int(info.get("rerank", 1)), vectors_dtype=dtype,
-                   build=info["build"] if isinstance(info.get("build"), dict) else None)
+        gallery = cls(index, vectors, items, kind=info["kind"], index_factory=info["index_factory"],
+                      fingerprint=info["model_fingerprint"], search_params=info.get("search_params", ""),
+                      rerank=int(info.get("rerank", 1)), vectors_dtype=dtype,
+                      build=info["build"] if isinstance(info.get("build"), dict) else None)
+        gallery.thumbnail_root = directory
+        return gallery
 
 
 def _read_index(path: Path, factory: str, dim: int, mmap: bool) -> faiss.Index:
@@ -822,7 +842,7 @@ def _write_vectors(path: Path, vectors: np.ndarray, dtype: str) -> None:
     del out
 
 
-GALLERY_FILES = frozenset({INFO_NAME, INDEX_NAME, VECTORS_NAME, ITEMS_NAME})
+GALLERY_FILES = frozenset({INFO_NAME, INDEX_NAME, VECTORS_NAME, ITEMS_NAME, thumbnails.FOLDER})
 
 
 def replace_problem(path: Path) -> str | None:
@@ -891,12 +911,14 @@ def _relative(path: str, directory: Path) -> str:
 
 def _record_checker(directory: Path, roots: Sequence[Path]):
     """check(record, where) -> the record with its path resolved, or GalleryError: an object with a
-    string id whose "path" (if any) resolves inside ``roots``. ``where`` (str, or a function
-    giving it, so a million checks format no message) names the record in errors."""
+    string id whose "path" (if any) resolves inside ``roots`` and whose "thumbnail" (if any)
+    inside the gallery folder. ``where`` (str, or a function giving it, so a million checks
+    format no message) names the record in errors."""
     base = directory.resolve()
 
     def check(r, where) -> dict:
-        if callable(where) and (not isinstance(r, dict) or not isinstance(r.get("id"), str) or "path" in r):
+        if callable(where) and (not isinstance(r, dict) or not isinstance(r.get("id"), str) or "path" in r
+                                or thumbnails.KEY in r):
             where = where()
         if not isinstance(r, dict) or not isinstance(r.get("id"), str):
             raise GalleryError(f"{where}: expected an object with a string 'id'")
@@ -912,6 +934,11 @@ def _record_checker(directory: Path, roots: Sequence[Path]):
                     + ": a gallery's images must lie inside its folder or a declared image root "
                     "(Gallery.load(..., image_root=DIR), `--image-root DIR`, CCR_IMAGE_ROOT in the app)")
             r["path"] = str(resolved)
+        if thumbnails.KEY in r:
+            try:
+                thumbnails.check_name(r[thumbnails.KEY], base, where)
+            except ValueError as e:
+                raise GalleryError(str(e)) from None
         return r
 
     return check

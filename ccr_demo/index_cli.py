@@ -104,7 +104,7 @@ def _build(args) -> None:
         gallery = build_sharded(model, source, out, work_dir=work, index_factory=args.factory,
                                 batch_size=args.batch_size, workers=args.workers, train_size=args.train_size,
                                 search_params=args.search_params, overwrite=args.overwrite, state=state,
-                                vectors_dtype=args.vectors_dtype)
+                                vectors_dtype=args.vectors_dtype, thumbnail_size=args.thumbnails)
     finally:
         state.destroy_process_group()
     if gallery is None:  # not the main process: it encoded its shard; the main process saved the gallery
@@ -127,6 +127,9 @@ def _build(args) -> None:
 
 def _report(gallery: Gallery, out: Path) -> None:
     print(f"{gallery} -> {out}")
+    if gallery.build and gallery.build.get("thumbnails"):
+        print(f"{gallery.build['thumbnails']} thumbnails ({gallery.build['thumbnail_size']} px) for images with no "
+              f"file of their own, in {out / 'thumbnails'}")
     folders = {Path(r["path"]).parent for r in gallery.items if "path" in r}
     outside = sorted(f for f in folders if not f.resolve().is_relative_to(out.resolve()))
     if outside:
@@ -209,6 +212,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--work-dir", help="folder for finished chunks (default OUT.parts); a killed build rerun with "
                                       "the same command resumes from it; removed once the gallery is saved")
     b.add_argument("--cpu", action="store_true", help="encode on CPU even when a GPU is present")
+    b.add_argument("--thumbnails", type=int, metavar="PX",
+                   help="longer side of the JPEG thumbnails written into the gallery folder for images that "
+                        "have no file (base64 rows of --ccrk, --wit), which the app shows and re-ranking reads "
+                        "(default: 256, or the model's input size if larger; 0: none)")
     b.add_argument("--vectors-dtype", choices=["float32", "float16"], default="float32",
                    help="dtype of the stored vectors.npy (float16: half the size, scores within ~1e-3)")
     i = sub.add_parser("info", help="print a gallery's description (no model needed)")

@@ -203,3 +203,27 @@ def test_switch_in_the_blocks_and_api(fusion_app):
     assert inputs.Checkbox(label="x").preprocess(None) is False
     fn = next(f for f in demo.fns.values() if f.api_name == "search")
     assert [b.elem_id for b in fn.inputs[-2:]] == ["rerank", "rerank-k"]
+
+
+def test_a_gallery_of_base64_images_reranks_from_its_thumbnails(fusion_app, tmp_path):
+    """WIT-style rows carry no image file: re-ranking reads the thumbnails the build wrote, and
+    without thumbnails it says it cannot read the candidates (instead of failing the search)."""
+    import base64
+
+    from ccr_demo.gallery_build import build_sharded
+    from ccr_demo.image_sources import WitImageSource
+
+    app = fusion_app
+    wit = tmp_path / "wit.tsv"
+    wit.write_text("".join(f"https://example.org/{it['id']}\t{base64.b64encode(open(it['path'], 'rb').read()).decode()}\n"
+                           for it in app.gallery.items[:8]))
+    with_thumbs = build_sharded(app.model, WitImageSource(wit), tmp_path / "g", batch_size=4, progress=False)
+    assert with_thumbs.build["thumbnail_size"] == 256 and with_thumbs.build["thumbnails"] == 8
+    res = cb.search(app, {"en": "a red circle"}, 4, gallery=with_thumbs, rerank=True, rerank_k=4)
+    assert res.ok and "could not be read" not in res.message
+    assert all(r["itm"] is not None for r in res.rerank["results"]["en"][:4])
+    bare = build_sharded(app.model, WitImageSource(wit), tmp_path / "bare", batch_size=4, progress=False,
+                         thumbnail_size=0)
+    res = cb.search(app, {"en": "a red circle"}, 4, gallery=bare, rerank=True, rerank_k=4)
+    assert res.ok and "could not be read" in res.message
+    assert all(r["itm"] is None for r in res.rerank["results"]["en"])

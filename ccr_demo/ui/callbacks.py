@@ -145,8 +145,7 @@ class SearchResult:
 
 
 def _item_image(gallery, row: int):
-    path = gallery.items[row].get("path")
-    return path if path and Path(path).is_file() else _placeholder()
+    return gallery.image_file(row) or _placeholder()
 
 
 def _gold_row(gallery, gold: Mapping | None, queries: Mapping[str, str], notes: list[str],

@@ -113,19 +113,20 @@ def gallery_image_memory(model, cache: ImageMemoryCache, gallery, rows: Sequence
                          max_pixels: int | None = None) -> tuple[dict[int, torch.Tensor], list[str], int]:
     """({row: memory [1+T, W]} for the rows whose image could be read, problems, images encoded now).
 
-    Images come from ``gallery.items[row]["path"]`` only. Uncached ones are encoded in one
-    ``encode_image_memory`` call and cached."""
+    Images come from ``gallery.image_file(row)``: the item's image file, else its thumbnail
+    (images built from base64 rows). Uncached ones are encoded in one ``encode_image_memory``
+    call and cached."""
     fp = weights_fingerprint(model)
     found: dict[int, torch.Tensor] = {}
     problems: list[str] = []
     todo_rows, todo_keys, todo_images = [], [], []
     for row in rows:
         item = gallery.items[row]
-        path = item.get("path")
+        path = gallery.image_file(row)
         key = _file_key(path) if path else None
         if key is None:
-            problems.append(f"{item.get('id')}: " + ("the image file is missing" if path else "the gallery holds no "
-                                                     "image file for it"))
+            problems.append(f"{item.get('id')}: " + ("the image file is missing" if item.get("path") else
+                                                     "the gallery holds no image file or thumbnail for it"))
             continue
         value = cache.get((fp, *key))
         if value is not None:

@@ -1,0 +1,184 @@
+"""Thumbnails for images that come as base64 text (WIT, CCRK rows): written by the gallery build
+into the gallery folder, kept when a gallery is saved again, checked on load (inside the
+gallery folder only), and shown by the app and read by re-ranking instead of placeholders."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ccr_demo import thumbnails
+from ccr_demo.gallery_build import build_sharded
+from ccr_demo.image_sources import CcrkPartSource, WitImageSource
+from ccr_demo.index import Gallery, GalleryError
+from ccr_demo.index_cli import main as cli_main
+from ccr_demo.model import CCRModel
+
+
+def _image(i: int, size=(60, 40)) -> Image.Image:
+    """A smooth image (JPEG keeps it close), different per i."""
+    x = np.linspace(0, 1, size[0])[None, :, None]
+    y = np.linspace(0, 1, size[1])[:, None, None]
+    rgb = np.concatenate([x * 255 * np.ones_like(y), y * 255 * np.ones_like(x), (i * 40 % 256) * np.ones_like(x * y)],
+                         axis=2)
+    return Image.fromarray(rgb.astype(np.uint8))
+
+
+def _b64(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@pytest.fixture
+def model_dir(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path / "model")
+    return tmp_path / "model"
+
+
+@pytest.fixture
+def model(model_dir):
+    return CCRModel.from_pretrained(model_dir)
+
+
+@pytest.fixture
+def wit(tmp_path):
+    folder = tmp_path / "wit"
+    folder.mkdir()
+    urls = [f"https://upload.wikimedia.org/img_{i}.jpg" for i in range(5)]
+    (folder / "images.tsv").write_text("".join(f"{u}\t{_b64(_image(i))}\n" for i, u in enumerate(urls)))
+    return folder
+
+
+def _build(model, source, out, **kw):
+    return build_sharded(model, source, out, batch_size=2, progress=False, **kw)
+
+
+def test_a_wit_gallery_holds_a_thumbnail_of_every_image(model, wit, tmp_path):
+    out = tmp_path / "g"
+    g = _build(model, WitImageSource(wit), out, thumbnail_size=32)
+    assert g.build["thumbnails"] == 5 and g.build["thumbnail_size"] == 32
+    assert not (tmp_path / "g.parts").exists()  # the work folder (and its thumbnails) is gone
+    loaded = Gallery.load(out, model)
+    for row in range(5):
+        name = loaded.items[row]["thumbnail"]
+        assert name == thumbnails.name_for(row // 2, row % 2)
+        shown = loaded.image_file(row)
+        assert shown == str((out / name).resolve()) and g.image_file(row) == shown
+        with Image.open(shown) as im:
+            assert im.format == "JPEG" and im.size == (32, 21)  # longer side 32, aspect kept
+            small = np.asarray(_image(row).resize(im.size, Image.Resampling.LANCZOS), np.float32)
+            assert np.abs(np.asarray(im.convert("RGB"), np.float32) - small).mean() < 6
+    # never enlarged; 0 writes none
+    big = _build(model, WitImageSource(wit), tmp_path / "big", thumbnail_size=1000)
+    with Image.open(big.image_file(0)) as im:
+        assert im.size == (60, 40)
+    none = _build(model, WitImageSource(wit), tmp_path / "none", thumbnail_size=0)
+    assert none.image_file(0) is None and not (tmp_path / "none" / "thumbnails").exists()
+    assert "thumbnail" not in none.items[0]
+
+
+def test_images_with_a_file_get_no_thumbnail(model, tmp_path):
+    parts = tmp_path / "ccrk"
+    parts.mkdir()
+    _image(9).save(parts / "nine.png")
+    rows = [{"caption": {"en": "a"}, "image": _b64(_image(0))}, {"caption": {"en": "b"}, "image_path": "nine.png"}]
+    (parts / "part_0.data").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    g = _build(model, CcrkPartSource(parts), tmp_path / "g")
+    assert g.build["thumbnails"] == 1 and g.build["thumbnail_size"] == thumbnails.default_size(model.config.image_size)
+    assert "thumbnail" in g.items[0] and "thumbnail" not in g.items[1]
+    assert g.image_file(1) == str(parts / "nine.png")
+    assert [p.name for p in (tmp_path / "g" / "thumbnails").rglob("*.jpg")] == ["0000.jpg"]
+
+
+def test_thumbnails_travel_with_the_gallery(model, wit, tmp_path):
+    _build(model, WitImageSource(wit), tmp_path / "a", thumbnail_size=24)
+    a = Gallery.load(tmp_path / "a", model)
+    a.save(tmp_path / "b")
+    shutil.rmtree(tmp_path / "a")  # the copy does not depend on the original
+    b = Gallery.load(tmp_path / "b", model)
+    assert all(b.image_file(r) and b.image_file(r).startswith(str((tmp_path / "b").resolve())) for r in range(5))
+    b.save(tmp_path / "b")  # saved over itself: the thumbnails survive the swap
+    assert all(Gallery.load(tmp_path / "b", model).image_file(r) for r in range(5))
+
+
+def test_a_resumed_build_with_another_thumbnail_size_is_refused(model, wit, tmp_path, monkeypatch):
+    from ccr_demo import gallery_build
+
+    real = gallery_build._write_chunk
+    calls = []
+
+    def die_after_first(*args):
+        real(*args)
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gallery_build, "_write_chunk", die_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        _build(model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)
+    monkeypatch.setattr(gallery_build, "_write_chunk", real)
+    assert sorted(p.name for p in (tmp_path / "g.parts" / "thumbnails" / "0000000").iterdir()) == ["0000.jpg", "0001.jpg"]
+    with pytest.raises(ValueError, match="thumbnail_size: 24 there, 32 now"):
+        _build(model, WitImageSource(wit), tmp_path / "g", thumbnail_size=32)
+    g = _build(model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)  # resumes, reusing chunk 0
+    assert g.build["chunks_reused"] == 1 and all(g.image_file(r) for r in range(5))
+
+
+def _tamper(folder, row: int, **changes):
+    """Rewrite one item of a saved gallery (and drop the checksums, as an attacker would)."""
+    lines = (folder / "items.jsonl").read_text().splitlines()
+    lines[row] = json.dumps({**json.loads(lines[row]), **changes})
+    (folder / "items.jsonl").write_text("\n".join(lines) + "\n")
+    info = json.loads((folder / "gallery.json").read_text())
+    info.pop("sha256", None)
+    (folder / "gallery.json").write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_a_thumbnail_outside_the_gallery_folder_is_refused(model, wit, tmp_path, mmap):
+    _build(model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)
+    secret = tmp_path / "secret.jpg"
+    _image(0).save(secret)
+    for bad in ("../secret.jpg", str(secret), "thumbnails/../../secret.jpg", "", 7):
+        folder = tmp_path / f"bad{abs(hash((bad, mmap)))}"
+        shutil.copytree(tmp_path / "g", folder)
+        _tamper(folder, 1, thumbnail=bad)
+        with pytest.raises(GalleryError, match="thumbnail"):
+            Gallery.load(folder, model, mmap=mmap)
+    # a link inside the folder that points out of it
+    folder = tmp_path / f"link{mmap}"
+    shutil.copytree(tmp_path / "g", folder)
+    os.symlink(secret, folder / "thumbnails" / "0000000" / "evil.jpg")
+    _tamper(folder, 0, thumbnail="thumbnails/0000000/evil.jpg")
+    with pytest.raises(GalleryError, match="outside the gallery folder"):
+        Gallery.load(folder, model, mmap=mmap)
+
+
+def test_the_command_line_writes_thumbnails_and_the_app_shows_them(model_dir, wit, tmp_path, capsys, monkeypatch):
+    from ccr_demo.ui import callbacks as cb
+    from ccr_demo.ui.state import load_app_state
+
+    out = tmp_path / "g"
+    assert cli_main(["build", "--model", str(model_dir), "--wit", str(wit), "--out", str(out), "--thumbnails", "48",
+                     "--batch-size", "2"]) == 0
+    assert f"5 thumbnails (48 px) for images with no file of their own, in {out / 'thumbnails'}" in capsys.readouterr().out
+    for var in ("CCR_MODEL", "CCR_GALLERY", "CCR_TESTSET", "CCR_CAPTIONS", "CCR_MODELS"):
+        monkeypatch.delenv(var, raising=False)
+    state = load_app_state(model_dir, out, tmp_path / "no-test-set", warm_up=False, caption_cache=False)
+    assert state.gallery is not None, state.problems
+    res = cb.search(state, {"en": "a picture", "de": "ein Bild"}, 3)
+    assert res.ok
+    for lang in ("en", "de"):
+        for (image, _), row in zip(res.panes[lang], res.pane_rows[lang]):
+            assert isinstance(image, str) and image == state.gallery.image_file(row)
+            assert image.startswith(str(out.resolve() / "thumbnails"))
+    assert cli_main(["build", "--model", str(model_dir), "--wit", str(wit), "--out", str(tmp_path / "h"),
+                     "--thumbnails", "-1"]) == 2
+    assert "thumbnail_size must be >= 0" in capsys.readouterr().err
