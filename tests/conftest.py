@@ -27,3 +27,18 @@ def tiny_model():
 
     torch.manual_seed(0)
     return CCRModel(tiny_config())
+
+
+@pytest.fixture
+def tiny_model_dir(tiny_model, tmp_path):
+    """The tiny model saved as a folder (what the command lines and the app load)."""
+    tiny_model.save_pretrained(tmp_path / "model")
+    return tmp_path / "model"
+
+
+@pytest.fixture
+def tiny_saved_model(tiny_model_dir):
+    """The tiny model as loaded back from its folder (its weights fingerprint is the folder's)."""
+    from ccr_demo.model import CCRModel
+
+    return CCRModel.from_pretrained(tiny_model_dir)

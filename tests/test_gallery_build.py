@@ -19,7 +19,6 @@ from ccr_demo.image_sources import (CcrkPartSource, FolderSource, ImageSource, S
                                     WitImageSource)
 from ccr_demo.index import Gallery, GalleryWarning
 from ccr_demo.index_cli import main as cli_main
-from ccr_demo.model import CCRModel
 
 ROOT = Path(__file__).resolve().parents[1]
 N_IMAGES = 20
@@ -45,14 +44,13 @@ def one_thread():
 
 
 @pytest.fixture
-def model_dir(tiny_model, tmp_path):
-    tiny_model.save_pretrained(tmp_path / "model")
-    return tmp_path / "model"
+def model_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 @pytest.fixture
-def model(model_dir):
-    return CCRModel.from_pretrained(model_dir)
+def model(tiny_saved_model):
+    return tiny_saved_model
 
 
 @pytest.fixture

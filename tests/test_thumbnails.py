@@ -19,7 +19,6 @@ from ccr_demo.gallery_build import build_sharded
 from ccr_demo.image_sources import CcrkPartSource, WitImageSource
 from ccr_demo.index import Gallery, GalleryError
 from ccr_demo.index_cli import main as cli_main
-from ccr_demo.model import CCRModel
 
 
 def _image(i: int, size=(60, 40)) -> Image.Image:
@@ -38,14 +37,13 @@ def _b64(image: Image.Image) -> str:
 
 
 @pytest.fixture
-def model_dir(tiny_model, tmp_path):
-    tiny_model.save_pretrained(tmp_path / "model")
-    return tmp_path / "model"
+def model_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 @pytest.fixture
-def model(model_dir):
-    return CCRModel.from_pretrained(model_dir)
+def model(tiny_saved_model):
+    return tiny_saved_model
 
 
 @pytest.fixture
