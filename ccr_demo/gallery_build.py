@@ -15,10 +15,11 @@ share) holds, per chunk, ``chunk-NNNNNNN.jsonl`` (one line per input item: its r
 ``{"skipped": {"id", "error"}}`` for an unreadable folder file), ``chunk-NNNNNNN.npy``
 (float32 [kept, D]) and, for images with no file of their own (base64 rows), their
 thumbnails (``thumbnails/NNNNNNN/``, ``ccr_demo.thumbnails``), each written to a temporary
-name and renamed, the .npy last: a chunk whose .npy exists is finished, and a rerun of the same command (any number of processes)
-skips it. ``manifest.json`` records the model fingerprint, the inputs and the batch size the
-folder belongs to; a folder of another build is refused. The folder is removed only after
-the gallery has been saved.
+name and renamed, the .npy last: a chunk whose .npy exists is finished, and a rerun of the
+same command (any number of processes) skips it. ``manifest.json`` records the model
+fingerprint, the inputs, the batch size and the thumbnail size the folder belongs to; a
+folder of another build is refused. The folder is removed only after the gallery has been
+saved.
 
 After every process has finished (a barrier with a long timeout: shards can take hours), the
 main process reads the chunks in order into one [N, D] array (nothing else is held), trains

@@ -37,16 +37,6 @@ def _b64(image: Image.Image) -> str:
 
 
 @pytest.fixture
-def model_dir(tiny_model_dir):
-    return tiny_model_dir
-
-
-@pytest.fixture
-def model(tiny_saved_model):
-    return tiny_saved_model
-
-
-@pytest.fixture
 def wit(tmp_path):
     folder = tmp_path / "wit"
     folder.mkdir()
@@ -59,12 +49,12 @@ def _build(model, source, out, **kw):
     return build_sharded(model, source, out, batch_size=2, progress=False, **kw)
 
 
-def test_a_wit_gallery_holds_a_thumbnail_of_every_image(model, wit, tmp_path):
+def test_a_wit_gallery_holds_a_thumbnail_of_every_image(tiny_saved_model, wit, tmp_path):
     out = tmp_path / "g"
-    g = _build(model, WitImageSource(wit), out, thumbnail_size=32)
+    g = _build(tiny_saved_model, WitImageSource(wit), out, thumbnail_size=32)
     assert g.build["thumbnails"] == 5 and g.build["thumbnail_size"] == 32
     assert not (tmp_path / "g.parts").exists()  # the work folder (and its thumbnails) is gone
-    loaded = Gallery.load(out, model)
+    loaded = Gallery.load(out, tiny_saved_model)
     for row in range(5):
         name = loaded.items[row]["thumbnail"]
         assert name == thumbnails.name_for(row // 2, row % 2)
@@ -75,39 +65,40 @@ def test_a_wit_gallery_holds_a_thumbnail_of_every_image(model, wit, tmp_path):
             small = np.asarray(_image(row).resize(im.size, Image.Resampling.LANCZOS), np.float32)
             assert np.abs(np.asarray(im.convert("RGB"), np.float32) - small).mean() < 6
     # never enlarged; 0 writes none
-    big = _build(model, WitImageSource(wit), tmp_path / "big", thumbnail_size=1000)
+    big = _build(tiny_saved_model, WitImageSource(wit), tmp_path / "big", thumbnail_size=1000)
     with Image.open(big.image_file(0)) as im:
         assert im.size == (60, 40)
-    none = _build(model, WitImageSource(wit), tmp_path / "none", thumbnail_size=0)
+    none = _build(tiny_saved_model, WitImageSource(wit), tmp_path / "none", thumbnail_size=0)
     assert none.image_file(0) is None and not (tmp_path / "none" / "thumbnails").exists()
     assert "thumbnail" not in none.items[0]
 
 
-def test_images_with_a_file_get_no_thumbnail(model, tmp_path):
+def test_images_with_a_file_get_no_thumbnail(tiny_saved_model, tmp_path):
     parts = tmp_path / "ccrk"
     parts.mkdir()
     _image(9).save(parts / "nine.png")
     rows = [{"caption": {"en": "a"}, "image": _b64(_image(0))}, {"caption": {"en": "b"}, "image_path": "nine.png"}]
     (parts / "part_0.data").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    g = _build(model, CcrkPartSource(parts), tmp_path / "g")
-    assert g.build["thumbnails"] == 1 and g.build["thumbnail_size"] == thumbnails.default_size(model.config.image_size)
+    g = _build(tiny_saved_model, CcrkPartSource(parts), tmp_path / "g")
+    assert g.build["thumbnails"] == 1
+    assert g.build["thumbnail_size"] == thumbnails.default_size(tiny_saved_model.config.image_size)
     assert "thumbnail" in g.items[0] and "thumbnail" not in g.items[1]
     assert g.image_file(1) == str(parts / "nine.png")
     assert [p.name for p in (tmp_path / "g" / "thumbnails").rglob("*.jpg")] == ["0000.jpg"]
 
 
-def test_thumbnails_travel_with_the_gallery(model, wit, tmp_path):
-    _build(model, WitImageSource(wit), tmp_path / "a", thumbnail_size=24)
-    a = Gallery.load(tmp_path / "a", model)
+def test_thumbnails_travel_with_the_gallery(tiny_saved_model, wit, tmp_path):
+    _build(tiny_saved_model, WitImageSource(wit), tmp_path / "a", thumbnail_size=24)
+    a = Gallery.load(tmp_path / "a", tiny_saved_model)
     a.save(tmp_path / "b")
     shutil.rmtree(tmp_path / "a")  # the copy does not depend on the original
-    b = Gallery.load(tmp_path / "b", model)
+    b = Gallery.load(tmp_path / "b", tiny_saved_model)
     assert all(b.image_file(r) and b.image_file(r).startswith(str((tmp_path / "b").resolve())) for r in range(5))
     b.save(tmp_path / "b")  # saved over itself: the thumbnails survive the swap
-    assert all(Gallery.load(tmp_path / "b", model).image_file(r) for r in range(5))
+    assert all(Gallery.load(tmp_path / "b", tiny_saved_model).image_file(r) for r in range(5))
 
 
-def test_a_resumed_build_with_another_thumbnail_size_is_refused(model, wit, tmp_path, monkeypatch):
+def test_a_resumed_build_with_another_thumbnail_size_is_refused(tiny_saved_model, wit, tmp_path, monkeypatch):
     from ccr_demo import gallery_build
 
     real = gallery_build._write_chunk
@@ -120,12 +111,13 @@ def test_a_resumed_build_with_another_thumbnail_size_is_refused(model, wit, tmp_
 
     monkeypatch.setattr(gallery_build, "_write_chunk", die_after_first)
     with pytest.raises(KeyboardInterrupt):
-        _build(model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)
+        _build(tiny_saved_model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)
     monkeypatch.setattr(gallery_build, "_write_chunk", real)
-    assert sorted(p.name for p in (tmp_path / "g.parts" / "thumbnails" / "0000000").iterdir()) == ["0000.jpg", "0001.jpg"]
+    first_chunk = tmp_path / "g.parts" / "thumbnails" / "0000000"
+    assert sorted(p.name for p in first_chunk.iterdir()) == ["0000.jpg", "0001.jpg"]
     with pytest.raises(ValueError, match="thumbnail_size: 24 there, 32 now"):
-        _build(model, WitImageSource(wit), tmp_path / "g", thumbnail_size=32)
-    g = _build(model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)  # resumes, reusing chunk 0
+        _build(tiny_saved_model, WitImageSource(wit), tmp_path / "g", thumbnail_size=32)
+    g = _build(tiny_saved_model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)  # resumes, reusing chunk 0
     assert g.build["chunks_reused"] == 1 and all(g.image_file(r) for r in range(5))
 
 
@@ -140,8 +132,8 @@ def _tamper(folder, row: int, **changes):
 
 
 @pytest.mark.parametrize("mmap", [False, True])
-def test_a_thumbnail_outside_the_gallery_folder_is_refused(model, wit, tmp_path, mmap):
-    _build(model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)
+def test_a_thumbnail_outside_the_gallery_folder_is_refused(tiny_saved_model, wit, tmp_path, mmap):
+    _build(tiny_saved_model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)
     secret = tmp_path / "secret.jpg"
     _image(0).save(secret)
     for bad in ("../secret.jpg", str(secret), "thumbnails/../../secret.jpg", "", 7):
@@ -149,27 +141,29 @@ def test_a_thumbnail_outside_the_gallery_folder_is_refused(model, wit, tmp_path,
         shutil.copytree(tmp_path / "g", folder)
         _tamper(folder, 1, thumbnail=bad)
         with pytest.raises(GalleryError, match="thumbnail"):
-            Gallery.load(folder, model, mmap=mmap)
+            Gallery.load(folder, tiny_saved_model, mmap=mmap)
     # a link inside the folder that points out of it
     folder = tmp_path / f"link{mmap}"
     shutil.copytree(tmp_path / "g", folder)
     os.symlink(secret, folder / "thumbnails" / "0000000" / "evil.jpg")
     _tamper(folder, 0, thumbnail="thumbnails/0000000/evil.jpg")
     with pytest.raises(GalleryError, match="outside the gallery folder"):
-        Gallery.load(folder, model, mmap=mmap)
+        Gallery.load(folder, tiny_saved_model, mmap=mmap)
 
 
-def test_the_command_line_writes_thumbnails_and_the_app_shows_them(model_dir, wit, tmp_path, capsys, monkeypatch):
+def test_the_command_line_writes_thumbnails_and_the_app_shows_them(tiny_model_dir, wit, tmp_path, capsys,
+                                                                   monkeypatch):
     from ccr_demo.ui import callbacks as cb
     from ccr_demo.ui.state import load_app_state
 
     out = tmp_path / "g"
-    assert cli_main(["build", "--model", str(model_dir), "--wit", str(wit), "--out", str(out), "--thumbnails", "48",
-                     "--batch-size", "2"]) == 0
-    assert f"5 thumbnails (48 px) for images with no file of their own, in {out / 'thumbnails'}" in capsys.readouterr().out
+    assert cli_main(["build", "--model", str(tiny_model_dir), "--wit", str(wit), "--out", str(out),
+                     "--thumbnails", "48", "--batch-size", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert f"5 thumbnails (48 px) for images with no file of their own, in {out / 'thumbnails'}" in printed
     for var in ("CCR_MODEL", "CCR_GALLERY", "CCR_TESTSET", "CCR_CAPTIONS", "CCR_MODELS"):
         monkeypatch.delenv(var, raising=False)
-    state = load_app_state(model_dir, out, tmp_path / "no-test-set", warm_up=False, caption_cache=False)
+    state = load_app_state(tiny_model_dir, out, tmp_path / "no-test-set", warm_up=False, caption_cache=False)
     assert state.gallery is not None, state.problems
     res = cb.search(state, {"en": "a picture", "de": "ein Bild"}, 3)
     assert res.ok
@@ -177,6 +171,6 @@ def test_the_command_line_writes_thumbnails_and_the_app_shows_them(model_dir, wi
         for (image, _), row in zip(res.panes[lang], res.pane_rows[lang]):
             assert isinstance(image, str) and image == state.gallery.image_file(row)
             assert image.startswith(str(out.resolve() / "thumbnails"))
-    assert cli_main(["build", "--model", str(model_dir), "--wit", str(wit), "--out", str(tmp_path / "h"),
+    assert cli_main(["build", "--model", str(tiny_model_dir), "--wit", str(wit), "--out", str(tmp_path / "h"),
                      "--thumbnails", "-1"]) == 2
     assert "thumbnail_size must be >= 0" in capsys.readouterr().err

@@ -5,6 +5,8 @@ the Blocks. (The gradio_client and browser tests are in test_app_client.py / tes
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -215,8 +217,8 @@ def test_a_gallery_of_base64_images_reranks_from_its_thumbnails(fusion_app, tmp_
 
     app = fusion_app
     wit = tmp_path / "wit.tsv"
-    wit.write_text("".join(f"https://example.org/{it['id']}\t{base64.b64encode(open(it['path'], 'rb').read()).decode()}\n"
-                           for it in app.gallery.items[:8]))
+    encoded = [base64.b64encode(Path(it["path"]).read_bytes()).decode() for it in app.gallery.items[:8]]
+    wit.write_text("".join(f"https://example.org/{it['id']}\t{b64}\n" for it, b64 in zip(app.gallery.items, encoded)))
     with_thumbs = build_sharded(app.model, WitImageSource(wit), tmp_path / "g", batch_size=4, progress=False)
     assert with_thumbs.build["thumbnail_size"] == 256 and with_thumbs.build["thumbnails"] == 8
     res = cb.search(app, {"en": "a red circle"}, 4, gallery=with_thumbs, rerank=True, rerank_k=4)
