@@ -364,8 +364,10 @@ class Gallery:
         self.set_search_params(search_params)
         self._positions: dict[str, int] | None = None
         # the folder the items' "thumbnail" names are relative to (the gallery folder once saved
-        # or loaded; a build's work folder before); its thumbnails/ is saved with the gallery
+        # or loaded; a build's work folder before); its thumbnails/ is saved with the gallery.
+        # Loaded galleries also allow the image roots given to load (see ccr_demo.thumbnails).
         self.thumbnail_root: Path | None = None
+        self.thumbnail_roots: list[Path] | None = None
 
     # --------------------------------------------------------------- construction
     @classmethod
@@ -521,7 +523,7 @@ class Gallery:
         path = item.get("path")
         if path and Path(path).is_file():
             return path
-        return thumbnails.resolve(item.get(thumbnails.KEY), self.thumbnail_root)
+        return thumbnails.resolve(item.get(thumbnails.KEY), self.thumbnail_root, self.thumbnail_roots)
 
     def __repr__(self) -> str:
         return (f"Gallery({self.count} {self.kind}s, dim {self.embed_dim}, {self.index_factory!r}, "
@@ -698,12 +700,13 @@ class Gallery:
             _write_vectors(tmp / VECTORS_NAME, self.vectors, self.vectors_dtype)
             _write_items(tmp / ITEMS_NAME, self.items, directory)
             if self.thumbnail_root is not None and (self.thumbnail_root / thumbnails.FOLDER).is_dir():
-                thumbnails.copy_folder(self.thumbnail_root / thumbnails.FOLDER, tmp / thumbnails.FOLDER)
+                thumbnails.copy_folder(self.thumbnail_root / thumbnails.FOLDER, tmp / thumbnails.FOLDER,
+                                       self.thumbnail_roots)
             info = self.info()
             info["sha256"] = {name: sha256(tmp / name) for name in (VECTORS_NAME, ITEMS_NAME)}
             (tmp / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         if self.thumbnail_root is not None:
-            self.thumbnail_root = directory
+            self.thumbnail_root, self.thumbnail_roots = directory, None
         return directory
 
     @staticmethod
@@ -810,7 +813,7 @@ class Gallery:
                       fingerprint=info["model_fingerprint"], search_params=info.get("search_params", ""),
                       rerank=int(info.get("rerank", 1)), vectors_dtype=dtype,
                       build=info["build"] if isinstance(info.get("build"), dict) else None)
-        gallery.thumbnail_root = directory
+        gallery.thumbnail_root, gallery.thumbnail_roots = directory, roots
         return gallery
 
 
@@ -911,8 +914,7 @@ def _relative(path: str, directory: Path) -> str:
 
 def _record_checker(directory: Path, roots: Sequence[Path]):
     """check(record, where) -> the record with its path resolved, or GalleryError: an object with a
-    string id whose "path" (if any) resolves inside ``roots`` and whose "thumbnail" (if any)
-    inside the gallery folder. ``where`` (str, or a function giving it, so a million checks
+    string id whose "path" and "thumbnail" (if any) resolve inside ``roots``. ``where`` (str, or a function giving it, so a million checks
     format no message) names the record in errors."""
     base = directory.resolve()
 
@@ -936,7 +938,7 @@ def _record_checker(directory: Path, roots: Sequence[Path]):
             r["path"] = str(resolved)
         if thumbnails.KEY in r:
             try:
-                thumbnails.check_name(r[thumbnails.KEY], base, where)
+                thumbnails.check_name(r[thumbnails.KEY], base, where, roots)
             except ValueError as e:
                 raise GalleryError(str(e)) from None
         return r

@@ -9,7 +9,9 @@ thumbnail; re-ranking reads the thumbnail the same way, so the build makes them 
 large as the model's input (``default_size``).
 
 A thumbnail name is always relative to the gallery folder and must resolve (symlinks followed)
-inside it: a gallery from elsewhere cannot make the app read or serve another file.
+inside it, or inside a root the loader declares for the gallery's files as it does for image
+paths (a Hub snapshot's files are links into its cache's blobs/): a gallery from elsewhere
+cannot make the app read or serve another file.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import io
 import os
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 from PIL import Image
 
@@ -48,40 +51,48 @@ def jpeg_bytes(image: Image.Image, size: int) -> bytes:
     return buf.getvalue()
 
 
-def check_name(name, folder: Path, where: str) -> str:
-    """``name`` if it is a relative path resolving inside ``folder`` (symlinks followed), else ValueError."""
+def _inside(path: Path, folder: Path, roots: Sequence[Path] | None) -> bool:
+    return any(path.is_relative_to(r) for r in (roots or [folder.resolve()]))
+
+
+def check_name(name, folder: Path, where: str, roots: Sequence[Path] | None = None) -> str:
+    """``name`` if it is a relative path resolving (symlinks followed) inside ``folder``, or
+    inside one of ``roots`` (resolved folders, the gallery folder among them) when given; else
+    ValueError."""
     if not isinstance(name, str) or not name or "\0" in name or os.path.isabs(name):
         raise ValueError(f"{where}: {KEY!r} must be a path relative to the gallery folder, got {name!r}")
-    base = folder.resolve()
-    if not (base / name).resolve().is_relative_to(base):
-        raise ValueError(f"{where}: {KEY} {name!r} resolves outside the gallery folder {base}: a thumbnail "
-                         "must lie inside its gallery's folder")
+    resolved = (folder.resolve() / name).resolve()
+    if not _inside(resolved, folder, roots):
+        raise ValueError(f"{where}: {KEY} {name!r} resolves to {resolved}, outside the gallery folder "
+                         f"{folder.resolve()}: a thumbnail must lie inside its gallery's folder")
     return name
 
 
-def resolve(name: str | None, folder: Path | None) -> str | None:
-    """The thumbnail's file, if it exists inside ``folder`` (checked again: the folder may have changed)."""
+def resolve(name: str | None, folder: Path | None, roots: Sequence[Path] | None = None) -> str | None:
+    """The thumbnail's file, if it exists where ``check_name`` allows (checked again at every use:
+    the folder may have changed since the gallery was loaded)."""
     if not name or folder is None:
         return None
-    base = folder.resolve()
-    path = (base / name).resolve()
-    return str(path) if path.is_relative_to(base) and path.is_file() else None
+    path = (folder.resolve() / name).resolve()
+    return str(path) if _inside(path, folder, roots) and path.is_file() else None
 
 
-def copy_folder(src: Path, dst: Path) -> int:
+def copy_folder(src: Path, dst: Path, roots: Sequence[Path] | None = None) -> int:
     """Hard-link (or copy, across file systems) every thumbnail under ``src`` to ``dst``; the count.
 
     Links make saving a gallery with a million thumbnails cheap and leave ``src`` intact, so a
-    save that fails part-way loses nothing."""
+    save that fails part-way loses nothing. A link is followed only to a file inside ``src``'s
+    gallery folder or ``roots`` (as ``check_name`` allows); other entries are left behind."""
     n = 0
     for path in sorted(src.rglob("*.jpg")):
-        if path.name.startswith(".") or not path.is_file() or path.is_symlink():
+        real = path.resolve()
+        if path.name.startswith(".") or not real.is_file() or not _inside(real, src.parent, roots):
             continue
         target = dst / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(path, target)
+            os.link(real, target)
         except OSError:
-            shutil.copy2(path, target)
+            shutil.copy2(real, target)
         n += 1
     return n

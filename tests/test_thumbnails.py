@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +175,25 @@ def test_the_command_line_writes_thumbnails_and_the_app_shows_them(tiny_model_di
     assert cli_main(["build", "--model", str(tiny_model_dir), "--wit", str(wit), "--out", str(tmp_path / "h"),
                      "--thumbnails", "-1"]) == 2
     assert "thumbnail_size must be >= 0" in capsys.readouterr().err
+
+
+def test_a_hub_snapshot_whose_thumbnails_are_cache_links(tiny_saved_model, wit, tmp_path):
+    """A Hub snapshot's files are links into the repo cache's blobs/: with the repo declared as
+    an image root (as the app does for Hub galleries) the thumbnails load, show and re-save."""
+    _build(tiny_saved_model, WitImageSource(wit), tmp_path / "built", thumbnail_size=24)
+    repo = tmp_path / "datasets--someone--gal"
+    snap, blobs = repo / "snapshots" / "abc123", repo / "blobs"
+    blobs.mkdir(parents=True)
+    for f in sorted(p for p in (tmp_path / "built").rglob("*") if p.is_file()):
+        link = snap / f.relative_to(tmp_path / "built")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        blob = blobs / f"{len(list(blobs.iterdir())):04d}"
+        shutil.move(str(f), blob)
+        os.symlink(blob, link)
+    with pytest.raises(GalleryError, match="thumbnail"):  # without the repo declared: the links lead outside
+        Gallery.load(snap, tiny_saved_model)
+    g = Gallery.load(snap, tiny_saved_model, image_root=repo)
+    assert all(g.image_file(r).startswith(str(blobs.resolve())) for r in range(5))
+    g.save(tmp_path / "copy")
+    copy = Gallery.load(tmp_path / "copy", tiny_saved_model)
+    assert all(not Path(copy.image_file(r)).is_symlink() for r in range(5))
