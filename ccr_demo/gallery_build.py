@@ -131,12 +131,14 @@ def _read_manifest(work: Path) -> dict | None:
 
 
 def _check_same_build(work: Path, found: dict, wanted: dict) -> None:
+    found = {"thumbnail_size": 0, **found}  # folders of builds older than thumbnails hold none
     differ = [k for k in ("version", "model_fingerprint", "inputs", "batch_size", "kind", "thumbnail_size")
               if found.get(k) != wanted.get(k)]
     if differ:
         what = "; ".join(f"{k}: {json.dumps(found.get(k))} there, {json.dumps(wanted.get(k))} now" for k in differ)
-        raise ValueError(f"{work} is the work folder of another build ({what}); delete it to start over, or "
-                         "choose another --work-dir")
+        hint = (f" (--thumbnails {found['thumbnail_size']} resumes it)" if differ == ["thumbnail_size"] else "")
+        raise ValueError(f"{work} is the work folder of another build ({what}){hint}; delete it to start over, "
+                         "or choose another --work-dir")
 
 
 def _prepare_work_dir(work: Path, manifest: dict) -> None:
@@ -158,13 +160,17 @@ def _prepare_work_dir(work: Path, manifest: dict) -> None:
         atomic_write_json(work / MANIFEST_NAME, manifest)
 
 
-def _reused_chunk_ok(jsonl: Path, items: list[SourceItem]) -> None:
-    """A finished chunk may be reused only for the same ids in the same order."""
-    ids = []
+def _reusable_chunk(work: Path, jsonl: Path, items: list[SourceItem]) -> bool:
+    """Whether a finished chunk can be reused: only for the same ids in the same order (else
+    ValueError), and only when its thumbnails are all on disk and not empty (thumbnails are not
+    fsynced, so after a crash of the machine a chunk may need encoding again)."""
+    ids, thumbs = [], []
     with open(jsonl, encoding="utf-8") as f:
         for line in f:
             r = json.loads(line)
             ids.append(r["skipped"]["id"] if "skipped" in r else r["id"])
+            if thumbnails.KEY in r:
+                thumbs.append(work / r[thumbnails.KEY])
     wanted = [it.id for it in items]
     if ids != wanted:
         first = next((i for i, (a, b) in enumerate(zip(ids, wanted)) if a != b), min(len(ids), len(wanted)))
@@ -172,6 +178,10 @@ def _reused_chunk_ok(jsonl: Path, items: list[SourceItem]) -> None:
                          f"{ids[first] if first < len(ids) else 'none'!r} there, "
                          f"{wanted[first] if first < len(wanted) else 'none'!r} now): the inputs changed since; "
                          "delete the work folder to start over")
+    try:
+        return all(p.stat().st_size > 0 for p in thumbs)
+    except FileNotFoundError:
+        return False
 
 
 def _write_chunk(work: Path, c: int, lines: list[dict], vectors: np.ndarray) -> None:
@@ -290,6 +300,8 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
         thumbnail_size = thumbnails.default_size(model.config.image_size)
     if thumbnail_size < 0:
         raise ValueError(f"thumbnail_size must be >= 0 (0: no thumbnails), got {thumbnail_size}")
+    if source.all_files:
+        thumbnail_size = 0  # every image has its file: nothing to make thumbnails of
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     started = time.perf_counter()
@@ -301,6 +313,9 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
     fingerprint = weights_fingerprint(model)
     out = Path(out).absolute()
     work = Path(work_dir).absolute() if work_dir is not None else default_work_dir(out)
+    if work.resolve().is_relative_to(out.resolve()) or out.resolve().is_relative_to(work.resolve()):
+        raise ValueError(f"the work folder {work} and the gallery folder {out} overlap: the build removes its "
+                         "work folder after saving the gallery; choose another work_dir")
     manifest = _manifest(fingerprint, source, batch_size, thumbnail_size)
     if state.is_main_process:
         _prepare_work_dir(work, manifest)
@@ -324,8 +339,7 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
                 if c % n_proc != rank:
                     continue
                 jsonl, npy = _chunk_paths(work, c)
-                if npy.is_file() and jsonl.is_file():
-                    _reused_chunk_ok(jsonl, items)
+                if npy.is_file() and jsonl.is_file() and _reusable_chunk(work, jsonl, items):
                     reused.append(c)
                     bar.update(len(items))
                     continue

@@ -51,6 +51,8 @@ class ImageSource:
     """
 
     skip_bad = False
+    # every item is an image file (its record has a "path"): a build needs no thumbnails for it
+    all_files = False
 
     def __iter__(self) -> Iterator[SourceItem]:
         raise NotImplementedError
@@ -71,6 +73,7 @@ class FolderSource(ImageSource):
     the folder. Files that are not readable images are skipped and counted."""
 
     skip_bad = True
+    all_files = True
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -95,6 +98,8 @@ class FolderSource(ImageSource):
 
 class PathListSource(ImageSource):
     """Image files named one by one (id = the path as given, or ``ids``); an unreadable one is an error."""
+
+    all_files = True
 
     def __init__(self, paths: Sequence[str | Path], ids: Sequence[str] | None = None):
         self.paths = [str(p) for p in paths]
@@ -123,6 +128,7 @@ class TestSetSource(ImageSource):
         self.test_set = test_set
         self._description = description or {"format": "test_set", "name": test_set.name}
         self._roots = list(roots)
+        self.all_files = test_set.image_data is None or all(d is None for d in test_set.image_data)
 
     def __iter__(self) -> Iterator[SourceItem]:
         ts = self.test_set

@@ -699,15 +699,32 @@ class Gallery:
                 faiss.write_index(self.index, str(tmp / INDEX_NAME))
             _write_vectors(tmp / VECTORS_NAME, self.vectors, self.vectors_dtype)
             _write_items(tmp / ITEMS_NAME, self.items, directory)
-            if self.thumbnail_root is not None and (self.thumbnail_root / thumbnails.FOLDER).is_dir():
-                thumbnails.copy_folder(self.thumbnail_root / thumbnails.FOLDER, tmp / thumbnails.FOLDER,
-                                       self.thumbnail_roots)
+            self._save_thumbnails(tmp)
             info = self.info()
             info["sha256"] = {name: sha256(tmp / name) for name in (VECTORS_NAME, ITEMS_NAME)}
             (tmp / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         if self.thumbnail_root is not None:
             self.thumbnail_root, self.thumbnail_roots = directory, None
         return directory
+
+    def _save_thumbnails(self, tmp: Path) -> None:
+        """Copy the thumbnails into the gallery being written. One an item names that is not
+        copied but could be shown is a GalleryError (and the folder being replaced stays as it
+        was); one already missing, or leading out of the allowed folders, stays missing."""
+        copied: set[str] = set()
+        if self.thumbnail_root is not None and (self.thumbnail_root / thumbnails.FOLDER).is_dir():
+            copied = thumbnails.copy_folder(self.thumbnail_root / thumbnails.FOLDER, tmp / thumbnails.FOLDER,
+                                            self.thumbnail_roots)
+        for r in self.items:
+            name = r.get(thumbnails.KEY)
+            if name is not None and name not in copied and (
+                    self.thumbnail_root is None
+                    or thumbnails.resolve(name, self.thumbnail_root, self.thumbnail_roots) is not None):
+                where = ("no thumbnails folder is attached (set gallery.thumbnail_root to the folder holding "
+                         f"{thumbnails.FOLDER}/)" if self.thumbnail_root is None else
+                         f"it is not a file in {self.thumbnail_root / thumbnails.FOLDER}")
+                raise GalleryError(f"item {r['id']!r} names the thumbnail {name!r} but {where}: not saving a "
+                                   "gallery whose thumbnails would be missing")
 
     @staticmethod
     def read_info(directory: str | Path) -> dict:
@@ -813,7 +830,7 @@ class Gallery:
                       fingerprint=info["model_fingerprint"], search_params=info.get("search_params", ""),
                       rerank=int(info.get("rerank", 1)), vectors_dtype=dtype,
                       build=info["build"] if isinstance(info.get("build"), dict) else None)
-        gallery.thumbnail_root, gallery.thumbnail_roots = directory, roots
+        gallery.thumbnail_root, gallery.thumbnail_roots = directory.resolve(), roots
         return gallery
 
 
@@ -866,6 +883,10 @@ def replace_problem(path: Path) -> str | None:
     if INFO_NAME not in names:
         return f"is a folder that is not a gallery (no {INFO_NAME}; it holds {len(names)} entries)"
     others = sorted(names - GALLERY_FILES)
+    thumbs = path / thumbnails.FOLDER
+    if thumbnails.FOLDER in names and (thumbs.is_symlink() or not thumbs.is_dir()
+                                       or not thumbnails.is_own_folder(thumbs)):
+        others.append(f"{thumbnails.FOLDER} (holds what no build wrote)")
     if others:
         more = " ..." if len(others) > 3 else ""
         return f"holds files that are not part of a gallery ({', '.join(others[:3])}{more})"
@@ -914,13 +935,13 @@ def _relative(path: str, directory: Path) -> str:
 
 def _record_checker(directory: Path, roots: Sequence[Path]):
     """check(record, where) -> the record with its path resolved, or GalleryError: an object with a
-    string id whose "path" and "thumbnail" (if any) resolve inside ``roots``. ``where`` (str, or a function giving it, so a million checks
+    string id whose "path" (if any) resolves inside ``roots`` and whose "thumbnail" (if any) is
+    a thumbnail name (``ccr_demo.thumbnails``: checked by its text here, where it leads at use). ``where`` (str, or a function giving it, so a million checks
     format no message) names the record in errors."""
     base = directory.resolve()
 
     def check(r, where) -> dict:
-        if callable(where) and (not isinstance(r, dict) or not isinstance(r.get("id"), str) or "path" in r
-                                or thumbnails.KEY in r):
+        if callable(where) and (not isinstance(r, dict) or not isinstance(r.get("id"), str) or "path" in r):
             where = where()
         if not isinstance(r, dict) or not isinstance(r.get("id"), str):
             raise GalleryError(f"{where}: expected an object with a string 'id'")
@@ -938,7 +959,7 @@ def _record_checker(directory: Path, roots: Sequence[Path]):
             r["path"] = str(resolved)
         if thumbnails.KEY in r:
             try:
-                thumbnails.check_name(r[thumbnails.KEY], base, where, roots)
+                thumbnails.check_name(r[thumbnails.KEY], where)
             except ValueError as e:
                 raise GalleryError(str(e)) from None
         return r

@@ -8,10 +8,11 @@ as the item's ``"thumbnail"``. The app shows an item's image file when it has on
 thumbnail; re-ranking reads the thumbnail the same way, so the build makes them at least as
 large as the model's input (``default_size``).
 
-A thumbnail name is always relative to the gallery folder and must resolve (symlinks followed)
-inside it, or inside a root the loader declares for the gallery's files as it does for image
-paths (a Hub snapshot's files are links into its cache's blobs/): a gallery from elsewhere
-cannot make the app read or serve another file.
+A thumbnail name is checked by its text when a gallery loads (``thumbnails/``, then folders and
+a file, no ``..``: cheap for a million items) and resolved, symlinks followed, at every use: it
+must lead inside the gallery folder, or inside a root the loader declares for the gallery's
+files as it does for image paths (a Hub snapshot's files are links into its cache's blobs/).
+So a gallery from elsewhere cannot make the app read or serve another file.
 """
 
 from __future__ import annotations
@@ -55,44 +56,70 @@ def _inside(path: Path, folder: Path, roots: Sequence[Path] | None) -> bool:
     return any(path.is_relative_to(r) for r in (roots or [folder.resolve()]))
 
 
-def check_name(name, folder: Path, where: str, roots: Sequence[Path] | None = None) -> str:
-    """``name`` if it is a relative path resolving (symlinks followed) inside ``folder``, or
-    inside one of ``roots`` (resolved folders, the gallery folder among them) when given; else
-    ValueError."""
-    if not isinstance(name, str) or not name or "\0" in name or os.path.isabs(name):
-        raise ValueError(f"{where}: {KEY!r} must be a path relative to the gallery folder, got {name!r}")
-    resolved = (folder.resolve() / name).resolve()
-    if not _inside(resolved, folder, roots):
-        raise ValueError(f"{where}: {KEY} {name!r} resolves to {resolved}, outside the gallery folder "
-                         f"{folder.resolve()}: a thumbnail must lie inside its gallery's folder")
+def check_name(name, where) -> str:
+    """``name`` if its text is a thumbnail name as builds write them (``thumbnails/CHUNK/FILE``,
+    no ``..`` or empty parts), else ValueError. Where it leads is checked at use (``resolve``).
+    ``where`` (a string, or a function giving it: formatted only for an error) names the item."""
+    parts = name.split("/") if isinstance(name, str) else []
+    if (len(parts) != 3 or parts[0] != FOLDER or "\0" in name or "\\" in name
+            or any(p in ("", ".", "..") for p in parts)):
+        raise ValueError(f"{where() if callable(where) else where}: {KEY!r} must name a file in a folder under "
+                         f"the gallery's {FOLDER}/ ('{FOLDER}/CHUNK/FILE', no '..'), got {name!r}")
     return name
 
 
 def resolve(name: str | None, folder: Path | None, roots: Sequence[Path] | None = None) -> str | None:
-    """The thumbnail's file, if it exists where ``check_name`` allows (checked again at every use:
-    the folder may have changed since the gallery was loaded)."""
+    """The thumbnail's file, if it is one inside ``folder`` or ``roots`` (resolved folders, the
+    gallery folder among them), symlinks followed; else None (the app shows a placeholder).
+    Checked at every use: the folder may have changed since the gallery was loaded."""
     if not name or folder is None:
         return None
     path = (folder.resolve() / name).resolve()
     return str(path) if _inside(path, folder, roots) and path.is_file() else None
 
 
-def copy_folder(src: Path, dst: Path, roots: Sequence[Path] | None = None) -> int:
-    """Hard-link (or copy, across file systems) every thumbnail under ``src`` to ``dst``; the count.
+def is_own_folder(path: Path) -> bool:
+    """Whether ``path`` holds only what builds write (chunk folders of .jpg files), so replacing
+    it loses nothing of the user's."""
+    for chunk in os.scandir(path):
+        if not (chunk.is_dir(follow_symlinks=False) and chunk.name.isdigit()):
+            return False
+        if any(not f.name.endswith(".jpg") or f.is_dir(follow_symlinks=False) for f in os.scandir(chunk.path)):
+            return False
+    return True
+
+
+def copy_folder(src: Path, dst: Path, roots: Sequence[Path] | None = None) -> set[str]:
+    """Hard-link (or copy, across file systems) the thumbnails under ``src`` (``<root>/thumbnails``)
+    to ``dst``; the names copied (``thumbnails/...``, as items name them).
 
     Links make saving a gallery with a million thumbnails cheap and leave ``src`` intact, so a
-    save that fails part-way loses nothing. A link is followed only to a file inside ``src``'s
-    gallery folder or ``roots`` (as ``check_name`` allows); other entries are left behind."""
-    n = 0
-    for path in sorted(src.rglob("*.jpg")):
-        real = path.resolve()
-        if path.name.startswith(".") or not real.is_file() or not _inside(real, src.parent, roots):
+    save that fails part-way loses nothing. A symlink is followed only to a file inside ``src``'s
+    gallery folder or ``roots`` (as ``resolve`` allows); other entries are left behind."""
+    copied: set[str] = set()
+    if not _inside(src.resolve(), src.parent, roots):
+        return copied
+    for chunk in sorted(os.scandir(src), key=lambda e: e.name):
+        if not chunk.is_dir():
             continue
-        target = dst / path.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(real, target)
-        except OSError:
-            shutil.copy2(real, target)
-        n += 1
-    return n
+        made = False
+        for entry in os.scandir(chunk.path):
+            if not entry.name.endswith(".jpg") or entry.name.startswith("."):
+                continue
+            real = Path(entry.path)
+            if entry.is_symlink() or Path(chunk.path).is_symlink():
+                real = real.resolve()
+                if not _inside(real, src.parent, roots):
+                    continue
+            if not real.is_file():
+                continue
+            if not made:
+                (dst / chunk.name).mkdir(parents=True, exist_ok=True)
+                made = True
+            target = dst / chunk.name / entry.name
+            try:
+                os.link(real, target)
+            except OSError:
+                shutil.copy2(real, target)
+            copied.add(f"{FOLDER}/{chunk.name}/{entry.name}")
+    return copied

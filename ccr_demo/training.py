@@ -558,6 +558,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     cfg.validate()
     check_data_config(cfg)
     tc = cfg.train
+    if resume and not tc.keep_checkpoints:
+        raise ValueError("--resume with train.keep_checkpoints=0: that setting writes no checkpoints to resume from")
     out = Path(tc.output_dir)
     log_with = _trackers(tc, out)
     # Several processes without CUDA (torchrun on CPU): accelerate needs cpu=True to use gloo.
@@ -626,8 +628,6 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     raw.temperature_read_clamp = tc.temperature_clamp == "read"
 
     state = TrainState()
-    if resume and not tc.keep_checkpoints:
-        raise ValueError("--resume with train.keep_checkpoints=0: that setting writes no checkpoints to resume from")
     if resume:
         ckpt = latest_checkpoint(cfg)
         if ckpt is None and not torn:

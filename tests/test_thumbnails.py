@@ -9,7 +9,6 @@ import io
 import json
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,6 +98,31 @@ def test_thumbnails_travel_with_the_gallery(tiny_saved_model, wit, tmp_path):
     assert all(Gallery.load(tmp_path / "b", tiny_saved_model).image_file(r) for r in range(5))
 
 
+def test_a_save_that_would_lose_thumbnails_is_refused(tiny_saved_model, wit, tmp_path):
+    """Re-indexing a gallery's items without its thumbnails folder, then saving over the
+    gallery, would have deleted thumbnails/: it is an error, and the gallery stays as it was."""
+    _build(tiny_saved_model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)
+    g = Gallery.load(tmp_path / "g", tiny_saved_model)
+    hnsw = Gallery.from_vectors(g.vectors, g.ids, metadata=g.items, index_factory="HNSW32",
+                                fingerprint=g.fingerprint)
+    with pytest.raises(GalleryError, match="names the thumbnail 'thumbnails/0000000/0000.jpg' but no thumbnails "
+                                           "folder is attached"):
+        hnsw.save(tmp_path / "g")
+    assert all(Gallery.load(tmp_path / "g", tiny_saved_model).image_file(r) for r in range(5))
+    hnsw.thumbnail_root = tmp_path / "g"  # attached: saved with them
+    hnsw.save(tmp_path / "g")
+    again = Gallery.load(tmp_path / "g", tiny_saved_model)
+    assert again.index_factory == "HNSW32" and all(again.image_file(r) for r in range(5))
+
+
+def test_a_users_thumbnails_folder_is_not_replaced_without_overwrite(tiny_saved_model, wit, tmp_path):
+    g = _build(tiny_saved_model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)
+    (tmp_path / "g" / "thumbnails" / "notes.txt").write_text("the user's")
+    with pytest.raises(FileExistsError, match="thumbnails"):
+        g.save(tmp_path / "g")
+    assert (tmp_path / "g" / "thumbnails" / "notes.txt").read_text() == "the user's"
+
+
 def test_a_resumed_build_with_another_thumbnail_size_is_refused(tiny_saved_model, wit, tmp_path, monkeypatch):
     from ccr_demo import gallery_build
 
@@ -118,8 +142,42 @@ def test_a_resumed_build_with_another_thumbnail_size_is_refused(tiny_saved_model
     assert sorted(p.name for p in first_chunk.iterdir()) == ["0000.jpg", "0001.jpg"]
     with pytest.raises(ValueError, match="thumbnail_size: 24 there, 32 now"):
         _build(tiny_saved_model, WitImageSource(wit), tmp_path / "g", thumbnail_size=32)
-    g = _build(tiny_saved_model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)  # resumes, reusing chunk 0
-    assert g.build["chunks_reused"] == 1 and all(g.image_file(r) for r in range(5))
+    # a thumbnail left empty (the machine crashed before it reached the disk): the chunk is encoded again
+    (first_chunk / "0001.jpg").write_bytes(b"")
+    g = _build(tiny_saved_model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)
+    assert g.build["chunks_reused"] == 0 and all(Image.open(g.image_file(r)).size == (24, 16) for r in range(5))
+
+
+def test_a_work_folder_from_before_thumbnails_resumes_a_folder_build(tiny_saved_model, tmp_path, monkeypatch):
+    """Folder images need no thumbnails: a work folder whose manifest predates them still resumes."""
+    from ccr_demo import gallery_build
+    from ccr_demo.image_sources import FolderSource
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(5):
+        _image(i).save(images / f"{i}.png")
+    real = gallery_build._write_chunk
+
+    def die_after_first(*args):
+        real(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gallery_build, "_write_chunk", die_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        _build(tiny_saved_model, FolderSource(images), tmp_path / "g")
+    monkeypatch.setattr(gallery_build, "_write_chunk", real)
+    manifest = tmp_path / "g.parts" / "manifest.json"
+    old = json.loads(manifest.read_text())
+    assert old.pop("thumbnail_size") == 0
+    manifest.write_text(json.dumps(old))
+    g = _build(tiny_saved_model, FolderSource(images), tmp_path / "g")
+    assert g.build["chunks_reused"] == 1 and g.build["thumbnails"] == 0
+
+
+def test_a_work_folder_inside_the_gallery_folder_is_refused(tiny_saved_model, wit, tmp_path):
+    with pytest.raises(ValueError, match="overlap"):
+        _build(tiny_saved_model, WitImageSource(wit), tmp_path / "g", work_dir=tmp_path / "g" / "parts")
 
 
 def _tamper(folder, row: int, **changes):
@@ -132,24 +190,32 @@ def _tamper(folder, row: int, **changes):
     (folder / "gallery.json").write_text(json.dumps(info))
 
 
-@pytest.mark.parametrize("mmap", [False, True])
-def test_a_thumbnail_outside_the_gallery_folder_is_refused(tiny_saved_model, wit, tmp_path, mmap):
+@pytest.mark.parametrize("mmap,verify", [(False, True), (True, True), (True, False)])
+def test_a_thumbnail_outside_the_gallery_folder_is_refused(tiny_saved_model, wit, tmp_path, mmap, verify):
     _build(tiny_saved_model, WitImageSource(wit), tmp_path / "g", thumbnail_size=24)
     secret = tmp_path / "secret.jpg"
     _image(0).save(secret)
-    for bad in ("../secret.jpg", str(secret), "thumbnails/../../secret.jpg", "", 7):
-        folder = tmp_path / f"bad{abs(hash((bad, mmap)))}"
+    for n, bad in enumerate(("../secret.jpg", str(secret), "thumbnails/../../secret.jpg", "thumbnails/x.jpg",
+                             "thumbnails/0000000/../../../secret.jpg", "", 7)):
+        folder = tmp_path / f"bad{n}"
         shutil.copytree(tmp_path / "g", folder)
         _tamper(folder, 1, thumbnail=bad)
-        with pytest.raises(GalleryError, match="thumbnail"):
-            Gallery.load(folder, tiny_saved_model, mmap=mmap)
-    # a link inside the folder that points out of it
-    folder = tmp_path / f"link{mmap}"
+        with pytest.raises(GalleryError, match=r"items\.jsonl:(record )?2: 'thumbnail' must name a file"):
+            Gallery.load(folder, tiny_saved_model, mmap=mmap, verify=verify).items[1]  # mmap: checked when read
+    # a link inside the folder that leads out of it: never shown (the app gets a placeholder)
+    folder = tmp_path / "link"
     shutil.copytree(tmp_path / "g", folder)
     os.symlink(secret, folder / "thumbnails" / "0000000" / "evil.jpg")
     _tamper(folder, 0, thumbnail="thumbnails/0000000/evil.jpg")
-    with pytest.raises(GalleryError, match="outside the gallery folder"):
-        Gallery.load(folder, tiny_saved_model, mmap=mmap)
+    g = Gallery.load(folder, tiny_saved_model, mmap=mmap, verify=verify)
+    assert g.image_file(0) is None and g.image_file(1) is not None
+    # ... nor when the link is swapped in after the gallery was loaded
+    (folder / "thumbnails" / "0000000" / "0001.jpg").unlink()
+    os.symlink(secret, folder / "thumbnails" / "0000000" / "0001.jpg")
+    assert g.image_file(1) is None
+    g.save(tmp_path / "resaved")  # and a re-save leaves the links out
+    assert not (tmp_path / "resaved" / "thumbnails" / "0000000" / "0001.jpg").exists()
+    assert Gallery.load(tmp_path / "resaved", tiny_saved_model).image_file(1) is None
 
 
 def test_the_command_line_writes_thumbnails_and_the_app_shows_them(tiny_model_dir, wit, tmp_path, capsys,
@@ -190,10 +256,12 @@ def test_a_hub_snapshot_whose_thumbnails_are_cache_links(tiny_saved_model, wit, 
         blob = blobs / f"{len(list(blobs.iterdir())):04d}"
         shutil.move(str(f), blob)
         os.symlink(blob, link)
-    with pytest.raises(GalleryError, match="thumbnail"):  # without the repo declared: the links lead outside
-        Gallery.load(snap, tiny_saved_model)
+    bare = Gallery.load(snap, tiny_saved_model)  # without the repo declared, the links lead outside
+    assert all(bare.image_file(r) is None for r in range(5))
     g = Gallery.load(snap, tiny_saved_model, image_root=repo)
     assert all(g.image_file(r).startswith(str(blobs.resolve())) for r in range(5))
     g.save(tmp_path / "copy")
     copy = Gallery.load(tmp_path / "copy", tiny_saved_model)
-    assert all(not Path(copy.image_file(r)).is_symlink() for r in range(5))
+    for r in range(5):
+        saved = tmp_path / "copy" / copy.items[r]["thumbnail"]
+        assert saved.is_file() and not saved.is_symlink() and copy.image_file(r) == str(saved.resolve())
