@@ -513,7 +513,7 @@ def test_temperature_at_a_bound_keeps_its_gradient_only_with_the_in_place_clamp(
         assert (float(model.temperature.detach()) < 0.5) is moves
     model.temperature.data.fill_(0.7)  # a step that overshot: put back on the bound, exactly
     clamp_temperature(model)
-    assert float(model.temperature) == pytest.approx(0.5, abs=1e-7)
+    assert float(model.temperature.detach()) == pytest.approx(0.5, abs=1e-7)
 
 
 def test_trained_temperature_stays_in_range_with_the_in_place_clamp(tmp_path, data_dir):
