@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from _report import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGS = ["en", "de", "fr", "cs", "zh", "ja"]
@@ -165,15 +166,6 @@ def make_assets(root: Path, model_kind: str, n_test: int) -> dict[str, Path]:
     index_main(["build", "--model", str(root / "model"), "--iglue", str(data / "test"), "--out",
                 str(root / "gallery")])  # no caption gallery: only text-to-image is timed
     return {"model": root / "model", "gallery": root / "gallery", "testset": data / "test"}
-
-
-def replace_section(text: str, heading: str, section: str) -> str:
-    """``text`` with its Markdown section starting at ``heading`` (up to the next ``## ``) replaced."""
-    if heading not in text:
-        return (text.rstrip() + "\n\n" if text else "") + section.rstrip() + "\n"
-    before, rest = text.split(heading, 1)
-    after = rest.split("\n## ", 1)
-    return before + section.rstrip() + "\n" + ("\n## " + after[1] if len(after) > 1 else "")
 
 
 def percentiles(ms: list[float]) -> str:

@@ -9,11 +9,17 @@ is the whole command (imports, model load, merge, save). Images: the first --cou
 the shapes test set (repeated when more are asked for), linked into a temporary folder.
 
     python bench/bench_build.py --count 1000 --out docs/bench_build.md
+
+``--thumbnails 0,256`` times instead what thumbnails cost: the same images as one WIT file
+(``url<TAB>base64`` lines, so no image has a file and each gets a thumbnail), built with each
+thumbnail size in turn (sizes alternate, ``--repeats`` rounds, medians), 1 process; the report's
+section for it is replaced in ``--out`` and the rest of the page kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import itertools
 import json
 import os
@@ -25,7 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _report import replace_section
+
 ROOT = Path(__file__).resolve().parents[1]
+THUMBNAILS_HEADING = "## Base64 images: what thumbnails cost"
 
 
 def _images(src: Path, count: int, dest: Path) -> Path:
@@ -38,13 +47,22 @@ def _images(src: Path, count: int, dest: Path) -> Path:
     return dest
 
 
-def _run(model: str, images: Path, out: Path, processes: int, threads: int, batch: int, workers: int) -> dict:
+def _wit_file(images: Path, dest: Path) -> Path:
+    """The images as one WIT image file: ``url<TAB>base64`` a line."""
+    with open(dest, "w", encoding="ascii") as f:
+        for p in sorted(images.iterdir()):
+            f.write(f"https://example.org/{p.name}\t{base64.b64encode(p.read_bytes()).decode('ascii')}\n")
+    return dest
+
+
+def _run(model: str, images: Path, out: Path, processes: int, threads: int, batch: int, workers: int,
+         source: tuple[str, ...] = ()) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     launch = [sys.executable] if processes == 1 else [sys.executable, "-m", "torch.distributed.run",
                                                       "--standalone", "--nproc-per-node", str(processes)]
-    cmd = [*launch, "-m", "ccr_demo.index", "build", "--model", model, "--images", str(images), "--out", str(out),
-           "--batch-size", str(batch), "--workers", str(workers), "--cpu"]
+    cmd = [*launch, "-m", "ccr_demo.index", "build", "--model", model, *(source or ("--images", str(images))),
+           "--out", str(out), "--batch-size", str(batch), "--workers", str(workers), "--cpu"]
     t0 = time.perf_counter()
     run = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
@@ -65,7 +83,12 @@ def main(argv=None) -> None:
     p.add_argument("--threads", default="auto",
                    help="threads per process to time, comma-separated; auto = cores / processes")
     p.add_argument("--out", help="write the Markdown report here (default: print it)")
+    p.add_argument("--thumbnails", help="time these thumbnail sizes (e.g. 0,256) on the images as base64 instead")
+    p.add_argument("--repeats", type=int, default=3, help="rounds per thumbnail size (with --thumbnails)")
     a = p.parse_args(argv)
+    if a.thumbnails:
+        return thumbnail_cost(a, [int(x) for x in a.thumbnails.split(",")],
+                              "python bench/bench_build.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     batches = [int(b) for b in a.batch_sizes.split(",")]
     workers = [int(w) for w in a.workers.split(",")]
     procs = [int(n) for n in a.processes.split(",")]
@@ -116,7 +139,53 @@ def main(argv=None) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if a.out:
-        Path(a.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        old = Path(a.out).read_text(encoding="utf-8") if Path(a.out).is_file() else ""
+        kept = THUMBNAILS_HEADING + old.split(THUMBNAILS_HEADING, 1)[1] if THUMBNAILS_HEADING in old else ""
+        Path(a.out).write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""), encoding="utf-8")
+
+
+def thumbnail_cost(a, sizes: list[int], command: str) -> None:
+    """Build the same base64 images once per thumbnail size and round; the report section."""
+    import statistics
+
+    threads = os.cpu_count() or 1
+    batch, workers = 64, 2
+    tmp = Path(tempfile.mkdtemp(prefix="bench_build_thumbs."))
+    runs: dict[int, list[dict]] = {size: [] for size in sizes}
+    try:
+        images = _images(Path(a.images), a.count, tmp / "images")
+        wit = _wit_file(images, tmp / "images.tsv")
+        for r in range(a.repeats):
+            for size in (sizes if r % 2 == 0 else sizes[::-1]):  # alternate: load hits every size alike
+                out = tmp / f"g-{size}-{r}"
+                res = _run(a.model, images, out, 1, threads, batch, workers,
+                           source=("--wit", str(wit), "--thumbnails", str(size)))
+                res["thumb_bytes"] = sum(p.stat().st_size for p in (out / "thumbnails").rglob("*.jpg")) \
+                    if (out / "thumbnails").is_dir() else 0
+                runs[size].append(res)
+                shutil.rmtree(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    base = statistics.median(r["build"]["images_per_second"] for r in runs[sizes[0]])
+    lines = [THUMBNAILS_HEADING, "",
+             f"`{command}` (remakes this section only). The same {a.count} images as one WIT file "
+             f"(`url<TAB>base64` lines: no image has a file, so each gets a thumbnail); 1 process, {threads} threads, "
+             f"batch {batch}, {workers} decode threads (which also make the thumbnails); {a.repeats} rounds, sizes "
+             f"alternating; medians. Load average at the end: {os.getloadavg()[0]:.1f}.", "",
+             f"| --thumbnails | images/s | vs {sizes[0]} | encode s | wall s | thumbnails on disk |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for size in sizes:
+        rs = runs[size]
+        ips = statistics.median(r["build"]["images_per_second"] for r in rs)
+        lines.append(f"| {size} | {ips:.1f} | {ips / base:.2f}x | "
+                     f"{statistics.median(r['build']['encode_seconds'] for r in rs):.1f} | "
+                     f"{statistics.median(r['wall'] for r in rs):.1f} | "
+                     f"{statistics.median(r['thumb_bytes'] for r in rs) / 2**20:.1f} MiB |")
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if a.out:
+        old = Path(a.out).read_text(encoding="utf-8") if Path(a.out).is_file() else ""
+        Path(a.out).write_text(replace_section(old, THUMBNAILS_HEADING, section), encoding="utf-8")
 
 
 if __name__ == "__main__":
