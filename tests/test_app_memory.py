@@ -8,7 +8,6 @@ left alone, and freed heap goes back to the OS.
 import sys
 
 import numpy as np
-import psutil
 import pytest
 
 from ccr_demo.ui import memory
@@ -16,8 +15,12 @@ from ccr_demo.ui import memory
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="smaps/madvise: Linux only")
 
 
-def _rss() -> int:
-    return psutil.Process().memory_info().rss
+def _mapped_rss(path) -> int:
+    """Resident bytes of this process's mappings of ``path`` (its own part of the RSS: the
+    process's total also moves with whatever other threads allocate meanwhile)."""
+    text = open("/proc/self/smaps", encoding="utf-8", errors="replace").read()
+    return sum(fields.get("Rss", 0) * 1024 for header, fields in memory._smaps_blocks(text)
+               if header.split()[-1] == str(path))
 
 
 def test_clean_mapped_weights_are_released_and_read_back_unchanged(tmp_path):
@@ -26,9 +29,9 @@ def test_clean_mapped_weights_are_released_and_read_back_unchanged(tmp_path):
     data.tofile(path)
     clean = np.memmap(path, dtype=np.float32, mode="c")  # private copy-on-write, as transformers maps it
     total = float(clean.sum())  # every page resident, as the start-up weights hash leaves them
-    before = _rss()
+    assert _mapped_rss(path) >= 60 << 20
     released = memory.drop_clean_weight_pages()
-    assert released >= 60 << 20 and before - _rss() >= 60 << 20
+    assert released >= 60 << 20 and _mapped_rss(path) < 1 << 20
     assert float(clean.sum()) == total  # read back from the file: the same numbers
 
 
