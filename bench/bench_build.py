@@ -86,13 +86,12 @@ def main(argv=None) -> None:
     p.add_argument("--thumbnails", help="time these thumbnail sizes (e.g. 0,256) on the images as base64 instead")
     p.add_argument("--repeats", type=int, default=3, help="rounds per thumbnail size (with --thumbnails)")
     a = p.parse_args(argv)
+    command = "python bench/bench_build.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if a.thumbnails:
-        return thumbnail_cost(a, [int(x) for x in a.thumbnails.split(",")],
-                              "python bench/bench_build.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+        return thumbnail_cost(a, [int(x) for x in a.thumbnails.split(",")], command)
     batches = [int(b) for b in a.batch_sizes.split(",")]
     workers = [int(w) for w in a.workers.split(",")]
     procs = [int(n) for n in a.processes.split(",")]
-    command = "python bench/bench_build.py " + " ".join(argv if argv is not None else sys.argv[1:])
     model_cfg = json.loads((Path(a.model) / "config.json").read_text())["model"]
     lines = [
         "# Gallery build throughput",

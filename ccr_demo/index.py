@@ -936,8 +936,9 @@ def _relative(path: str, directory: Path) -> str:
 def _record_checker(directory: Path, roots: Sequence[Path]):
     """check(record, where) -> the record with its path resolved, or GalleryError: an object with a
     string id whose "path" (if any) resolves inside ``roots`` and whose "thumbnail" (if any) is
-    a thumbnail name (``ccr_demo.thumbnails``: checked by its text here, where it leads at use). ``where`` (str, or a function giving it, so a million checks
-    format no message) names the record in errors."""
+    a thumbnail name (``ccr_demo.thumbnails``: checked by its text here, where it leads at use).
+    ``where`` (str, or a function giving it, so a million checks format no message) names the
+    record in errors."""
     base = directory.resolve()
 
     def check(r, where) -> dict:

@@ -398,7 +398,11 @@ def _load_optimizer(optimizer, path: Path) -> None:
 
 
 def save_checkpoint(accelerator: Accelerator, cfg: ExperimentConfig, state: TrainState, model, optimizer,
-                    scheduler) -> Path:
+                    scheduler) -> Path | None:
+    """The run's state as a resumable checkpoint folder; None (nothing written) with
+    ``train.keep_checkpoints=0``."""
+    if not cfg.train.keep_checkpoints:
+        return None
     root = _checkpoint_root(cfg)
     name = f"step_{state.step:08d}_micro_{state.micro_step:08d}"
     final, tmp = root / name, root / f".tmp_{name}"
@@ -723,7 +727,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                     accelerator.log({"train/loss": last_loss, "train/temperature": row["temperature"],
                                      "train/lr": row["lr"], **{f"train/{k}": v for k, v in last_parts.items()}},
                                     step=state.step)
-            if tc.keep_checkpoints and tc.save_every_steps and state.step % tc.save_every_steps == 0:
+            if tc.save_every_steps and state.step % tc.save_every_steps == 0:
                 state.train_seconds = seconds_before + time.perf_counter() - start_time
                 save_checkpoint(accelerator, cfg, state, model, optimizer, scheduler)
             if stop_after_steps and state.step >= stop_after_steps:
@@ -744,8 +748,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                                         keep_ranks=final and tc.eval_keep_ranks)
                 evaluated_at = state.step
             state.train_seconds = seconds_before + time.perf_counter() - start_time
-            if tc.keep_checkpoints:
-                save_checkpoint(accelerator, cfg, state, model, optimizer, scheduler)
+            save_checkpoint(accelerator, cfg, state, model, optimizer, scheduler)
             accelerator.print(f"epoch {finished_epoch} done at step {state.step}, loss {_fmt_loss(last_loss)}")
     progress.close()
     train_seconds = seconds_before + time.perf_counter() - start_time
