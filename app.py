@@ -6,11 +6,11 @@ import os
 # on small machines (measured 5-20x slower searches on 2 cores, docs/bench_index.md).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ccr_demo.ui.memory import limit_malloc_arenas  # noqa: E402
+from ccr_demo.ui.memory import limit_malloc_arenas
 
 limit_malloc_arenas()  # before any request thread exists: RSS stays flat under load (docs/bench_load.md)
 
-from ccr_demo.ui import build_demo, launch_options, queue_options  # noqa: E402
+from ccr_demo.ui import build_demo, launch_options, queue_options
 
 if __name__ == "__main__":
     build_demo().queue(**queue_options()).launch(**launch_options())

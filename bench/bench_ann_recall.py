@@ -52,14 +52,14 @@ from pathlib import Path  # noqa: E402
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
+from _machine import machine  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from ccr_demo.data.formats import ParallelTestSet, load_image  # noqa: E402
-from ccr_demo.data.shapes import generate_dataset  # noqa: E402
-from ccr_demo.fileio import atomic_write_bytes, atomic_write_json  # noqa: E402
-from ccr_demo.index import Gallery  # noqa: E402
-from ccr_demo.model import CCRModel  # noqa: E402
-from _machine import machine  # noqa: E402
+from ccr_demo.data.formats import ParallelTestSet, load_image
+from ccr_demo.data.shapes import generate_dataset
+from ccr_demo.gallery.gallery import Gallery
+from ccr_demo.model.modeling import CCRModel
+from ccr_demo.utils.fileio import atomic_write_bytes, atomic_write_json
 
 K = 10
 TARGET = 0.95

@@ -147,10 +147,10 @@ def make_assets(root: Path, model_kind: str, n_test: int) -> dict[str, Path]:
     """A shapes test set, a saved model and its image gallery, as the default is made."""
     import torch
 
-    from ccr_demo.config import ModelConfig
     from ccr_demo.data.shapes import generate_dataset
-    from ccr_demo.index import main as index_main
-    from ccr_demo.model import CCRModel
+    from ccr_demo.gallery.gallery import main as index_main
+    from ccr_demo.model.configuration import ModelConfig
+    from ccr_demo.model.modeling import CCRModel
 
     data = generate_dataset(root / "shapes", 0, 0, n_test, 0, image_size=96, workers=1, progress=False)
     torch.manual_seed(0)
@@ -249,7 +249,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from ccr_demo import metrics
+    from ccr_demo.eval import metrics
     from ccr_demo.ui import callbacks as cb
     from ccr_demo.ui.layout import _search_outputs
     from ccr_demo.ui.state import load_app_state

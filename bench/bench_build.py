@@ -1,4 +1,4 @@
-"""Benchmark building an image gallery: images/s of `python -m ccr_demo.index build` with the
+"""Benchmark building an image gallery: images/s of `python -m ccr_demo.gallery build` with the
 default model (its image tower), over batch sizes, decode threads and 1 vs 2 processes.
 
 Every configuration runs the real command in a subprocess (2 processes: `torch.distributed.run
@@ -61,7 +61,7 @@ def _run(model: str, images: Path, out: Path, processes: int, threads: int, batc
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     launch = [sys.executable] if processes == 1 else [sys.executable, "-m", "torch.distributed.run",
                                                       "--standalone", "--nproc-per-node", str(processes)]
-    cmd = [*launch, "-m", "ccr_demo.index", "build", "--model", model, *(source or ("--images", str(images))),
+    cmd = [*launch, "-m", "ccr_demo.gallery.gallery", "build", "--model", model, *(source or ("--images", str(images))),
            "--out", str(out), "--batch-size", str(batch), "--workers", str(workers), "--cpu"]
     t0 = time.perf_counter()
     run = subprocess.run(cmd, capture_output=True, text=True, env=env)

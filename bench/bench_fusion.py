@@ -36,7 +36,8 @@ QUERIES = {"en": "a red circle on the left", "de": "ein roter Kreis links", "fr"
 
 
 def _config(objectives: dict):
-    from ccr_demo.config import ExperimentConfig, load_yaml
+    from ccr_demo.training.config import ExperimentConfig
+    from ccr_demo.utils.config import load_yaml
 
     cfg = load_yaml(ExperimentConfig, ROOT / "train/configs/default-ccrk.yaml",
                     ["train.init_from=", "train.output_dir=/tmp/bench_fusion"])
@@ -45,9 +46,9 @@ def _config(objectives: dict):
 
 
 def training_steps(repeats: int, batch: int) -> dict:
-    from ccr_demo.fusion_objectives import FusionObjectives, corpus_vocabulary
-    from ccr_demo.losses import one_to_k_loss
-    from ccr_demo.training import build_model, param_groups
+    from ccr_demo.training.loop import build_model, param_groups
+    from ccr_demo.training.losses import one_to_k_loss
+    from ccr_demo.training.objectives import FusionObjectives, corpus_vocabulary
 
     full = _config({"itc": 1.0, "itm": 1.0, "mlm": 1.0})
     torch.manual_seed(0)

@@ -37,11 +37,11 @@ from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-from ccr_demo.config import ModelConfig  # noqa: E402
-from ccr_demo.index import Gallery  # noqa: E402
-from ccr_demo.model import CCRModel  # noqa: E402
 from _machine import machine  # noqa: E402
+
+from ccr_demo.gallery.gallery import Gallery
+from ccr_demo.model.configuration import ModelConfig
+from ccr_demo.model.modeling import CCRModel
 
 QUERIES = {"en": "a red circle next to a blue square", "de": "ein roter Kreis neben einem blauen Quadrat",
            "fr": "un cercle rouge à côté d'un carré bleu", "cs": "červený kruh vedle modrého čtverce",

@@ -4,7 +4,7 @@
 With the default model (assets/model: multilingual-e5-small text tower, MLP projection to D=256):
 
 * encoding the 6 queries of ``bench_index.QUERIES``: 6 sequential ``encode_texts`` calls vs one
-  batched call, for the fp32 tower and each int8 recipe (``ccr_demo.query_encoder``); plus the
+  batched call, for the fp32 tower and each int8 recipe (``ccr_demo.model.query_encoder``); plus the
   tokenizer alone (6 calls vs 1), to show how much of a call is not the tower;
 * ``search_texts`` end to end (fingerprint check, one batched encode, one exact pass over the
   gallery with exact ranks) on a Flat gallery of random unit vectors (``--items``, default
@@ -35,13 +35,13 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_index import K, QUERIES, fmt, machine, timed, unit  # noqa: E402  (the script's own folder)
+from bench_index import QUERIES, K, fmt, machine, timed, unit  # noqa: E402  (the script's own folder)
 
-from ccr_demo.fileio import atomic_write_text  # noqa: E402
-from ccr_demo.fingerprint import weights_fingerprint  # noqa: E402
-from ccr_demo.index import Gallery  # noqa: E402
-from ccr_demo.model import CCRModel  # noqa: E402
-from ccr_demo.query_encoder import INT8_RECIPES, QueryEncoder  # noqa: E402
+from ccr_demo.gallery.gallery import Gallery
+from ccr_demo.model.fingerprint import weights_fingerprint
+from ccr_demo.model.modeling import CCRModel
+from ccr_demo.model.query_encoder import INT8_RECIPES, QueryEncoder
+from ccr_demo.utils.fileio import atomic_write_text
 
 TEXTS = list(QUERIES.values())
 
@@ -113,7 +113,7 @@ def main() -> None:
         f"captions of `bench/bench_index.py` ({', '.join(QUERIES)}). p50 / p95 ms over {args.reps} repetitions "
         "of each row, all rows of a table interleaved after 2 warm-up rounds; speed-ups are ratios of p50s "
         "from the same run. int8 = `torch.ao.quantization.quantize_dynamic` of the recipe's nn.Linear "
-        "layers (`ccr_demo.query_encoder`); their accuracy: docs/int8_validation.md.",
+        "layers (`ccr_demo.model.query_encoder`); their accuracy: docs/int8_validation.md.",
         "",
         "## Encoding the 6 queries: one batched call vs 6 calls",
         "",

@@ -1,4 +1,4 @@
-"""Benchmark ccr_demo.metrics against the paper's per-query evaluation loop.
+"""Benchmark ccr_demo.eval.metrics against the paper's per-query evaluation loop.
 
 The reference is the loop from the paper's evaluation code (ALBEF/X-VLM ``itm_eval``):
 for every query, ``np.argsort`` the whole row, then ``np.where`` the gold's position. The
@@ -25,8 +25,7 @@ import time
 
 import numpy as np
 
-from ccr_demo import metrics
-
+from ccr_demo.eval import metrics
 
 # ---------------------------------------------------------------------------- the paper's loop
 

@@ -41,8 +41,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from ccr_demo.gallery_store import sha256  # noqa: E402
-from ccr_demo.index import INFO_NAME, ITEMS_NAME, VECTORS_NAME, Gallery  # noqa: E402
+from ccr_demo.gallery.gallery import INFO_NAME, ITEMS_NAME, VECTORS_NAME, Gallery
+from ccr_demo.gallery.storage import sha256
 
 LANGS = ["en", "de", "fr", "cs", "zh", "ja"]
 K = 10

@@ -5,8 +5,8 @@ caption-image pairs (1-to-1 given K x the steps). Equal wall clock lies between 
 depends on the regime: with a locked, cached text tower a 1-to-K step adds only K x the text
 rows to the loss (the image tower dominates), while with a trained text tower it runs the
 tower over K x the captions. This bench measures it: each method's run config from the
-full plan (``ccr_demo.ablation_plan.run_config``: the same recipe, data and official details),
-trained for ``--steps`` steps through ``ccr_demo.training.train`` with evaluation off, methods
+full plan (``ccr_demo.training.ablation.plan.run_config``: the same recipe, data and official details),
+trained for ``--steps`` steps through ``ccr_demo.training.loop.train`` with evaluation off, methods
 alternating, ``--repeats`` rounds. train() times its whole loop, so the first steps' warm-up
 is included. Seconds per step are medians over the rounds; ratios are to 1-to-K's median from
 the same run.
@@ -35,8 +35,8 @@ METHODS = ["one_to_k", "one_to_one", "pivot"]
 
 def step_seconds(spec, steps: int, out: Path) -> float:
     """Seconds per step of ``steps`` steps of the run ``spec`` (no evaluation, no tracker)."""
-    from ccr_demo.ablation_plan import run_config
-    from ccr_demo.training import train
+    from ccr_demo.training.ablation.plan import run_config
+    from ccr_demo.training.loop import train
 
     cfg = run_config(spec, out)
     cfg.train.max_steps = steps
@@ -57,7 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="docs/bench_step_cost.md")
     args = parser.parse_args(argv)
 
-    from ccr_demo.ablation_plan import METHODS as LABELS, load_plan, plan_runs
+    from ccr_demo.training.ablation.plan import METHODS as LABELS
+    from ccr_demo.training.ablation.plan import load_plan, plan_runs
 
     plan = load_plan("full")
     regimes = [r for r in args.regimes.split(",") if r]
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
         "# Benchmark: seconds per training step of each ablation method",
         "",
         f"Produced by `bench/bench_step_cost.py` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC): each method's "
-        f"run config from the full ablation plan (seed 0), {args.steps} steps through `ccr_demo.training.train` with "
+        f"run config from the full ablation plan (seed 0), {args.steps} steps through `ccr_demo.training.loop.train` with "
         f"evaluation off, methods alternating, {args.repeats} rounds; median s/step. Machine: {machine()}. Load "
         f"average before: {load_before}; after: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores: the "
         "ablation's own runs may have shared them; the ratios come from one run, alternating).",
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines) + "\n"
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    from ccr_demo.fileio import atomic_write_bytes
+    from ccr_demo.utils.fileio import atomic_write_bytes
 
     atomic_write_bytes(out, text.encode())
     print(text)

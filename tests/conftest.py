@@ -7,7 +7,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from ccr_demo.config import ModelConfig  # noqa: E402
+from ccr_demo.model.configuration import ModelConfig
 
 
 def tiny_config(**overrides) -> ModelConfig:
@@ -23,7 +23,7 @@ def tiny_config(**overrides) -> ModelConfig:
 def tiny_model():
     import torch
 
-    from ccr_demo.model import CCRModel
+    from ccr_demo.model.modeling import CCRModel
 
     torch.manual_seed(0)
     return CCRModel(tiny_config())
@@ -39,6 +39,6 @@ def tiny_model_dir(tiny_model, tmp_path):
 @pytest.fixture
 def tiny_saved_model(tiny_model_dir):
     """The tiny model as loaded back from its folder (its weights fingerprint is the folder's)."""
-    from ccr_demo.model import CCRModel
+    from ccr_demo.model.modeling import CCRModel
 
     return CCRModel.from_pretrained(tiny_model_dir)

@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ccr_demo import ablation, ablation_plan, ablation_report, metrics
-from ccr_demo.config import ConfigError, to_dict
+from ccr_demo.eval import metrics
+from ccr_demo.training.ablation import plan as ablation_plan
+from ccr_demo.training.ablation import report as ablation_report
+from ccr_demo.training.ablation import run as ablation
+from ccr_demo.utils.config import ConfigError, to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,7 +101,7 @@ def test_quick_ablation_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
     first = json.loads((out / "results.json").read_text())
     assert len(first["results"]) == 2 and "Not finished: " in report.read_text()
     # a run killed mid-way: a checkpoint, no summary; the next call resumes it
-    from ccr_demo.training import train
+    from ccr_demo.training.loop import train
 
     spec = ablation_plan.plan_runs(ablation_plan.load_plan("quick"))[2]
     train(ablation_plan.run_config(spec, out), stop_after_steps=6)  # past its first epoch checkpoint (4 steps)
@@ -176,7 +179,7 @@ def test_the_recall_curve_and_each_methods_distance_from_it():
 
 
 def test_a_run_of_another_plan_is_not_mixed_into_the_table(tmp_path):
-    from ccr_demo.config import save_json
+    from ccr_demo.utils.config import save_json
 
     spec = ablation_plan.plan_runs(ablation_plan.load_plan("quick"))[0]
     cfg = ablation_plan.run_config(spec, tmp_path)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from ccr_demo.ui import build_demo, callbacks as cb, launch_options, queue_options
-
 from test_ui_callbacks import build_tiny_assets, load_state
+
+from ccr_demo.ui import build_demo, launch_options, queue_options
+from ccr_demo.ui import callbacks as cb
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 

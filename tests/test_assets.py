@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from ccr_demo import metrics
 from ccr_demo.data.formats import ParallelTestSet
-from ccr_demo.index import Gallery
-from ccr_demo.model import CCRModel
+from ccr_demo.eval import metrics
+from ccr_demo.gallery.gallery import Gallery
+from ccr_demo.model.modeling import CCRModel
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 N_SLICE = 40
@@ -93,7 +93,7 @@ def english(tmp_path_factory):
 
 
 def _embed_english(model, english) -> np.ndarray:
-    from ccr_demo.text_cache import TextFeatureCache, TextFeatureStore, store_key
+    from ccr_demo.model.text_cache import TextFeatureCache, TextFeatureStore, store_key
 
     _, texts, root = english
     cache = TextFeatureCache.build(model, texts, store=TextFeatureStore.for_model(model, root / store_key(model)),

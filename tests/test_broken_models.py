@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ccr_demo import evaluate as evaluate_cli
-from ccr_demo import index as index_cli
+from ccr_demo.eval import evaluate as evaluate_cli
+from ccr_demo.gallery import gallery as index_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,9 +57,9 @@ CASES = {
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     import torch
-
-    from ccr_demo.model import CCRModel
     from conftest import tiny_config
+
+    from ccr_demo.model.modeling import CCRModel
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("good") / "model"
@@ -111,13 +111,13 @@ def test_broken_model_is_one_line_exit_2_in_the_clis(saved, test_set, tmp_path, 
 
 def test_broken_model_exit_code_through_python_m(saved, test_set, tmp_path):
     folder = _broken(saved, tmp_path, "format_version_string")
-    proc = subprocess.run([sys.executable, "-m", "ccr_demo.evaluate", "--model", str(folder), "--data", str(test_set)],
+    proc = subprocess.run([sys.executable, "-m", "ccr_demo.eval.evaluate", "--model", str(folder), "--data", str(test_set)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     _check_message(proc.stderr, folder, "format_version_string")
 
 
 def test_the_intact_model_still_loads(saved):
-    from ccr_demo.model import CCRModel
+    from ccr_demo.model.modeling import CCRModel
 
     assert CCRModel.from_pretrained(saved).encode_texts(["a red circle"]).shape == (1, 32)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from ccr_demo.config import ConfigError, ModelConfig, apply_overrides, from_dict, load_yaml
+from ccr_demo.model.configuration import ModelConfig
+from ccr_demo.utils.config import ConfigError, apply_overrides, from_dict, load_yaml
 
 
 def test_round_trip_and_overrides(tmp_path):
@@ -27,7 +28,7 @@ def test_bad_values_name_the_key(data, msg):
 
 
 def test_string_fields_keep_yaml_booleans_as_typed(tmp_path):
-    from ccr_demo.config import ExperimentConfig
+    from ccr_demo.training.config import ExperimentConfig
 
     cfg = apply_overrides(ExperimentConfig(), ["train.mixed_precision=no", "train.output_dir=yes"])
     assert cfg.train.mixed_precision == "no" and cfg.train.output_dir == "yes"

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from ccr_demo import metrics
 from ccr_demo.data.formats import ParallelTestSet
-from ccr_demo.evaluate import encode_test_set, evaluate, main
+from ccr_demo.eval import metrics
+from ccr_demo.eval.evaluate import encode_test_set, evaluate, main
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def fusion_model():
 
     import torch
 
-    from ccr_demo.model import CCRModel
+    from ccr_demo.model.modeling import CCRModel
     from tests.conftest import tiny_config
 
     torch.manual_seed(0)
@@ -238,12 +238,12 @@ def test_typed_queries_get_a_reranked_p5(fusion_model, shapes_test):
 
 def test_rerank_reads_token_states_from_the_store_when_given(tmp_path, monkeypatch, shapes_test):
     """--cached-text-features with re-ranking: the ITM head's text states come from the per-string
-    token-state store (ccr_demo.text_cache) and give the same report as encoding them."""
+    token-state store (ccr_demo.model.text_cache) and give the same report as encoding them."""
     import torch
 
-    from ccr_demo.evaluate import evaluate
-    from ccr_demo.model import CCRModel
-    from ccr_demo.text_cache import TextStateCache, TextStateStore
+    from ccr_demo.eval.evaluate import evaluate
+    from ccr_demo.model.modeling import CCRModel
+    from ccr_demo.model.text_cache import TextStateCache, TextStateStore
 
     monkeypatch.setenv("CCR_DEMO_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)

@@ -9,13 +9,19 @@ import pytest
 import torch
 from PIL import Image
 
-from ccr_demo.config import ConfigError, DataConfig, ExperimentConfig, from_dict, load_yaml
-from ccr_demo.data.datasets import (
-    CaptionCleaner, CaptionPairDataset, build_train_dataset, check_data_config, clean_test_set, eval_languages,
+from ccr_demo.data.formats import DataFormatError, ParallelTestSet, read_caption_pairs
+from ccr_demo.model.processing import ImageProcessor, TrainTransform, pre_caption
+from ccr_demo.training.config import DataConfig, ExperimentConfig
+from ccr_demo.training.datasets import (
+    CaptionCleaner,
+    CaptionPairDataset,
+    build_train_dataset,
+    check_data_config,
+    clean_test_set,
+    eval_languages,
     load_eval_set,
 )
-from ccr_demo.data.formats import DataFormatError, ParallelTestSet, read_caption_pairs
-from ccr_demo.processing import ImageProcessor, TrainTransform, pre_caption
+from ccr_demo.utils.config import ConfigError, from_dict, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 XFLICKRCO = Path("/work/shared/data/xflickrco")
@@ -112,7 +118,7 @@ def _shapes(tmp_path):
                                      "data.randaugment={num_ops: 2, magnitude: 7}"])
 def test_spatial_and_colour_augmentation_is_refused_for_the_shapes_world(tmp_path, setting):
     data = _shapes(tmp_path)
-    from ccr_demo.config import apply_overrides
+    from ccr_demo.utils.config import apply_overrides
 
     cfg = apply_overrides(ExperimentConfig(), [f"data.train={data / 'train'}", "data.languages=[en]", setting])
     with pytest.raises(ConfigError, match="shapes world.*left / right"):
@@ -137,7 +143,7 @@ def test_training_augmentation_is_a_function_of_seed_epoch_and_index(tmp_path):
 
 def test_shapes_world_trains_on_english_only_with_clean_captions(tmp_path):
     data = _shapes(tmp_path)
-    from ccr_demo.config import apply_overrides
+    from ccr_demo.utils.config import apply_overrides
 
     cfg = apply_overrides(ExperimentConfig(), [f"data.train={data / 'train'}", "data.languages=[en]",
                                                "data.clean_captions=true", "data.full_caption_prob=1.0"])
@@ -239,7 +245,7 @@ def test_finetune_configs_load_and_describe_the_protocol():
 
 
 def test_finetune_refuses_what_it_cannot_do(tmp_path):
-    from ccr_demo.finetune import check_finetune_config
+    from ccr_demo.training.finetune import check_finetune_config
 
     with pytest.raises(ConfigError, match="one language"):
         check_finetune_config(from_dict(ExperimentConfig, {"data": {"languages": ["en", "de"]}}))
@@ -252,7 +258,7 @@ def test_finetune_refuses_what_it_cannot_do(tmp_path):
 def test_finetune_on_english_evaluates_every_language(tmp_path):
     """Tiny zero-shot run through train/finetune.py's function: train on en (K=1), then the
     saved model is evaluated on en, de and zh; zero_shot.json records it."""
-    from ccr_demo.finetune import ZERO_SHOT_REPORT, finetune
+    from ccr_demo.training.finetune import ZERO_SHOT_REPORT, finetune
 
     data = tmp_path / "d"
     cfg = from_dict(ExperimentConfig, {

@@ -14,8 +14,15 @@ import pytest
 from PIL import Image, ImageFile
 
 from ccr_demo.data.formats import (
-    DataFormatError, DataFormatWarning, ParallelTestSet, load_image, read_ccrk_json, read_ccrk_pretrain,
-    read_iglue_jsonl, read_wit_images, read_wit_jsonl,
+    DataFormatError,
+    DataFormatWarning,
+    ParallelTestSet,
+    load_image,
+    read_ccrk_json,
+    read_ccrk_pretrain,
+    read_iglue_jsonl,
+    read_wit_images,
+    read_wit_jsonl,
 )
 
 # The real IGLUE annotations live in shared/ beside the checkout (CI lays it out the same way).

@@ -6,9 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ccr_demo.losses import (hard_positive_weights, itm_loss, mlm_loss, negative_weights,
-                             positive_language_weights, sample_matching)
-from ccr_demo.masking import mask_tokens
+from ccr_demo.training.losses import (
+    hard_positive_weights,
+    itm_loss,
+    mlm_loss,
+    negative_weights,
+    positive_language_weights,
+    sample_matching,
+)
+from ccr_demo.training.masking import mask_tokens
 
 
 def _official_weights_loop(sim, K, rule="hard"):

@@ -6,9 +6,10 @@ import pytest
 import timm
 import torch
 
-from ccr_demo.config import ConfigError, ModelConfig, from_dict
-from ccr_demo.model import CCRModel
-from ccr_demo.towers import ImageTower, feature_tokens
+from ccr_demo.model.configuration import ModelConfig
+from ccr_demo.model.modeling import CCRModel
+from ccr_demo.model.towers import ImageTower, feature_tokens
+from ccr_demo.utils.config import ConfigError, from_dict
 
 TINY = dict(image_tower="resnet10t", image_size=64, text_tower="random:bert", embed_dim=32,
             text_kwargs={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
@@ -107,7 +108,7 @@ def test_fusion_config_is_validated():
 
 
 def test_init_from_copies_a_dual_encoder_under_a_fresh_fusion_encoder(tmp_path):
-    from ccr_demo.training import init_from_pretrained
+    from ccr_demo.training.loop import init_from_pretrained
 
     torch.manual_seed(1)
     dual = CCRModel(TINY)
@@ -126,7 +127,7 @@ def test_init_from_copies_a_dual_encoder_under_a_fresh_fusion_encoder(tmp_path):
 def test_init_from_a_smaller_image_size_resizes_the_image_positions(tmp_path):
     """Fine-tuning at a higher resolution (the paper: 384 px after 224): the fusion encoder's
     learned image-token positions are resized as a grid; everything else is copied."""
-    from ccr_demo.training import init_from_pretrained, resize_image_positions
+    from ccr_demo.training.loop import init_from_pretrained, resize_image_positions
 
     small = _fusion_model()  # 64 px -> 2 x 2 tokens
     small.save_pretrained(tmp_path / "small")
@@ -179,9 +180,9 @@ def test_a_dual_encoder_keeps_the_fingerprint_it_had_before_the_fusion_section(t
     to the config must not change a dual encoder's, or every gallery built before is refused."""
     import hashlib
 
-    from ccr_demo.config import to_dict
-    from ccr_demo.fingerprint import weights_fingerprint
-    from ccr_demo.model import state_dict_sha256
+    from ccr_demo.model.fingerprint import weights_fingerprint
+    from ccr_demo.model.modeling import state_dict_sha256
+    from ccr_demo.utils.config import to_dict
 
     model = CCRModel(TINY)
     legacy = to_dict(model.config)

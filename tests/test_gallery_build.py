@@ -1,4 +1,4 @@
-"""The sharded gallery build (ccr_demo.gallery_build) and its streamed sources (ccr_demo.image_sources)."""
+"""The sharded gallery build (ccr_demo.gallery.build) and its streamed sources (ccr_demo.gallery.sources)."""
 
 import base64
 import io
@@ -14,11 +14,17 @@ import torch
 from PIL import Image
 
 from ccr_demo.data.formats import DataFormatError
-from ccr_demo.gallery_build import build_sharded
-from ccr_demo.image_sources import (CcrkPartSource, FolderSource, ImageSource, SourceItem, TestSetSource,
-                                    WitImageSource)
-from ccr_demo.index import Gallery, GalleryWarning
-from ccr_demo.index_cli import main as cli_main
+from ccr_demo.gallery.build import build_sharded
+from ccr_demo.gallery.cli import main as cli_main
+from ccr_demo.gallery.gallery import Gallery, GalleryWarning
+from ccr_demo.gallery.sources import (
+    CcrkPartSource,
+    FolderSource,
+    ImageSource,
+    SourceItem,
+    TestSetSource,
+    WitImageSource,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 N_IMAGES = 20
@@ -77,7 +83,7 @@ def test_two_processes_give_the_gallery_of_one(model, model_dir, images, tmp_pat
         _build(model, FolderSource(images), tmp_path / "g1", workers=0)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          "-m", "ccr_demo.index", "build", "--model", str(model_dir), "--images", str(images),
+                          "-m", "ccr_demo.gallery.gallery", "build", "--model", str(model_dir), "--images", str(images),
                           "--out", str(tmp_path / "g2"), "--batch-size", "4", "--workers", "2"],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -239,7 +245,7 @@ def test_iglue_and_ccrk_from_the_command_line(model, model_dir, tmp_path, one_th
 
 def test_only_the_builders_own_files_are_removed_after_the_build(tmp_path):
     """A work folder that gained a file the build did not write keeps it (and itself), with a warning."""
-    from ccr_demo.gallery_build import MANIFEST_NAME, _chunk_paths, _remove_work_dir
+    from ccr_demo.gallery.build import MANIFEST_NAME, _chunk_paths, _remove_work_dir
 
     work = tmp_path / "w"
     work.mkdir()

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import ccr_demo.gallery_store as store
-from ccr_demo.gallery_store import ItemsFile
-from ccr_demo.index import Gallery, GalleryError, main
+import ccr_demo.gallery.storage as store
+from ccr_demo.gallery.gallery import Gallery, GalleryError, main
+from ccr_demo.gallery.storage import ItemsFile
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:ccr_demo.model")
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:ccr_demo.model.modeling")
 LANGS = ["en", "de", "fr", "cs", "zh", "ja"]
 
 

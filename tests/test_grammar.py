@@ -13,7 +13,17 @@ import pytest
 
 from ccr_demo import LANGUAGES
 from ccr_demo.data.languages import GRAMMARS, Choices, describe_scene
-from ccr_demo.data.shapes import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZES, Scene, ShapeObject, caption, sample_scene
+from ccr_demo.data.shapes import (
+    BACKGROUNDS,
+    COLOURS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    Scene,
+    ShapeObject,
+    caption,
+    sample_scene,
+)
 
 O = ShapeObject
 

@@ -3,20 +3,19 @@
 import json
 import os
 
+import faiss
 import numpy as np
 import pytest
-import faiss
 import torch
+from conftest import tiny_config
 from PIL import Image
 
-import ccr_demo.index as index_mod
+import ccr_demo.gallery.gallery as index_mod
 from ccr_demo.data.formats import DataFormatError
-from ccr_demo.index import Gallery, GalleryError, GalleryWarning, main
-from ccr_demo.model import CCRModel
+from ccr_demo.gallery.gallery import Gallery, GalleryError, GalleryWarning, main
+from ccr_demo.model.modeling import CCRModel
 
-from conftest import tiny_config
-
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:ccr_demo.model")
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:ccr_demo.model.modeling")
 CAPTIONS = ["a red circle", "ein roter Kreis", "红色的圆", "a blue square", "ein blaues Quadrat",
             "蓝色的正方形", "two green triangles", "zwei grüne Dreiecke", "两个绿色三角形", "an empty scene"]
 
@@ -414,7 +413,7 @@ def test_weights_fingerprint_is_computed_not_read_from_config(tiny_model, tmp_pa
     """Issue 11 item 9: changed weights under the original config.json passed the gallery check."""
     from safetensors.torch import load_file, save_file
 
-    from ccr_demo.fingerprint import weights_fingerprint
+    from ccr_demo.model.fingerprint import weights_fingerprint
 
     tiny_model.save_pretrained(tmp_path / "m")
     model = CCRModel.from_pretrained(tmp_path / "m")
@@ -509,14 +508,14 @@ def test_cli_build_never_destroys_what_it_was_not_asked_to(tiny_model, image_fol
 
 
 def test_index_cli_is_its_own_module():
-    """Style guide: the CLI lives apart from the Gallery class; `python -m ccr_demo.index` still works."""
+    """Style guide: the CLI lives apart from the Gallery class; `python -m ccr_demo.gallery` still works."""
     import subprocess
     import sys
 
-    import ccr_demo.index_cli as cli
+    import ccr_demo.gallery.cli as cli
 
     assert "argparse" not in open(index_mod.__file__).read() and cli.main is not None
-    out = subprocess.run([sys.executable, "-m", "ccr_demo.index", "build", "-h"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "ccr_demo.gallery.gallery", "build", "-h"], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(os.path.dirname(os.path.dirname(cli.__file__)))})
     assert out.returncode == 0 and "--overwrite" in out.stdout
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ccr_demo.losses import gather_with_grad, info_nce, one_to_k_loss, one_to_one_loss, pivot_loss
+from ccr_demo.training.losses import gather_with_grad, info_nce, one_to_k_loss, one_to_one_loss, pivot_loss
 
 
 def _emb(*shape, seed=0):

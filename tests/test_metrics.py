@@ -1,4 +1,4 @@
-"""ccr_demo.metrics: hand-made cases, tie rules, slow per-row references, bad inputs."""
+"""ccr_demo.eval.metrics: hand-made cases, tie rules, slow per-row references, bad inputs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ccr_demo import metrics as M
+from ccr_demo.eval import metrics as M
 
 # ---------------------------------------------------------------------------- references
 

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from PIL import Image
 
-from ccr_demo.config import ConfigError, ModelConfig
-from ccr_demo.losses import one_to_k_loss
-from ccr_demo.model import CCRModel
-
-from conftest import tiny_config
+from ccr_demo.model.configuration import ModelConfig
+from ccr_demo.model.modeling import CCRModel
+from ccr_demo.training.losses import one_to_k_loss
+from ccr_demo.utils.config import ConfigError
 
 
 def _images():
@@ -124,7 +124,7 @@ def test_save_is_atomic_and_replaces(tiny_model, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("ccr_demo.model.save_file", boom)
+    monkeypatch.setattr("ccr_demo.model.modeling.save_file", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         tiny_model.save_pretrained(target)
     assert (target / "model.safetensors").read_bytes() == before

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from ccr_demo import offline
+from ccr_demo.model import wheels as offline
 
 # One sentence, translated: "A red circle is to the left of a blue square."
 SENTENCES = {
@@ -156,7 +156,7 @@ def test_corrupt_cache_is_detected(monkeypatch, tmp_path, caplog):
     (copy / "model.safetensors").write_bytes(b"not the weights")
     rebuilt = []
     monkeypatch.setattr(offline, "_build_e5", lambda target, *args: rebuilt.append(target))
-    with caplog.at_level(logging.WARNING, logger="ccr_demo.offline"):
+    with caplog.at_level(logging.WARNING, logger="ccr_demo.model.wheels"):
         assert offline.ensure_e5_small(tmp_path) == copy
     assert rebuilt == [copy]
     assert "model.safetensors fails its sha256 check" in caplog.text

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ccr_demo.config import ConfigError, ExperimentConfig, ModelConfig, load_yaml
-from ccr_demo.towers import build_text_tower, load_tokenizer, read_arch_file
+from ccr_demo.model.configuration import ModelConfig
+from ccr_demo.model.towers import build_text_tower, load_tokenizer, read_arch_file
+from ccr_demo.training.config import ExperimentConfig
+from ccr_demo.utils.config import ConfigError, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "train" / "configs" / "paper.yaml"
@@ -88,12 +90,12 @@ def test_config_text_tower_errors_name_the_problem(tmp_path):
 def test_paper_config_trains_two_steps_offline_on_cpu(tmp_path):
     """paper.yaml with its architectures built offline (Swin-B 224 random, XLM-R large cut to 6
     layers from the repo's architecture file, 6 fusion layers): two optimizer steps at batch 2
-    through ccr_demo.training.train with all three objectives (itc + itm + mlm over XLM-R's
+    through ccr_demo.training.loop.train with all three objectives (itc + itm + mlm over XLM-R's
     full 250k vocabulary), then the saved model reloads.
     """
     from ccr_demo.data.shapes import generate_dataset
-    from ccr_demo.model import CCRModel
-    from ccr_demo.training import train
+    from ccr_demo.model.modeling import CCRModel
+    from ccr_demo.training.loop import train
 
     data = generate_dataset(tmp_path / "shapes", n_train=4, n_val=0, n_test=2, n_test_compositional=0,
                             image_size=64, seed=0, workers=1, progress=False, queries_per_scene=0,

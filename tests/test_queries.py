@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from ccr_demo import LANGUAGES
-from ccr_demo.data.datasets import MultilingualPretrainDataset
 from ccr_demo.data.formats import ParallelTestSet
 from ccr_demo.data.languages import plan_from_scene
 from ccr_demo.data.queries import QuerySet, is_relevant, relevance_matrix
 from ccr_demo.data.shapes import Scene, generate_dataset
+from ccr_demo.training.datasets import MultilingualPretrainDataset
 
 S = {"objects": [{"shape": "circle", "colour": "red", "size": "small", "position": "left"},
                  {"shape": "circle", "colour": "red", "size": "large", "position": "right"},
@@ -131,10 +131,10 @@ def test_false_negatives_are_partial_captions_true_of_another_image(world):
 
 
 def test_evaluate_reports_typed_query_metrics(world):
-    from ccr_demo.config import ModelConfig
-    from ccr_demo.evaluate import evaluate
-    from ccr_demo.hub import queries_table
-    from ccr_demo.model import CCRModel
+    from ccr_demo.eval.evaluate import evaluate
+    from ccr_demo.eval.tables import queries_table
+    from ccr_demo.model.configuration import ModelConfig
+    from ccr_demo.model.modeling import CCRModel
 
     torch.manual_seed(0)
     model = CCRModel(ModelConfig(image_tower="test_efficientnet", image_size=32, text_tower="random:bert",
@@ -158,9 +158,10 @@ def test_evaluate_reports_typed_query_metrics(world):
 def test_a_cut_test_set_keeps_the_queries_true_of_its_images(world):
     """data.eval_max_instances with a typed-query split: a run scores the queries true of the
     kept images among them (a query naming only cut images used to fail the whole run)."""
-    from ccr_demo.config import ExperimentConfig, from_dict
     from ccr_demo.data.formats import DataFormatError
-    from ccr_demo.training import load_eval_sets, load_query_sets
+    from ccr_demo.training.config import ExperimentConfig
+    from ccr_demo.training.loop import load_eval_sets, load_query_sets
+    from ccr_demo.utils.config import from_dict
 
     cfg = from_dict(ExperimentConfig, {"data": {"languages": ["en", "de"], "eval": [str(world / "test")],
                                                 "eval_queries": [str(world / "test_queries")],

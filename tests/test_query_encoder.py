@@ -4,15 +4,14 @@ in Gallery.search_texts in place of the model (the gallery's fingerprint check s
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from torch import nn
 from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
-from ccr_demo.fingerprint import weights_fingerprint
-from ccr_demo.index import Gallery, GalleryError
-from ccr_demo.model import CCRModel
-from ccr_demo.query_encoder import INT8_RECIPES, QueryEncoder, quantize_text_tower
-
-from conftest import tiny_config
+from ccr_demo.gallery.gallery import Gallery, GalleryError
+from ccr_demo.model.fingerprint import weights_fingerprint
+from ccr_demo.model.modeling import CCRModel
+from ccr_demo.model.query_encoder import INT8_RECIPES, QueryEncoder, quantize_text_tower
 
 QUERIES = {"en": "a red circle", "de": "ein roter Kreis", "zh": "红色的圆", "fr": "un cercle rouge"}
 CAPTIONS = ["a red circle", "a blue square", "ein roter Kreis", "ein blauer Würfel", "红色的圆", "蓝色的方块"]

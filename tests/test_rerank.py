@@ -4,9 +4,15 @@ each against a slow per-row loop written independently from the module's docstri
 import numpy as np
 import pytest
 
-from ccr_demo import metrics
-from ccr_demo.rerank import (OFFICIAL_FILL, contrastive_top_k, official_ranks, official_score_matrix,
-                             reranked_ranks, rerank_top_k)
+from ccr_demo.eval import metrics
+from ccr_demo.eval.rerank import (
+    OFFICIAL_FILL,
+    contrastive_top_k,
+    official_ranks,
+    official_score_matrix,
+    rerank_top_k,
+    reranked_ranks,
+)
 
 
 def _tied(rng, shape, levels=4):

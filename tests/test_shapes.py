@@ -11,8 +11,18 @@ import pytest
 from ccr_demo import LANGUAGES
 from ccr_demo.data import shapes
 from ccr_demo.data.languages import en
-from ccr_demo.data.shapes import (COLOURS, POSITIONS, Scene, ShapeObject, add_noise, generate_dataset,
-                                  held_out_pairs, parse_noise, render_scene, sample_scene)
+from ccr_demo.data.shapes import (
+    COLOURS,
+    POSITIONS,
+    Scene,
+    ShapeObject,
+    add_noise,
+    generate_dataset,
+    held_out_pairs,
+    parse_noise,
+    render_scene,
+    sample_scene,
+)
 
 EVAL_SPLITS = ("val", "test", "test_compositional")
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 
 from ccr_demo import LANGUAGES
-from ccr_demo.data.datasets import MultilingualPretrainDataset
 from ccr_demo.data.formats import ParallelTestSet, read_ccrk_pretrain
 from ccr_demo.data.shapes import generate_dataset
+from ccr_demo.training.datasets import MultilingualPretrainDataset
 
 
 def test_generated_dataset_reads_back_through_the_real_readers(tmp_path):

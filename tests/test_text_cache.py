@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ccr_demo.config import ModelConfig
-from ccr_demo.model import CCRModel
-from ccr_demo.text_cache import TextFeatureCache, TextFeatureStore, store_key
+from ccr_demo.model.configuration import ModelConfig
+from ccr_demo.model.modeling import CCRModel
+from ccr_demo.model.text_cache import TextFeatureCache, TextFeatureStore, store_key
 
 
 def _model(seed=0):

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ccr_demo import thumbnails
-from ccr_demo.gallery_build import build_sharded
-from ccr_demo.image_sources import CcrkPartSource, WitImageSource
-from ccr_demo.index import Gallery, GalleryError
-from ccr_demo.index_cli import main as cli_main
+from ccr_demo.gallery import thumbnails
+from ccr_demo.gallery.build import build_sharded
+from ccr_demo.gallery.cli import main as cli_main
+from ccr_demo.gallery.gallery import Gallery, GalleryError
+from ccr_demo.gallery.sources import CcrkPartSource, WitImageSource
 
 
 def _image(i: int, size=(60, 40)) -> Image.Image:
@@ -124,7 +124,7 @@ def test_a_users_thumbnails_folder_is_not_replaced_without_overwrite(tiny_saved_
 
 
 def test_a_resumed_build_with_another_thumbnail_size_is_refused(tiny_saved_model, wit, tmp_path, monkeypatch):
-    from ccr_demo import gallery_build
+    from ccr_demo.gallery import build as gallery_build
 
     real = gallery_build._write_chunk
     calls = []
@@ -150,8 +150,8 @@ def test_a_resumed_build_with_another_thumbnail_size_is_refused(tiny_saved_model
 
 def test_a_work_folder_from_before_thumbnails_resumes_a_folder_build(tiny_saved_model, tmp_path, monkeypatch):
     """Folder images need no thumbnails: a work folder whose manifest predates them still resumes."""
-    from ccr_demo import gallery_build
-    from ccr_demo.image_sources import FolderSource
+    from ccr_demo.gallery import build as gallery_build
+    from ccr_demo.gallery.sources import FolderSource
 
     images = tmp_path / "images"
     images.mkdir()

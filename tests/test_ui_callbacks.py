@@ -1,7 +1,7 @@
 """UI callbacks as plain functions (no browser, no server): search, consistency panel, gold mode,
 image-to-text, session gallery, evaluation, bad input, missing assets.
 
-Every number the UI shows is checked against ccr_demo.metrics on scores computed here directly
+Every number the UI shows is checked against ccr_demo.eval.metrics on scores computed here directly
 from the gallery's vectors and the model's text embeddings. Fixtures are generated (a tiny
 shapes test set, a tiny random model, a gallery built with the index CLI): assets/ is never used.
 """
@@ -18,19 +18,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from PIL import Image
 
-from ccr_demo import LANGUAGES, metrics
+from ccr_demo import LANGUAGES
 from ccr_demo.data.formats import ParallelTestSet
 from ccr_demo.data.shapes import generate_dataset
-from ccr_demo.evaluate import evaluate as library_evaluate
-from ccr_demo.index import main as index_main
-from ccr_demo.model import CCRModel
+from ccr_demo.eval import metrics
+from ccr_demo.eval.evaluate import evaluate as library_evaluate
+from ccr_demo.gallery.gallery import main as index_main
+from ccr_demo.model.modeling import CCRModel
 from ccr_demo.ui import callbacks as cb
 from ccr_demo.ui import state as ui_state
 from ccr_demo.ui.state import Limits, load_app_state
-
-from conftest import tiny_config
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -40,7 +40,7 @@ QUERIES = {"en": "a red circle", "de": "ein roter Kreis", "zh": "红色的圆", 
 def build_tiny_assets(root: Path, n_test: int = 24, config=None) -> dict[str, Path]:
     """What the embedded default holds, in miniature: a shapes test set (IGLUE layout), a saved
     tiny random model (``config``, default ``tiny_config()``), and its image and caption
-    galleries built by `python -m ccr_demo.index`."""
+    galleries built by `python -m ccr_demo.gallery`."""
     data = generate_dataset(root / "shapes", 0, 0, n_test, 0, image_size=64, workers=1, progress=False)
     torch.manual_seed(0)
     with warnings.catch_warnings():
@@ -415,7 +415,7 @@ def test_missing_assets_start_with_a_message(tmp_path, monkeypatch):
     state = load_app_state(warm_up=False, caption_cache=False)
     assert not state.ready
     text = state.status_markdown()
-    assert "does not exist" in text and "CCR_MODEL" in text and "python -m ccr_demo.index build" in text
+    assert "does not exist" in text and "CCR_MODEL" in text and "python -m ccr_demo.gallery build" in text
     assert not cb.search(state, QUERIES).ok and "not loaded" in cb.search(state, QUERIES).message
     assert cb.random_instance(state, ["en"]).gold is None
     assert not cb.image_to_text(state, row=0).ok
@@ -457,7 +457,7 @@ def test_env_vars_choose_the_assets(assets, monkeypatch):
 
 
 def test_gold_instances_from_a_caption_gallery_alone(assets):
-    from ccr_demo.index import Gallery
+    from ccr_demo.gallery.gallery import Gallery
     from ccr_demo.ui.state import GoldInstances
 
     g = Gallery.load(assets["captions"])
@@ -524,9 +524,10 @@ def test_a_gallery_pointing_outside_its_folders_is_refused(assets, tmp_path):
 
 def test_uploads_and_session_galleries_expire(app, tmp_path):
     """Item 7: uploaded files were never deleted (6,122 files after 8 waves)."""
-    import gradio as gr
     import os
     import time
+
+    import gradio as gr
 
     from ccr_demo.ui import build_demo, serving
 
@@ -668,7 +669,7 @@ def test_a_hub_gallery_whose_files_are_cache_links_loads(app, assets, tmp_path, 
     """Item 2 kept Hub galleries working: a snapshot's files are symlinks into the repo's blobs/."""
     import os
 
-    from ccr_demo.index import Gallery
+    from ccr_demo.gallery.gallery import Gallery
 
     repo = tmp_path / "datasets--someone--gal"
     snap, blobs = repo / "snapshots" / "abc123", repo / "blobs"

@@ -13,16 +13,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
+from test_ui_callbacks import build_tiny_assets, load_state
 
-from ccr_demo import metrics
-from ccr_demo.index import Gallery, main as index_main
-from ccr_demo.model import CCRModel
+from ccr_demo.eval import metrics
+from ccr_demo.gallery.gallery import Gallery
+from ccr_demo.gallery.gallery import main as index_main
+from ccr_demo.model.modeling import CCRModel
 from ccr_demo.ui import build_demo, compare_view
 from ccr_demo.ui import state as ui_state
 from ccr_demo.ui.state import ModelsConfigError, load_app_state, parse_models, read_manifest, same_images
-
-from conftest import tiny_config
-from test_ui_callbacks import build_tiny_assets, load_state
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -295,7 +295,8 @@ def test_a_gallery_of_other_images_is_left_out_saying_what_differs(pair_assets, 
 @pytest.fixture
 def fake_wheel_tower(monkeypatch):
     """A tiny text tower registered as if a wheel carried it ("fake:tiny"); yields the build log."""
-    from ccr_demo import offline, towers
+    from ccr_demo.model import towers
+    from ccr_demo.model import wheels as offline
 
     def tiny_wheel_tower():
         from transformers import BertConfig, BertModel
@@ -311,7 +312,7 @@ def fake_wheel_tower(monkeypatch):
 
 
 def test_offline_text_tower_is_shared_inside_the_scope(fake_wheel_tower):
-    from ccr_demo import towers
+    from ccr_demo.model import towers
 
     built = fake_wheel_tower
     cfg = tiny_config(text_tower="fake:tiny", text_kwargs={})
@@ -357,7 +358,7 @@ def test_a_weights_file_cannot_overwrite_a_wheel_tower(fake_wheel_tower, tmp_pat
     loaded into it."""
     from safetensors.torch import load_file, save_file
 
-    from ccr_demo import towers
+    from ccr_demo.model import towers
 
     CCRModel(tiny_config(text_tower="fake:tiny", text_kwargs={})).save_pretrained(tmp_path / "m")
     assert "text_tower" in json.loads((tmp_path / "m" / "config.json").read_text())["external_towers"]

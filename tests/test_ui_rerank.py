@@ -1,5 +1,5 @@
 """Search re-ranked with the fusion encoder (issue 12, app part): the view logic on a tiny fusion
-model and its gallery built with the index CLI, checked against ccr_demo.rerank's rule computed
+model and its gallery built with the index CLI, checked against ccr_demo.eval.rerank's rule computed
 here directly from the model's ITM scores; the dual-encoder and bad-input paths; the switch in
 the Blocks. (The gradio_client and browser tests are in test_app_client.py / test_browser.py.)"""
 
@@ -10,15 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from ccr_demo import metrics
-from ccr_demo.config import FusionConfig
-from ccr_demo.rerank import rerank_top_k
-from ccr_demo.ui import callbacks as cb
-from ccr_demo.ui import rerank_view
-
 from conftest import tiny_config
 from test_ui_callbacks import build_tiny_assets, load_state
+
+from ccr_demo.eval import metrics
+from ccr_demo.eval.rerank import rerank_top_k
+from ccr_demo.model.configuration import FusionConfig
+from ccr_demo.ui import callbacks as cb
+from ccr_demo.ui import rerank_view
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -212,8 +211,8 @@ def test_a_gallery_of_base64_images_reranks_from_its_thumbnails(fusion_app, tmp_
     without thumbnails it says it cannot read the candidates (instead of failing the search)."""
     import base64
 
-    from ccr_demo.gallery_build import build_sharded
-    from ccr_demo.image_sources import WitImageSource
+    from ccr_demo.gallery.build import build_sharded
+    from ccr_demo.gallery.sources import WitImageSource
 
     app = fusion_app
     wit = tmp_path / "wit.tsv"

@@ -4,16 +4,17 @@
 
 Generates the shapes world if the config asks for it, then encodes every distinct caption of
 the run (training variants, test captions, typed queries) into the per-string store that
-`train/pretrain.py` reads (ccr_demo.text_cache). Killed, it resumes where it stopped. Prints
-the timings and the cache statistics as JSON. All logic lives in ccr_demo.training.
+`train/pretrain.py` reads (ccr_demo.model.text_cache). Killed, it resumes where it stopped. Prints
+the timings and the cache statistics as JSON. All logic lives in ccr_demo.training.loop.
 """
 
 import argparse
 import json
 import sys
 
-from ccr_demo.config import ConfigError, ExperimentConfig, load_yaml
-from ccr_demo.training import fill_text_cache
+from ccr_demo.training.config import ExperimentConfig
+from ccr_demo.training.loop import fill_text_cache
+from ccr_demo.utils.config import ConfigError, load_yaml
 
 
 def main(argv=None) -> int:

@@ -6,16 +6,17 @@ The config names the pretrained model (train.init_from), the one training langua
 (data.languages: [en]) and its training file (data.train, data.train_format: ccrk_pretrain |
 iglue | ccrk_json), and the test sets with every language to evaluate (data.eval,
 data.eval_languages). Writes OUTPUT/model and OUTPUT/zero_shot.json (per-language recall, MRV).
-All logic lives in ccr_demo.finetune and ccr_demo.training.
+All logic lives in ccr_demo.training.finetune and ccr_demo.training.loop.
 """
 
 import argparse
 import sys
 
-from ccr_demo.config import ConfigError, ExperimentConfig, load_yaml
-from ccr_demo.finetune import ZERO_SHOT_REPORT, finetune
-from ccr_demo.hub import report_table
-from ccr_demo.training import CheckpointError, release_processes
+from ccr_demo.eval.tables import report_table
+from ccr_demo.training.config import ExperimentConfig
+from ccr_demo.training.finetune import ZERO_SHOT_REPORT, finetune
+from ccr_demo.training.loop import CheckpointError, release_processes
+from ccr_demo.utils.config import ConfigError, load_yaml
 
 
 def main(argv=None) -> int:

@@ -4,7 +4,7 @@
 
 Without --config it trains the default recipe, train/configs/default.yaml (the embedded
 default model). Overrides use the config's sections, e.g. ``train.lr=3e-4
-data.languages=en,de``. All logic lives in ccr_demo.training; this script only parses
+data.languages=en,de``. All logic lives in ccr_demo.training.loop; this script only parses
 arguments and reports errors.
 """
 
@@ -12,9 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ccr_demo.config import ConfigError, ExperimentConfig, load_yaml
-from ccr_demo.hub import HubPushError, push_model_folder
-from ccr_demo.training import CheckpointError, release_processes, train
+from ccr_demo.model.hub import HubPushError, push_model_folder
+from ccr_demo.training.config import ExperimentConfig
+from ccr_demo.training.loop import CheckpointError, release_processes, train
+from ccr_demo.utils.config import ConfigError, load_yaml
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIGS / "default.yaml"

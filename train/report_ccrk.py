@@ -8,7 +8,7 @@ what ITM re-ranking does.
 Every number comes from files the runs and the evaluation CLI wrote: the two runs' summary.json
 (timings, per-loss history, the final evaluation with ``train.eval_rerank_k``), the caching
 scripts' output, and the stage-1 dual encoder's report on the same test splits (the embedded
-default's ``assets/eval_report.json``), or any ``python -m ccr_demo.evaluate --out`` report.
+default's ``assets/eval_report.json``), or any ``python -m ccr_demo.eval --out`` report.
 """
 
 from __future__ import annotations

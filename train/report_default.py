@@ -6,7 +6,7 @@
 Everything in the page comes from files the run and the evaluation CLI wrote: the run's
 summary.json (final report, timings, cache statistics), its jsonl training log (the
 evaluation curve), the caching script's JSON output, and a baseline's report from
-``python -m ccr_demo.evaluate ... --out`` on the same test splits.
+``python -m ccr_demo.eval ... --out`` on the same test splits.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from ccr_demo.hub import report_table
+from ccr_demo.eval.tables import report_table
 
 GOALS = {"p@5": 0.9, "top5_overlap": 0.85, "ir_r1": 95.0}
 
@@ -50,7 +50,7 @@ def render(summary: dict, curve: list[dict], cache: dict | None, baseline: dict 
              "machine this project is built on (no GPU), then copied to `assets/` (see `assets/README.md`). "
              "This page is written by `train/report_default.py` from the run's files; the numbers of the "
              "embedded model are those of `assets/eval_report.json` "
-             "(`python -m ccr_demo.evaluate --model assets/model --data assets/shapes_test`). What limits it "
+             "(`python -m ccr_demo.eval --model assets/model --data assets/shapes_test`). What limits it "
              "and the levers measured: `docs/default_model_analysis.md`.", ""]
     # ------------------------------------------------------------------ the build
     setup = summary.get("setup_seconds", {})

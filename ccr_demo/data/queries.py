@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .formats import DataFormatError
-from .languages import FORMS, Item, Query
+from ccr_demo.data.formats import DataFormatError
+from ccr_demo.data.languages import FORMS, Item, Query
 
 OBJECT_KEYS = ("shape", "colour", "size", "position")
 # Granularity name -> attributes it states. Position and background are never combined

@@ -50,7 +50,7 @@ from tqdm import tqdm
 from ccr_demo import LANGUAGES
 from ccr_demo.data.languages import describe_query, describe_scene, plan_from_scene
 from ccr_demo.data.queries import GRANULARITIES, QUERIES_FILE, draw_form, relevance_matrix, sample_assertions, to_query
-from ccr_demo.fileio import atomic_directory
+from ccr_demo.utils.fileio import atomic_directory
 
 GENERATOR_VERSION = 2
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .state import AppState, Limits, load_app_state
+from ccr_demo.ui.state import AppState, Limits, load_app_state
 
 __all__ = ["build_demo", "queue_options", "launch_options", "AppState", "Limits", "load_app_state"]
 
@@ -21,7 +21,7 @@ def build_demo(model_dir: str | Path | None = None, gallery_dir: str | Path | No
     CCR_CAPTIONS, which win over the embedded default in ``assets/``; missing pieces are shown
     in the app, never raised. ``state``: an already loaded AppState (tests, benchmarks).
     The loaded state is kept as ``demo.ccr_state``."""
-    from .layout import build_layout
+    from ccr_demo.ui.layout import build_layout
 
     app = state if state is not None else load_app_state(model_dir, gallery_dir, testset_dir, captions_dir,
                                                          **load_kwargs)

@@ -2,8 +2,8 @@
 
 Why plain: tests call them directly (no browser, no server), and layout.py only maps their
 results onto components. Every number comes from the library: ranks, consensus, MRV and
-top-k overlap from ``ccr_demo.metrics``, search from ``ccr_demo.index.Gallery``, evaluation
-from ``ccr_demo.evaluate``. Ranks are 0-based in the library; the UI shows them 1-based
+top-k overlap from ``ccr_demo.eval.metrics``, search from ``ccr_demo.gallery.gallery.Gallery``, evaluation
+from ``ccr_demo.eval.evaluate``. Ranks are 0-based in the library; the UI shows them 1-based
 (1 = top), which changes no spread (std, variance, MRV).
 
 Bad input never raises out of here: each function returns a message for the user instead.
@@ -26,11 +26,12 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .. import LANGUAGES, metrics
-from ..data.formats import DataFormatError, load_image
-from ..fingerprint import weights_fingerprint
-from . import rerank_view
-from .state import AppState, Limits
+from ccr_demo import LANGUAGES
+from ccr_demo.data.formats import DataFormatError, load_image
+from ccr_demo.eval import metrics
+from ccr_demo.model.fingerprint import weights_fingerprint
+from ccr_demo.ui import rerank_view
+from ccr_demo.ui.state import AppState, Limits
 
 log = logging.getLogger(__name__)
 
@@ -612,7 +613,7 @@ def build_session_gallery(app: AppState, files: Sequence[Any] | None = None,
                      + (" ..." if len(bad) > 5 else ""))
     if not good:
         return SessionGalleryResult(None, "No usable image among the files.\n\n" + _bullets(notes))
-    from ..index import Gallery
+    from ccr_demo.gallery.gallery import Gallery
 
     try:
         g = Gallery.build(app.model, [str(p) for p in good], metadata=[{"id": n} for n in _unique_names(good)],
@@ -638,7 +639,7 @@ class EvaluationResult:
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     chart: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["metric", "recall", "language"]))
     headline: str = ""  # MRV both ways, instances, mean recall
-    markdown: str = ""  # the full report as model cards print it (ccr_demo.hub.report_table)
+    markdown: str = ""  # the full report as model cards print it (ccr_demo.eval.tables.report_table)
     query_table: pd.DataFrame = field(default_factory=pd.DataFrame)  # typed queries: P@1, P@5, mAP@10
     query_headline: str = ""  # typed queries: consistency across languages
 
@@ -650,8 +651,9 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
     When the gallery holds the test images embedded by this model, their stored vectors are
     reused (only captions are encoded): the same numbers, without re-encoding images.
     """
-    from ..evaluate import evaluate as run_evaluation, query_report_from_embeddings, report_from_embeddings
-    from ..hub import report_table
+    from ccr_demo.eval.evaluate import evaluate as run_evaluation
+    from ccr_demo.eval.evaluate import query_report_from_embeddings, report_from_embeddings
+    from ccr_demo.eval.tables import report_table
 
     if app.model is None:
         return EvaluationResult(False, not_ready_message(app))

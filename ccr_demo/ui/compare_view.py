@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
-from . import callbacks as cb
-from .state import AppState
+from ccr_demo.ui import callbacks as cb
+from ccr_demo.ui.state import AppState
 
 
 def check_models(app: AppState, models: Any) -> list[str]:

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .. import LANGUAGES
-from ..data.languages import describe_query
-from ..data.queries import to_query
+from ccr_demo import LANGUAGES
+from ccr_demo.data.languages import describe_query
+from ccr_demo.data.queries import to_query
 
 # (assertion, phrasing form): colour + shape, a question, a count, size, a position, the
 # background alone, an object on a background.

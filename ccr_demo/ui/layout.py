@@ -17,13 +17,13 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from .. import LANGUAGES
-from . import callbacks as cb
-from . import compare_view, inputs, serving
-from .examples import example_rows
-from .memory import release_memory
-from .rerank_view import DEFAULT_RERANK_K, NO_FUSION
-from .state import AppState
+from ccr_demo import LANGUAGES
+from ccr_demo.ui import callbacks as cb
+from ccr_demo.ui import compare_view, inputs, serving
+from ccr_demo.ui.examples import example_rows
+from ccr_demo.ui.memory import release_memory
+from ccr_demo.ui.rerank_view import DEFAULT_RERANK_K, NO_FUSION
+from ccr_demo.ui.state import AppState
 
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français", "cs": "Čeština", "zh": "中文", "ja": "日本語",
                   "id": "Bahasa Indonesia", "es": "Español", "ru": "Русский", "tr": "Türkçe"}
@@ -55,7 +55,7 @@ ABOUT = """## How the numbers are made
   naming the lower MRV (and, in gold mode, the model that ranks the gold image higher if that
   is the other one: MRV measures agreement, not accuracy).
 - **Evaluate**: Recall@1/5/10 for text-to-image (IR) and image-to-text (TR) per language,
-  mean recall, and MRV in both directions over a parallel test set (`ccr_demo.evaluate`).
+  mean recall, and MRV in both directions over a parallel test set (`ccr_demo.eval.evaluate`).
 
 ## Configuration
 Environment variables (else the embedded default in `assets/`, offline):

@@ -1,6 +1,6 @@
 """Search results re-ranked with the fusion encoder (ITM), as the app shows them.
 
-The rule is ``ccr_demo.rerank``'s (the one evaluation uses): each language's contrastive top
+The rule is ``ccr_demo.eval.rerank``'s (the one evaluation uses): each language's contrastive top
 ``rerank_k`` is re-ordered by the ITM "match" score of (query, image) pairs, ties keeping their
 contrastive order; everything after the top ``rerank_k`` keeps its contrastive order. Here the
 candidates are what the gallery search (FAISS) returned for each language, best first, ties
@@ -33,10 +33,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .. import metrics
-from ..data.formats import DataFormatError, load_image
-from ..fingerprint import weights_fingerprint
-from ..rerank import rerank_top_k
+from ccr_demo.data.formats import DataFormatError, load_image
+from ccr_demo.eval import metrics
+from ccr_demo.eval.rerank import rerank_top_k
+from ccr_demo.model.fingerprint import weights_fingerprint
 
 DEFAULT_RERANK_K = 16
 NO_FUSION = ("the loaded model is a dual encoder (no fusion encoder, `model.fusion.layers` = 0): there is no "

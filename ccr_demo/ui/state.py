@@ -29,7 +29,7 @@ read or serve other server files. Server folders as a session gallery source are
 Nothing here raises for a missing or
 broken item: it is recorded in ``AppState.problems`` with how to fix it, so the app still
 starts and says what is wrong. The caption index (image-to-text) is the caption gallery
-``python -m ccr_demo.index build --iglue ... --captions`` writes; without one, the test set's
+``python -m ccr_demo.gallery build --iglue ... --captions`` writes; without one, the test set's
 captions are encoded once, in a background thread started at load time.
 """
 
@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .. import LANGUAGES
+from ccr_demo import LANGUAGES
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ HOW_TO_MAKE_ASSETS = (
     "1. train: `accelerate launch train/pretrain.py --config train/configs/default.yaml` (it generates its "
     "shapes data), then copy `runs/default/model` to `assets/model` and the shapes test split "
     "(`runs/data/shapes-default/test`) to `assets/shapes_test`;\n"
-    "2. `python -m ccr_demo.index build --model assets/model --iglue assets/shapes_test "
+    "2. `python -m ccr_demo.gallery build --model assets/model --iglue assets/shapes_test "
     "--out assets/gallery --captions` (the captions go to `assets/gallery-captions`, for image-to-text).\n"
     "Or point the app elsewhere: `CCR_MODEL=DIR_OR_HUB_ID CCR_GALLERY=DIR_OR_HUB_ID "
     "CCR_TESTSET=DIR python app.py`."
@@ -157,13 +157,13 @@ class CaptionIndex:
     @classmethod
     def from_gallery(cls, gallery, source: str) -> "CaptionIndex":
         """Split one caption gallery into per-language galleries (vectors copied, not re-encoded)."""
-        from ..index import Gallery
+        from ccr_demo.gallery.gallery import Gallery
 
         rows: dict[str, list[int]] = {}
         for row, item in enumerate(gallery.items):
             if "language" not in item or "caption" not in item:
                 raise ValueError(f"caption gallery item {item.get('id')!r} lacks 'language' or 'caption': "
-                                 "build it with `python -m ccr_demo.index build --iglue ... --captions`")
+                                 "build it with `python -m ccr_demo.gallery build --iglue ... --captions`")
             rows.setdefault(item["language"], []).append(row)
         order = [lang for lang in LANGUAGES if lang in rows] + sorted(set(rows) - set(LANGUAGES))
         per = {}
@@ -189,9 +189,8 @@ class CaptionIndex:
         Encoding goes in chunks of ``chunk`` captions; a set ``stop`` ends it between two
         (raises InterruptedError), so a shutting-down process need not wait minutes.
         """
-        from ..index import Gallery
-
-        from ..fingerprint import weights_fingerprint
+        from ccr_demo.gallery.gallery import Gallery
+        from ccr_demo.model.fingerprint import weights_fingerprint
 
         key = hashlib.sha256(json.dumps([weights_fingerprint(model), instances.image_ids, instances.captions],
                                         ensure_ascii=False).encode()).hexdigest()[:16]
@@ -392,7 +391,7 @@ class AppState:
     _encoder_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
-        from .rerank_view import ImageMemoryCache
+        from ccr_demo.ui.rerank_view import ImageMemoryCache
 
         if self.image_memory is None:  # a cache, the one thing requests add to (bounded, locked)
             self.image_memory = ImageMemoryCache(self.limits.image_memory_items, self.limits.image_memory_bytes)
@@ -404,11 +403,11 @@ class AppState:
 
     @property
     def query_encoder(self):
-        """The model's text path with an LRU cache of encoded queries (``ccr_demo.query_encoder``),
+        """The model's text path with an LRU cache of encoded queries (``ccr_demo.model.query_encoder``),
         made on first use: a query run again, or a language box left unchanged between two
         searches, needs no text-tower pass. Galleries accept it as the model itself (same
         fingerprint); it refuses to serve once the model's weights change."""
-        from ..query_encoder import QueryEncoder
+        from ccr_demo.model.query_encoder import QueryEncoder
 
         with self._encoder_lock:
             if self._encoder is None or self._encoder.model is not self.model:
@@ -591,8 +590,8 @@ def default_manifest() -> Path:
 
 def _load_compared(spec: ModelSpec, state: AppState, roots: list[Path], warm_up: bool) -> LoadedModel | None:
     """One more model and its gallery, kept only if the gallery indexes the first model's images."""
-    from ..index import Gallery
-    from ..model import CCRModel
+    from ccr_demo.gallery.gallery import Gallery
+    from ccr_demo.model.modeling import CCRModel
 
     label = f"model {spec.name!r} ({spec.how})"
     try:
@@ -639,7 +638,7 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
     of the gallery built from the folder are served, never the folder.
     ``caption_cache``: True = ``fileio.cache_dir()/captions`` (``CCR_DEMO_CACHE``), a folder, or False.
     """
-    from ..fileio import cache_dir
+    from ccr_demo.utils.fileio import cache_dir
 
     start = time.perf_counter()
     if caption_cache is True:
@@ -658,7 +657,7 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
     if specs:
         model_dir, gallery_dir = specs[0].model, specs[0].gallery
         if len(specs) > 1:
-            from ..towers import share_offline_text_towers
+            from ccr_demo.model.towers import share_offline_text_towers
 
             sharing.enter_context(share_offline_text_towers())
     with sharing:
@@ -678,7 +677,7 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
     where, how = _choose(testset_dir, ENV_TESTSET, DEFAULT_PATHS["testset"])
     if where is not None:
         try:
-            from ..data.formats import ParallelTestSet
+            from ccr_demo.data.formats import ParallelTestSet
 
             state.test_set = ParallelTestSet.from_iglue(where)
             state.instances = GoldInstances.from_testset(state.test_set)
@@ -696,7 +695,7 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
         cap = f"{str(gallery_dir).rstrip('/')}-captions"
     if cap and state.model is not None:
         try:
-            from ..index import Gallery
+            from ccr_demo.gallery.gallery import Gallery
 
             g = Gallery.load(cap, state.model)
             state._captions = CaptionIndex.from_gallery(g, source=f"caption gallery {cap}")
@@ -709,14 +708,14 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
         n = sum(len(c) for caps in state.instances.captions.values() for c in caps)
         state.notes.append(f"Image-to-text: the test set's {n} captions are encoded once, in the background "
                            "(minutes on 2 CPU cores for thousands; cached for later starts); "
-                           "`python -m ccr_demo.index build --iglue ... --captions` writes `<gallery>-captions`, "
+                           "`python -m ccr_demo.gallery build --iglue ... --captions` writes `<gallery>-captions`, "
                            "which is loaded instead.")
     if state.instances is not None and state.gallery is not None:
         ids = set(state.gallery.ids)
         inside = sum(i in ids for i in state.instances.image_ids)
         if inside == 0:
             state.notes.append("The test set's images are not in the gallery: gold mode cannot mark a gold image.")
-    from .memory import drop_clean_weight_pages, release_memory
+    from ccr_demo.ui.memory import drop_clean_weight_pages, release_memory
 
     release_memory()  # loading freed ~300 MB of temporaries that glibc would otherwise keep
     released = drop_clean_weight_pages()  # the weights hash made every mapped page resident
@@ -740,7 +739,7 @@ def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir
         state.problems.append(f"no model: `{DEFAULT_PATHS['model']}` does not exist and {ENV_MODEL} is not set.")
     else:
         try:
-            from ..model import CCRModel
+            from ccr_demo.model.modeling import CCRModel
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
@@ -758,7 +757,7 @@ def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir
         state.problems.append(f"no gallery: `{DEFAULT_PATHS['gallery']}` does not exist and {ENV_GALLERY} is not set.")
     elif state.model is not None:
         try:
-            from ..index import Gallery
+            from ccr_demo.gallery.gallery import Gallery
 
             hub = _looks_like_hub_id(where)
             folder = _hub_folder(where) if hub else Path(where)
@@ -781,8 +780,8 @@ def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir
 def _load_queries(state: AppState, testset_where: str) -> None:
     """Typed queries for the Evaluate tab: ``CCR_QUERIES``, else the ``test_queries`` split
     beside the test set (where the shapes world writes it), if any."""
-    from ..data.queries import QuerySet
-    from ..evaluate import default_queries
+    from ccr_demo.data.queries import QuerySet
+    from ccr_demo.eval.evaluate import default_queries
 
     path = os.environ.get(ENV_QUERIES) or default_queries(testset_where)
     if not path:

@@ -7,8 +7,8 @@ typed query may omit the size ("an orange star"), so the article is chosen by so
 
 from __future__ import annotations
 
-from . import common
-from .common import Choices, Item, Plan, Query, with_position
+from ccr_demo.data.languages import common
+from ccr_demo.data.languages.common import Choices, Item, Plan, Query, with_position
 
 NOUNS = {  # shape -> synonyms as (singular, plural)
     "circle": [("circle", "circles"), ("disc", "discs"), ("round shape", "round shapes")],

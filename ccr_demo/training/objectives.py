@@ -2,7 +2,7 @@
 ``get_unialign_matching_loss`` and ``get_unialign_mlm_loss``), kept out of the training loop.
 
 Per step, with the global batch's contrastive embeddings (gathered across processes):
-1. :func:`ccr_demo.losses.sample_matching` draws, for every image of the GLOBAL batch, its
+1. :func:`ccr_demo.training.losses.sample_matching` draws, for every image of the GLOBAL batch, its
    positive caption language (hard-positive rule by default), a hard negative text and a hard
    negative image, with a generator seeded by (seed, step): every process draws alike.
 2. Each process scores its own images: B positives (image, positive text), B (negative image,
@@ -26,11 +26,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .config import ExperimentConfig
-from .losses import gather_with_grad, itm_loss, mlm_loss, sample_matching
-from .masking import MaskedText, mask_tokens, special_token_ids
-from .model import CCRModel
-from .text_cache import TextStateCache
+from ccr_demo.model.modeling import CCRModel
+from ccr_demo.model.text_cache import TextStateCache
+from ccr_demo.training.config import ExperimentConfig
+from ccr_demo.training.losses import gather_with_grad, itm_loss, mlm_loss, sample_matching
+from ccr_demo.training.masking import MaskedText, mask_tokens, special_token_ids
 
 MLM_AT_INPUT = "input"
 MLM_AT_FUSION_INPUT = "fusion_input"

@@ -1,7 +1,7 @@
 """Build an image gallery sharded across processes and machines, resumable after a kill.
 
 Launch the gallery command under ``accelerate launch`` or ``torchrun`` and every process
-embeds its shard on its own device; a plain ``python -m ccr_demo.index build`` is the same
+embeds its shard on its own device; a plain ``python -m ccr_demo.gallery build`` is the same
 code with one process. The topology comes from accelerate's ``PartialState``.
 
 Why results do not depend on the number of processes: the input stream (``image_sources``)
@@ -14,7 +14,7 @@ The work folder (default ``OUT.parts``; on several machines it must be on storag
 share) holds, per chunk, ``chunk-NNNNNNN.jsonl`` (one line per input item: its record, or
 ``{"skipped": {"id", "error"}}`` for an unreadable folder file), ``chunk-NNNNNNN.npy``
 (float32 [kept, D]) and, for images with no file of their own (base64 rows), their
-thumbnails (``thumbnails/NNNNNNN/``, ``ccr_demo.thumbnails``), each written to a temporary
+thumbnails (``thumbnails/NNNNNNN/``, ``ccr_demo.gallery.thumbnails``), each written to a temporary
 name and renamed, the .npy last: a chunk whose .npy exists is finished, and a rerun of the
 same command (any number of processes) skips it. ``manifest.json`` records the model
 fingerprint, the inputs, the batch size and the thumbnail size the folder belongs to; a
@@ -45,12 +45,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data.formats import DataFormatError
-from .fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
-from .fingerprint import check_finite, weights_fingerprint
-from . import thumbnails
-from .image_sources import ImageSource, SourceItem
-from .index import Gallery, GalleryError, GalleryWarning
+from ccr_demo.data.formats import DataFormatError
+from ccr_demo.gallery import thumbnails
+from ccr_demo.gallery.gallery import Gallery, GalleryError, GalleryWarning
+from ccr_demo.gallery.sources import ImageSource, SourceItem
+from ccr_demo.model.fingerprint import check_finite, weights_fingerprint
+from ccr_demo.utils.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 WORK_FORMAT = "ccr_demo gallery build work folder"
 WORK_VERSION = 1

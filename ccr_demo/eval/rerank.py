@@ -70,7 +70,7 @@ OFFICIAL_FILL = -100.0
 def _pairs(gold, n_queries: int, n_candidates: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query row of each (query, gold) pair, gold index, start of each query's run) from a
     gold per query ([Q] ints) or several (a list of lists / [Q, G] array: min over them)."""
-    from .metrics import _gold_lists
+    from ccr_demo.eval.metrics import _gold_lists
 
     if isinstance(gold, np.ndarray) and gold.ndim == 1:
         gold = gold.reshape(-1, 1)
@@ -138,7 +138,7 @@ def reranked_ranks(scores: np.ndarray, reranked_top: np.ndarray, gold) -> np.nda
     contrastive rank), the contrastive rank being ``metrics``' strictly-higher count (for
     several golds, of the best-scored one).
     """
-    from .metrics import i2t_ranks
+    from ccr_demo.eval.metrics import i2t_ranks
 
     scores = np.asarray(scores)
     n_q, n = scores.shape

@@ -1,11 +1,11 @@
 """The paper's ablation as one command: 1-to-K against its baselines, over seeds, with the table.
 
-    python -m ccr_demo.ablation --plan quick|full|PLAN.yaml [--out DIR] [--report docs/ablation.md]
+    python -m ccr_demo.training.ablation --plan quick|full|PLAN.yaml [--out DIR] [--report docs/ablation.md]
 
 A plan (train/configs/ablation/*.yaml) names the regimes (a base training config each: a
 locked, cached text tower; towers trained from scratch), the methods, the seeds, and the extra
 parts: the K ablation (``train.caption_num`` k of K languages per image per step) and training
-on machine-translation-noisy captions. Every run is an ordinary ``ccr_demo.training.train`` in
+on machine-translation-noisy captions. Every run is an ordinary ``ccr_demo.training.loop.train`` in
 its own folder under ``--out``; a finished run (its summary.json) is never trained again and an
 unfinished one resumes from its last checkpoint, so a killed ablation restarts where it
 stopped. Several drivers may share one ``--out`` (a run is claimed by an exclusive lock on a
@@ -35,9 +35,9 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from .ablation_plan import check_unchanged, load_plan, plan_runs, run_config
-from .ablation_report import write_report
-from .config import ConfigError
+from ccr_demo.training.ablation.plan import check_unchanged, load_plan, plan_runs, run_config
+from ccr_demo.training.ablation.report import write_report
+from ccr_demo.utils.config import ConfigError
 
 
 # --------------------------------------------------------------------------- running
@@ -61,7 +61,7 @@ def _claim(folder: Path) -> int | None:
 
 def run_all(plan: dict, out: Path, max_runs: int = 0, log=print) -> dict:
     """Train every unfinished run of the plan (resuming where one stopped); returns counts."""
-    from .training import latest_checkpoint, release_processes, train
+    from ccr_demo.training.loop import latest_checkpoint, release_processes, train
 
     done = trained = skipped = 0
     for spec in plan_runs(plan):

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import fileio
+from ccr_demo.utils import fileio
 
 log = logging.getLogger(__name__)
 
@@ -392,7 +392,7 @@ def _e5_cache_problem(folder: Path, source_sha: str) -> str | None:
 def ensure_e5_small(cache_dir: str | Path | None = None) -> Path:
     """Folder holding multilingual-e5-small in Hugging Face form; built or rebuilt when needed.
 
-    ``cache_dir`` is the cache root (default ``ccr_demo.fileio.cache_dir()``); the tower lives in
+    ``cache_dir`` is the cache root (default ``ccr_demo.utils.fileio.cache_dir()``); the tower lives in
     ``cache_dir / "e5-small"``. Any cached file failing its checksum triggers a rebuild.
     """
     source = _source_path(E5_SMALL)

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .ablation_plan import RunSpec, plan_runs
-from .fileio import atomic_write_json, atomic_write_text
+from ccr_demo.training.ablation.plan import RunSpec, plan_runs
+from ccr_demo.utils.fileio import atomic_write_json, atomic_write_text
 
 
 def run_result(spec: RunSpec, folder: Path, seen: list[str]) -> dict:
     """One finished run's figures: per-language recall, MRV over all / seen / unseen languages."""
-    from . import metrics
+    from ccr_demo.eval import metrics
 
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     report = summary["eval"][0]
@@ -178,7 +178,7 @@ def render_report(plan: dict, results: list[dict], missing: list[str], plots: di
     """docs/ablation.md: per part and regime, method x language IR R@1 and the MRV columns."""
     seen = list(plan.get("languages") or [])
     lines = [f"# Ablation: 1-to-K against its baselines ({plan.get('title', Path(plan['path']).stem)})", "",
-             f"Written by `python -m ccr_demo.ablation --plan {plan.get('name', Path(plan['path']).stem)}` from "
+             f"Written by `python -m ccr_demo.training.ablation --plan {plan.get('name', Path(plan['path']).stem)}` from "
              f"the runs' own evaluation reports. Plan: `{Path(plan['path']).name}`; seeds {plan['seeds']}; "
              f"trained on {seen or 'each config’s languages'}"
              + (f", tested on {plan['eval_languages']}" if plan.get("eval_languages") else "") + ".",

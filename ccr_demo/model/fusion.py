@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import FusionConfig
+from ccr_demo.model.configuration import FusionConfig
 
 
 class FusionEncoder(nn.Module):

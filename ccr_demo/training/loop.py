@@ -37,20 +37,27 @@ from safetensors.torch import load_model, save_file, save_model
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from .config import ExperimentConfig, save_json, to_dict
-from .data.datasets import (MultilingualPretrainDataset, build_train_dataset, check_data_config, collate_pretrain,
-                             load_eval_queries, load_eval_set)
-from .data.formats import ParallelTestSet
-from .data.queries import QuerySet
-from .evaluate import evaluate
-from .fusion_objectives import FusionObjectives, corpus_vocabulary
-from .fileio import atomic_write_json
-from .hub import report_table
-from .losses import gather_with_grad, one_to_k_loss, one_to_one_loss, pivot_loss
-from .model import CCRModel
-from .text_cache import TextFeatureCache, TextStateCache
+from ccr_demo.data.formats import ParallelTestSet
+from ccr_demo.data.queries import QuerySet
+from ccr_demo.eval.evaluate import evaluate
+from ccr_demo.eval.tables import eval_results, report_table
+from ccr_demo.model.modeling import CCRModel
+from ccr_demo.model.text_cache import TextFeatureCache, TextStateCache
+from ccr_demo.training.config import ExperimentConfig
+from ccr_demo.training.datasets import (
+    MultilingualPretrainDataset,
+    build_train_dataset,
+    check_data_config,
+    collate_pretrain,
+    load_eval_queries,
+    load_eval_set,
+)
+from ccr_demo.training.losses import gather_with_grad, one_to_k_loss, one_to_one_loss, pivot_loss
+from ccr_demo.training.objectives import FusionObjectives, corpus_vocabulary
+from ccr_demo.utils.config import save_json, to_dict
+from ccr_demo.utils.fileio import atomic_write_json
 
-logger = logging.getLogger("ccr_demo.training")
+logger = logging.getLogger("ccr_demo.training.loop")
 
 LATEST = "latest.json"
 
@@ -204,7 +211,7 @@ def freeze_unused_heads(model: CCRModel, cfg: ExperimentConfig) -> None:
 
 def param_groups(model: CCRModel, cfg: ExperimentConfig) -> list[dict]:
     """AdamW groups: pretrained towers at ``lr``, new parts at ``train.new_lr``; no decay on 1-d params."""
-    from .offline import is_offline_tower
+    from ccr_demo.model.wheels import is_offline_tower
 
     def pretrained(part: str) -> bool:
         if part == "image_tower":
@@ -491,7 +498,7 @@ def prepare_data(cfg: ExperimentConfig, accelerator: Accelerator) -> None:
     out = Path(gen.pop("out", Path(cfg.data.train).parent))
     with accelerator.main_process_first():
         if accelerator.is_main_process and not (out / "dataset_info.json").is_file():
-            from .data.shapes import generate_dataset
+            from ccr_demo.data.shapes import generate_dataset
 
             generate_dataset(out, **gen)
 
@@ -871,8 +878,12 @@ def card_kwargs(cfg: ExperimentConfig, summary: dict, repo_or_path: str) -> dict
                                          f" ({fusion['mlm_vocabulary']} vocabulary)" if "mlm_masking" in fusion else ""))
     if cfg.train.init_from:
         training["initialised from"] = f"`{cfg.train.init_from}`"
-    return dict(model_name=cfg.train.model_name or f"ccr_demo {cfg.train.loss} model", report=report,
-                dataset_name=cfg.data.eval[0] if report else "", training=training, repo_or_path=repo_or_path)
+    dataset_name = cfg.data.eval[0] if report else ""
+    return dict(model_name=cfg.train.model_name or f"ccr_demo {cfg.train.loss} model",
+                results=report_table(report) if report else None,
+                eval_results=eval_results(report, dataset_name) if report else None,
+                n_instances=report.get("n_instances") if report else None,
+                dataset_name=dataset_name, training=training, repo_or_path=repo_or_path)
 
 
 def _write_outputs(model: CCRModel, cfg: ExperimentConfig, summary: dict) -> None:

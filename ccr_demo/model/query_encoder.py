@@ -34,8 +34,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .fingerprint import check_finite, weights_fingerprint
-from .processing import check_query_texts
+from ccr_demo.model.fingerprint import check_finite, weights_fingerprint
+from ccr_demo.model.processing import check_query_texts
 
 DEFAULT_CACHE_SIZE = 1024
 

@@ -4,7 +4,6 @@ Items carry their index so a training step can look up anything else about a row
 noise, source line) without pushing it through the DataLoader. Errors raised while loading
 an item are `DataFormatError`s naming the file and line, so a worker crash is readable.
 """
-
 from __future__ import annotations
 
 import functools
@@ -17,13 +16,19 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ccr_demo.data.formats import (
-    CAPTION_PAIR_FORMATS, DataFormatError, ParallelTestSet, PretrainRecord, check_languages, default_language_order,
-    read_caption_pairs, read_ccrk_pretrain,
+    CAPTION_PAIR_FORMATS,
+    DataFormatError,
+    ParallelTestSet,
+    PretrainRecord,
+    check_languages,
+    default_language_order,
+    read_caption_pairs,
+    read_ccrk_pretrain,
 )
+from ccr_demo.data.image_batches import load_transformed, pil_to_tensor, stack_images
 from ccr_demo.data.queries import QuerySet, is_relevant
 
 MODES = ("one_to_k", "one_to_one")
-
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -34,19 +39,6 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _M64
         z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _M64
         return z ^ (z >> np.uint64(31))
-
-
-def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> float32 [3, H, W] in [0, 1] (the default transform)."""
-    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255)
-
-
-def _load(load: Callable[[], Image.Image], transform: Callable[[Image.Image], Any], where: str) -> Any:
-    image = load()  # DataFormatError names the file already
-    try:
-        return transform(image)
-    except Exception as e:  # a transform failing on one odd image: say which
-        raise DataFormatError(f"{where}: transform failed: {type(e).__name__}: {e}") from e
 
 
 def _draw(seed: int, epoch: int, indices: np.ndarray, n: int, stream: int) -> np.ndarray:
@@ -212,50 +204,15 @@ class MultilingualPretrainDataset(Dataset):
         if getattr(transform, "active", False):  # random training augmentation: seeded per (seed, epoch, index)
             seed = int(_draw(self.seed, self.epoch, index, 1 << 62, _AUGMENT_STREAM)[0])
             transform = functools.partial(transform, seed=seed)
-        image = _load(lambda: rec.load_image(self.max_pixels), transform, rec.where)
+        image = load_transformed(lambda: rec.load_image(self.max_pixels), transform, rec.where)
         return image, self.texts(index), index
-
-
-class EvalImageDataset(Dataset):
-    """The images of a ParallelTestSet, for batched encoding: item = (image, instance index)."""
-
-    def __init__(self, test_set: ParallelTestSet, transform: Callable[[Image.Image], Any] | None = None, *,
-                 max_pixels: int | None = None):
-        self.test_set = test_set
-        self.transform = transform or pil_to_tensor
-        self.max_pixels = max_pixels
-
-    def __len__(self) -> int:
-        return len(self.test_set)
-
-    def __getitem__(self, index: int) -> tuple[Any, int]:
-        ts = self.test_set
-        where = f"{ts.name or 'test set'} instance {index} (id {ts.image_ids[index]!r})"
-        return _load(lambda: ts.load_image(index, self.max_pixels), self.transform, where), index
-
-
-def _stack_images(images: Sequence[Any]) -> torch.Tensor | list:
-    """Stack tensor images; leave anything else (PIL images for a model's own preprocessing) as a list."""
-    if not all(isinstance(im, torch.Tensor) for im in images):
-        return list(images)
-    shapes = {tuple(im.shape) for im in images}
-    if len(shapes) > 1:
-        raise DataFormatError(
-            f"images in a batch differ in shape {sorted(shapes)}: give the dataset a resizing transform")
-    return torch.stack(list(images))
 
 
 def collate_pretrain(batch: Sequence[tuple[Any, list[str], int]]
                      ) -> tuple[torch.Tensor | list, list[list[str]], torch.Tensor]:
     """(images [B,3,H,W], texts list[B] of list[K] str, indices int64 [B])."""
     images, texts, indices = zip(*batch)
-    return _stack_images(images), [list(t) for t in texts], torch.as_tensor(indices, dtype=torch.int64)
-
-
-def collate_images(batch: Sequence[tuple[Any, int]]) -> tuple[torch.Tensor | list, torch.Tensor]:
-    """(images [B,3,H,W], indices int64 [B])."""
-    images, indices = zip(*batch)
-    return _stack_images(images), torch.as_tensor(indices, dtype=torch.int64)
+    return stack_images(images), [list(t) for t in texts], torch.as_tensor(indices, dtype=torch.int64)
 
 
 # --------------------------------------------------------------------------- retrieval fine-tuning
@@ -294,7 +251,7 @@ class CaptionCleaner:
         self.max_words = int(max_words)
 
     def __call__(self, caption: str) -> str:
-        from ccr_demo.processing import pre_caption
+        from ccr_demo.model.processing import pre_caption
 
         return pre_caption(caption, self.max_words, allow_empty=True) or caption.strip()
 
@@ -313,8 +270,8 @@ def is_shapes_world(records: Sequence[PretrainRecord], train: str | Path = "") -
 def check_data_config(cfg) -> None:
     """ConfigError naming the setting for data options the trainer cannot honour; ``cfg`` is
     an ExperimentConfig. (Checks that need the records themselves live in `build_train_dataset`.)"""
-    from ccr_demo.config import ConfigError
-    from ccr_demo.processing import check_augmentation
+    from ccr_demo.model.processing import check_augmentation
+    from ccr_demo.utils.config import ConfigError
 
     d = cfg.data
     if d.train_format not in TRAIN_FORMATS:
@@ -354,7 +311,7 @@ def load_eval_set(cfg, path: str | Path) -> ParallelTestSet:
 def load_eval_queries(cfg, path: str | Path, test_set: ParallelTestSet) -> QuerySet | None:
     """The typed-query split paired with ``test_set``, in `eval_languages`. When the test set
     was cut (``data.eval_max_instances``), only the queries true of its images, ranked among
-    them (as ``ccr_demo.evaluate --max-instances``): a query naming an image outside the cut
+    them (as ``ccr_demo.eval.evaluate --max-instances``): a query naming an image outside the cut
     gallery cannot be scored; None when no query is left."""
     queries = QuerySet.load(path, languages=eval_languages(cfg))
     if cfg.data.eval_max_instances:
@@ -376,17 +333,17 @@ def clean_test_set(ts: ParallelTestSet, max_words: int) -> ParallelTestSet:
 
 def build_train_dataset(cfg, processor: Callable[[Image.Image], Any], mode: str = "one_to_k"
                         ) -> MultilingualPretrainDataset:
-    """The training dataset a config describes, for ``ccr_demo.training.train``.
+    """The training dataset a config describes, for ``ccr_demo.training.loop.train``.
 
     ``data.train_format`` picks the reader (a CCRK pretraining folder with K languages, or a
     one-language retrieval file as (image, caption) pairs); ``processor`` is the model's saved
     ImageProcessor, wrapped in the training-only augmentation the config asks for
-    (`ccr_demo.processing.TrainTransform`); ``data.clean_captions`` applies pre_caption.
+    (`ccr_demo.model.processing.TrainTransform`); ``data.clean_captions`` applies pre_caption.
     Horizontal flips and random crops are refused on the shapes world: its captions say
     "left of", "at the top", which a flip or crop makes false.
     """
-    from ccr_demo.config import ConfigError
-    from ccr_demo.processing import TrainTransform
+    from ccr_demo.model.processing import TrainTransform
+    from ccr_demo.utils.config import ConfigError
 
     check_data_config(cfg)
     d, tc = cfg.data, cfg.train
@@ -408,3 +365,4 @@ def build_train_dataset(cfg, processor: Callable[[Image.Image], Any], mode: str 
                           "RandAugment's shifts, rotations and colour ops make false; set data.hflip=false "
                           "data.crop_scale=[] data.randaugment={}")
     return dataset
+

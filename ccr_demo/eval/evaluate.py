@@ -1,6 +1,6 @@
 """Evaluate a model on a parallel test set: per-language Recall@K both ways, and MRV.
 
-``python -m ccr_demo.evaluate --model DIR_OR_ID --data DIR [--queries QDIR]`` prints a table
+``python -m ccr_demo.eval --model DIR_OR_ID --data DIR [--queries QDIR]`` prints a table
 and writes JSON. Text-to-image recall counts every caption; the text-to-image MRV uses each
 instance's first caption per language (the paper's parallel query), image-to-text the
 best-ranked gold caption. With a typed-query split (partial queries with many relevant
@@ -8,7 +8,7 @@ images, :mod:`ccr_demo.data.queries`) the report adds its P@1, P@5, mAP@10 per l
 their consistency across languages (see ``metrics.typed_query_report``).
 
 With ``--rerank-k K`` and a model that has a fusion encoder, each direction and language is
-also ranked by re-scoring the contrastive top K with the ITM head (:mod:`ccr_demo.rerank`),
+also ranked by re-scoring the contrastive top K with the ITM head (:mod:`ccr_demo.eval.rerank`),
 reported twice beside the contrastive numbers (which keep their keys):
 
 - ``report["rerank"]``: the exact rule. The top K are re-ordered by ITM, everything else
@@ -37,13 +37,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import metrics
-from .data.datasets import EvalImageDataset, collate_images
-from .data.formats import ParallelTestSet, read_iglue_translate_test
-from .data.queries import QuerySet
-from .fileio import atomic_write_json
-from .hub import report_table
-from .rerank import OFFICIAL_FILL, contrastive_top_k, official_ranks, rerank_top_k, reranked_ranks
+from ccr_demo.data.formats import ParallelTestSet, read_iglue_translate_test
+from ccr_demo.data.image_batches import EvalImageDataset, collate_images
+from ccr_demo.data.queries import QuerySet
+from ccr_demo.eval import metrics
+from ccr_demo.eval.rerank import OFFICIAL_FILL, contrastive_top_k, official_ranks, rerank_top_k, reranked_ranks
+from ccr_demo.eval.tables import report_table
+from ccr_demo.utils.fileio import atomic_write_json
 
 KS = (1, 5, 10)
 
@@ -374,7 +374,7 @@ def default_queries(data: str | Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ccr_demo.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ccr_demo.eval", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="saved model folder or Hub id")
     parser.add_argument("--data", required=True, help="parallel test set folder (IGLUE layout: annotations/{lang}/test.jsonl)")
     parser.add_argument("--queries", default="", help="typed-query split (queries.jsonl or its folder) over "
@@ -386,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="", help="write the report JSON here")
     parser.add_argument("--keep-ranks", action="store_true", help="also store every instance's rank per language")
     parser.add_argument("--cached-text-features", action="store_true",
-                        help="take pooled text features from the per-string store (ccr_demo.text_cache) that the "
+                        help="take pooled text features from the per-string store (ccr_demo.model.text_cache) that the "
                              "trainer fills for a locked text tower, encoding only strings it lacks: evaluating "
                              "several checkpoints of one text tower then encodes each caption once")
     parser.add_argument("--rerank-k", type=int, default=0,
@@ -399,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pair-batch", type=int, default=256, help="image-text pairs per ITM batch")
     args = parser.parse_args(argv)
 
-    from .model import CCRModel
+    from ccr_demo.model.modeling import CCRModel
 
     langs = [lang for lang in args.languages.split(",") if lang] or None
     try:
@@ -420,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       if args.translate_test else None)
         encode = encode_states = None
         if args.cached_text_features:
-            from .text_cache import TextFeatureCache
+            from ccr_demo.model.text_cache import TextFeatureCache
 
             texts = [t for lang in (langs or test_set.languages) for t in test_set.captions[lang]]
             texts += [t for lang in (langs or test_set.languages) for t in (queries.texts[lang] if queries else [])]
@@ -428,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache = TextFeatureCache.build(model, texts, batch_size=max(args.batch_size, 128))
             encode = lambda texts: cache.encode(model, texts)  # noqa: E731
             if args.rerank_k and model.has_fusion:  # the token states the ITM head reads, from the same store
-                from .text_cache import TextStateCache
+                from ccr_demo.model.text_cache import TextStateCache
 
                 encode_states = TextStateCache.build(model, texts, batch_size=max(args.batch_size, 128)).lookup
         report = evaluate(model, test_set, langs, batch_size=args.batch_size, keep_ranks=args.keep_ranks,

@@ -36,7 +36,7 @@ def _key(model: Any) -> tuple:
 
 def _scan(model: Any) -> tuple[str, list[str]]:
     """(fingerprint, names of tensors with NaN/inf), cached on the model."""
-    from .config import identity_dict
+    from ccr_demo.model.configuration import identity_dict
 
     key = _key(model)
     cached = getattr(model, _CACHE_ATTR, None)

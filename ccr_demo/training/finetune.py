@@ -6,7 +6,7 @@ Fine-tune a pretrained model on ONE language's training split (English: Flickr30
 (``data.eval_languages``): the other languages are zero-shot, and MRV over them measures how
 consistently the model answers. ``train/finetune.py`` is the command-line entry point.
 
-The training itself is ``ccr_demo.training.train``; this module adds the checks, and a final
+The training itself is ``ccr_demo.training.loop.train``; this module adds the checks, and a final
 evaluation in all ``eval_languages`` written to ``OUTPUT/zero_shot.json``.
 """
 
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import ConfigError, ExperimentConfig
-from .data.datasets import check_data_config, eval_languages, load_eval_queries, load_eval_set
-from .fileio import atomic_write_json
+from ccr_demo.training.config import ExperimentConfig
+from ccr_demo.training.datasets import check_data_config, eval_languages, load_eval_queries, load_eval_set
+from ccr_demo.utils.config import ConfigError
+from ccr_demo.utils.fileio import atomic_write_json
 
 ZERO_SHOT_REPORT = "zero_shot.json"
 
@@ -38,7 +39,7 @@ def check_finetune_config(cfg: ExperimentConfig) -> None:
 def zero_shot_reports(model, cfg: ExperimentConfig, progress: bool = False) -> list[dict]:
     """Evaluate ``model`` on every ``data.eval`` set in all ``eval_languages`` (with the typed
     queries of ``data.eval_queries`` where given); one report per test set."""
-    from .evaluate import evaluate
+    from ccr_demo.eval.evaluate import evaluate
 
     langs = eval_languages(cfg)
     queries = list(cfg.data.eval_queries) + [""] * (len(cfg.data.eval) - len(cfg.data.eval_queries))
@@ -55,10 +56,10 @@ def zero_shot_reports(model, cfg: ExperimentConfig, progress: bool = False) -> l
 
 
 def finetune(cfg: ExperimentConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Check, train (ccr_demo.training.train), then evaluate the saved model in every
+    """Check, train (ccr_demo.training.loop.train), then evaluate the saved model in every
     eval language; returns the training summary with ``zero_shot`` reports added."""
-    from .model import CCRModel
-    from .training import train
+    from ccr_demo.model.modeling import CCRModel
+    from ccr_demo.training.loop import train
 
     check_finetune_config(cfg)
     summary = train(cfg, resume=resume)

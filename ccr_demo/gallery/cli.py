@@ -1,6 +1,6 @@
-"""Command line for galleries: ``python -m ccr_demo.index build|info|search`` (``-h`` on each).
+"""Command line for galleries: ``python -m ccr_demo.gallery build|info|search`` (``-h`` on each).
 
-Kept apart from ``ccr_demo.index`` (the Gallery class) by the style guide: the library stays
+Kept apart from ``ccr_demo.gallery.gallery`` (the Gallery class) by the style guide: the library stays
 importable without argparse, and the CLI's safety rules live here. ``build --out`` never
 destroys what the user did not ask to lose: an existing ``--out`` is replaced only when it is a
 gallery (or with ``--overwrite``), and never when it is, holds or lies inside an input
@@ -8,8 +8,8 @@ gallery (or with ``--overwrite``), and never when it is, holds or lies inside an
 The work folder of a sharded build (``--work-dir``) may not overlap an input or ``--out``.
 Errors print one line, ``error: ...``, and exit with code 2.
 
-Image galleries are built by ``ccr_demo.gallery_build`` from a streamed source
-(``ccr_demo.image_sources``): run this command under ``accelerate launch`` or ``torchrun``
+Image galleries are built by ``ccr_demo.gallery.build`` from a streamed source
+(``ccr_demo.gallery.sources``): run this command under ``accelerate launch`` or ``torchrun``
 and each process encodes its shard.
 """
 
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .index import INDEX_NAME, ITEMS_NAME, VECTORS_NAME, Gallery, replace_problem
+from ccr_demo.gallery.gallery import INDEX_NAME, ITEMS_NAME, VECTORS_NAME, Gallery, replace_problem
 
 
 def _overlap(out: Path, inp: Path) -> str | None:
@@ -56,7 +56,7 @@ def check_output(out: str | Path, inputs: Sequence[tuple[str, str | Path | None]
 
 def _source(args):
     """The --images / --iglue / --ccrk / --wit input as a streamed image source."""
-    from .image_sources import CcrkPartSource, FolderSource, TestSetSource, WitImageSource
+    from ccr_demo.gallery.sources import CcrkPartSource, FolderSource, TestSetSource, WitImageSource
 
     if args.images:
         return FolderSource(args.images)
@@ -79,8 +79,8 @@ def _check_work_dir(work: Path, out: Path, inputs: Sequence[tuple[str, str | Pat
 
 
 def _build(args) -> None:
-    from .gallery_build import build_sharded, default_work_dir, process_state
-    from .model import CCRModel
+    from ccr_demo.gallery.build import build_sharded, default_work_dir, process_state
+    from ccr_demo.model.modeling import CCRModel
 
     if args.captions and not args.iglue:
         raise ValueError("--captions needs --iglue (the captions come from the test set)")
@@ -147,7 +147,7 @@ def _info(args) -> None:
 
 
 def _search(args) -> None:
-    from .model import CCRModel
+    from ccr_demo.model.modeling import CCRModel
 
     langs = args.lang or (["en"] if len(args.text) == 1 else [])
     if len(langs) != len(args.text):
@@ -184,7 +184,7 @@ def _search(args) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ccr_demo.index", description="Build, inspect and search galleries.")
+    p = argparse.ArgumentParser(prog="python -m ccr_demo.gallery", description="Build, inspect and search galleries.")
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="embed images (and captions) with a model and save a gallery")
     b.add_argument("--model", required=True, help="model folder or Hub id")
@@ -237,7 +237,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """python -m ccr_demo.index build|info|search (``-h`` on each for options)."""
+    """python -m ccr_demo.gallery build|info|search (``-h`` on each for options)."""
     args = parser().parse_args(argv)
     try:
         {"build": _build, "info": _info, "search": _search}[args.command](args)

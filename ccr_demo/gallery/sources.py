@@ -25,9 +25,18 @@ from typing import Callable, Iterator, Sequence
 
 from PIL import Image
 
-from .data.formats import (DataFormatError, ParallelTestSet, _BadRows, _decode_base64, _pretrain_rows,
-                           iter_wit_image_lines, load_image, pretrain_files, wit_image_files)
-from .index import _scan_folder
+from ccr_demo.data.formats import (
+    DataFormatError,
+    ParallelTestSet,
+    _BadRows,
+    _decode_base64,
+    _pretrain_rows,
+    iter_wit_image_lines,
+    load_image,
+    pretrain_files,
+    wit_image_files,
+)
+from ccr_demo.gallery.gallery import _scan_folder
 
 __all__ = ["SourceItem", "ImageSource", "FolderSource", "PathListSource", "TestSetSource", "CcrkPartSource",
            "WitImageSource"]

@@ -24,7 +24,7 @@ A saved gallery is a folder, written atomically (a crash mid-save leaves the old
                    older readers refuse them with "upgrade ccr_demo")
     items.jsonl    one JSON object per row: "id", then "path" (images from files; relative to the
                    gallery folder when the file lies under the folder's parent), "thumbnail"
-                   (images that had no file, e.g. base64 rows: see ccr_demo.thumbnails),
+                   (images that had no file, e.g. base64 rows: see ccr_demo.gallery.thumbnails),
                    "caption" (text galleries), and any metadata given at build time (e.g.
                    "language", "image_id")
     thumbnails/    JPEG thumbnails the items' "thumbnail" names (only when a build wrote some)
@@ -32,9 +32,9 @@ A saved gallery is a folder, written atomically (a crash mid-save leaves the old
 Galleries larger than memory: ``Gallery.load(dir, model, mmap=True)`` memory-maps vectors.npy,
 reads the faiss index with faiss's own mmap flags and items.jsonl line by line on demand; a
 Flat gallery then has no faiss index at all, its top-k and exact ranks come from one chunked
-pass over the mapped vectors (``ccr_demo.gallery_store``). Such a gallery is read-only.
+pass over the mapped vectors (``ccr_demo.gallery.storage``). Such a gallery is read-only.
 
-Command line: ``python -m ccr_demo.index build|info|search`` (``ccr_demo.index_cli``).
+Command line: ``python -m ccr_demo.gallery build|info|search`` (``ccr_demo.gallery.cli``).
 """
 
 from __future__ import annotations
@@ -55,11 +55,12 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from . import __version__, thumbnails
-from .data.formats import DataFormatError, load_image
-from .fileio import atomic_directory
-from .gallery_store import ItemsFile, check_dtype, check_vectors, chunks, rows_f32, sha256
-from .fingerprint import check_finite, scan_weights, weights_fingerprint
+from ccr_demo import __version__
+from ccr_demo.data.formats import DataFormatError, load_image
+from ccr_demo.gallery import thumbnails
+from ccr_demo.gallery.storage import ItemsFile, check_dtype, check_vectors, chunks, rows_f32, sha256
+from ccr_demo.model.fingerprint import check_finite, scan_weights, weights_fingerprint
+from ccr_demo.utils.fileio import atomic_directory
 
 # 1: float32 vectors.npy; 2: vectors.npy may be float16 ("vectors_dtype"). float32 galleries are
 # still written as 1, so older ccr_demo versions keep reading them.
@@ -365,7 +366,7 @@ class Gallery:
         self._positions: dict[str, int] | None = None
         # the folder the items' "thumbnail" names are relative to (the gallery folder once saved
         # or loaded; a build's work folder before); its thumbnails/ is saved with the gallery.
-        # Loaded galleries also allow the image roots given to load (see ccr_demo.thumbnails).
+        # Loaded galleries also allow the image roots given to load (see ccr_demo.gallery.thumbnails).
         self.thumbnail_root: Path | None = None
         self.thumbnail_roots: list[Path] | None = None
 
@@ -896,8 +897,8 @@ def replace_problem(path: Path) -> str | None:
 def _check_model(model, fingerprint: str | None, dim: int, where: str = "this gallery") -> None:
     """Refuse a model other than the one that built the gallery (raw-vector galleries, with no
     fingerprint, can only check the embedding size), or one whose weights hold NaN/inf.
-    The model's fingerprint is computed from its weights (``ccr_demo.fingerprint``), never read
-    from its config.json. A query encoder (``ccr_demo.query_encoder``) gives its source model's,
+    The model's fingerprint is computed from its weights (``ccr_demo.model.fingerprint``), never read
+    from its config.json. A query encoder (``ccr_demo.model.query_encoder``) gives its source model's,
     computed from that model's weights (checked finite when the encoder was made)."""
     try:
         actual = getattr(model, "source_fingerprint", None)
@@ -913,7 +914,7 @@ def _check_model(model, fingerprint: str | None, dim: int, where: str = "this ga
         raise GalleryError(
             f"{where} was built with model fingerprint {fingerprint} (embed dim {dim}); the given model has "
             f"fingerprint {actual} (embed dim {model_dim}), computed from its weights. Rebuild the gallery with "
-            "this model (python -m ccr_demo.index build ...) or load the model that built it")
+            "this model (python -m ccr_demo.gallery build ...) or load the model that built it")
 
 
 def _write_items(path: Path, items: list[dict], directory: Path) -> None:
@@ -936,7 +937,7 @@ def _relative(path: str, directory: Path) -> str:
 def _record_checker(directory: Path, roots: Sequence[Path]):
     """check(record, where) -> the record with its path resolved, or GalleryError: an object with a
     string id whose "path" (if any) resolves inside ``roots`` and whose "thumbnail" (if any) is
-    a thumbnail name (``ccr_demo.thumbnails``: checked by its text here, where it leads at use).
+    a thumbnail name (``ccr_demo.gallery.thumbnails``: checked by its text here, where it leads at use).
     ``where`` (str, or a function giving it, so a million checks format no message) names the
     record in errors."""
     base = directory.resolve()
@@ -993,8 +994,8 @@ def _read_items(path: Path, directory: Path, roots: Sequence[Path]) -> list[dict
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ccr_demo.index build|info|search``: the command line lives in ``index_cli``."""
-    from .index_cli import main as cli_main
+    """``python -m ccr_demo.gallery build|info|search``: the command line lives in ``index_cli``."""
+    from ccr_demo.gallery.cli import main as cli_main
 
     return cli_main(argv)
 

@@ -1,0 +1,1 @@
+"""Galleries: the search API, FAISS indexes, storage, item sources, sharded builds, CLI."""

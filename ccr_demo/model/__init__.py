@@ -1,0 +1,1 @@
+"""The model: configuration, towers (a registry), processing, fusion encoder, modeling, card."""

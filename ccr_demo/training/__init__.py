@@ -1,0 +1,1 @@
+"""Training: configs, datasets and samplers, losses and objectives, checkpoints, the loop."""

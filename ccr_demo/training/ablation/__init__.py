@@ -1,0 +1,1 @@
+"""The paper's ablation: the plan, running it, the report."""

@@ -1,0 +1,1 @@
+"""Plumbing every layer uses: atomic files, configs as dataclasses, paths kept inside roots."""
