@@ -55,8 +55,9 @@ import numpy as np  # noqa: E402
 from _machine import machine  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from ccr_demo.data.formats import ParallelTestSet, load_image
+from ccr_demo.data.images import load_image
 from ccr_demo.data.shapes import generate_dataset
+from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.gallery.gallery import Gallery
 from ccr_demo.model.modeling import CCRModel
 from ccr_demo.utils.fileio import atomic_write_bytes, atomic_write_json

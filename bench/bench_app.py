@@ -148,7 +148,7 @@ def make_assets(root: Path, model_kind: str, n_test: int) -> dict[str, Path]:
     import torch
 
     from ccr_demo.data.shapes import generate_dataset
-    from ccr_demo.gallery.gallery import main as index_main
+    from ccr_demo.gallery.cli import main as index_main
     from ccr_demo.model.configuration import ModelConfig
     from ccr_demo.model.modeling import CCRModel
 
@@ -185,7 +185,8 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from ccr_demo.ui.state import DEFAULT_PATHS, default_manifest, read_manifest
+    from ccr_demo.ui.loading import DEFAULT_PATHS, default_manifest
+    from ccr_demo.ui.manifest import read_manifest
 
     tmp = None
     if all(DEFAULT_PATHS[k].exists() for k in ("model", "gallery")):
@@ -252,7 +253,7 @@ def main(argv=None) -> int:
     from ccr_demo.eval import metrics
     from ccr_demo.ui import callbacks as cb
     from ccr_demo.ui.layout import _search_outputs
-    from ccr_demo.ui.state import load_app_state
+    from ccr_demo.ui.loading import load_app_state
 
     app = load_app_state(paths["model"], paths["gallery"], paths["testset"])
     ts = app.test_set

@@ -46,9 +46,10 @@ def _config(objectives: dict):
 
 
 def training_steps(repeats: int, batch: int) -> dict:
-    from ccr_demo.training.loop import build_model, param_groups
+    from ccr_demo.training.init import build_model
     from ccr_demo.training.losses import one_to_k_loss
     from ccr_demo.training.objectives import FusionObjectives, corpus_vocabulary
+    from ccr_demo.training.optim import param_groups
 
     full = _config({"itc": 1.0, "itm": 1.0, "mlm": 1.0})
     torch.manual_seed(0)
@@ -92,8 +93,8 @@ def training_steps(repeats: int, batch: int) -> dict:
 
 def searches(n: int, warm: bool) -> dict | None:
     from ccr_demo.ui import callbacks as cb
+    from ccr_demo.ui.loading import load_app_state
     from ccr_demo.ui.rerank_view import ImageMemoryCache
-    from ccr_demo.ui.state import load_app_state
 
     app = load_app_state()
     if not app.model.has_fusion:

@@ -41,8 +41,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from ccr_demo.gallery.gallery import INFO_NAME, ITEMS_NAME, VECTORS_NAME, Gallery
-from ccr_demo.gallery.storage import sha256
+from ccr_demo.gallery.gallery import Gallery
+from ccr_demo.gallery.storage import INFO_NAME, ITEMS_NAME, VECTORS_NAME, sha256
 
 LANGS = ["en", "de", "fr", "cs", "zh", "ja"]
 K = 10

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def run(model_dir: str, data: str, inputs: str, steps: int, lr: float, n: int, batch: int) -> list[float]:
     from PIL import Image
 
-    from ccr_demo.data.formats import ParallelTestSet
+    from ccr_demo.data.testset import ParallelTestSet
     from ccr_demo.model.configuration import FusionConfig
     from ccr_demo.model.fusion import FusionEncoder
     from ccr_demo.model.modeling import CCRModel

@@ -22,8 +22,8 @@ torch.set_num_threads(1)
 from PIL import Image
 
 from ccr_demo import LANGUAGES
-from ccr_demo.data.formats import ParallelTestSet
 from ccr_demo.data.queries import QuerySet
+from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.eval import metrics
 from ccr_demo.model.configuration import ModelConfig
 from ccr_demo.model.modeling import CCRModel

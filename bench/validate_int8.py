@@ -28,7 +28,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from ccr_demo.data.formats import ParallelTestSet
+from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.eval.evaluate import encode_test_set, report_from_embeddings
 from ccr_demo.model.modeling import CCRModel
 from ccr_demo.model.query_encoder import INT8_RECIPES, QueryEncoder

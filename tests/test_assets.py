@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from ccr_demo.data.formats import ParallelTestSet
+from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.eval import metrics
 from ccr_demo.gallery.gallery import Gallery
 from ccr_demo.model.modeling import CCRModel

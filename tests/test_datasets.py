@@ -12,8 +12,10 @@ import torch
 from PIL import Image, ImageFile
 from torch.utils.data import DataLoader
 
-from ccr_demo.data.formats import DataFormatError, DataFormatWarning, ParallelTestSet, PretrainRecord
+from ccr_demo.data.errors import DataFormatError, DataFormatWarning
 from ccr_demo.data.image_batches import EvalImageDataset, collate_images
+from ccr_demo.data.readers.ccrk_pretrain import PretrainRecord
+from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.training.datasets import MultilingualPretrainDataset, collate_pretrain
 
 LANGS = {"zh": "红", "en": "red", "de": "rot", "fr": "rouge"}

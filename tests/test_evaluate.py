@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from ccr_demo.data.formats import ParallelTestSet
+from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.eval import metrics
 from ccr_demo.eval.evaluate import encode_test_set, evaluate, main
 
@@ -168,7 +168,8 @@ def _write_translate_test(root, ts, languages=("de", "zh"), drop=None, wrong_ima
 
 
 def test_translate_test_reader_aligns_by_id(shapes_test, tmp_path):
-    from ccr_demo.data.formats import DataFormatError, read_iglue_translate_test
+    from ccr_demo.data.errors import DataFormatError
+    from ccr_demo.data.testset import read_iglue_translate_test
 
     ts = ParallelTestSet.from_iglue(shapes_test)
     root = _write_translate_test(tmp_path / "tt", ts)
@@ -188,7 +189,7 @@ def test_translate_test_reader_aligns_by_id(shapes_test, tmp_path):
 def test_translate_test_is_reported_beside_the_originals(fusion_model, shapes_test, tmp_path, capsys):
     ts = ParallelTestSet.from_iglue(shapes_test).subset(10)
     _write_translate_test(tmp_path / "tt", ParallelTestSet.from_iglue(shapes_test))
-    from ccr_demo.data.formats import read_iglue_translate_test
+    from ccr_demo.data.testset import read_iglue_translate_test
 
     tt = read_iglue_translate_test(tmp_path / "tt", ts)
     report = evaluate(fusion_model, ts, progress=False, translate_test=tt, rerank_k=3, keep_ranks=True)

@@ -9,7 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ccr_demo.data.formats import DataFormatError, ParallelTestSet, read_caption_pairs
+from ccr_demo.data.errors import DataFormatError
+from ccr_demo.data.readers.caption_pairs import read_caption_pairs
+from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.model.processing import ImageProcessor, TrainTransform, pre_caption
 from ccr_demo.training.config import DataConfig, ExperimentConfig
 from ccr_demo.training.datasets import (

@@ -13,17 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from ccr_demo.data.formats import (
-    DataFormatError,
-    DataFormatWarning,
-    ParallelTestSet,
-    load_image,
-    read_ccrk_json,
-    read_ccrk_pretrain,
-    read_iglue_jsonl,
-    read_wit_images,
-    read_wit_jsonl,
-)
+from ccr_demo.data.errors import DataFormatError, DataFormatWarning
+from ccr_demo.data.images import load_image
+from ccr_demo.data.readers.ccrk_json import read_ccrk_json
+from ccr_demo.data.readers.ccrk_pretrain import read_ccrk_pretrain
+from ccr_demo.data.readers.iglue import read_iglue_jsonl
+from ccr_demo.data.readers.wit import read_wit_images, read_wit_jsonl
+from ccr_demo.data.testset import ParallelTestSet
 
 # The real IGLUE annotations live in shared/ beside the checkout (CI lays it out the same way).
 XFLICKRCO = Path(__file__).resolve().parents[2] / "shared" / "data" / "xflickrco"

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ccr_demo.data.formats import DataFormatError, ParallelTestSet, read_ccrk_pretrain
+from ccr_demo.data.errors import DataFormatError
+from ccr_demo.data.readers.ccrk_pretrain import read_ccrk_pretrain
+from ccr_demo.data.testset import ParallelTestSet
 
 # paths that escape the root; each target exists, so check_images alone does not stop them
 ESCAPES = ["{outside}", "../outside.png", "images/../../outside.png", "./images/sub/./../../../outside.png"]

@@ -108,7 +108,7 @@ def test_fusion_config_is_validated():
 
 
 def test_init_from_copies_a_dual_encoder_under_a_fresh_fusion_encoder(tmp_path):
-    from ccr_demo.training.loop import init_from_pretrained
+    from ccr_demo.training.init import init_from_pretrained
 
     torch.manual_seed(1)
     dual = CCRModel(TINY)
@@ -127,7 +127,7 @@ def test_init_from_copies_a_dual_encoder_under_a_fresh_fusion_encoder(tmp_path):
 def test_init_from_a_smaller_image_size_resizes_the_image_positions(tmp_path):
     """Fine-tuning at a higher resolution (the paper: 384 px after 224): the fusion encoder's
     learned image-token positions are resized as a grid; everything else is copied."""
-    from ccr_demo.training.loop import init_from_pretrained, resize_image_positions
+    from ccr_demo.training.init import init_from_pretrained, resize_image_positions
 
     small = _fusion_model()  # 64 px -> 2 x 2 tokens
     small.save_pretrained(tmp_path / "small")

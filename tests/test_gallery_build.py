@@ -13,10 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ccr_demo.data.formats import DataFormatError
+from ccr_demo.data.errors import DataFormatError
 from ccr_demo.gallery.build import build_sharded
 from ccr_demo.gallery.cli import main as cli_main
-from ccr_demo.gallery.gallery import Gallery, GalleryWarning
+from ccr_demo.gallery.errors import GalleryWarning
+from ccr_demo.gallery.gallery import Gallery
 from ccr_demo.gallery.sources import (
     CcrkPartSource,
     FolderSource,

@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 import ccr_demo.gallery.storage as store
-from ccr_demo.gallery.gallery import Gallery, GalleryError, main
+from ccr_demo.gallery.cli import main
+from ccr_demo.gallery.errors import GalleryError
+from ccr_demo.gallery.gallery import Gallery
 from ccr_demo.gallery.storage import ItemsFile
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:ccr_demo.model.modeling")

@@ -11,8 +11,10 @@ from conftest import tiny_config
 from PIL import Image
 
 import ccr_demo.gallery.gallery as index_mod
-from ccr_demo.data.formats import DataFormatError
-from ccr_demo.gallery.gallery import Gallery, GalleryError, GalleryWarning, main
+from ccr_demo.data.errors import DataFormatError
+from ccr_demo.gallery.cli import main
+from ccr_demo.gallery.errors import GalleryError, GalleryWarning
+from ccr_demo.gallery.gallery import Gallery
 from ccr_demo.model.modeling import CCRModel
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:ccr_demo.model.modeling")

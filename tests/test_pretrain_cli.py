@@ -48,7 +48,7 @@ def test_help_lists_the_shipped_configs():
 
 
 def test_a_resume_error_is_one_line_and_exit_2(pretrain, monkeypatch, capsys):
-    from ccr_demo.training.loop import CheckpointError
+    from ccr_demo.training.checkpoints import CheckpointError
 
     def broken(cfg, resume=False):
         raise CheckpointError("runs/x/checkpoints/step_2/rng_state_0.safetensors is not a valid RNG state")

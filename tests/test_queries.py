@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from ccr_demo import LANGUAGES
-from ccr_demo.data.formats import ParallelTestSet
 from ccr_demo.data.languages import plan_from_scene
 from ccr_demo.data.queries import QuerySet, is_relevant, relevance_matrix
 from ccr_demo.data.shapes import Scene, generate_dataset
+from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.training.datasets import MultilingualPretrainDataset
 
 S = {"objects": [{"shape": "circle", "colour": "red", "size": "small", "position": "left"},
@@ -158,9 +158,9 @@ def test_evaluate_reports_typed_query_metrics(world):
 def test_a_cut_test_set_keeps_the_queries_true_of_its_images(world):
     """data.eval_max_instances with a typed-query split: a run scores the queries true of the
     kept images among them (a query naming only cut images used to fail the whole run)."""
-    from ccr_demo.data.formats import DataFormatError
+    from ccr_demo.data.errors import DataFormatError
     from ccr_demo.training.config import ExperimentConfig
-    from ccr_demo.training.loop import load_eval_sets, load_query_sets
+    from ccr_demo.training.run_data import load_eval_sets, load_query_sets
     from ccr_demo.utils.config import from_dict
 
     cfg = from_dict(ExperimentConfig, {"data": {"languages": ["en", "de"], "eval": [str(world / "test")],
@@ -179,7 +179,7 @@ def test_a_cut_test_set_keeps_the_queries_true_of_its_images(world):
 
 
 def test_query_file_errors_name_the_problem(tmp_path):
-    from ccr_demo.data.formats import DataFormatError
+    from ccr_demo.data.errors import DataFormatError
 
     (tmp_path / "queries.jsonl").write_text('{"id": "q", "text": {"en": "x"}, "relevant": ["a"], "gallery": "../x"}\n')
     with pytest.raises(DataFormatError, match="sibling split name"):

@@ -8,7 +8,8 @@ from conftest import tiny_config
 from torch import nn
 from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
 
-from ccr_demo.gallery.gallery import Gallery, GalleryError
+from ccr_demo.gallery.errors import GalleryError
+from ccr_demo.gallery.gallery import Gallery
 from ccr_demo.model.fingerprint import weights_fingerprint
 from ccr_demo.model.modeling import CCRModel
 from ccr_demo.model.query_encoder import INT8_RECIPES, QueryEncoder, quantize_text_tower

@@ -5,8 +5,9 @@ import json
 import numpy as np
 
 from ccr_demo import LANGUAGES
-from ccr_demo.data.formats import ParallelTestSet, read_ccrk_pretrain
+from ccr_demo.data.readers.ccrk_pretrain import read_ccrk_pretrain
 from ccr_demo.data.shapes import generate_dataset
+from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.training.datasets import MultilingualPretrainDataset
 
 

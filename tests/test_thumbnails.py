@@ -17,7 +17,8 @@ from PIL import Image
 from ccr_demo.gallery import thumbnails
 from ccr_demo.gallery.build import build_sharded
 from ccr_demo.gallery.cli import main as cli_main
-from ccr_demo.gallery.gallery import Gallery, GalleryError
+from ccr_demo.gallery.errors import GalleryError
+from ccr_demo.gallery.gallery import Gallery
 from ccr_demo.gallery.sources import CcrkPartSource, WitImageSource
 
 
@@ -221,7 +222,7 @@ def test_a_thumbnail_outside_the_gallery_folder_is_refused(tiny_saved_model, wit
 def test_the_command_line_writes_thumbnails_and_the_app_shows_them(tiny_model_dir, wit, tmp_path, capsys,
                                                                    monkeypatch):
     from ccr_demo.ui import callbacks as cb
-    from ccr_demo.ui.state import load_app_state
+    from ccr_demo.ui.loading import load_app_state
 
     out = tmp_path / "g"
     assert cli_main(["build", "--model", str(tiny_model_dir), "--wit", str(wit), "--out", str(out),

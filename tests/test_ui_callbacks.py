@@ -22,15 +22,16 @@ from conftest import tiny_config
 from PIL import Image
 
 from ccr_demo import LANGUAGES
-from ccr_demo.data.formats import ParallelTestSet
 from ccr_demo.data.shapes import generate_dataset
+from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.eval import metrics
 from ccr_demo.eval.evaluate import evaluate as library_evaluate
-from ccr_demo.gallery.gallery import main as index_main
+from ccr_demo.gallery.cli import main as index_main
 from ccr_demo.model.modeling import CCRModel
 from ccr_demo.ui import callbacks as cb
 from ccr_demo.ui import state as ui_state
-from ccr_demo.ui.state import Limits, load_app_state
+from ccr_demo.ui.loading import load_app_state
+from ccr_demo.ui.state import Limits
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

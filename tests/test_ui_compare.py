@@ -17,12 +17,14 @@ from conftest import tiny_config
 from test_ui_callbacks import build_tiny_assets, load_state
 
 from ccr_demo.eval import metrics
+from ccr_demo.gallery.cli import main as index_main
 from ccr_demo.gallery.gallery import Gallery
-from ccr_demo.gallery.gallery import main as index_main
 from ccr_demo.model.modeling import CCRModel
 from ccr_demo.ui import build_demo, compare_view
 from ccr_demo.ui import state as ui_state
-from ccr_demo.ui.state import ModelsConfigError, load_app_state, parse_models, read_manifest, same_images
+from ccr_demo.ui.loading import load_app_state
+from ccr_demo.ui.manifest import ModelsConfigError, parse_models, read_manifest
+from ccr_demo.ui.state import same_images
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

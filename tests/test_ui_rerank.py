@@ -55,7 +55,7 @@ def _expected(app, texts: dict[str, str], rerank_k: int):
 
 
 def _images(gallery):
-    from ccr_demo.data.formats import load_image
+    from ccr_demo.data.images import load_image
 
     return [load_image(it["path"]) for it in gallery.items]
 

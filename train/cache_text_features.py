@@ -13,7 +13,7 @@ import json
 import sys
 
 from ccr_demo.training.config import ExperimentConfig
-from ccr_demo.training.loop import fill_text_cache
+from ccr_demo.training.run_data import fill_text_cache
 from ccr_demo.utils.config import ConfigError, load_yaml
 
 

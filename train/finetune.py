@@ -13,9 +13,10 @@ import argparse
 import sys
 
 from ccr_demo.eval.tables import report_table
+from ccr_demo.training.checkpoints import CheckpointError
 from ccr_demo.training.config import ExperimentConfig
 from ccr_demo.training.finetune import ZERO_SHOT_REPORT, finetune
-from ccr_demo.training.loop import CheckpointError, release_processes
+from ccr_demo.training.loop import release_processes
 from ccr_demo.utils.config import ConfigError, load_yaml
 
 

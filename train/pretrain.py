@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from ccr_demo.model.hub import HubPushError, push_model_folder
+from ccr_demo.training.checkpoints import CheckpointError
 from ccr_demo.training.config import ExperimentConfig
-from ccr_demo.training.loop import CheckpointError, release_processes, train
+from ccr_demo.training.loop import release_processes, train
 from ccr_demo.utils.config import ConfigError, load_yaml
 
 CONFIGS = Path(__file__).resolve().parent / "configs"

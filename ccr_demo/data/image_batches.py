@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ccr_demo.data.formats import DataFormatError, ParallelTestSet
+from ccr_demo.data.errors import DataFormatError
+from ccr_demo.data.testset import ParallelTestSet
 
 
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ccr_demo.data.formats import DataFormatError
+from ccr_demo.data.errors import DataFormatError
 from ccr_demo.data.languages import FORMS, Item, Query
 
 OBJECT_KEYS = ("shape", "colour", "size", "position")

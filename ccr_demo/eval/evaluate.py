@@ -37,9 +37,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ccr_demo.data.formats import ParallelTestSet, read_iglue_translate_test
 from ccr_demo.data.image_batches import EvalImageDataset, collate_images
 from ccr_demo.data.queries import QuerySet
+from ccr_demo.data.testset import ParallelTestSet, read_iglue_translate_test
 from ccr_demo.eval import metrics
 from ccr_demo.eval.rerank import OFFICIAL_FILL, contrastive_top_k, official_ranks, rerank_top_k, reranked_ranks
 from ccr_demo.eval.tables import report_table

@@ -45,9 +45,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ccr_demo.data.formats import DataFormatError
+from ccr_demo.data.errors import DataFormatError
 from ccr_demo.gallery import thumbnails
-from ccr_demo.gallery.gallery import Gallery, GalleryError, GalleryWarning
+from ccr_demo.gallery.errors import GalleryError, GalleryWarning
+from ccr_demo.gallery.gallery import Gallery
 from ccr_demo.gallery.sources import ImageSource, SourceItem
 from ccr_demo.model.fingerprint import check_finite, weights_fingerprint
 from ccr_demo.utils.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text

@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ccr_demo.gallery.gallery import INDEX_NAME, ITEMS_NAME, VECTORS_NAME, Gallery, replace_problem
+from ccr_demo.gallery.gallery import Gallery
+from ccr_demo.gallery.storage import INDEX_NAME, ITEMS_NAME, VECTORS_NAME, replace_problem
 
 
 def _overlap(out: Path, inp: Path) -> str | None:
@@ -246,6 +247,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -40,75 +40,42 @@ Command line: ``python -m ccr_demo.gallery build|info|search`` (``ccr_demo.galle
 from __future__ import annotations
 
 import json
-import os
-import re
-import sys
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import faiss
 import numpy as np
 import torch
-from PIL import Image
-from tqdm import tqdm
 
 from ccr_demo import __version__
-from ccr_demo.data.formats import DataFormatError, load_image
 from ccr_demo.gallery import thumbnails
-from ccr_demo.gallery.storage import ItemsFile, check_dtype, check_vectors, chunks, rows_f32, sha256
+from ccr_demo.gallery.errors import GalleryError
+from ccr_demo.gallery.exact import _RANK_BLOCK, _count_higher, _scan_top
+from ccr_demo.gallery.faiss_index import _LOSSY, _default_search_params, _make_index, _read_index
+from ccr_demo.gallery.items import _collect, _embed, _normalised
+from ccr_demo.gallery.storage import (
+    FORMAT_VERSION,
+    INDEX_NAME,
+    INFO_NAME,
+    ITEMS_NAME,
+    KINDS,
+    VECTORS_NAME,
+    ItemsFile,
+    _read_items,
+    _record_checker,
+    _write_items,
+    _write_vectors,
+    check_dtype,
+    check_vectors,
+    chunks,
+    replace_problem,
+    rows_f32,
+    sha256,
+)
 from ccr_demo.model.fingerprint import check_finite, scan_weights, weights_fingerprint
 from ccr_demo.utils.fileio import atomic_directory
-
-# 1: float32 vectors.npy; 2: vectors.npy may be float16 ("vectors_dtype"). float32 galleries are
-# still written as 1, so older ccr_demo versions keep reading them.
-FORMAT_VERSION = 2
-INFO_NAME, INDEX_NAME, VECTORS_NAME, ITEMS_NAME = "gallery.json", "index.faiss", "vectors.npy", "items.jsonl"
-KINDS = ("image", "text")
-# rank_of scores this many (query x item) pairs per block: 2**24 floats = 64 MB (twice that while sorting).
-_RANK_BLOCK = 1 << 24
-# Factories whose codes are lossy: fetch rerank x k candidates, rescore them exactly.
-_LOSSY = re.compile(r"PQ|SQ|LSH|RQ")
-
-
-class GalleryError(ValueError):
-    """A gallery file is corrupt or inconsistent, or does not belong to the given model."""
-
-
-class GalleryWarning(UserWarning):
-    """Items were skipped while building (e.g. files in a folder that are not images)."""
-
-
-# ----------------------------------------------------------------------------- exact ranks
-
-
-def _count_higher(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """scores [B, N], targets [B, M] taken from the same rows -> [B, M] int64: for each target,
-    how many of its row's N scores are strictly higher (ties count in the target's favour).
-
-    Each row is sorted once (numpy's SIMD sort: ~50 ms for 6 x 1e6 scores) and every target is
-    found in it by one batched binary search, so the cost does not depend on how low the
-    targets rank, and comparisons stay exact float32 ones. No Python loop over queries.
-    """
-    ordered = torch.from_numpy(np.sort(scores.numpy(), axis=1))
-    return scores.shape[1] - torch.searchsorted(ordered, targets.contiguous(), right=True)
-
-
-def _scan_top(q: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
-    """Rows [Q, k] of the k best exact scores (any order), from one chunked pass keeping a running
-    top-k per query: memory Q x (k + chunk), for memory-mapped Flat galleries of any size."""
-    best_s = np.full((len(q), 0), -np.inf, np.float32)
-    best_r = np.zeros((len(q), 0), np.int64)
-    for start, chunk in chunks(vectors):
-        s = np.concatenate([best_s, q @ chunk.T], axis=1)
-        r = np.concatenate([best_r, np.broadcast_to(np.arange(start, start + len(chunk)), (len(q), len(chunk)))], 1)
-        if s.shape[1] > k:
-            keep = np.argpartition(-s, k - 1, axis=1)[:, :k]
-            s, r = np.take_along_axis(s, keep, 1), np.take_along_axis(r, keep, 1)
-        best_s, best_r = s, r
-    return best_r
 
 
 @dataclass
@@ -132,212 +99,6 @@ class TextSearchResult:
         """(scores [k], positions [k]) for one language."""
         i = self.languages.index(language)
         return self.scores[i], self.positions[i]
-
-
-# ------------------------------------------------------------------------------ inputs
-
-
-def _check_metadata(meta: Any, where: str) -> dict:
-    if not isinstance(meta, Mapping):
-        raise TypeError(f"metadata for {where} must be a dict, got {type(meta).__name__}")
-    reserved = {"path", "caption", thumbnails.KEY} & set(meta)
-    if reserved:
-        raise ValueError(f"metadata for {where} may not set {sorted(reserved)}: they come from the items")
-    try:
-        json.dumps(dict(meta), ensure_ascii=False)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"metadata for {where} is not JSON-serialisable: {e}") from None
-    return dict(meta)
-
-
-def _scan_folder(root: Path) -> tuple[list[str], list[Path]]:
-    """Files under root (recursive, sorted, hidden ones left out) -> (ids = relative posix paths, paths)."""
-    files = sorted(p for p in root.rglob("*")
-                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    return [p.relative_to(root).as_posix() for p in files], [p.resolve() for p in files]
-
-
-def _collect(items: Any, kind: str, metadata: Any, first_id: int = 0) -> tuple[list[dict], list, bool]:
-    """User items -> (records, payloads, skip_bad): one record (id, path/caption, metadata) and
-    one payload (path, PIL image or caption) per item; skip_bad for folders (files found by scanning).
-    Numbered ids start at ``first_id`` (``add`` continues after the gallery's rows).
-    """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    skip_bad = False
-    if kind == "text":
-        if isinstance(items, str) or not isinstance(items, Sequence):
-            raise TypeError("a text gallery takes a list of captions")
-        bad = [i for i, t in enumerate(items) if not isinstance(t, str)]
-        if bad:
-            raise TypeError(f"captions must be strings; item {bad[0]} is {type(items[bad[0]]).__name__}")
-        ids, payloads = [str(first_id + i) for i in range(len(items))], list(items)
-        records = [{"id": i, "caption": t} for i, t in zip(ids, payloads)]
-    elif isinstance(items, (str, Path)):
-        root = Path(items)
-        if not root.is_dir():
-            raise (NotADirectoryError if root.exists() else FileNotFoundError)(
-                f"{root}: not a folder of images (pass a list for single files)")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise TypeError("for a folder, pass metadata as {id: {...}} (ids are paths relative to the folder)")
-        ids, payloads = _scan_folder(root)
-        records = [{"id": i, "path": str(p)} for i, p in zip(ids, payloads)]
-        skip_bad = True
-    elif isinstance(items, Mapping):
-        ids, payloads = [str(k) for k in items], list(items.values())
-        records = [{"id": i} for i in ids]
-    elif isinstance(items, Sequence):
-        payloads = list(items)
-        if all(isinstance(p, Image.Image) for p in payloads):
-            records = [{"id": str(first_id + i)} for i in range(len(payloads))]
-        elif all(isinstance(p, (str, Path)) for p in payloads):
-            records = [{"id": str(p), "path": str(Path(p).resolve())} for p in payloads]
-        else:
-            raise TypeError("an image gallery takes a folder, a list of image paths, a list of PIL images, "
-                            "or a {id: PIL image} mapping (not a mix)")
-    else:
-        raise TypeError(f"cannot build an image gallery from {type(items).__name__}")
-    if kind == "image" and not all(isinstance(p, (Image.Image, Path, str)) for p in payloads):
-        raise TypeError("image items must be PIL images or paths")
-    if not records:
-        raise ValueError(f"no items to index ({items if isinstance(items, (str, Path)) else 'empty list'})")
-    if metadata is not None:
-        if isinstance(metadata, Mapping):
-            known = {r["id"] for r in records}
-            unknown = [k for k in metadata if k not in known]
-            if unknown:
-                raise ValueError(f"metadata names id {unknown[0]!r}, which is not among the items")
-            for r in records:
-                if r["id"] in metadata:
-                    r.update(_check_metadata(metadata[r["id"]], f"id {r['id']!r}"))
-        else:
-            if len(metadata) != len(records):
-                raise ValueError(f"metadata has {len(metadata)} entries for {len(records)} items")
-            for i, (r, meta) in enumerate(zip(records, metadata)):
-                r.update(_check_metadata(meta, f"item {i}"))
-        for r in records:
-            r["id"] = str(r["id"])
-    return records, payloads, skip_bad
-
-
-def _embed(model, kind: str, records: list[dict], payloads: list, batch_size: int, progress: bool,
-           skip_bad: bool) -> tuple[np.ndarray, list[dict]]:
-    """Encode in batches with a progress bar; unreadable folder files are skipped and counted."""
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if kind == "text":  # chunks of similar length pad little (encode_texts sorts within a call)
-        order = sorted(range(len(payloads)), key=lambda i: len(payloads[i]))
-        vectors = np.empty((len(payloads), model.config.embed_dim), dtype=np.float32)
-        with tqdm(total=len(payloads), unit=kind, desc="embedding texts", disable=not progress) as bar:
-            for start in range(0, len(payloads), batch_size):
-                rows = order[start:start + batch_size]
-                vectors[rows] = model.encode_texts([payloads[i] for i in rows], batch_size=batch_size).numpy()
-                bar.update(len(rows))
-        return vectors, records
-    out, kept, skipped = [], [], []
-    with tqdm(total=len(payloads), unit=kind, desc=f"embedding {kind}s", disable=not progress) as bar:
-        for start in range(0, len(payloads), batch_size):
-            chunk, recs = payloads[start:start + batch_size], records[start:start + batch_size]
-            images = []
-            for rec, p in zip(recs, chunk):
-                try:
-                    images.append(p if isinstance(p, Image.Image) else load_image(p))
-                    kept.append(rec)
-                except DataFormatError as e:
-                    if not skip_bad:
-                        raise
-                    skipped.append(str(e))
-            if images:
-                out.append(model.encode_images(images, batch_size=batch_size).numpy())
-            bar.update(len(chunk))
-    if skipped:
-        warnings.warn(f"skipped {len(skipped)} file(s) that are not readable images, e.g. {skipped[0]}",
-                      GalleryWarning, stacklevel=3)
-    if not kept:
-        raise ValueError(f"no readable images among {len(payloads)} files (e.g. {skipped[0]})")
-    return np.concatenate(out), kept
-
-
-def _normalised(vectors: Any) -> np.ndarray:
-    v = vectors.detach().cpu().numpy() if isinstance(vectors, torch.Tensor) else np.asarray(vectors)
-    if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0:
-        raise ValueError(f"vectors must be a non-empty [N, D] array, got shape {v.shape}")
-    v = v.astype(np.float32)
-    norms = np.linalg.norm(v, axis=1, keepdims=True)
-    if not np.isfinite(norms).all() or (norms == 0).any():
-        raise ValueError("vectors contain NaN, inf or all-zero rows")
-    return np.ascontiguousarray(v / norms)
-
-
-# ------------------------------------------------------------------------------- index
-
-
-def _min_training_points(index: faiss.Index) -> tuple[int, str]:
-    """How many vectors faiss's k-means needs to train this index, and why."""
-    need, why = 1, []
-    try:
-        ivf = faiss.extract_index_ivf(index)
-        need, inner = ivf.nlist, faiss.downcast_index(ivf)
-        why.append(f"{ivf.nlist} IVF lists")
-    except RuntimeError:
-        inner = faiss.downcast_index(index)
-    pq = getattr(inner, "pq", None)
-    if pq is not None and pq.ksub > need:
-        need = pq.ksub
-        why.append(f"{pq.ksub} centroids per PQ sub-quantizer")
-    return need, " and ".join(why) or "training"
-
-
-def _default_search_params(index: faiss.Index) -> str:
-    """nprobe = nlist/8 (8 at least) for IVF, efSearch = 128 for HNSW: on 1e5 random vectors
-    these find a planted near-duplicate ~90-95% of the time (nlist/16 or faiss's efSearch=16-64:
-    74-83%), and cost ~1 ms per query, small next to encoding the query text."""
-    try:
-        nlist = faiss.extract_index_ivf(index).nlist
-        return f"nprobe={min(nlist, max(8, nlist // 8))}"
-    except RuntimeError:
-        pass
-    return "efSearch=128" if hasattr(faiss.downcast_index(index), "hnsw") else ""
-
-
-def _skip_polysemous_training(index: faiss.Index) -> None:
-    """index_factory turns on polysemous training for "PQ" codes (unless the string ends in "np");
-    searches here never use the Hamming filter it trains, and it made IVF-PQ builds ~20x slower
-    with identical recall (5k real vectors: IVF64,PQ32 built in 722 s, IVF64,PQ32np in 29 s;
-    bench/bench_ann_recall.py, docs/bench_ann_recall.md as of commit 8b1811e)."""
-    try:
-        inner = faiss.downcast_index(faiss.extract_index_ivf(index))
-    except RuntimeError:
-        inner = faiss.downcast_index(index)
-    if getattr(inner, "do_polysemous_training", False):
-        inner.do_polysemous_training = False
-
-
-def _make_index(vectors: np.ndarray, spec: str, train_size: int | None) -> faiss.Index:
-    n, d = vectors.shape
-    try:
-        index = faiss.index_factory(d, spec, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as e:
-        raise ValueError(f"index_factory {spec!r} is not a valid faiss factory string for dim {d}: "
-                         f"{str(e).strip().splitlines()[-1]}") from None
-    _skip_polysemous_training(index)
-    if not index.is_trained:
-        need, why = _min_training_points(index)
-        if n < need:
-            raise ValueError(
-                f"index_factory {spec!r} needs at least {need} vectors to train ({why}); this gallery has {n}. "
-                f"Use 'Flat' (exact, fine up to ~1e5 items), 'HNSW32' (no training) or fewer IVF lists")
-        size = min(n, train_size or 40 * need)
-        sample = vectors if size == n else vectors[np.sort(np.random.default_rng(0).choice(n, size, replace=False))]
-        try:
-            index.train(sample)
-        except RuntimeError as e:
-            raise ValueError(f"training index {spec!r} on {size} vectors failed: {str(e).strip()}") from None
-    index.add(vectors)
-    return index
-
-
-# ----------------------------------------------------------------------------- gallery
 
 
 class Gallery:
@@ -835,65 +596,6 @@ class Gallery:
         return gallery
 
 
-def _read_index(path: Path, factory: str, dim: int, mmap: bool) -> faiss.Index:
-    """faiss.read_index; with ``mmap`` the index data stays in the file: IVF indexes get faiss's
-    IO_FLAG_MMAP (inverted lists as read-only OnDiskInvertedLists over the file, as
-    ``faiss.contrib.ondisk`` reads shards), others IO_FLAG_MMAP_IFC (flat codes, e.g. HNSW's
-    storage, mapped in place). The two cannot be combined (faiss 1.15: the IVF mapping needs a
-    plain file reader), so the factory string decides, through an empty index built from it."""
-    flags = 0
-    if mmap:
-        try:
-            faiss.extract_index_ivf(faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT))
-            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
-        except RuntimeError:  # not an IVF index (or a factory faiss cannot parse: read it and see)
-            flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
-    try:
-        return faiss.read_index(str(path), flags)
-    except RuntimeError as e:
-        raise GalleryError(f"{path} is not a readable faiss index: {str(e).strip().splitlines()[-1]}") from None
-
-
-def _write_vectors(path: Path, vectors: np.ndarray, dtype: str) -> None:
-    """vectors.npy in the gallery's dtype, converted chunk by chunk (no full-size copy)."""
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=vectors.shape)
-    for start, chunk in chunks(vectors):
-        out[start:start + len(chunk)] = chunk
-    out.flush()
-    del out
-
-
-GALLERY_FILES = frozenset({INFO_NAME, INDEX_NAME, VECTORS_NAME, ITEMS_NAME, thumbnails.FOLDER})
-
-
-def replace_problem(path: Path) -> str | None:
-    """Why writing a gallery at ``path`` would destroy something (None: nothing there, or a
-    gallery folder holding nothing but gallery files)."""
-    if not os.path.lexists(path):
-        return None
-    if path.is_symlink():
-        return "is a symbolic link"
-    if not path.is_dir():
-        return "is a file, not a gallery folder"
-    try:
-        names = {p.name for p in path.iterdir()}
-    except OSError as e:
-        return f"cannot be listed ({e.strerror})"
-    if not names:
-        return None
-    if INFO_NAME not in names:
-        return f"is a folder that is not a gallery (no {INFO_NAME}; it holds {len(names)} entries)"
-    others = sorted(names - GALLERY_FILES)
-    thumbs = path / thumbnails.FOLDER
-    if thumbnails.FOLDER in names and (thumbs.is_symlink() or not thumbs.is_dir()
-                                       or not thumbnails.is_own_folder(thumbs)):
-        others.append(f"{thumbnails.FOLDER} (holds what no build wrote)")
-    if others:
-        more = " ..." if len(others) > 3 else ""
-        return f"holds files that are not part of a gallery ({', '.join(others[:3])}{more})"
-    return None
-
-
 def _check_model(model, fingerprint: str | None, dim: int, where: str = "this gallery") -> None:
     """Refuse a model other than the one that built the gallery (raw-vector galleries, with no
     fingerprint, can only check the embedding size), or one whose weights hold NaN/inf.
@@ -916,89 +618,3 @@ def _check_model(model, fingerprint: str | None, dim: int, where: str = "this ga
             f"fingerprint {actual} (embed dim {model_dim}), computed from its weights. Rebuild the gallery with "
             "this model (python -m ccr_demo.gallery build ...) or load the model that built it")
 
-
-def _write_items(path: Path, items: list[dict], directory: Path) -> None:
-    """items.jsonl; paths relative to the gallery folder when the file lies under its parent."""
-    with open(path, "w", encoding="utf-8") as f:
-        for r in items:
-            if "path" in r:
-                r = dict(r, path=_relative(r["path"], directory))
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-
-def _relative(path: str, directory: Path) -> str:
-    try:
-        rel = os.path.relpath(path, directory)
-    except ValueError:  # another drive (Windows)
-        return path
-    return path if rel.startswith(os.path.join(os.pardir, os.pardir)) else Path(rel).as_posix()
-
-
-def _record_checker(directory: Path, roots: Sequence[Path]):
-    """check(record, where) -> the record with its path resolved, or GalleryError: an object with a
-    string id whose "path" (if any) resolves inside ``roots`` and whose "thumbnail" (if any) is
-    a thumbnail name (``ccr_demo.gallery.thumbnails``: checked by its text here, where it leads at use).
-    ``where`` (str, or a function giving it, so a million checks format no message) names the
-    record in errors."""
-    base = directory.resolve()
-
-    def check(r, where) -> dict:
-        if callable(where) and (not isinstance(r, dict) or not isinstance(r.get("id"), str) or "path" in r):
-            where = where()
-        if not isinstance(r, dict) or not isinstance(r.get("id"), str):
-            raise GalleryError(f"{where}: expected an object with a string 'id'")
-        if "path" in r:
-            if not isinstance(r["path"], str) or not r["path"] or "\0" in r["path"]:
-                raise GalleryError(f"{where}: 'path' must be a non-empty string, got {r['path']!r}")
-            resolved = (base / r["path"]).resolve()
-            if not any(resolved.is_relative_to(root) for root in roots):
-                raise GalleryError(
-                    f"{where}: item path {r['path']!r} resolves to {resolved}, outside "
-                    + ("the gallery folder" if len(roots) == 1 else
-                       "the gallery folder and the image roots " + ", ".join(str(x) for x in roots[1:]))
-                    + ": a gallery's images must lie inside its folder or a declared image root "
-                    "(Gallery.load(..., image_root=DIR), `--image-root DIR`, CCR_IMAGE_ROOT in the app)")
-            r["path"] = str(resolved)
-        if thumbnails.KEY in r:
-            try:
-                thumbnails.check_name(r[thumbnails.KEY], where)
-            except ValueError as e:
-                raise GalleryError(str(e)) from None
-        return r
-
-    return check
-
-
-def _read_items(path: Path, directory: Path, roots: Sequence[Path]) -> list[dict]:
-    """items.jsonl, checked: objects with unique string ids, paths inside ``roots``."""
-    items, seen = [], {}
-    check = _record_checker(directory, roots)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise GalleryError(f"{path}:{lineno}: not valid JSON: {e}") from None
-            r = check(r, f"{path}:{lineno}")
-            if r["id"] in seen:
-                raise GalleryError(f"{path}:{lineno}: id {r['id']!r} already appears on line {seen[r['id']]}: "
-                                   "ids must be unique; the file is corrupt, rebuild the gallery")
-            seen[r["id"]] = lineno
-            items.append(r)
-    return items
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ccr_demo.gallery build|info|search``: the command line lives in ``index_cli``."""
-    from ccr_demo.gallery.cli import main as cli_main
-
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

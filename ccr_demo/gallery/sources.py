@@ -12,7 +12,7 @@ Bad images, per source (``skip_bad``): a folder is scanned, so a file that is no
 image is skipped and counted (one GalleryWarning, as ``Gallery.build`` does); every other
 source names its images explicitly, so an unreadable one is an error naming the file and
 line. A malformed row of a part or CSV file is always an error naming the file and line.
-Readers and decoders come from ``ccr_demo.data.formats``; only WIT's image files needed a
+Readers and decoders come from ``ccr_demo.data.testset``; only WIT's image files needed a
 streaming reader (``read_wit_images`` builds a dict for a chosen set of urls).
 """
 
@@ -25,18 +25,12 @@ from typing import Callable, Iterator, Sequence
 
 from PIL import Image
 
-from ccr_demo.data.formats import (
-    DataFormatError,
-    ParallelTestSet,
-    _BadRows,
-    _decode_base64,
-    _pretrain_rows,
-    iter_wit_image_lines,
-    load_image,
-    pretrain_files,
-    wit_image_files,
-)
-from ccr_demo.gallery.gallery import _scan_folder
+from ccr_demo.data.errors import DataFormatError, _BadRows
+from ccr_demo.data.images import _decode_base64, load_image
+from ccr_demo.data.readers.ccrk_pretrain import _pretrain_rows, pretrain_files
+from ccr_demo.data.readers.wit import iter_wit_image_lines, wit_image_files
+from ccr_demo.data.testset import ParallelTestSet
+from ccr_demo.gallery.items import _scan_folder
 
 __all__ = ["SourceItem", "ImageSource", "FolderSource", "PathListSource", "TestSetSource", "CcrkPartSource",
            "WitImageSource"]

@@ -15,14 +15,26 @@ from __future__ import annotations
 import hashlib
 import json
 import mmap
+import os
 import threading
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from ccr_demo.gallery import thumbnails
+from ccr_demo.gallery.errors import GalleryError
+
+# 1: float32 vectors.npy; 2: vectors.npy may be float16 ("vectors_dtype"). float32 galleries are
+# still written as 1, so older ccr_demo versions keep reading them.
+FORMAT_VERSION = 2
+
+
+INFO_NAME, INDEX_NAME, VECTORS_NAME, ITEMS_NAME = "gallery.json", "index.faiss", "vectors.npy", "items.jsonl"
+
+
+KINDS = ("image", "text")
 # rows per chunk of an exact pass: 2**16 x 256 float32 = 64 MB (one reused buffer)
 SCAN_ROWS = 1 << 16
 VECTOR_DTYPES = ("float32", "float16")
@@ -237,3 +249,116 @@ class ItemsFile(Sequence):
             self._file.close()
         except Exception:  # noqa: BLE001 -- interpreter shutdown
             pass
+
+
+def _write_vectors(path: Path, vectors: np.ndarray, dtype: str) -> None:
+    """vectors.npy in the gallery's dtype, converted chunk by chunk (no full-size copy)."""
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=vectors.shape)
+    for start, chunk in chunks(vectors):
+        out[start:start + len(chunk)] = chunk
+    out.flush()
+    del out
+
+
+GALLERY_FILES = frozenset({INFO_NAME, INDEX_NAME, VECTORS_NAME, ITEMS_NAME, thumbnails.FOLDER})
+
+
+def replace_problem(path: Path) -> str | None:
+    """Why writing a gallery at ``path`` would destroy something (None: nothing there, or a
+    gallery folder holding nothing but gallery files)."""
+    if not os.path.lexists(path):
+        return None
+    if path.is_symlink():
+        return "is a symbolic link"
+    if not path.is_dir():
+        return "is a file, not a gallery folder"
+    try:
+        names = {p.name for p in path.iterdir()}
+    except OSError as e:
+        return f"cannot be listed ({e.strerror})"
+    if not names:
+        return None
+    if INFO_NAME not in names:
+        return f"is a folder that is not a gallery (no {INFO_NAME}; it holds {len(names)} entries)"
+    others = sorted(names - GALLERY_FILES)
+    thumbs = path / thumbnails.FOLDER
+    if thumbnails.FOLDER in names and (thumbs.is_symlink() or not thumbs.is_dir()
+                                       or not thumbnails.is_own_folder(thumbs)):
+        others.append(f"{thumbnails.FOLDER} (holds what no build wrote)")
+    if others:
+        more = " ..." if len(others) > 3 else ""
+        return f"holds files that are not part of a gallery ({', '.join(others[:3])}{more})"
+    return None
+
+
+def _write_items(path: Path, items: list[dict], directory: Path) -> None:
+    """items.jsonl; paths relative to the gallery folder when the file lies under its parent."""
+    with open(path, "w", encoding="utf-8") as f:
+        for r in items:
+            if "path" in r:
+                r = dict(r, path=_relative(r["path"], directory))
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def _relative(path: str, directory: Path) -> str:
+    try:
+        rel = os.path.relpath(path, directory)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if rel.startswith(os.path.join(os.pardir, os.pardir)) else Path(rel).as_posix()
+
+
+def _record_checker(directory: Path, roots: Sequence[Path]):
+    """check(record, where) -> the record with its path resolved, or GalleryError: an object with a
+    string id whose "path" (if any) resolves inside ``roots`` and whose "thumbnail" (if any) is
+    a thumbnail name (``ccr_demo.gallery.thumbnails``: checked by its text here, where it leads at use).
+    ``where`` (str, or a function giving it, so a million checks format no message) names the
+    record in errors."""
+    base = directory.resolve()
+
+    def check(r, where) -> dict:
+        if callable(where) and (not isinstance(r, dict) or not isinstance(r.get("id"), str) or "path" in r):
+            where = where()
+        if not isinstance(r, dict) or not isinstance(r.get("id"), str):
+            raise GalleryError(f"{where}: expected an object with a string 'id'")
+        if "path" in r:
+            if not isinstance(r["path"], str) or not r["path"] or "\0" in r["path"]:
+                raise GalleryError(f"{where}: 'path' must be a non-empty string, got {r['path']!r}")
+            resolved = (base / r["path"]).resolve()
+            if not any(resolved.is_relative_to(root) for root in roots):
+                raise GalleryError(
+                    f"{where}: item path {r['path']!r} resolves to {resolved}, outside "
+                    + ("the gallery folder" if len(roots) == 1 else
+                       "the gallery folder and the image roots " + ", ".join(str(x) for x in roots[1:]))
+                    + ": a gallery's images must lie inside its folder or a declared image root "
+                    "(Gallery.load(..., image_root=DIR), `--image-root DIR`, CCR_IMAGE_ROOT in the app)")
+            r["path"] = str(resolved)
+        if thumbnails.KEY in r:
+            try:
+                thumbnails.check_name(r[thumbnails.KEY], where)
+            except ValueError as e:
+                raise GalleryError(str(e)) from None
+        return r
+
+    return check
+
+
+def _read_items(path: Path, directory: Path, roots: Sequence[Path]) -> list[dict]:
+    """items.jsonl, checked: objects with unique string ids, paths inside ``roots``."""
+    items, seen = [], {}
+    check = _record_checker(directory, roots)
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise GalleryError(f"{path}:{lineno}: not valid JSON: {e}") from None
+            r = check(r, f"{path}:{lineno}")
+            if r["id"] in seen:
+                raise GalleryError(f"{path}:{lineno}: id {r['id']!r} already appears on line {seen[r['id']]}: "
+                                   "ids must be unique; the file is corrupt, rebuild the gallery")
+            seen[r["id"]] = lineno
+            items.append(r)
+    return items

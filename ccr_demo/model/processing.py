@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ccr_demo.data.formats import to_rgb
+from ccr_demo.data.images import to_rgb
 
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
 # Above this many times the output size, the long side is cropped before resizing (thin images).

@@ -223,3 +223,8 @@ class ExperimentConfig:
     def languages(self) -> list:
         return list(self.data.languages or self.model.languages)
 
+
+def needs_token_states(cfg: ExperimentConfig) -> bool:
+    """A cached locked text tower feeding ITM / MLM: its token states are cached as well."""
+    return (cfg.train.lock_text and cfg.train.cache_text_features
+            and (cfg.train.weight("itm") > 0 or cfg.train.weight("mlm") > 0))

@@ -1,4 +1,4 @@
-"""Torch datasets over the records of `ccr_demo.data.formats`.
+"""Torch datasets over the records of `ccr_demo.data.testset`.
 
 Items carry their index so a training step can look up anything else about a row (scene,
 noise, source line) without pushing it through the DataLoader. Errors raised while loading
@@ -15,18 +15,17 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ccr_demo.data.formats import (
-    CAPTION_PAIR_FORMATS,
-    DataFormatError,
-    ParallelTestSet,
+from ccr_demo.data.errors import DataFormatError
+from ccr_demo.data.image_batches import load_transformed, pil_to_tensor, stack_images
+from ccr_demo.data.queries import QuerySet, is_relevant
+from ccr_demo.data.readers.caption_pairs import CAPTION_PAIR_FORMATS, read_caption_pairs
+from ccr_demo.data.readers.ccrk_pretrain import (
     PretrainRecord,
     check_languages,
     default_language_order,
-    read_caption_pairs,
     read_ccrk_pretrain,
 )
-from ccr_demo.data.image_batches import load_transformed, pil_to_tensor, stack_images
-from ccr_demo.data.queries import QuerySet, is_relevant
+from ccr_demo.data.testset import ParallelTestSet
 
 MODES = ("one_to_k", "one_to_one")
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)

@@ -16,239 +16,44 @@ Design points (see README "Training"):
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import math
 import os
-import random
-import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
-import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.tracking import GeneralTracker
 from accelerate.utils import gather_object, set_seed
-from safetensors.torch import load_model, save_file, save_model
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ccr_demo.data.formats import ParallelTestSet
-from ccr_demo.data.queries import QuerySet
 from ccr_demo.eval.evaluate import evaluate
 from ccr_demo.eval.tables import eval_results, report_table
 from ccr_demo.model.modeling import CCRModel
 from ccr_demo.model.text_cache import TextFeatureCache, TextStateCache
-from ccr_demo.training.config import ExperimentConfig
-from ccr_demo.training.datasets import (
-    MultilingualPretrainDataset,
-    build_train_dataset,
-    check_data_config,
-    collate_pretrain,
-    load_eval_queries,
-    load_eval_set,
+from ccr_demo.training.checkpoints import (
+    TrainState,
+    _checkpoint_root,
+    _json_safe,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
 )
+from ccr_demo.training.config import ExperimentConfig, needs_token_states
+from ccr_demo.training.datasets import build_train_dataset, check_data_config, collate_pretrain
+from ccr_demo.training.init import build_model
 from ccr_demo.training.losses import gather_with_grad, one_to_k_loss, one_to_one_loss, pivot_loss
 from ccr_demo.training.objectives import FusionObjectives, corpus_vocabulary
+from ccr_demo.training.optim import build_optimizer, clamp_temperature, linear_warmup_decay
+from ccr_demo.training.run_data import load_eval_sets, load_query_sets, prepare_data, texts_to_cache
+from ccr_demo.training.sampler import GlobalBatchSampler
+from ccr_demo.training.trackers import _trackers
 from ccr_demo.utils.config import save_json, to_dict
 from ccr_demo.utils.fileio import atomic_write_json
 
 logger = logging.getLogger("ccr_demo.training.loop")
-
-LATEST = "latest.json"
-
-
-class JSONLinesTracker(GeneralTracker):
-    """An accelerate tracker writing one JSON object per log call: readable with no extra package."""
-
-    name = "jsonl"
-    requires_logging_directory = True
-    main_process_only = True
-
-    def __init__(self, run_name: str, logging_dir: str | Path):
-        super().__init__()
-        self.path = Path(logging_dir) / f"{run_name}.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def tracker(self):
-        return self.path
-
-    def store_init_configuration(self, values: dict):
-        self.log({"config": values})
-
-    def log(self, values: dict, step: int | None = None, **kwargs):
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": step, "time": time.time(), **values}, default=str) + "\n")
-
-
-def _trackers(tc, out: Path):
-    """train.log_with -> accelerate's log_with: "jsonl" (built in here), any accelerate tracker, or none."""
-    if tc.log_with in ("", "none"):
-        return None
-    if tc.log_with == "jsonl":
-        return [JSONLinesTracker("train_log", out / "logs")]
-    return tc.log_with
-
-
-class GlobalBatchSampler(Sampler):
-    """This process's slice of seeded global batches: epoch e's order is permutation(seed, e).
-
-    Global batch j holds items perm[j*G:(j+1)*G] with G = batch_size * world_size; process r
-    takes its r-th contiguous slice of b items, so gathering slices in rank order rebuilds
-    exactly the batch a single process with batch G would see. The last partial global
-    batch is dropped (a contrastive batch needs the same size on every process).
-    """
-
-    def __init__(self, n: int, batch_size: int, world_size: int, rank: int, seed: int):
-        self.n, self.b, self.world, self.rank, self.seed = n, batch_size, world_size, rank, seed
-        self.epoch, self.start = 0, 0
-        if self.batches_per_epoch == 0:
-            raise ValueError(f"{n} training items are fewer than one global batch of {batch_size} x {world_size} "
-                             "processes: lower train.batch_size or add data")
-
-    @property
-    def batches_per_epoch(self) -> int:
-        return self.n // (self.b * self.world)
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start = epoch, start_batch
-
-    def __len__(self) -> int:
-        return self.batches_per_epoch - self.start
-
-    def __iter__(self) -> Iterator[list[int]]:
-        perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-        G = self.b * self.world
-        for j in range(self.start, self.batches_per_epoch):
-            chunk = perm[j * G + self.rank * self.b: j * G + (self.rank + 1) * self.b]
-            yield chunk.tolist()
-
-
-@dataclass
-class TrainState:
-    """Counters saved next to accelerate's state so a resumed run continues the same schedule."""
-
-    epoch: int = 0
-    batch_in_epoch: int = 0  # micro-batches of `epoch` already consumed
-    step: int = 0  # optimiser steps done
-    micro_step: int = 0
-    last_loss: float | None = None  # loss of the last micro-batch trained
-    train_seconds: float = 0.0  # training time of all sessions up to this checkpoint
-    history: list = field(default_factory=list)  # the logged rows of all sessions
-
-
-def build_model(cfg: ExperimentConfig) -> CCRModel:
-    model = CCRModel(cfg.model)
-    if cfg.train.init_from:
-        init_from_pretrained(model, cfg.train.init_from)
-    if cfg.train.lock_image:
-        model.lock_image_tower()
-    if cfg.train.lock_text:
-        model.lock_text_tower()
-    freeze_unused_heads(model, cfg)
-    return model
-
-
-def init_from_pretrained(model: CCRModel, folder: str) -> list[str]:
-    """Copy a saved model's weights into ``model`` (train.init_from): the towers, projections
-    and temperature of e.g. a trained dual encoder, under a new fusion encoder. Returns the
-    top-level parts that keep their fresh initialisation. Towers and sizes must match."""
-    source = CCRModel.from_pretrained(folder)
-    a, b = source.config, model.config
-    differ = [k for k in ("image_tower", "text_tower", "text_pooling", "text_prefix", "embed_dim",
-                          "projection") if getattr(a, k) != getattr(b, k)]
-    if differ:
-        raise ValueError(f"train.init_from {folder}: its model differs in {differ} "
-                         f"({[getattr(a, k) for k in differ]} vs {[getattr(b, k) for k in differ]})")
-    own = model.state_dict()
-    state = {k: v for k, v in source.state_dict().items() if k in own}
-    key = "fusion.image_position"  # another image size (fine-tuning at 384 px after 224): resize the grid
-    if key in state and state[key].shape != own[key].shape:
-        state[key] = resize_image_positions(state[key], own[key].shape[1] - 1)
-    wrong = [k for k, v in state.items() if v.shape != own[k].shape]
-    if wrong:
-        raise ValueError(f"train.init_from {folder}: tensors of other shapes, e.g. {wrong[0]}")
-    missing, _ = model.load_state_dict(state, strict=False)
-    return sorted({k.split(".", 1)[0] for k in missing})
-
-
-def resize_image_positions(table: torch.Tensor, n_tokens: int) -> torch.Tensor:
-    """[1, 1+N, W] learned image-token positions (token 0: the pooled vector) -> [1, 1+n_tokens, W],
-    the square grid resized bicubically, as ViT position embeddings are for a new resolution."""
-    old, new = table.shape[1] - 1, n_tokens
-    side_old, side_new = math.isqrt(old), math.isqrt(new)
-    if side_old ** 2 != old or side_new ** 2 != new:
-        raise ValueError(f"image-token positions: cannot resize a {old}-token grid to {new} tokens (not square)")
-    grid = table[:, 1:].reshape(1, side_old, side_old, -1).permute(0, 3, 1, 2)
-    grid = torch.nn.functional.interpolate(grid, size=(side_new, side_new), mode="bicubic", align_corners=False)
-    return torch.cat([table[:, :1], grid.permute(0, 2, 3, 1).reshape(1, new, -1)], dim=1)
-
-
-def freeze_unused_heads(model: CCRModel, cfg: ExperimentConfig) -> None:
-    """Fusion parts no objective of the run trains get no gradient (DDP requires every trained
-    parameter to receive one each step)."""
-    fusion, tc = model.fusion, cfg.train
-    if fusion is None:
-        return
-    unused = []
-    if tc.weight("itm") == 0:
-        unused.append(fusion.itm_head)
-    if tc.weight("mlm") == 0:
-        unused += [fusion.mlm_transform, fusion.mlm_bias]
-    if tc.weight("mlm") == 0 or not needs_token_states(cfg):  # the mask vector serves cached states only
-        unused.append(fusion.mask_state)
-    if tc.weight("itm") == 0 and tc.weight("mlm") == 0:
-        unused = [fusion]
-    for part in unused:
-        for p in ([part] if isinstance(part, torch.nn.Parameter) else part.parameters()):
-            p.requires_grad_(False)
-
-
-def param_groups(model: CCRModel, cfg: ExperimentConfig) -> list[dict]:
-    """AdamW groups: pretrained towers at ``lr``, new parts at ``train.new_lr``; no decay on 1-d params."""
-    from ccr_demo.model.wheels import is_offline_tower
-
-    def pretrained(part: str) -> bool:
-        if part == "image_tower":
-            return cfg.model.image_pretrained or is_offline_tower(cfg.model.image_tower)
-        return cfg.model.text_tower != "random:bert" and not cfg.model.text_tower.startswith("config:")
-
-    groups: dict[tuple[float, float], list] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        part = name.split(".", 1)[0]
-        lr = cfg.train.lr if part in ("image_tower", "text_tower") and pretrained(part) else cfg.train.new_lr
-        wd = 0.0 if p.ndim <= 1 else cfg.train.weight_decay
-        groups.setdefault((lr, wd), []).append(p)
-    return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
-
-
-def build_optimizer(model: CCRModel, cfg: ExperimentConfig) -> torch.optim.AdamW:
-    """AdamW over ``param_groups`` with the run's betas (official: 0.9, 0.98)."""
-    return torch.optim.AdamW(param_groups(model, cfg), betas=tuple(float(b) for b in cfg.train.adam_betas))
-
-
-def clamp_temperature(model: CCRModel) -> None:
-    """Clamp the learnable temperature into [min, max] in place (official, after every step):
-    a parameter kept inside its range keeps a gradient, one left outside the read clamp has none."""
-    with torch.no_grad():
-        model.temperature.clamp_(model.config.min_temperature, model.config.max_temperature)
-
-
-def linear_warmup_decay(optimizer, total_steps: int, warmup_steps: int):
-    """Linear warmup to each group's lr, then linear decay to 0 (the paper's schedule)."""
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def compute_loss(cfg: ExperimentConfig, image_emb: torch.Tensor, text_emb: torch.Tensor, temperature,
@@ -268,294 +73,6 @@ def compute_loss(cfg: ExperimentConfig, image_emb: torch.Tensor, text_emb: torch
     other = other + (other >= pivot).long()
     return pivot_loss(image_emb, text_emb, temperature, pivot, other_index=other.to(text_emb.device),
                       exclude=exclude)
-
-
-# --------------------------------------------------------------------- checkpoints
-# A checkpoint folder holds only safetensors and JSON: resuming never unpickles anything (a
-# planted pickle would run code). accelerate's save_state/load_state is not used because it
-# writes the optimizer, scheduler and RNG states as pickles (and ignores a corrupt RNG file).
-CKPT_FORMAT = 2
-CKPT_MODEL = "model.safetensors"
-CKPT_OPTIMIZER = "optimizer.safetensors"
-CKPT_RNG = "rng_state_{rank}.safetensors"
-CKPT_STATE = "train_state.json"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be resumed from exactly: the message names the file and the problem."""
-
-
-def _checkpoint_root(cfg: ExperimentConfig) -> Path:
-    return Path(cfg.train.output_dir) / "checkpoints"
-
-
-def latest_checkpoint(cfg: ExperimentConfig) -> Path | None:
-    """The newest complete checkpoint. A folder is renamed into place only once fully
-    written, so ``step_*`` folders are always complete; ``.tmp_*`` ones (a run killed
-    mid-save) are ignored. latest.json is a human-readable pointer to the same folder."""
-    done = [p for p in _checkpoint_root(cfg).glob("step_*") if (p / CKPT_STATE).is_file()]
-    return max(done, key=lambda p: p.name) if done else None
-
-
-def remove_stale_temporaries(out: Path) -> list[Path]:
-    """Delete the torn leftovers of a killed run in ``out``: only what this trainer names as
-    temporary (a checkpoint or model folder that was never renamed into place, half-written
-    JSON files); complete checkpoints, the model and anything else are left alone."""
-    patterns = [("checkpoints", ".tmp_step_*"), ("checkpoints", f".{LATEST}.*.tmp"), (".", ".model.*.tmp"),
-                (".", ".summary.json.*.tmp"), (".", ".eval_report.json.*.tmp")]
-    removed = []
-    for sub, pattern in patterns:
-        for p in sorted((out / sub).glob(pattern)):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-            removed.append(p)
-    return removed
-
-
-def _fsync_tree(folder: Path) -> None:
-    for p in folder.iterdir():
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-
-
-def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """This process's RNG states: torch's as tensors, Python's and numpy's as JSON."""
-    tensors = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        tensors.update({f"cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    meta = {"python": json.dumps([version, list(internal), gauss]),
-            "numpy": json.dumps([name, keys.tolist(), int(pos), int(has_gauss), float(cached)])}
-    return tensors, meta
-
-
-def _set_rng_state(path: Path) -> None:
-    """Restore what ``_rng_state`` saved; any damage is a CheckpointError naming the file."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        version, internal, gauss = json.loads(meta["python"])
-        name, keys, pos, has_gauss, cached = json.loads(meta["numpy"])
-        python_state = (version, tuple(internal), gauss)
-        numpy_state = (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
-        torch_state = tensors["torch"]
-        cuda = [tensors[f"cuda.{i}"] for i in range(sum(k.startswith("cuda.") for k in tensors))]
-        # Set each on a scratch generator first, so a bad state fails before anything changed.
-        random.Random().setstate(python_state)
-        np.random.RandomState().set_state(numpy_state)
-        torch.Generator().set_state(torch_state)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing: this checkpoint cannot be resumed exactly") from None
-    except Exception as e:  # noqa: BLE001 - safetensors, JSON, key and shape errors all mean "corrupt"
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path} is not a valid RNG state ({type(e).__name__}: {msg}): "
-                              "this checkpoint cannot be resumed exactly") from None
-    random.setstate(python_state)
-    np.random.set_state(numpy_state)
-    torch.set_rng_state(torch_state)
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
-
-
-def _save_optimizer(optimizer, path: Path) -> None:
-    """Optimizer state as safetensors: tensors by "param/name", everything else as JSON metadata."""
-    sd = optimizer.state_dict()
-    tensors, other = {}, {}
-    for pid, st in sd["state"].items():
-        for name, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{pid}/{name}"] = v.detach().cpu().contiguous()
-            else:
-                other[f"{pid}/{name}"] = v
-    save_file(tensors, str(path), metadata={"param_groups": json.dumps(sd["param_groups"]),
-                                            "other": json.dumps(other)})
-
-
-def _load_optimizer(optimizer, path: Path) -> None:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        groups, other = json.loads(meta["param_groups"]), json.loads(meta["other"])
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing") from None
-    except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"{path} is not a valid optimizer state ({type(e).__name__}: {e})") from None
-    current = optimizer.state_dict()["param_groups"]
-    if len(groups) != len(current) or any(len(g["params"]) != len(c["params"]) for g, c in zip(groups, current)):
-        raise CheckpointError(f"{path}: its parameter groups do not match this model and config")
-    for g, c in zip(groups, current):  # JSON turned tuples (betas) into lists
-        for k, v in g.items():
-            if isinstance(c.get(k), tuple):
-                g[k] = tuple(v)
-    state: dict[int, dict] = {}
-    for key, v in list(tensors.items()) + list(other.items()):
-        pid, name = key.split("/", 1)
-        state.setdefault(int(pid), {})[name] = v
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-
-
-def save_checkpoint(accelerator: Accelerator, cfg: ExperimentConfig, state: TrainState, model, optimizer,
-                    scheduler) -> Path | None:
-    """The run's state as a resumable checkpoint folder; None (nothing written) with
-    ``train.keep_checkpoints=0``."""
-    if not cfg.train.keep_checkpoints:
-        return None
-    root = _checkpoint_root(cfg)
-    name = f"step_{state.step:08d}_micro_{state.micro_step:08d}"
-    final, tmp = root / name, root / f".tmp_{name}"
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    tensors, meta = _rng_state()  # every process its own (dropout draws differ per process)
-    save_file(tensors, str(tmp / CKPT_RNG.format(rank=accelerator.process_index)), metadata=meta)
-    if accelerator.is_main_process:
-        save_model(accelerator.unwrap_model(model), str(tmp / CKPT_MODEL))
-        _save_optimizer(optimizer, tmp / CKPT_OPTIMIZER)
-        scaler = getattr(accelerator, "scaler", None)
-        extra = {"format": CKPT_FORMAT, "processes": accelerator.num_processes,
-                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None}
-        (tmp / CKPT_STATE).write_text(json.dumps(_json_safe({**vars(state), **extra})))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        _fsync_tree(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        atomic_write_json(root / LATEST, _json_safe({"dir": name, **{k: v for k, v in vars(state).items()
-                                                                   if k != "history"}}))
-        kept = sorted((p for p in root.glob("step_*") if p.is_dir()), key=lambda p: p.name)
-        for old in kept[:-cfg.train.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return final
-
-
-def load_checkpoint(ckpt: Path, accelerator: Accelerator, model, optimizer, scheduler) -> TrainState:
-    """Resume from a folder written by ``save_checkpoint``: safetensors and JSON only."""
-    state_path = ckpt / CKPT_STATE
-    try:
-        saved = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{state_path} is not readable JSON ({e})") from None
-    if not isinstance(saved, dict) or saved.get("format") != CKPT_FORMAT:
-        raise CheckpointError(f"{state_path}: not a checkpoint this ccr_demo writes (format "
-                              f"{saved.get('format') if isinstance(saved, dict) else None!r}, expected {CKPT_FORMAT}); "
-                              "checkpoints of older versions held pickles and are not loaded: train again "
-                              "without --resume")
-    if saved.get("processes") != accelerator.num_processes:
-        raise CheckpointError(f"{state_path}: written by {saved.get('processes')} processes, resumed with "
-                              f"{accelerator.num_processes}: the data order and RNG streams would differ")
-    fields = {f.name for f in dataclasses.fields(TrainState)}
-    try:
-        state = TrainState(**{k: v for k, v in saved.items() if k in fields})
-        scheduler.load_state_dict(saved["scheduler"])
-    except (TypeError, KeyError, ValueError) as e:
-        raise CheckpointError(f"{state_path}: bad training state ({type(e).__name__}: {e})") from None
-    try:
-        # read on the CPU; load_state_dict copies into the parameters wherever they live
-        missing, unexpected = load_model(accelerator.unwrap_model(model), str(ckpt / CKPT_MODEL), strict=False)
-    except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"{ckpt / CKPT_MODEL} is not a valid model state ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    if missing or unexpected:
-        raise CheckpointError(f"{ckpt / CKPT_MODEL} does not match this model: missing {list(missing)[:5]}, "
-                              f"unexpected {list(unexpected)[:5]}")
-    _load_optimizer(optimizer, ckpt / CKPT_OPTIMIZER)
-    scaler = getattr(accelerator, "scaler", None)
-    if scaler is not None and saved.get("scaler"):
-        scaler.load_state_dict(saved["scaler"])
-    _set_rng_state(ckpt / CKPT_RNG.format(rank=accelerator.process_index))
-    return state
-
-
-def _json_safe(obj):
-    """NaN / inf become null: JSON has no such numbers and strict readers reject them."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
-# --------------------------------------------------------------------------- data
-def prepare_data(cfg: ExperimentConfig, accelerator: Accelerator) -> None:
-    """Generate the shapes world first when the config asks for it and it is not there yet."""
-    gen = dict(cfg.data.generate)
-    if not gen:
-        return
-    out = Path(gen.pop("out", Path(cfg.data.train).parent))
-    with accelerator.main_process_first():
-        if accelerator.is_main_process and not (out / "dataset_info.json").is_file():
-            from ccr_demo.data.shapes import generate_dataset
-
-            generate_dataset(out, **gen)
-
-
-def load_eval_sets(cfg: ExperimentConfig) -> list[ParallelTestSet]:
-    """The test sets in the run's evaluation languages (data.eval_languages, else its own)."""
-    return [load_eval_set(cfg, path) for path in cfg.data.eval]
-
-
-def texts_to_cache(dataset: MultilingualPretrainDataset, eval_sets, query_sets) -> list[str]:
-    """Every caption a run encodes (repeats kept, for the hit rate): all training caption
-    variants in every language, the test sets' captions and the typed queries."""
-    texts = dataset.all_texts()
-    texts += [t for ts in eval_sets for lang in ts.languages for t in ts.captions[lang]]
-    texts += [t for qs in query_sets if qs is not None for lang in qs.languages for t in qs.texts[lang]]
-    return texts
-
-
-def fill_text_cache(cfg: ExperimentConfig, progress: bool = True) -> dict:
-    """Generate the data if asked and encode every caption of the run into the per-string
-    store, without training: the slow part of a locked-text-tower run, done ahead (or on
-    another machine sharing the cache folder). Returns the timings and cache statistics."""
-    cfg.validate()
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    start = time.perf_counter()
-    prepare_data(cfg, accelerator)
-    data_seconds = time.perf_counter() - start
-    set_seed(cfg.train.seed)  # as train() does: a randomly initialised tower gets the same weights
-    model = build_model(cfg)
-    dataset = build_train_dataset(cfg, model.image_processor)
-    eval_sets = load_eval_sets(cfg)
-    texts = texts_to_cache(dataset, eval_sets, load_query_sets(cfg, eval_sets))
-    start = time.perf_counter()
-    cache = TextFeatureCache.build(model.to(accelerator.device), texts, device=accelerator.device, progress=progress)
-    out = {"data_seconds": round(data_seconds, 1), "text_cache_seconds": round(time.perf_counter() - start, 1),
-           "text_cache": cache.stats.as_dict()}
-    if needs_token_states(cfg):
-        start = time.perf_counter()
-        states = TextStateCache.build(model, texts, device=accelerator.device, progress=progress)
-        out.update(text_state_cache_seconds=round(time.perf_counter() - start, 1),
-                   text_state_cache=states.stats.as_dict())
-    return out
-
-
-def needs_token_states(cfg: ExperimentConfig) -> bool:
-    """A cached locked text tower feeding ITM / MLM: its token states are cached as well."""
-    return (cfg.train.lock_text and cfg.train.cache_text_features
-            and (cfg.train.weight("itm") > 0 or cfg.train.weight("mlm") > 0))
-
-
-def load_query_sets(cfg: ExperimentConfig, eval_sets: Sequence[ParallelTestSet]) -> list[QuerySet | None]:
-    """The typed-query split paired with each eval set (None where there is none)."""
-    paths = list(cfg.data.eval_queries)
-    if len(paths) > len(cfg.data.eval):
-        raise ValueError(f"data.eval_queries has {len(paths)} entries for {len(cfg.data.eval)} eval sets")
-    paths += [""] * (len(cfg.data.eval) - len(paths))
-    return [load_eval_queries(cfg, p, ts) if p else None for p, ts in zip(paths, eval_sets)]
 
 
 # ------------------------------------------------------------------------- train
@@ -897,4 +414,3 @@ def _write_outputs(model: CCRModel, cfg: ExperimentConfig, summary: dict) -> Non
 
 def _fmt_loss(loss) -> str:
     return f"{loss:.4f}" if isinstance(loss, (int, float)) and math.isfinite(loss) else "n/a"
-

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ccr_demo.ui.state import AppState, Limits, load_app_state
+from ccr_demo.ui.loading import load_app_state
+from ccr_demo.ui.state import AppState, Limits
 
 __all__ = ["build_demo", "queue_options", "launch_options", "AppState", "Limits", "load_app_state"]
 

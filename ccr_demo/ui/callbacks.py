@@ -27,7 +27,8 @@ import torch
 from PIL import Image
 
 from ccr_demo import LANGUAGES
-from ccr_demo.data.formats import DataFormatError, load_image
+from ccr_demo.data.errors import DataFormatError
+from ccr_demo.data.images import load_image
 from ccr_demo.eval import metrics
 from ccr_demo.model.fingerprint import weights_fingerprint
 from ccr_demo.ui import rerank_view

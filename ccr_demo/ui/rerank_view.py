@@ -33,7 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ccr_demo.data.formats import DataFormatError, load_image
+from ccr_demo.data.errors import DataFormatError
+from ccr_demo.data.images import load_image
 from ccr_demo.eval import metrics
 from ccr_demo.eval.rerank import rerank_top_k
 from ccr_demo.model.fingerprint import weights_fingerprint

@@ -61,7 +61,8 @@ def _claim(folder: Path) -> int | None:
 
 def run_all(plan: dict, out: Path, max_runs: int = 0, log=print) -> dict:
     """Train every unfinished run of the plan (resuming where one stopped); returns counts."""
-    from ccr_demo.training.loop import latest_checkpoint, release_processes, train
+    from ccr_demo.training.checkpoints import latest_checkpoint
+    from ccr_demo.training.loop import release_processes, train
 
     done = trained = skipped = 0
     for spec in plan_runs(plan):

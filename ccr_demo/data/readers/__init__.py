@@ -1,0 +1,1 @@
+"""Readers of the real datasets' files, one module per format."""

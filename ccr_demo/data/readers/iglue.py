@@ -1,0 +1,62 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ccr_demo.data.errors import DataFormatError, DataFormatWarning, _at, _BadRows
+from ccr_demo.data.rows import _jsonl, _norm_id, _require
+
+
+@dataclass(slots=True)
+class IglueRow:
+    id: str
+    img_path: str
+    sentences: list[str]
+    file: str
+    line: int
+    scene: Any = None
+    noise: Any = None
+
+
+def read_iglue_jsonl(path: str | Path, *, skip_bad: bool = False) -> list[IglueRow]:
+    """Read an IGLUE retrieval file (xFlickr&CO test.jsonl, Flickr30K train_ann.jsonl).
+
+    Empty caption strings are kept (the real de and id files each have one) so the set
+    stays parallel; they are counted in one warning.
+    """
+    path = Path(path)
+    bad = _BadRows(skip_bad, str(path))
+    rows: list[IglueRow] = []
+    seen: dict[str, int] = {}
+    empty: list[int] = []
+    for lineno, _, row in _jsonl(path, bad):
+        at = _at(path, lineno)
+        problem = _require(row, ["id", "img_path", "sentences"])
+        if problem:
+            bad(at, problem)
+            continue
+        rid, img, sents = _norm_id(row["id"]), row["img_path"], row["sentences"]
+        if rid is None:
+            bad(at, f"'id' must be a non-empty string or an int, got {row['id']!r}")
+        elif not isinstance(img, str) or not img:
+            bad(at, "'img_path' must be a non-empty string")
+        elif not isinstance(sents, list) or not sents or not all(isinstance(s, str) for s in sents):
+            bad(at, "'sentences' must be a non-empty list of strings")
+        elif rid in seen:
+            bad(at, f"duplicate id {rid!r} (first on line {seen[rid]})")
+        else:
+            seen[rid] = lineno
+            if not all(s.strip() for s in sents):
+                empty.append(lineno)
+            rows.append(IglueRow(rid, img, sents, str(path), lineno, row.get("scene"), row.get("noise")))
+    bad.finish()
+    if empty:
+        warnings.warn(f"{path}: {len(empty)} row(s) with an empty caption kept (first: line {empty[0]})",
+                      DataFormatWarning, stacklevel=2)
+    if not rows:
+        raise DataFormatError(f"{path}: no usable rows")
+    return rows

@@ -1,0 +1,318 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from ccr_demo.ui.caption_index import CaptionIndex
+from ccr_demo.ui.manifest import MANIFEST_NAME, ModelsConfigError, ModelSpec, _check_names, parse_models, read_manifest
+from ccr_demo.ui.state import (
+    ENV_CAPTIONS,
+    ENV_GALLERY,
+    ENV_IMAGE_ROOT,
+    ENV_MODEL,
+    ENV_MODELS,
+    ENV_QUERIES,
+    ENV_SERVER_FOLDERS,
+    ENV_TESTSET,
+    AppState,
+    GoldInstances,
+    Limits,
+    LoadedModel,
+    same_images,
+)
+
+log = logging.getLogger(__name__)
+
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+
+
+DEFAULT_PATHS = {"model": ASSETS / "model", "gallery": ASSETS / "gallery", "testset": ASSETS / "shapes_test"}
+
+
+
+
+def _choose(arg, env: str, default: Path) -> tuple[str | None, str]:
+    """(location, how it was chosen): argument > environment variable > embedded default."""
+    if arg:
+        return str(arg), "argument"
+    if os.environ.get(env):
+        return os.environ[env], f"${env}"
+    return (str(default), "default") if default.exists() else (None, "default")
+
+
+def _server_folders_allowed() -> bool:
+    return os.environ.get(ENV_SERVER_FOLDERS, "").strip().lower() in ("1", "true", "yes") \
+        and "SPACE_ID" not in os.environ
+
+
+def _image_roots(testset_arg) -> list[Path]:
+    """Folders besides its own where the gallery's images may lie: the test set's folder (the
+    embedded default's gallery indexes the test images) and those named in CCR_IMAGE_ROOT."""
+    where, _ = _choose(testset_arg, ENV_TESTSET, DEFAULT_PATHS["testset"])
+    roots = [Path(where)] if where and Path(where).is_dir() else []
+    roots += [Path(p) for p in os.environ.get(ENV_IMAGE_ROOT, "").split(os.pathsep) if p.strip()]
+    return roots
+
+
+def _looks_like_hub_id(s: str) -> bool:
+    return not Path(s).exists() and s.count("/") == 1 and not s.startswith((".", "/", "~"))
+
+
+def _hub_folder(repo_id: str) -> Path:
+    """A gallery on the Hub: a dataset repo first, else a model repo (downloaded once, cached)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset"))
+    except Exception:  # noqa: BLE001 - try the other repo type, then report
+        return Path(snapshot_download(repo_id, repo_type="model"))
+
+
+def _warm_up(model, text_rounds: int = 4) -> None:
+    """The first text encodes are 10-50x slower (kernel set-up); pay that at start-up, not per user.
+    One image batch too: the first upload then costs no set-up, and the memory the image path
+    keeps is part of the at-rest figure rather than growth under load (docs/bench_load.md).
+    A model whose text tower another model already warmed needs one round (its projection)."""
+    from PIL import Image
+
+    texts = ["a red circle", "ein roter Kreis", "un cercle rouge", "červený kruh", "红色的圆", "赤い丸"]
+    for _ in range(text_rounds):
+        model.encode_texts(texts)
+    model.encode_images([Image.new("RGB", (96, 96), (200, 40, 40)), Image.new("RGB", (120, 80), (20, 90, 200))])
+
+
+def _model_specs(model_dir, gallery_dir, models) -> list[ModelSpec] | None:
+    """The models to compare, or None for one model chosen as before (argument, CCR_MODEL /
+    CCR_GALLERY, assets/model): ``models`` argument > a model or gallery argument > CCR_MODELS >
+    CCR_MODEL / CCR_GALLERY > assets/models.json. ModelsConfigError for an unusable list."""
+    if models is not None:
+        if isinstance(models, (str, Path)):
+            return read_manifest(models)
+        return _check_names([m if isinstance(m, ModelSpec) else ModelSpec(*m, how="argument") for m in models],
+                            "models argument")
+    if model_dir or gallery_dir:
+        return None
+    if os.environ.get(ENV_MODELS, "").strip():
+        return parse_models(os.environ[ENV_MODELS])
+    if os.environ.get(ENV_MODEL) or os.environ.get(ENV_GALLERY):
+        return None
+    manifest = default_manifest()
+    return read_manifest(manifest) if manifest.is_file() else None
+
+
+def default_manifest() -> Path:
+    """The embedded default's models manifest: ``models.json`` in the folder of the default model."""
+    return Path(DEFAULT_PATHS["model"]).parent / MANIFEST_NAME
+
+
+def _load_compared(spec: ModelSpec, state: AppState, roots: list[Path], warm_up: bool) -> LoadedModel | None:
+    """One more model and its gallery, kept only if the gallery indexes the first model's images."""
+    from ccr_demo.gallery.gallery import Gallery
+    from ccr_demo.model.modeling import CCRModel
+
+    label = f"model {spec.name!r} ({spec.how})"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            model = CCRModel.from_pretrained(spec.model)
+        if warm_up:
+            _warm_up(model, text_rounds=1 if any(m.model.text_tower is model.text_tower for m in state.models) else 4)
+    except Exception as e:  # noqa: BLE001
+        state.problems.append(f"{label}: `{spec.model}` could not be loaded: {e}")
+        return None
+    try:
+        hub = _looks_like_hub_id(spec.gallery)
+        folder = _hub_folder(spec.gallery) if hub else Path(spec.gallery)
+        gallery = Gallery.load(folder, model, image_root=roots + ([folder.parent.parent] if hub else []))
+        if gallery.kind != "image":
+            raise ValueError(f"it is a {gallery.kind} gallery; text-to-image search needs images")
+    except Exception as e:  # noqa: BLE001
+        state.problems.append(f"{label}: gallery `{spec.gallery}` could not be loaded: {e}")
+        return None
+    first = state.models[0]
+    differs = same_images(first.gallery, gallery, (first.name, spec.name))
+    if differs:
+        state.problems.append(f"{label} is left out of the comparison: its gallery `{spec.gallery}` does not index "
+                              f"the images of {first.name!r}'s gallery in the same order ({differs})")
+        return None
+    return LoadedModel(spec.name, model, gallery, f"{spec.model} + gallery {spec.gallery} ({spec.how})")
+
+
+def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path | None = None,
+                   testset_dir: str | Path | None = None, captions_dir: str | Path | None = None, *,
+                   models: Sequence | str | Path | None = None,
+                   limits: Limits | None = None, allow_local_paths: bool | None = None,
+                   warm_up: bool = True, caption_cache: str | Path | None | bool = True) -> AppState:
+    """Load model, gallery, test set and caption gallery; never raises for missing/broken items.
+
+    ``models``: models to compare (``ModelSpec`` or (name, model, gallery) tuples, or a manifest
+    path); see ``_model_specs`` for what is used without it. With several, they share one
+    instance of an identical offline text tower (``towers.share_offline_text_towers``).
+
+    ``allow_local_paths`` (server folders as a session gallery source) defaults to off: users of a
+    public server must not name its paths. ``CCR_ALLOW_SERVER_FOLDERS=1`` turns it on for a local,
+    single-user run (never on a Space: ``SPACE_ID`` set keeps it off). Even then only the images
+    of the gallery built from the folder are served, never the folder.
+    ``caption_cache``: True = ``fileio.cache_dir()/captions`` (``CCR_DEMO_CACHE``), a folder, or False.
+    """
+    from ccr_demo.utils.fileio import cache_dir
+
+    start = time.perf_counter()
+    if caption_cache is True:
+        caption_cache = cache_dir() / "captions"
+    state = AppState(limits=limits or Limits(),
+                     allow_local_paths=_server_folders_allowed() if allow_local_paths is None
+                     else allow_local_paths,
+                     caption_cache=Path(caption_cache) if caption_cache else None)
+
+    try:
+        specs = _model_specs(model_dir, gallery_dir, models)
+    except ModelsConfigError as e:
+        specs = None
+        state.problems.append(f"{e}; loading one model instead")
+    sharing = contextlib.ExitStack()
+    if specs:
+        model_dir, gallery_dir = specs[0].model, specs[0].gallery
+        if len(specs) > 1:
+            from ccr_demo.model.towers import share_offline_text_towers
+
+            sharing.enter_context(share_offline_text_towers())
+    with sharing:
+        gallery_dir = _load_main_model(state, specs, model_dir, gallery_dir, testset_dir, warm_up)
+        if specs and len(specs) > 1 and state.gallery is not None:
+            state.models.append(LoadedModel(specs[0].name, state.model, state.gallery, state.sources["model"]))
+            roots = _image_roots(testset_dir)
+            for spec in specs[1:]:
+                entry = _load_compared(spec, state, roots, warm_up)
+                if entry is not None:
+                    state.models.append(entry)
+                    state.sources[f"model {spec.name!r}"] = entry.source
+            if len(state.models) < 2:
+                state.models = []
+                state.notes.append("Model comparison is off: fewer than two models could be loaded.")
+
+    where, how = _choose(testset_dir, ENV_TESTSET, DEFAULT_PATHS["testset"])
+    if where is not None:
+        try:
+            from ccr_demo.data.testset import ParallelTestSet
+
+            state.test_set = ParallelTestSet.from_iglue(where)
+            state.instances = GoldInstances.from_testset(state.test_set)
+            state.sources["test set"] = f"{where} ({how}, {len(state.test_set)} instances)"
+        except Exception as e:  # noqa: BLE001
+            state.problems.append(f"test set `{where}` ({how}) could not be read: {e}")
+    if state.test_set is not None:
+        _load_queries(state, where)
+    else:
+        state.notes.append(f"No test set (`{DEFAULT_PATHS['testset']}` missing, {ENV_TESTSET} unset): "
+                           "gold mode and evaluation are off.")
+
+    cap = captions_dir or os.environ.get(ENV_CAPTIONS)
+    if not cap and gallery_dir is not None and Path(f"{str(gallery_dir).rstrip('/')}-captions").is_dir():
+        cap = f"{str(gallery_dir).rstrip('/')}-captions"
+    if cap and state.model is not None:
+        try:
+            from ccr_demo.gallery.gallery import Gallery
+
+            g = Gallery.load(cap, state.model)
+            state._captions = CaptionIndex.from_gallery(g, source=f"caption gallery {cap}")
+            if state.instances is None:
+                state.instances = GoldInstances.from_caption_gallery(g)
+            state.sources["captions"] = f"{cap} ({g.count} captions)"
+        except Exception as e:  # noqa: BLE001
+            state.problems.append(f"caption gallery `{cap}` could not be loaded: {e}")
+    if state._captions is None and state.instances is not None and state.model is not None:
+        n = sum(len(c) for caps in state.instances.captions.values() for c in caps)
+        state.notes.append(f"Image-to-text: the test set's {n} captions are encoded once, in the background "
+                           "(minutes on 2 CPU cores for thousands; cached for later starts); "
+                           "`python -m ccr_demo.gallery build --iglue ... --captions` writes `<gallery>-captions`, "
+                           "which is loaded instead.")
+    if state.instances is not None and state.gallery is not None:
+        ids = set(state.gallery.ids)
+        inside = sum(i in ids for i in state.instances.image_ids)
+        if inside == 0:
+            state.notes.append("The test set's images are not in the gallery: gold mode cannot mark a gold image.")
+    from ccr_demo.ui.memory import drop_clean_weight_pages, release_memory
+
+    release_memory()  # loading freed ~300 MB of temporaries that glibc would otherwise keep
+    released = drop_clean_weight_pages()  # the weights hash made every mapped page resident
+    log.info("start-up: %.0f MB of clean mapped weight pages released", released / 2**20)
+    warmed = set()
+    for model in [m.model for m in state.models] or [state.model]:
+        if warm_up and model is not None and id(model.text_tower) not in warmed:  # fault back in what every
+            model.encode_texts(["a red circle", "红色的圆"])  # query reads (encoder layers), once per tower
+            warmed.add(id(model.text_tower))
+    state.load_seconds = time.perf_counter() - start
+    return state
+
+
+def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir, warm_up: bool):
+    """The app's main model and its gallery (the first of several), chosen as ``_choose`` says;
+    returns the gallery's folder (a Hub gallery's download) for its ``-captions`` sibling."""
+    where, how = _choose(model_dir, ENV_MODEL, DEFAULT_PATHS["model"])
+    if specs:
+        how = f"{specs[0].name!r}, {specs[0].how}"
+    if where is None:
+        state.problems.append(f"no model: `{DEFAULT_PATHS['model']}` does not exist and {ENV_MODEL} is not set.")
+    else:
+        try:
+            from ccr_demo.model.modeling import CCRModel
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                state.model = CCRModel.from_pretrained(where)
+            state.sources["model"] = f"{where} ({how})"
+            if warm_up:
+                _warm_up(state.model)
+        except Exception as e:  # noqa: BLE001
+            state.problems.append(f"model `{where}` ({how}) could not be loaded: {e}")
+
+    where, how = _choose(gallery_dir, ENV_GALLERY, DEFAULT_PATHS["gallery"])
+    if specs:
+        how = f"{specs[0].name!r}, {specs[0].how}"
+    if where is None:
+        state.problems.append(f"no gallery: `{DEFAULT_PATHS['gallery']}` does not exist and {ENV_GALLERY} is not set.")
+    elif state.model is not None:
+        try:
+            from ccr_demo.gallery.gallery import Gallery
+
+            hub = _looks_like_hub_id(where)
+            folder = _hub_folder(where) if hub else Path(where)
+            roots = _image_roots(testset_dir)
+            if hub:  # a Hub snapshot's files are links into the repo's own blobs/ folder in the cache
+                roots.append(folder.parent.parent)
+            state.gallery = Gallery.load(folder, state.model, image_root=roots)
+            if state.gallery.kind != "image":
+                raise ValueError(f"it is a {state.gallery.kind} gallery; text-to-image search needs images")
+            state.sources["gallery"] = f"{where} ({how}, {state.gallery.count} images)"
+            gallery_dir = folder
+        except Exception as e:  # noqa: BLE001
+            state.gallery = None
+            state.problems.append(f"gallery `{where}` ({how}) could not be loaded: {e}")
+    else:
+        state.problems.append(f"gallery `{where}` not loaded: it needs the model that built it.")
+    return gallery_dir
+
+
+def _load_queries(state: AppState, testset_where: str) -> None:
+    """Typed queries for the Evaluate tab: ``CCR_QUERIES``, else the ``test_queries`` split
+    beside the test set (where the shapes world writes it), if any."""
+    from ccr_demo.data.queries import QuerySet
+    from ccr_demo.eval.evaluate import default_queries
+
+    path = os.environ.get(ENV_QUERIES) or default_queries(testset_where)
+    if not path:
+        return
+    try:
+        state.queries = QuerySet.load(path)
+        state.sources["typed queries"] = f"{path} ({len(state.queries)} queries)"
+    except Exception as e:  # noqa: BLE001
+        state.problems.append(f"typed queries `{path}` could not be read: {e}")

@@ -1,0 +1,54 @@
+"""Paths kept inside allowed folders: the one check every reader, gallery, thumbnail and manifest uses.
+
+A public app serves strangers, and the files it reads are named by data (manifests, gallery
+items, dataset rows). So a name in data is only used after it is resolved to where it really
+leads (``..`` collapsed, symlinks followed) and found inside one of the folders its owner
+allows. Call these at the moment a file is read or served, not only when its list is loaded:
+a folder can change after that (a file replaced by a symlink).
+
+- ``resolve_inside(name, base, roots)``: the file a relative name leads to, or None;
+- ``is_inside(path, roots)``: whether an already resolved path lies in one of the roots;
+- ``lexically_inside(name, root)``: the same question on the text alone (no file system),
+  for readers that check millions of rows before any file exists.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+
+def resolved_roots(roots: Iterable[str | os.PathLike]) -> list[Path]:
+    """The roots as absolute paths with symlinks followed, as ``is_inside`` compares them."""
+    return [Path(r).resolve() for r in roots]
+
+
+def is_inside(path: str | os.PathLike, roots: Iterable[str | os.PathLike]) -> bool:
+    """Whether ``path`` (resolved by the caller) lies in one of ``roots`` (resolved folders) or is one."""
+    path = Path(path)
+    return any(path.is_relative_to(root) for root in roots)
+
+
+def resolve_inside(name: str | os.PathLike, base: str | os.PathLike,
+                   roots: Iterable[str | os.PathLike] | None = None) -> Path | None:
+    """``base / name`` resolved (``..`` collapsed, symlinks followed) if it lies inside one of
+    ``roots`` (resolved folders; default: ``base`` itself), else None. An absolute ``name``
+    is taken as it is, so it passes only if it leads inside a root too. A name with a NUL byte
+    or that cannot be resolved (a symlink loop) is None."""
+    if "\0" in os.fspath(name):
+        return None
+    base = Path(base).resolve()
+    try:
+        path = (base / name).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return path if is_inside(path, [base] if roots is None else roots) else None
+
+
+def lexically_inside(name: str, root: str | os.PathLike) -> bool:
+    """Whether ``root / name``, by its text alone (``..`` collapsed, nothing resolved), names
+    something strictly inside ``root``."""
+    base = os.path.normpath(os.path.abspath(root))
+    full = os.path.normpath(os.path.join(base, name))
+    return full != base and os.path.commonpath([full, base]) == base
