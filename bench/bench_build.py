@@ -8,7 +8,7 @@ seconds from the first to the last process's end of encoding, merge and index ex
 is the whole command (imports, model load, merge, save). Images: the first --count files of
 the shapes test set (repeated when more are asked for), linked into a temporary folder.
 
-    python bench/bench_build.py --count 1000 --out docs/bench_build.md
+    python bench/bench_build.py --count 1000 --out docs/bench/bench_build.md
 
 ``--thumbnails 0,256`` times instead what thumbnails cost: the same images as one WIT file
 (``url<TAB>base64`` lines, so no image has a file and each gets a thumbnail), built with each
@@ -61,7 +61,7 @@ def _run(model: str, images: Path, out: Path, processes: int, threads: int, batc
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     launch = [sys.executable] if processes == 1 else [sys.executable, "-m", "torch.distributed.run",
                                                       "--standalone", "--nproc-per-node", str(processes)]
-    cmd = [*launch, "-m", "ccr_demo.gallery.gallery", "build", "--model", model, *(source or ("--images", str(images))),
+    cmd = [*launch, "-m", "ccr_demo.gallery", "build", "--model", model, *(source or ("--images", str(images))),
            "--out", str(out), "--batch-size", str(batch), "--workers", str(workers), "--cpu"]
     t0 = time.perf_counter()
     run = subprocess.run(cmd, capture_output=True, text=True, env=env)

@@ -12,7 +12,7 @@
    is cleared before every re-ranked search unless --warm, so the figure includes encoding
    the 16 x 6 candidate images.
 
-Run: python bench/bench_fusion.py [--out docs/bench_fusion.md]
+Run: python bench/bench_fusion.py [--out docs/bench/bench_fusion.md]
 """
 
 from __future__ import annotations
@@ -36,11 +36,9 @@ QUERIES = {"en": "a red circle on the left", "de": "ein roter Kreis links", "fr"
 
 
 def _config(objectives: dict):
-    from ccr_demo.training.config import ExperimentConfig
-    from ccr_demo.utils.config import load_yaml
+    from ccr_demo.training.configs import load_config
 
-    cfg = load_yaml(ExperimentConfig, ROOT / "train/configs/default-ccrk.yaml",
-                    ["train.init_from=", "train.output_dir=/tmp/bench_fusion"])
+    cfg = load_config("default-ccrk", ["train.init_from=", "train.output_dir=/tmp/bench_fusion"])
     cfg.train.losses = objectives
     return cfg.validate()
 
@@ -96,7 +94,7 @@ def searches(n: int, warm: bool) -> dict | None:
     from ccr_demo.ui.loading import load_app_state
     from ccr_demo.ui.rerank_view import ImageMemoryCache
 
-    app = load_app_state()
+    app = load_app_state(assets=ROOT / "assets")
     if not app.model.has_fusion:
         print("the embedded default has no fusion encoder: search arm skipped")
         return None

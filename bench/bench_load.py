@@ -15,7 +15,7 @@ What it does (every count bounded by an argument; nothing leaves 127.0.0.1):
    downloading the returned image: failures (issue 11 item 15: RemoteProtocolError "Too little
    data for declared Content-Length").
 
-Run: python bench/bench_load.py [--out docs/bench_load.md]   (about 3-5 minutes on 2 cores)
+Run: python bench/bench_load.py [--out docs/bench/bench_load.md]   (about 3-5 minutes on 2 cores)
 """
 
 from __future__ import annotations

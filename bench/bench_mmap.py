@@ -19,7 +19,7 @@ stored as float16 so vectors.npy is N x 512 bytes):
   right after this script created a gallery it reported the creating process's ~5.8 GB).
 
 Run (the lead's full measurement; ~6 GB of disk under --dir, creation ~5-10 min, then ~10 min):
-    python bench/bench_mmap.py --sizes 1000000,10000000 --dir /tmp/ccr_mmap_bench --out docs/bench_mmap.md
+    python bench/bench_mmap.py --sizes 1000000,10000000 --dir /tmp/ccr_mmap_bench --out docs/bench/bench_mmap.md
 Small check: python bench/bench_mmap.py --sizes 200000 --reps 3 --out /tmp/bench_mmap_small.md
 """
 
@@ -42,7 +42,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ccr_demo.gallery.gallery import Gallery
-from ccr_demo.gallery.storage import INFO_NAME, ITEMS_NAME, VECTORS_NAME, sha256
+from ccr_demo.gallery.storage import INFO_NAME, ITEMS_NAME, VECTORS_NAME
+from ccr_demo.utils.hashing import file_sha256
 
 LANGS = ["en", "de", "fr", "cs", "zh", "ja"]
 K = 10
@@ -74,7 +75,7 @@ def create(folder: Path, n: int, dim: int) -> float:
             f.write("".join(f'{{"id": "i{i:09d}"}}\n' for i in range(start, min(n, start + (1 << 16)))))
     # gallery.json as Gallery.save writes it, taken from a one-row gallery of the same kind
     info = Gallery.from_vectors(np.ones((1, dim), np.float32), vectors_dtype="float16").info()
-    info.update(count=n, sha256={name: sha256(folder / name) for name in (VECTORS_NAME, ITEMS_NAME)})
+    info.update(count=n, sha256={name: file_sha256(folder / name) for name in (VECTORS_NAME, ITEMS_NAME)})
     (folder / (INFO_NAME + ".tmp")).write_text(json.dumps(info, indent=2) + "\n")
     os.replace(folder / (INFO_NAME + ".tmp"), folder / INFO_NAME)  # last: the gallery is complete
     progress.unlink()
@@ -130,7 +131,7 @@ def main() -> int:
     p.add_argument("--dim", type=int, default=256)
     p.add_argument("--reps", type=int, default=10, help="query sets measured per gallery (after one warm-up)")
     p.add_argument("--dir", default="/tmp/ccr_mmap_bench", help="where the galleries are created (and kept)")
-    p.add_argument("--out", help="markdown report to write (e.g. docs/bench_mmap.md)")
+    p.add_argument("--out", help="markdown report to write (e.g. docs/bench/bench_mmap.md)")
     p.add_argument("--measure", help=argparse.SUPPRESS)  # internal: the fresh subprocess
     args = p.parse_args()
     if args.measure:
@@ -175,7 +176,7 @@ def main() -> int:
         "Random L2-normalised vectors stored as float16, index `Flat`, loaded with "
         "`Gallery.load(dir, mmap=True)` in a fresh process per gallery. Each query set is 6 noisy copies "
         "(cosine ~0.7) of one gallery vector, like one caption in 6 languages; the embeddings are given, "
-        "so text encoding (~90 ms for e5-small, docs/bench_index.md) is not included. "
+        "so text encoding (~90 ms for e5-small, docs/bench/bench_index.md) is not included. "
         f"Latency over {rows[0]['reps'] if rows else 0} query sets after one warm-up. "
         "*top-10 + exact ranks*: `search_with_ranks`, one chunked pass over the mapped vectors (rows upcast "
         "to float32 2**16 at a time, pages released after each chunk) holding the [6, N] float32 scores. "

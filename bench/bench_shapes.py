@@ -1,7 +1,7 @@
 """Benchmark the shapes world generator: wall time for N scenes (PNGs + 10 captions each).
 
 The target is 10,000 scenes in under 60 s on the 2-core CI machine. Prints a Markdown
-table; docs/bench_shapes.md quotes it.
+table; docs/bench/bench_shapes.md quotes it.
 
     python bench/bench_shapes.py --scenes 10000 --workers 1,2
 """

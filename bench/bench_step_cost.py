@@ -1,6 +1,6 @@
 """What a training step of each ablation method costs, for reading the ablation at equal wall clock.
 
-The ablation (docs/ablation.md) matches 1-to-K against 1-to-1 at equal steps and at equal
+The ablation (docs/analysis/ablation.md) matches 1-to-K against 1-to-1 at equal steps and at equal
 caption-image pairs (1-to-1 given K x the steps). Equal wall clock lies between the two and
 depends on the regime: with a locked, cached text tower a 1-to-K step adds only K x the text
 rows to the loss (the image tower dominates), while with a trained text tower it runs the
@@ -11,7 +11,7 @@ alternating, ``--repeats`` rounds. train() times its whole loop, so the first st
 is included. Seconds per step are medians over the rounds; ratios are to 1-to-K's median from
 the same run.
 
-Run: python bench/bench_step_cost.py [--steps 24] [--repeats 2] [--out docs/bench_step_cost.md]
+Run: python bench/bench_step_cost.py [--steps 24] [--repeats 2] [--out docs/bench/bench_step_cost.md]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--regimes", default="locked,scratch")
-    parser.add_argument("--out", default="docs/bench_step_cost.md")
+    parser.add_argument("--out", default="docs/bench/bench_step_cost.md")
     args = parser.parse_args(argv)
 
     from ccr_demo.training.ablation.plan import METHODS as LABELS

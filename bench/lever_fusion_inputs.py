@@ -1,6 +1,6 @@
 """Can a fresh fusion encoder learn ITM from what it reads? Tower outputs vs projected tokens.
 
-Takes a trained dual encoder (stage 1, `runs/default/model` from train/configs/default.yaml),
+Takes a trained dual encoder (stage 1, `runs/default/model` from the shipped config default),
 freezes it, and trains ONLY a new 2-layer fusion encoder (width 256) with ITM on test-set
 image/caption pairs, negatives drawn uniformly at random (the easiest ITM there is), once per
 kind of input (`model.fusion.inputs`):

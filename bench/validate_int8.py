@@ -10,7 +10,7 @@ each caption's int8 embedding to its fp32 one (min / mean).
 The bar (issue 10): R@1 within 0.5 point of fp32 in every language, both directions, and every
 caption's cosine >= 0.99. A recipe that misses it stays off by default.
 
-Run: python bench/validate_int8.py --out docs/int8_validation.md
+Run: python bench/validate_int8.py --out docs/analysis/int8_validation.md
      (--max-instances 50 for a quick check; the full set encodes 3 x 10,000 captions)
 """
 

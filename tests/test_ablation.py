@@ -69,27 +69,28 @@ def test_bad_plans_are_named():
 
 def test_a_run_is_locked_while_its_driver_lives(tmp_path):
     folder = tmp_path / "run"
-    held = ablation._claim(folder)
+    held = ablation.claim(folder)
     assert held is not None and (folder / ".ablation.lock").read_text() == str(os.getpid())
-    assert ablation._claim(folder) is None  # another driver (another open file) cannot take it
-    os.close(held)
-    again = ablation._claim(folder)
+    assert ablation.claim(folder) is None  # another driver (another lock on the file) cannot take it
+    held.release()
+    again = ablation.claim(folder)
     assert again is not None
-    os.close(again)
+    again.release()
     # a driver that dies holding the lock (killed: no cleanup runs) leaves nothing to take over
-    code = (f"import os, sys, time; sys.path.insert(0, {str(ROOT)!r}); from ccr_demo import ablation; "
-            f"fd = ablation._claim(__import__('pathlib').Path({str(folder)!r})); print(fd is not None, flush=True); "
+    code = (f"import os, sys, time; sys.path.insert(0, {str(ROOT)!r}); "
+            "from ccr_demo.training.ablation import run as ablation; "
+            f"lock = ablation.claim(__import__('pathlib').Path({str(folder)!r})); print(lock is not None, flush=True); "
             "time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "True"
-        assert ablation._claim(folder) is None  # held by the live process
+        assert ablation.claim(folder) is None  # held by the live process
     finally:
         proc.kill()
         proc.wait()
-    taken = ablation._claim(folder)
+    taken = ablation.claim(folder)
     assert taken is not None
-    os.close(taken)
+    taken.release()
 
 
 @pytest.mark.slow

@@ -68,7 +68,7 @@ def test_search_in_four_languages(served):
 def test_gold_mode(served):
     client, state, _ = served
     out = client.predict(languages=["en", "de", "zh"], k=5, instance=2, api_name="/gold")
-    texts, (status, mrv_md, table, overlap, plot, summary) = out[:10], out[10:16]
+    texts, (status, mrv_md, _table, _overlap, _plot, summary) = out[:10], out[10:16]
     ts = state.test_set
     assert texts[0] == ts.instance_captions("en")[2][0] and texts[4] == ts.instance_captions("zh")[2][0]
     assert summary["gold"]["image_id"] == ts.image_ids[2]

@@ -1,6 +1,6 @@
 """Issue 11 item 16: the app's resident memory (1.76 GB at rest, growing with upload waves).
 
-The figures come from bench/bench_load.py (docs/bench_load.md); these tests check the mechanisms:
+The figures come from bench/bench_load.py (docs/bench/bench_load.md); these tests check the mechanisms:
 clean memory-mapped weight pages are released with their contents unchanged, written ones are
 left alone, and freed heap goes back to the OS.
 """

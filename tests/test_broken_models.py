@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ccr_demo.eval import evaluate as evaluate_cli
-from ccr_demo.gallery import gallery as index_cli
+from ccr_demo.gallery import cli as index_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -67,7 +67,7 @@ def _served(demo):
 @pytest.fixture(scope="module")
 def default_demo():
     """The app as `python app.py` builds it (the embedded default: two models side by side)."""
-    return build_demo()
+    return build_demo(assets_dir=Path(__file__).resolve().parents[1] / "assets")
 
 
 @pytest.fixture(scope="module")

@@ -48,3 +48,22 @@ def test_bad_override_and_files(tmp_path):
     (tmp_path / "bad.yaml").write_text("a: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_yaml(ModelConfig, tmp_path / "bad.yaml")
+
+
+def test_a_training_config_is_a_shipped_name_or_a_path(tmp_path, monkeypatch):
+    from ccr_demo.training.configs import SHIPPED, load_config, resolve_config, shipped_configs
+
+    assert {"default", "tiny", "paper", "finetune_shapes"} <= set(shipped_configs())
+    assert shipped_configs("ablation") == ["ablation/full", "ablation/quick"]
+    assert resolve_config("tiny") == SHIPPED / "tiny.yaml"
+    assert resolve_config("ablation/quick") == SHIPPED / "ablation" / "quick.yaml"
+    assert load_config("tiny", ["train.lr=0.5"]).train.lr == 0.5
+    monkeypatch.chdir(tmp_path)  # a path is relative to the working directory
+    (tmp_path / "mine.yaml").write_text("train: {lr: 0.25}\n")
+    assert load_config("mine.yaml").train.lr == 0.25
+    with pytest.raises(ConfigError, match="no shipped config of that name.*default, .*tiny"):
+        resolve_config("tiniest")
+    with pytest.raises(ConfigError, match="config file not found: nowhere.yaml"):
+        resolve_config("nowhere.yaml")
+    with pytest.raises(ConfigError, match="no shipped config"):
+        resolve_config("../config")  # a name never leaves the shipped folder

@@ -14,6 +14,7 @@ from ccr_demo.data.readers.caption_pairs import read_caption_pairs
 from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.model.processing import ImageProcessor, TrainTransform, pre_caption
 from ccr_demo.training.config import DataConfig, ExperimentConfig
+from ccr_demo.training.configs import load_config
 from ccr_demo.training.datasets import (
     CaptionCleaner,
     CaptionPairDataset,
@@ -23,7 +24,7 @@ from ccr_demo.training.datasets import (
     eval_languages,
     load_eval_set,
 )
-from ccr_demo.utils.config import ConfigError, from_dict, load_yaml
+from ccr_demo.utils.config import ConfigError, from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 XFLICKRCO = Path("/work/shared/data/xflickrco")
@@ -236,12 +237,12 @@ def test_clean_test_set_keeps_parallel_structure():
 # ----------------------------------------------------------------------------- configs, entry point
 def test_finetune_configs_load_and_describe_the_protocol():
     for name in ("finetune_shapes", "finetune_384"):
-        cfg = load_yaml(ExperimentConfig, ROOT / "train" / "configs" / f"{name}.yaml")
+        cfg = load_config(name)
         check_data_config(cfg)
         assert cfg.languages == ["en"] and len(eval_languages(cfg)) >= 8 and cfg.train.init_from
-    shapes = load_yaml(ExperimentConfig, ROOT / "train" / "configs" / "finetune_shapes.yaml")
+    shapes = load_config("finetune_shapes")
     assert not (shapes.data.hflip or shapes.data.crop_scale or shapes.data.randaugment)
-    big = load_yaml(ExperimentConfig, ROOT / "train" / "configs" / "finetune_384.yaml")
+    big = load_config("finetune_384")
     assert big.model.image_size == 384 and big.data.train_format == "iglue"
     assert (big.data.crop_scale, big.data.hflip, big.data.clean_captions) == ([0.5, 1.0], True, True)
 
@@ -258,7 +259,7 @@ def test_finetune_refuses_what_it_cannot_do(tmp_path):
 
 @pytest.mark.slow
 def test_finetune_on_english_evaluates_every_language(tmp_path):
-    """Tiny zero-shot run through train/finetune.py's function: train on en (K=1), then the
+    """Tiny zero-shot run through ccr-finetune's function: train on en (K=1), then the
     saved model is evaluated on en, de and zh; zero_shot.json records it."""
     from ccr_demo.training.finetune import ZERO_SHOT_REPORT, finetune
 

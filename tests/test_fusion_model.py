@@ -180,8 +180,7 @@ def test_a_dual_encoder_keeps_the_fingerprint_it_had_before_the_fusion_section(t
     to the config must not change a dual encoder's, or every gallery built before is refused."""
     import hashlib
 
-    from ccr_demo.model.fingerprint import weights_fingerprint
-    from ccr_demo.model.modeling import state_dict_sha256
+    from ccr_demo.model.fingerprint import state_dict_sha256, weights_fingerprint
     from ccr_demo.utils.config import to_dict
 
     model = CCRModel(TINY)

@@ -84,7 +84,7 @@ def test_two_processes_give_the_gallery_of_one(model, model_dir, images, tmp_pat
         _build(model, FolderSource(images), tmp_path / "g1", workers=0)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          "-m", "ccr_demo.gallery.gallery", "build", "--model", str(model_dir), "--images", str(images),
+                          "-m", "ccr_demo.gallery", "build", "--model", str(model_dir), "--images", str(images),
                           "--out", str(tmp_path / "g2"), "--batch-size", "4", "--workers", "2"],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]

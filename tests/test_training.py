@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from ccr_demo.training.checkpoints import latest_checkpoint
 from ccr_demo.training.config import ExperimentConfig
+from ccr_demo.training.configs import load_config
 from ccr_demo.training.loop import train
 from ccr_demo.training.sampler import GlobalBatchSampler
 from ccr_demo.utils.config import ConfigError, from_dict, load_yaml
@@ -368,8 +369,8 @@ def _launch_tiny(config: str, tmp_path, *overrides, timeout: int) -> Path:
 
 @pytest.mark.slow
 def test_tiny_config_runs_under_accelerate_launch(tmp_path):
-    """The README command on train/configs/tiny.yaml: a loadable model with measured metrics."""
-    out = _launch_tiny("train/configs/tiny.yaml", tmp_path, timeout=240)
+    """The README command on the shipped config tiny: a loadable model with measured metrics."""
+    out = _launch_tiny("tiny", tmp_path, timeout=240)
     card = (out / "model" / "README.md").read_text()
     assert "R@1" in card and "MRV" in card
     summary = json.loads((out / "summary.json").read_text())
@@ -470,8 +471,8 @@ def test_two_processes_train_the_whole_model_like_one(tmp_path, data_dir):
 
 @pytest.mark.slow
 def test_tiny_ccrk_config_runs_under_accelerate_launch(tmp_path):
-    """The README's smoke run of the whole model (train/configs/tiny-ccrk.yaml)."""
-    out = _launch_tiny("train/configs/tiny-ccrk.yaml", tmp_path, "train.epochs=1", timeout=400)
+    """The README's smoke run of the whole model (the shipped config tiny-ccrk)."""
+    out = _launch_tiny("tiny-ccrk", tmp_path, "train.epochs=1", timeout=400)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["objectives"] == {"itc": 1.0, "itm": 1.0, "mlm": 1.0}
     rows = [json.loads(line) for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
@@ -489,7 +490,7 @@ def test_optimizer_uses_the_official_betas_and_lr_multiplier_unless_pinned(tmp_p
     opt = build_optimizer(build_model(cfg), cfg)
     assert {g["betas"] for g in opt.param_groups} == {(0.9, 0.98)}
     assert {g["lr"] for g in opt.param_groups} == {1e-4, 2e-4}
-    pinned = load_yaml(ExperimentConfig, ROOT / "train/configs/default.yaml")
+    pinned = load_config("default")
     assert pinned.train.adam_betas == [0.9, 0.999] and pinned.train.temperature_clamp == "read"
     assert pinned.train.new_lr == pinned.train.lr_new == 2e-3
     with pytest.raises(ConfigError, match="adam_betas"):

@@ -29,7 +29,7 @@ from ccr_demo.eval.evaluate import evaluate as library_evaluate
 from ccr_demo.gallery.cli import main as index_main
 from ccr_demo.model.modeling import CCRModel
 from ccr_demo.ui import callbacks as cb
-from ccr_demo.ui import state as ui_state
+from ccr_demo.ui import loading as ui_loading
 from ccr_demo.ui.loading import load_app_state
 from ccr_demo.ui.state import Limits
 
@@ -411,9 +411,7 @@ def test_evaluate_small_slice_matches_the_library(app):
 def test_missing_assets_start_with_a_message(tmp_path, monkeypatch):
     for var in ("CCR_MODEL", "CCR_GALLERY", "CCR_TESTSET", "CCR_CAPTIONS"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(ui_state, "DEFAULT_PATHS",
-                        {k: tmp_path / "assets" / k for k in ("model", "gallery", "testset")})
-    state = load_app_state(warm_up=False, caption_cache=False)
+    state = load_app_state(warm_up=False, caption_cache=False, assets=tmp_path / "assets")
     assert not state.ready
     text = state.status_markdown()
     assert "does not exist" in text and "CCR_MODEL" in text and "python -m ccr_demo.gallery build" in text
@@ -683,7 +681,7 @@ def test_a_hub_gallery_whose_files_are_cache_links_loads(app, assets, tmp_path, 
     for f in list((tmp_path / "built").iterdir()) + [snap / p.name for p in images]:
         shutil.move(str(f), blobs / f.name)
         os.symlink(blobs / f.name, snap / f.name)
-    monkeypatch.setattr(ui_state, "_looks_like_hub_id", lambda s: s == "someone/gal")
-    monkeypatch.setattr(ui_state, "_hub_folder", lambda repo_id: snap)
+    monkeypatch.setattr(ui_loading, "looks_like_hub_id", lambda s: s == "someone/gal")
+    monkeypatch.setattr(ui_loading, "hub_folder", lambda repo_id: snap)
     state = load_state({**assets, "gallery": "someone/gal"})
     assert state.gallery is not None and state.gallery.count == 2, state.problems

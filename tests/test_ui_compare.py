@@ -21,8 +21,7 @@ from ccr_demo.gallery.cli import main as index_main
 from ccr_demo.gallery.gallery import Gallery
 from ccr_demo.model.modeling import CCRModel
 from ccr_demo.ui import build_demo, compare_view
-from ccr_demo.ui import state as ui_state
-from ccr_demo.ui.loading import load_app_state
+from ccr_demo.ui.loading import load_app_state, model_specs
 from ccr_demo.ui.manifest import ModelsConfigError, parse_models, read_manifest
 from ccr_demo.ui.state import same_images
 
@@ -266,13 +265,13 @@ def test_which_configuration_wins(monkeypatch, tmp_path):
     (tmp_path / "m").mkdir()
     manifest.write_text(json.dumps({"models": [{"name": "a", "model": "m", "gallery": "m"},
                                                {"name": "b", "model": "m", "gallery": "m"}]}))
-    monkeypatch.setattr(ui_state, "DEFAULT_PATHS", {k: tmp_path / k for k in ("model", "gallery", "testset")})
-    assert [s.name for s in ui_state._model_specs(None, None, None)] == ["a", "b"]  # the embedded default's
-    assert ui_state._model_specs("some/model", None, None) is None  # an argument: one model, as before
+    assert [s.name for s in model_specs(None, None, None, tmp_path)] == ["a", "b"]  # the embedded default's
+    assert model_specs(None, None, None) is None  # no assets folder given: no embedded default
+    assert model_specs("some/model", None, None, tmp_path) is None  # an argument: one model, as before
     monkeypatch.setenv("CCR_MODEL", "some/model")
-    assert ui_state._model_specs(None, None, None) is None  # the old single-model variables: as before
+    assert model_specs(None, None, None, tmp_path) is None  # the old single-model variables: as before
     monkeypatch.setenv("CCR_MODELS", "x=m1@g1;y=m2@g2")
-    assert [s.name for s in ui_state._model_specs(None, None, None)] == ["x", "y"]
+    assert [s.name for s in model_specs(None, None, None, tmp_path)] == ["x", "y"]
     state = load_app_state(warm_up=False, caption_cache=False, models=[("a", "/nonexistent/m", "/nonexistent/g")])
     assert not state.comparing and "could not be loaded" in state.problems[0]
 

@@ -1,9 +1,9 @@
-"""Write docs/default_ccrk.md: how the whole CCRK model of the default recipe was made and
+"""Write docs/analysis/default_ccrk.md: how the whole CCRK model of the default recipe was made and
 what ITM re-ranking does.
 
     python train/report_ccrk.py --run runs/default-ccrk --stage1 runs/default \
         --stage1-cache runs/cache_text_features.json --states-cache runs/cache_text_states.log \
-        --dual-report assets/eval_report.json --notes docs/default_ccrk_notes.md --out docs/default_ccrk.md
+        --dual-report assets/eval_report.json --notes docs/analysis/default_ccrk_notes.md --out docs/analysis/default_ccrk.md
 
 Every number comes from files the runs and the evaluation CLI wrote: the two runs' summary.json
 (timings, per-loss history, the final evaluation with ``train.eval_rerank_k``), the caching
@@ -39,8 +39,8 @@ def render(run: dict, report: dict, stage1: dict | None, stage1_cache: dict | No
     langs = report["languages"]
     rr, official = report.get("rerank"), report.get("official")
     lines = ["# The whole CCRK model on the default recipe", "",
-             "Stage 1 is the dual encoder of `train/configs/default.yaml` (docs/default_model.md); stage 2, "
-             "`accelerate launch train/pretrain.py --config train/configs/default-ccrk.yaml`, adds a 2-layer fusion "
+             "Stage 1 is the dual encoder of the shipped config `default` (docs/analysis/default_model.md); stage 2, "
+             "`accelerate launch train/pretrain.py --config default-ccrk`, adds a 2-layer fusion "
              "encoder (width 256) and trains ITC + ITM (1-to-K hard-positive language, hard negatives) + MLM, weight 1 "
              "each, starting from stage 1's weights. This page is written by `train/report_ccrk.py` from the runs' "
              "files; the results are the stage-2 trainer's final evaluation (`train.eval_rerank_k: 16`) on the same "
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     p.add_argument("--report", default="", help="an evaluation report to use instead of the run's final one")
     p.add_argument("--dual-report", default="", help="the stage-1 model's report on the same splits")
     p.add_argument("--notes", default="", help="a markdown file appended as is (analysis written by hand)")
-    p.add_argument("--out", default="docs/default_ccrk.md")
+    p.add_argument("--out", default="docs/analysis/default_ccrk.md")
     a = p.parse_args(argv)
     run = json.loads((Path(a.run) / "summary.json").read_text(encoding="utf-8"))
     stage1 = json.loads((Path(a.stage1) / "summary.json").read_text(encoding="utf-8")) if a.stage1 else None

@@ -1,7 +1,7 @@
-"""Write docs/default_model.md from a finished run of the default recipe.
+"""Write docs/analysis/default_model.md from a finished run of the default recipe.
 
     python train/report_default.py --run runs/default --cache-log runs/cache_text_features.json \
-        --baseline runs/old_model_on_queries.json --out docs/default_model.md
+        --baseline runs/old_model_on_queries.json --out docs/analysis/default_model.md
 
 Everything in the page comes from files the run and the evaluation CLI wrote: the run's
 summary.json (final report, timings, cache statistics), its jsonl training log (the
@@ -46,12 +46,12 @@ def render(summary: dict, curve: list[dict], cache: dict | None, baseline: dict 
     q = report.get("queries")
     ir = [report["t2i"][lang]["1"] for lang in report["languages"]]
     lines = ["# The default model: how it was made and what it reaches", "",
-             "Made by `accelerate launch train/pretrain.py --config train/configs/default.yaml` on the 2-core CPU "
+             "Made by `accelerate launch train/pretrain.py --config default` on the 2-core CPU "
              "machine this project is built on (no GPU), then copied to `assets/` (see `assets/README.md`). "
              "This page is written by `train/report_default.py` from the run's files; the numbers of the "
              "embedded model are those of `assets/eval_report.json` "
              "(`python -m ccr_demo.eval --model assets/model --data assets/shapes_test`). What limits it "
-             "and the levers measured: `docs/default_model_analysis.md`.", ""]
+             "and the levers measured: `docs/analysis/default_model_analysis.md`.", ""]
     # ------------------------------------------------------------------ the build
     setup = summary.get("setup_seconds", {})
     lines += ["## The build and its time", "",
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     p.add_argument("--baseline", default="", help="an evaluation report of another model on the same splits")
     p.add_argument("--report", default="", help="the shipped model's evaluation report (default: the run's last)")
     p.add_argument("--notes", default="", help="a markdown file appended as is (analysis written by hand)")
-    p.add_argument("--out", default="docs/default_model.md")
+    p.add_argument("--out", default="docs/analysis/default_model.md")
     a = p.parse_args(argv)
     run = Path(a.run)
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))

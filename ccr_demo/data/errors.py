@@ -1,11 +1,18 @@
-"""TODO docstring."""
+"""How the dataset readers report problems: errors that name the file and line, bad-row
+counting for ``skip_bad``, and the check that a row's image path stays inside its root.
+
+A bad row in a million-line corpus is a needle in a haystack, so every message starts with
+``where_in_file`` ("file, line N" or "file, item N"). `BadRows` raises `DataFormatError` on
+the first bad row, or with ``skip_bad`` counts them and emits one `DataFormatWarning`.
+"""
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from ccr_demo.utils.paths import lexically_inside
 
 
 class DataFormatError(ValueError):
@@ -16,7 +23,8 @@ class DataFormatWarning(UserWarning):
     """Rows were skipped or kept with a caveat (empty captions, non-parallel ids)."""
 
 
-def _at(file: str | Path, line: int | None = None, item: int | None = None) -> str:
+def where_in_file(file: str | Path, line: int | None = None, item: int | None = None) -> str:
+    """Where a row is, for messages: ``"file, line N"`` (JSONL), ``"file, item N"`` (JSON list) or the file."""
     if line is not None:
         return f"{file}, line {line}"
     if item is not None:
@@ -24,8 +32,11 @@ def _at(file: str | Path, line: int | None = None, item: int | None = None) -> s
     return str(file)
 
 
-class _BadRows:
-    """Raise on the first bad row, or (skip_bad) count them and warn once at the end."""
+class BadRows:
+    """Raise on the first bad row, or (skip_bad) count them and warn once at the end.
+
+    Call it with ``(where, message)`` for each bad row, then ``finish()`` once the file is read.
+    """
 
     def __init__(self, skip_bad: bool, where: str):
         self.skip_bad = skip_bad
@@ -59,7 +70,7 @@ class _BadRows:
         return kept
 
 
-def _path_problem(rel: str, root: str | Path) -> str | None:
+def path_problem(rel: str, root: str | Path) -> str | None:
     """Why a row's image path may not be used under the dataset root ``root``, or None.
 
     A row's path (relative to the root, or absolute) must name a file inside the root: one that
@@ -68,18 +79,16 @@ def _path_problem(rel: str, root: str | Path) -> str | None:
     symlink placed inside the root by whoever laid the dataset out is followed. Readers take
     ``allow_outside_root=True`` to trust a file that does this on purpose.
     """
-    base = os.path.normpath(os.path.abspath(root))
-    full = os.path.normpath(os.path.join(base, rel))
-    if full == base or os.path.commonpath([full, base]) != base:
+    if not lexically_inside(rel, root):
         return (f"image path {rel!r} is outside the dataset root {root} "
                 "(allow_outside_root=True trusts this file)")
     return None
 
 
-def _rows_inside_root(rows: list, path_and_root: Callable[[Any], tuple[str, Path]], where: Callable[[Any], str],
-                      skip_bad: bool, name: str) -> list:
-    """The rows whose image path stays inside its root (see `_path_problem`); the others are bad rows."""
-    kept = _BadRows(skip_bad, name).keep(rows, lambda r: _path_problem(*path_and_root(r)), where)
+def rows_inside_root(rows: list, path_and_root: Callable[[Any], tuple[str, Path]], where: Callable[[Any], str],
+                     skip_bad: bool, name: str) -> list:
+    """The rows whose image path stays inside its root (see `path_problem`); the others are bad rows."""
+    kept = BadRows(skip_bad, name).keep(rows, lambda r: path_problem(*path_and_root(r)), where)
     if not kept:
         raise DataFormatError(f"{name}: no usable rows")
     return kept

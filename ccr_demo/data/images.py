@@ -1,4 +1,10 @@
-"""TODO docstring."""
+"""Images as the readers and the app open them: decoded to RGB the same way everywhere.
+
+``load_image`` opens a path or encoded bytes (EXIF rotation applied, decompression bombs
+refused) and raises `DataFormatError` naming the file; ``to_rgb`` converts any Pillow mode
+without turning transparency black or clipping 16-bit grey; ``decode_base64`` reads the
+base64 (or ``data:`` URL) images that CCRK, CCLM and WIT rows carry inline.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ from ccr_demo.data.errors import DataFormatError
 _EXIF_ORIENTATION = 0x0112
 
 
-def _decode_base64(text: Any, at: str) -> bytes:
+def decode_base64(text: Any, at: str) -> bytes:
+    """The bytes of a base64 image (plain or a ``data:`` URL), or DataFormatError naming ``at``."""
     if not isinstance(text, str) or not text:
         raise DataFormatError(f"{at}: base64 image is not a non-empty string")
     if text.startswith("data:"):  # data URL: "data:image/png;base64,...."

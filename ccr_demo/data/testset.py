@@ -31,13 +31,17 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from ccr_demo.data.errors import DataFormatError, DataFormatWarning, _at, _BadRows, _rows_inside_root
-from ccr_demo.data.images import _decode_base64, load_image
+from ccr_demo import LANGUAGES
+from ccr_demo.data.errors import BadRows, DataFormatError, DataFormatWarning, rows_inside_root, where_in_file
+from ccr_demo.data.images import decode_base64, load_image
 from ccr_demo.data.readers.ccrk_json import read_ccrk_json
 from ccr_demo.data.readers.ccrk_pretrain import default_language_order
 from ccr_demo.data.readers.iglue import read_iglue_jsonl
 from ccr_demo.data.readers.wit import read_wit_images, read_wit_jsonl
-from ccr_demo.data.rows import _KNOWN_LANGUAGES
+
+# Language codes of the paper, xFlickr&CO and WIT: tells a {lang: info} "noise" mapping
+# from a per-row info mapping.
+_KNOWN_LANGUAGES = frozenset(LANGUAGES) | {"ar", "bg", "da", "el", "et", "ko", "vi"}
 
 
 def _noise_flags(noise: Any, lang: str, n: int) -> list[bool]:
@@ -164,7 +168,7 @@ class ParallelTestSet:
         data = self.image_data[i] if self.image_data is not None else None
         if data is not None:
             label = f"{self.name or 'test set'} image {self.image_ids[i]!r} (base64)"
-            return load_image(_decode_base64(data, label), name=label, max_pixels=max_pixels)
+            return load_image(decode_base64(data, label), name=label, max_pixels=max_pixels)
         return load_image(self.image_paths[i], max_pixels=max_pixels)
 
     def missing_images(self) -> list[int]:
@@ -204,7 +208,7 @@ class ParallelTestSet:
                 if a.image != b.image:
                     raise DataFormatError(f"{name}: id {i!r} has image {a.image!r} ({a.at}) but {b.image!r} ({b.at})")
         if check_images:
-            bad = _BadRows(skip_bad, name)
+            bad = BadRows(skip_bad, name)
             keep = []
             for i in ids:
                 inst = index[ref][i]
@@ -260,9 +264,10 @@ class ParallelTestSet:
         for lang in languages:
             rows = read_iglue_jsonl(ann / lang / f"{split}.jsonl", skip_bad=skip_bad)
             if not allow_outside_root:
-                rows = _rows_inside_root(rows, lambda r: (r.img_path, root_of(r.img_path)),
-                                         lambda r: _at(r.file, r.line), skip_bad, str(ann / lang / f"{split}.jsonl"))
-            per_lang[lang] = [_Instance(r.id, image_of(r.img_path), r.sentences, _at(r.file, r.line),
+                rows = rows_inside_root(rows, lambda r: (r.img_path, root_of(r.img_path)),
+                                        lambda r: where_in_file(r.file, r.line), skip_bad,
+                                        str(ann / lang / f"{split}.jsonl"))
+            per_lang[lang] = [_Instance(r.id, image_of(r.img_path), r.sentences, where_in_file(r.file, r.line),
                                         _noise_flags(r.noise, lang, len(r.sentences)), r.scene) for r in rows]
         return cls._align(per_lang, intersect=intersect, check_images=check_images, skip_bad=skip_bad,
                           name=f"{ann}/*/{split}.jsonl")
@@ -281,10 +286,11 @@ class ParallelTestSet:
             root = Path(image_root) if image_root is not None else Path(f).parent
             entries = read_ccrk_json(f, skip_bad=skip_bad)
             if not allow_outside_root:
-                entries = _rows_inside_root(entries, lambda e: (e.image, root), lambda e: _at(e.file, item=e.item),
-                                            skip_bad, str(f))
-            per_lang[lang] = [_Instance(e.image_id, str(root / e.image), e.captions, _at(e.file, item=e.item),
-                                        [False] * len(e.captions)) for e in entries]
+                entries = rows_inside_root(entries, lambda e: (e.image, root),
+                                           lambda e: where_in_file(e.file, item=e.item), skip_bad, str(f))
+            per_lang[lang] = [_Instance(e.image_id, str(root / e.image), e.captions,
+                                        where_in_file(e.file, item=e.item), [False] * len(e.captions))
+                              for e in entries]
         return cls._align(per_lang, intersect=intersect, check_images=check_images, skip_bad=skip_bad,
                           name=Path(next(iter(files.values()))).stem)
 
@@ -308,14 +314,14 @@ class ParallelTestSet:
                 inst = groups.get(r.image_url)
                 if inst is None:
                     data = images.get(r.image_url) if images is not None else r.image_base64
-                    groups[r.image_url] = _Instance(r.image_url, r.image_url, [r.caption], _at(r.file, r.line),
-                                                    [False], image_data=data)
+                    groups[r.image_url] = _Instance(r.image_url, r.image_url, [r.caption],
+                                                    where_in_file(r.file, r.line), [False], image_data=data)
                 else:
                     inst.captions.append(r.caption)
                     inst.noisy.append(False)
             per_lang[lang] = list(groups.values())
         if images is not None:
-            bad = _BadRows(skip_bad, "WIT images")
+            bad = BadRows(skip_bad, "WIT images")
             for lang in per_lang:
                 for inst in per_lang[lang]:
                     if inst.image_data is None:
@@ -359,7 +365,7 @@ def read_iglue_translate_test(path: str | Path, test_set: ParallelTestSet, langu
                 continue
             original = Path(test_set.image_paths[i]).as_posix()
             if original != row.img_path and not original.endswith("/" + row.img_path.lstrip("/")):
-                raise DataFormatError(f"{_at(row.file, row.line)}: id {row.id!r} has image {row.img_path!r}, "
+                raise DataFormatError(f"{where_in_file(row.file, row.line)}: id {row.id!r} has image {row.img_path!r}, "
                                       f"the test set has {test_set.image_paths[i]!r}")
             nested[i] = list(row.sentences)
         missing = [test_set.image_ids[i] for i, c in enumerate(nested) if c is None]

@@ -27,6 +27,7 @@ the same images.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -44,8 +45,6 @@ from ccr_demo.eval import metrics
 from ccr_demo.eval.rerank import OFFICIAL_FILL, contrastive_top_k, official_ranks, rerank_top_k, reranked_ranks
 from ccr_demo.eval.tables import report_table
 from ccr_demo.utils.fileio import atomic_write_json
-
-KS = (1, 5, 10)
 
 
 def encode_test_set(model, test_set: ParallelTestSet, languages: Sequence[str], batch_size: int = 64,
@@ -70,7 +69,7 @@ def encode_test_set(model, test_set: ParallelTestSet, languages: Sequence[str], 
 
 
 def _summary(ranks_t: dict[str, np.ndarray], ranks_i: dict[str, np.ndarray], test_set: ParallelTestSet,
-             ks: Sequence[int] = KS, mrv_languages: Sequence[str] | None = None) -> dict:
+             ks: Sequence[int] = metrics.DEFAULT_KS, mrv_languages: Sequence[str] | None = None) -> dict:
     """{"t2i", "i2t", "mean_recall", "mrv", "mrv_var"} from per-language ranks: ``ranks_t`` of
     every caption (recall counts them all, MRV takes each instance's first caption),
     ``ranks_i`` of every image (best gold caption). MRV over ``mrv_languages`` (default all)."""
@@ -110,7 +109,7 @@ def _check_mrv_languages(mrv_languages: Sequence[str] | None, languages: Sequenc
 
 
 def report_from_embeddings(image_emb: torch.Tensor, text_emb: dict[str, torch.Tensor],
-                           test_set: ParallelTestSet, ks: Sequence[int] = KS, keep_ranks: bool = False,
+                           test_set: ParallelTestSet, ks: Sequence[int] = metrics.DEFAULT_KS, keep_ranks: bool = False,
                            fusion: "FusionInputs | None" = None, mrv_languages: Sequence[str] | None = None) -> dict:
     """Ranks -> the report dict (JSON-ready) that model cards, the app and the trainer share.
 
@@ -166,6 +165,13 @@ class FusionInputs:
         self.model, self.memory, self.k = model, memory, int(k)
         self.pair_batch, self.text_batch, self.progress = int(pair_batch), int(text_batch), progress
         self.encode_states = encode_states
+        self._same_image: np.ndarray | None = None
+
+    def same_image(self) -> np.ndarray:
+        """int64[N]: for each image, the first image whose memory is bit-identical (itself if none)."""
+        if self._same_image is None:
+            self._same_image = _first_equal_rows(self.memory)
+        return self._same_image
 
     def text_states(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(states [T, L, H], mask [T, L]) in chunks, padded to the longest caption overall;
@@ -188,16 +194,24 @@ class FusionInputs:
         """pair_scores(rows [Q], candidates [Q, k]) -> ITM [Q, k] (``rerank.PairScorer``); also
         records what it scored in ``.last`` = (candidates, itm) for the official ranks."""
 
+        same_text = _first_equal_rows(states, mask)
+        same_image = self.same_image()
+
         def pair_scores(rows: np.ndarray, cand: np.ndarray) -> np.ndarray:
             k = cand.shape[1]
             q = np.repeat(np.asarray(rows), k)
             c = cand.reshape(-1)
             text_idx, image_idx = (q, c) if queries_are_texts else (c, q)
-            out = np.empty(len(q), dtype=np.float64)
+            # Pairs of equal inputs are scored once and share the score: ITM computed in batches
+            # of other shapes can differ in the last bit, which would break their tie by noise.
+            pair_key = same_text[text_idx].astype(np.int64) * len(same_image) + same_image[image_idx]
+            _, first, back = np.unique(pair_key, return_index=True, return_inverse=True)
+            text_idx, image_idx = same_text[text_idx[first]], same_image[image_idx[first]]
+            out = np.empty(len(first), dtype=np.float64)
             # Pairs in order of text length, so each batch is cut to little padding (the fusion
             # encoder's cost is its padded length); results go back to their own slots.
             order = np.argsort(mask.sum(dim=1).numpy()[text_idx], kind="stable")
-            for s in tqdm(range(0, len(q), self.pair_batch), desc=desc, disable=not self.progress, leave=False):
+            for s in tqdm(range(0, len(out), self.pair_batch), desc=desc, disable=not self.progress, leave=False):
                 sel = order[s:s + self.pair_batch]
                 t = torch.as_tensor(text_idx[sel])
                 m = mask[t]
@@ -205,11 +219,31 @@ class FusionInputs:
                 out[sel] = self.model.match_scores(
                     self.memory[torch.as_tensor(image_idx[sel])], states[t][:, :width],
                     m[:, :width], batch_size=self.pair_batch).numpy()
-            itm = out.reshape(cand.shape)
+            itm = out[back.reshape(-1)].reshape(cand.shape)
             pair_scores.last = (cand, itm)
             return itm
 
         return pair_scores
+
+
+def _first_equal_rows(rows: torch.Tensor, mask: torch.Tensor | None = None) -> np.ndarray:
+    """int64[R]: for each row, the index of the first row holding the same input (itself if
+    none). With ``mask`` [R, L] a row is its mask and its states where the mask is set, all
+    the ITM head reads. Two captions that tokenise alike (equal, or equal after truncation)
+    or two copies of one image are then one input; rows are compared by a 256-bit hash."""
+    rows = rows.detach().cpu().contiguous()
+    keep = mask.detach().cpu().bool() if mask is not None else None
+    first: dict[bytes, int] = {}
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    for i in range(rows.shape[0]):
+        h = hashlib.blake2b(digest_size=32)
+        if keep is not None:
+            h.update(keep[i].numpy().tobytes())
+            h.update(rows[i][keep[i]].numpy().tobytes())
+        else:
+            h.update(rows[i].numpy().tobytes())
+        out[i] = first.setdefault(h.digest(), i)
+    return out
 
 
 def fusion_inputs(model, test_set: ParallelTestSet, k: int, batch_size: int = 64, num_workers: int = 0,

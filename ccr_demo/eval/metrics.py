@@ -3,10 +3,9 @@ cross-language consistency of one query (PAPER.md "Mean Rank Variance" and "Reca
 
 Conventions, shared by every function here:
 
-- A rank is 0-based and equals the number of candidates with a *strictly higher* score.
-  A tie with the gold item therefore counts in the query's favour, and the result does not
-  depend on how a sort orders equal scores (the paper's ``argsort`` loop breaks ties
-  arbitrarily; on tie-free scores the two agree, see bench/bench_metrics.py).
+- A rank is 0-based: the number of candidates with a strictly higher score, ties in the
+  query's favour (the convention and its kernel: ``ccr_demo.utils.ranks.count_higher``; its
+  agreement with the paper's ``argsort`` loop on tie-free scores: bench/bench_metrics.py).
 - Inputs may be numpy arrays or torch tensors (any device); results are numpy arrays or
   Python numbers.
 - Work is vectorised: no Python loop over queries. The paper's evaluation sorts every row
@@ -17,20 +16,16 @@ Conventions, shared by every function here:
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import sys
 from dataclasses import dataclass
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
-DEFAULT_KS = (1, 5, 10)
+from ccr_demo.utils.ranks import count_higher
 
-# Rows per block in _count_higher are chosen so the boolean mask of one block (this many
-# bytes) stays in L2 cache; at least _MIN_BLOCK_ROWS so huge galleries still go in blocks.
-_BLOCK_BYTES = 1 << 18
-_MIN_BLOCK_ROWS = 16
+DEFAULT_KS = (1, 5, 10)
 
 
 # --------------------------------------------------------------------------- input checks
@@ -125,48 +120,6 @@ def _check_ks(ks: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(k) for k in ks)
 
 
-# --------------------------------------------------------------------------- counting
-
-
-@contextlib.contextmanager
-def _row_sized_ufunc_buffer(n_cols: int) -> Iterator[None]:
-    """Shrink numpy's ufunc buffer to one row while comparing rows of 1024-8191 scores.
-
-    Why: with the default 8192-element buffer, a [rows, 1] operand broadcast against rows
-    that short is copied into the buffer, which made the comparison about twice as slow
-    (numpy 2.4, 2000-score rows). Shorter rows do better with the default (the per-row
-    overhead dominates), longer ones are not affected. Speed only; results are identical.
-    """
-    if not 1024 <= n_cols < 8192:
-        yield
-        return
-    old = np.setbufsize(n_cols // 16 * 16)
-    try:
-        yield
-    finally:
-        np.setbufsize(old)
-
-
-def _count_higher(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """int64[rows]: per row, how many scores are strictly higher than that row's threshold.
-
-    Rows go in blocks so the boolean mask stays in cache; the mask is packed to bits and
-    popcounted, which is faster than summing it as bytes.
-    """
-    n_rows, n_cols = scores.shape
-    thresholds = thresholds.astype(scores.dtype, copy=False)[:, None]
-    block = max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // n_cols)
-    mask = np.empty((min(block, n_rows), n_cols), dtype=bool)
-    out = np.empty(n_rows, dtype=np.int64)
-    with _row_sized_ufunc_buffer(n_cols):
-        for start in range(0, n_rows, block):
-            rows = slice(start, min(start + block, n_rows))
-            m = mask[: rows.stop - rows.start]
-            np.greater(scores[rows], thresholds[rows], out=m)
-            out[rows] = np.bitwise_count(np.packbits(m, axis=1)).sum(axis=1, dtype=np.int64)
-    return out
-
-
 # --------------------------------------------------------------------------- ranks
 
 
@@ -178,10 +131,10 @@ def t2i_ranks(scores, gold_image) -> np.ndarray:
     """
     s = _scores_2d(scores, "scores")
     gold = _index_vector(gold_image, "gold_image", s.shape[0], s.shape[1], "images")
-    return _count_higher(s, s[np.arange(s.shape[0]), gold])
+    return count_higher(s, s[np.arange(s.shape[0]), gold])
 
 
-def _gold_lists(gold_texts, n_images: int, n_texts: int) -> tuple[np.ndarray, np.ndarray]:
+def gold_lists(gold_texts, n_images: int, n_texts: int) -> tuple[np.ndarray, np.ndarray]:
     """(flat int64 text indices, number of gold texts per image) from a ragged input.
 
     Accepts a list of lists (the paper's img2txt), a 2-D integer array [I, K] (K golds per
@@ -225,15 +178,15 @@ def _gold_lists(gold_texts, n_images: int, n_texts: int) -> tuple[np.ndarray, np
 def i2t_ranks(scores, gold_texts) -> np.ndarray:
     """Image-to-text ranks: int64[I], the best (lowest) rank among each image's gold texts.
 
-    scores: [I, T] similarity of image i to text t. gold_texts: see _gold_lists.
+    scores: [I, T] similarity of image i to text t. gold_texts: see gold_lists.
     The best gold's rank is the number of texts scoring strictly higher than the highest
     gold score, so one count per row suffices whatever the number of golds.
     """
     s = _scores_2d(scores, "scores")
-    flat, counts = _gold_lists(gold_texts, s.shape[0], s.shape[1])
+    flat, counts = gold_lists(gold_texts, s.shape[0], s.shape[1])
     gold_scores = s[np.repeat(np.arange(s.shape[0]), counts), flat]
     starts = np.cumsum(counts) - counts
-    return _count_higher(s, np.maximum.reduceat(gold_scores, starts))
+    return count_higher(s, np.maximum.reduceat(gold_scores, starts))
 
 
 # --------------------------------------------------------------------------- summaries
@@ -464,7 +417,7 @@ def first_relevant_ranks(scores, relevant) -> np.ndarray:
     s = _scores_2d(scores, "scores")
     rel = _relevance(relevant, s.shape)
     best = np.where(rel, s, -np.inf).max(axis=1)
-    return _count_higher(s, best)
+    return count_higher(s, best)
 
 
 def top_k_indices(scores, k: int) -> np.ndarray:

@@ -16,6 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from ccr_demo.eval.metrics import gold_lists, i2t_ranks
+
 # pair_scores(query_rows [Q], candidates [Q, k]) -> ITM scores [Q, k]
 PairScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -56,9 +58,10 @@ def rerank_top_k(scores: np.ndarray, k: int, pair_scores: PairScorer) -> np.ndar
 #   gold captions for image-to-text. Every gold outside the top k therefore ties at -100
 #   with the N - k - 1 other left-out candidates and its rank depends only on how the sort
 #   orders equal values, not on its contrastive score: it lands anywhere in [k, N), which
-#   inflates MRV. numpy's default sort promises no order for equal values; we fix the one a
-#   stable ascending sort reversed gives (what numpy gives on small rows): among equal
-#   scores the HIGHER candidate index comes first. So a left-out gold g gets
+#   inflates MRV. numpy's default sort promises no order for equal values (it varies with the
+#   numpy version, the row length and the CPU's SIMD sort), so we fix one, whatever the
+#   platform: that of ``np.argsort(row, kind="stable")[::-1]``, a stable ascending sort
+#   reversed: among equal scores the HIGHER candidate index comes first. So a left-out gold g gets
 #   rank = (top-k ITM scores above -100) + (left-out candidates with an index above g),
 #   and ITM ties inside the top k also go to the higher index. The top k itself is
 #   ``contrastive_top_k``'s (ties at the k-th score to the lower index; the official code's
@@ -70,11 +73,9 @@ OFFICIAL_FILL = -100.0
 def _pairs(gold, n_queries: int, n_candidates: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query row of each (query, gold) pair, gold index, start of each query's run) from a
     gold per query ([Q] ints) or several (a list of lists / [Q, G] array: min over them)."""
-    from ccr_demo.eval.metrics import _gold_lists
-
     if isinstance(gold, np.ndarray) and gold.ndim == 1:
         gold = gold.reshape(-1, 1)
-    flat, counts = _gold_lists(gold, n_queries, n_candidates)
+    flat, counts = gold_lists(gold, n_queries, n_candidates)
     rows = np.repeat(np.arange(n_queries), counts)
     return rows, flat, np.cumsum(counts) - counts
 
@@ -138,8 +139,6 @@ def reranked_ranks(scores: np.ndarray, reranked_top: np.ndarray, gold) -> np.nda
     contrastive rank), the contrastive rank being ``metrics``' strictly-higher count (for
     several golds, of the best-scored one).
     """
-    from ccr_demo.eval.metrics import i2t_ranks
-
     scores = np.asarray(scores)
     n_q, n = scores.shape
     top = _check_top(reranked_top, n)
@@ -150,6 +149,6 @@ def reranked_ranks(scores: np.ndarray, reranked_top: np.ndarray, gold) -> np.nda
     hit = top[rows] == g[:, None]
     position = np.where(hit.any(axis=1), hit.argmax(axis=1), n)
     best_inside = np.minimum.reduceat(position, starts)
-    gold_lists = gold.reshape(-1, 1) if isinstance(gold, np.ndarray) and gold.ndim == 1 else gold
-    contrastive = np.maximum(k, i2t_ranks(scores, gold_lists))
+    golds = gold.reshape(-1, 1) if isinstance(gold, np.ndarray) and gold.ndim == 1 else gold
+    contrastive = np.maximum(k, i2t_ranks(scores, golds))
     return np.minimum(best_inside, contrastive).astype(np.int64)

@@ -4,7 +4,7 @@ Launch the gallery command under ``accelerate launch`` or ``torchrun`` and every
 embeds its shard on its own device; a plain ``python -m ccr_demo.gallery build`` is the same
 code with one process. The topology comes from accelerate's ``PartialState``.
 
-Why results do not depend on the number of processes: the input stream (``image_sources``)
+Why results do not depend on the number of processes: the input stream (``ccr_demo.gallery.sources``)
 is cut into fixed chunks of ``batch_size`` items in input order, chunk c belongs to process
 c % N, and each chunk is encoded as one batch. A chunk's vectors are therefore computed from
 the same batch whatever N is, and the main process merges the chunks in input order: with
@@ -52,6 +52,7 @@ from ccr_demo.gallery.gallery import Gallery
 from ccr_demo.gallery.sources import ImageSource, SourceItem
 from ccr_demo.model.fingerprint import check_finite, weights_fingerprint
 from ccr_demo.utils.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ccr_demo.utils.paths import is_inside
 
 WORK_FORMAT = "ccr_demo gallery build work folder"
 WORK_VERSION = 1
@@ -314,7 +315,7 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
     fingerprint = weights_fingerprint(model)
     out = Path(out).absolute()
     work = Path(work_dir).absolute() if work_dir is not None else default_work_dir(out)
-    if work.resolve().is_relative_to(out.resolve()) or out.resolve().is_relative_to(work.resolve()):
+    if is_inside(work.resolve(), [out.resolve()]) or is_inside(out.resolve(), [work.resolve()]):
         raise ValueError(f"the work folder {work} and the gallery folder {out} overlap: the build removes its "
                          "work folder after saving the gallery; choose another work_dir")
     manifest = _manifest(fingerprint, source, batch_size, thumbnail_size)

@@ -24,6 +24,7 @@ from typing import Sequence
 
 from ccr_demo.gallery.gallery import Gallery
 from ccr_demo.gallery.storage import INDEX_NAME, ITEMS_NAME, VECTORS_NAME, replace_problem
+from ccr_demo.utils.paths import is_inside
 
 
 def _overlap(out: Path, inp: Path) -> str | None:
@@ -31,9 +32,9 @@ def _overlap(out: Path, inp: Path) -> str | None:
     out, inp = out.resolve(), inp.resolve()
     if out == inp:
         return "is"
-    if inp.is_relative_to(out):
+    if is_inside(inp, [out]):
         return "holds"
-    if out.is_relative_to(inp) and (out.exists() or out.is_symlink()):
+    if is_inside(out, [inp]) and (out.exists() or out.is_symlink()):
         return "lies inside"
     return None
 
@@ -72,7 +73,7 @@ def _check_work_dir(work: Path, out: Path, inputs: Sequence[tuple[str, str | Pat
     """The chunk folder may not be, hold or lie inside an input or the gallery folder."""
     for flag, inp in [*inputs, ("--out", out)]:
         if inp is not None and (Path(inp).exists() or flag == "--out"):
-            how = _overlap(work, Path(inp)) or ("lies inside" if work.resolve().is_relative_to(Path(inp).resolve())
+            how = _overlap(work, Path(inp)) or ("lies inside" if is_inside(work.resolve(), [Path(inp).resolve()])
                                                 else None)
             if how:
                 raise ValueError(f"--work-dir {work} {how} the {flag} {'folder' if flag == '--out' else 'input'} "
@@ -132,7 +133,7 @@ def _report(gallery: Gallery, out: Path) -> None:
         print(f"{gallery.build['thumbnails']} thumbnails ({gallery.build['thumbnail_size']} px) for images with no "
               f"file of their own, in {out / 'thumbnails'}")
     folders = {Path(r["path"]).parent for r in gallery.items if "path" in r}
-    outside = sorted(f for f in folders if not f.resolve().is_relative_to(out.resolve()))
+    outside = sorted(f for f in folders if not is_inside(f.resolve(), [out.resolve()]))
     if outside:
         common = Path(os.path.commonpath([str(f) for f in outside]))
         print(f"note: its images lie outside the gallery folder (under {common}); loading it needs that folder "

@@ -1,4 +1,13 @@
-"""TODO docstring."""
+"""Exact inner-product scores over a gallery's stored vectors, for any gallery size.
+
+An ANN index only proposes candidates; the stored vectors are the truth. Everything here makes
+one chunked pass over them (``ccr_demo.gallery.storage.chunks``), so it works the same on an
+in-memory array and on a memory-mapped vectors.npy larger than RAM, with the same float32
+arithmetic either way (a memory-mapped gallery and an in-memory one give bit-identical scores).
+Memory: the [queries, count] float32 scores (``exact_scores``) or a running top-k per query
+(``scan_top``), never a float32 copy of the vectors. Ranks are counted from these scores by
+``ccr_demo.utils.ranks.count_higher``.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +17,20 @@ import torch
 from ccr_demo.gallery.storage import chunks
 
 # rank_of scores this many (query x item) pairs per block: 2**24 floats = 64 MB (twice that while sorting).
-_RANK_BLOCK = 1 << 24
+RANK_BLOCK = 1 << 24
 
 
-def _count_higher(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """scores [B, N], targets [B, M] taken from the same rows -> [B, M] int64: for each target,
-    how many of its row's N scores are strictly higher (ties count in the target's favour).
-
-    Each row is sorted once (numpy's SIMD sort: ~50 ms for 6 x 1e6 scores) and every target is
-    found in it by one batched binary search, so the cost does not depend on how low the
-    targets rank, and comparisons stay exact float32 ones. No Python loop over queries.
-    """
-    ordered = torch.from_numpy(np.sort(scores.numpy(), axis=1))
-    return scores.shape[1] - torch.searchsorted(ordered, targets.contiguous(), right=True)
+def exact_scores(q: np.ndarray, vectors: np.ndarray) -> torch.Tensor:
+    """Exact scores [Q, count] of every stored vector for the float32 queries q [Q, D], from one
+    chunked pass: the same arithmetic in memory and memory-mapped, Q x count float32 of memory."""
+    full = torch.empty((len(q), len(vectors)), dtype=torch.float32)
+    qt = torch.from_numpy(q)
+    for start, chunk in chunks(vectors):
+        full[:, start:start + len(chunk)] = qt @ torch.from_numpy(chunk).T
+    return full
 
 
-def _scan_top(q: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
+def scan_top(q: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
     """Rows [Q, k] of the k best exact scores (any order), from one chunked pass keeping a running
     top-k per query: memory Q x (k + chunk), for memory-mapped Flat galleries of any size."""
     best_s = np.full((len(q), 0), -np.inf, np.float32)

@@ -1,4 +1,13 @@
-"""TODO docstring."""
+"""The FAISS side of a gallery: making, training and reading its index, and the search defaults.
+
+Every index is built with ``faiss.index_factory`` under the inner-product metric over
+L2-normalised rows, so any factory string ("Flat", "HNSW32", "IVF{n},PQ{m}", ...) works and a
+gallery's gallery.json can name it. An index only proposes candidates: the gallery rescores
+them exactly from its stored vectors (``ccr_demo.gallery.exact``), so the defaults here trade
+a little candidate recall for speed, and lossy codes fetch more candidates (``default_rerank``).
+Anything faiss rejects (a bad factory string, too few vectors to train, an unreadable index
+file) becomes an error that says what to do, never a bare faiss RuntimeError.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +21,12 @@ from ccr_demo.gallery.errors import GalleryError
 
 # Factories whose codes are lossy: fetch rerank x k candidates, rescore them exactly.
 _LOSSY = re.compile(r"PQ|SQ|LSH|RQ")
+
+
+def default_rerank(factory: str) -> int:
+    """Candidates fetched per result and rescored exactly: 4 for lossy codes (PQ/SQ/LSH/RQ in the
+    factory string), whose approximate scores may misorder near neighbours; else 1."""
+    return 4 if _LOSSY.search(factory.upper()) else 1
 
 
 def _min_training_points(index: faiss.Index) -> tuple[int, str]:
@@ -30,7 +45,7 @@ def _min_training_points(index: faiss.Index) -> tuple[int, str]:
     return need, " and ".join(why) or "training"
 
 
-def _default_search_params(index: faiss.Index) -> str:
+def default_search_params(index: faiss.Index) -> str:
     """nprobe = nlist/8 (8 at least) for IVF, efSearch = 128 for HNSW: on 1e5 random vectors
     these find a planted near-duplicate ~90-95% of the time (nlist/16 or faiss's efSearch=16-64:
     74-83%), and cost ~1 ms per query, small next to encoding the query text."""
@@ -46,7 +61,7 @@ def _skip_polysemous_training(index: faiss.Index) -> None:
     """index_factory turns on polysemous training for "PQ" codes (unless the string ends in "np");
     searches here never use the Hamming filter it trains, and it made IVF-PQ builds ~20x slower
     with identical recall (5k real vectors: IVF64,PQ32 built in 722 s, IVF64,PQ32np in 29 s;
-    bench/bench_ann_recall.py, docs/bench_ann_recall.md as of commit 8b1811e)."""
+    bench/bench_ann_recall.py, docs/bench/bench_ann_recall.md as of commit 8b1811e)."""
     try:
         inner = faiss.downcast_index(faiss.extract_index_ivf(index))
     except RuntimeError:
@@ -55,7 +70,10 @@ def _skip_polysemous_training(index: faiss.Index) -> None:
         inner.do_polysemous_training = False
 
 
-def _make_index(vectors: np.ndarray, spec: str, train_size: int | None) -> faiss.Index:
+def make_index(vectors: np.ndarray, spec: str, train_size: int | None) -> faiss.Index:
+    """An index of ``spec`` over ``vectors`` (L2-normalised float32 [N, D]), trained first when the
+    factory needs it, on a seeded sample of ``train_size`` rows (default 40 x its IVF lists or
+    PQ centroids); ValueError, saying what to use instead, when there are too few rows."""
     n, d = vectors.shape
     try:
         index = faiss.index_factory(d, spec, faiss.METRIC_INNER_PRODUCT)
@@ -79,7 +97,7 @@ def _make_index(vectors: np.ndarray, spec: str, train_size: int | None) -> faiss
     return index
 
 
-def _read_index(path: Path, factory: str, dim: int, mmap: bool) -> faiss.Index:
+def read_index(path: Path, factory: str, dim: int, mmap: bool) -> faiss.Index:
     """faiss.read_index; with ``mmap`` the index data stays in the file: IVF indexes get faiss's
     IO_FLAG_MMAP (inverted lists as read-only OnDiskInvertedLists over the file, as
     ``faiss.contrib.ondisk`` reads shards), others IO_FLAG_MMAP_IFC (flat codes, e.g. HNSW's

@@ -1,11 +1,11 @@
 """Gallery: a FAISS index over L2-normalised embeddings, its items, and the model that made them.
 
 Why FAISS: exact inner-product search ("Flat") is right up to ~1e5 items; "HNSW32" and
-"IVF{n},PQ{m}" keep queries fast at 1e6 (docs/bench_index.md). Why keep ``vectors.npy`` beside the index: an ANN
-index only proposes candidates (PQ scores are approximate), while the stored float32 vectors
-give the exact score of any item, so every result gets an exact score and every returned item
-its exact rank under each query language -- the per-instance consistency the paper's MRV
-measures (PAPER.md).
+"IVF{n},PQ{m}" keep queries fast at 1e6 (docs/bench/bench_index.md). Why keep ``vectors.npy``
+beside the index: an ANN index only proposes candidates (PQ scores are approximate), while the
+stored float32 vectors give the exact score of any item, so every result gets an exact score
+and every returned item its exact rank under each query language -- the per-instance
+consistency the paper's MRV measures (PAPER.md).
 
 Rows, not string ids, are what searches return: ``search`` gives int64 row numbers into
 ``gallery.items`` / ``gallery.vectors`` (-1 where an ANN index found fewer than k), and
@@ -32,7 +32,12 @@ A saved gallery is a folder, written atomically (a crash mid-save leaves the old
 Galleries larger than memory: ``Gallery.load(dir, model, mmap=True)`` memory-maps vectors.npy,
 reads the faiss index with faiss's own mmap flags and items.jsonl line by line on demand; a
 Flat gallery then has no faiss index at all, its top-k and exact ranks come from one chunked
-pass over the mapped vectors (``ccr_demo.gallery.storage``). Such a gallery is read-only.
+pass over the mapped vectors (``ccr_demo.gallery.exact``, ``ccr_demo.gallery.storage``). Such a
+gallery is read-only.
+
+The parts live beside this class: the items it is built from (``items``), the FAISS index
+(``faiss_index``), exact scoring (``exact``), the folder's files and checks (``storage``),
+thumbnails (``thumbnails``); ranks are counted by ``ccr_demo.utils.ranks``.
 
 Command line: ``python -m ccr_demo.gallery build|info|search`` (``ccr_demo.gallery.cli``).
 """
@@ -52,30 +57,32 @@ import torch
 from ccr_demo import __version__
 from ccr_demo.gallery import thumbnails
 from ccr_demo.gallery.errors import GalleryError
-from ccr_demo.gallery.exact import _RANK_BLOCK, _count_higher, _scan_top
-from ccr_demo.gallery.faiss_index import _LOSSY, _default_search_params, _make_index, _read_index
-from ccr_demo.gallery.items import _collect, _embed, _normalised
+from ccr_demo.gallery.exact import RANK_BLOCK, exact_scores, scan_top
+from ccr_demo.gallery.faiss_index import default_rerank, default_search_params, make_index, read_index
+from ccr_demo.gallery.items import collect_items, embed_items, normalised_rows
 from ccr_demo.gallery.storage import (
-    FORMAT_VERSION,
     INDEX_NAME,
     INFO_NAME,
     ITEMS_NAME,
     KINDS,
     VECTORS_NAME,
     ItemsFile,
-    _read_items,
-    _record_checker,
-    _write_items,
-    _write_vectors,
     check_dtype,
     check_vectors,
-    chunks,
+    checksums,
+    read_info,
+    read_items,
+    record_checker,
     replace_problem,
     rows_f32,
-    sha256,
+    verify_checksums,
+    write_items,
+    write_vectors,
 )
 from ccr_demo.model.fingerprint import check_finite, scan_weights, weights_fingerprint
 from ccr_demo.utils.fileio import atomic_directory
+from ccr_demo.utils.paths import resolved_roots
+from ccr_demo.utils.ranks import count_higher
 
 
 @dataclass
@@ -146,8 +153,8 @@ class Gallery:
         items, or {id: dict}) merged into each item's record, e.g. {"id": ..., "language": "de",
         "image_id": ...}; ids must be unique. ``index_kwargs`` go to ``from_vectors``.
         """
-        records, payloads, skip_bad = _collect(items, kind, metadata)
-        vectors, records = _embed(model, kind, records, payloads, batch_size, progress, skip_bad)
+        records, payloads, skip_bad = collect_items(items, kind, metadata)
+        vectors, records = embed_items(model, kind, records, payloads, batch_size, progress, skip_bad)
         return cls.from_vectors(vectors, [r.pop("id") for r in records], metadata=records, kind=kind,
                                 index_factory=index_factory, fingerprint=weights_fingerprint(model), **index_kwargs)
 
@@ -173,17 +180,17 @@ class Gallery:
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-        v = _normalised(vectors)
+        v = normalised_rows(vectors)
         if check_dtype(vectors_dtype) != "float32":
             v = v.astype(vectors_dtype).astype(np.float32)
         items = cls._records(len(v), ids, metadata)
         if rerank is None:
-            rerank = 4 if _LOSSY.search(index_factory.upper()) else 1
+            rerank = default_rerank(index_factory)
         if rerank < 1:
             raise ValueError(f"rerank must be >= 1, got {rerank}")
-        index = _make_index(v, index_factory, train_size)
+        index = make_index(v, index_factory, train_size)
         return cls(index, v, items, kind=kind, index_factory=index_factory, fingerprint=fingerprint,
-                   search_params=_default_search_params(index) if search_params is None else search_params,
+                   search_params=default_search_params(index) if search_params is None else search_params,
                    rerank=rerank, vectors_dtype=vectors_dtype)
 
     @staticmethod
@@ -223,15 +230,15 @@ class Gallery:
         """
         self._check_writable()
         _check_model(model, self.fingerprint, self.embed_dim)
-        records, payloads, skip_bad = _collect(items, self.kind, metadata, first_id=self.count)
-        vectors, records = _embed(model, self.kind, records, payloads, batch_size, progress, skip_bad)
+        records, payloads, skip_bad = collect_items(items, self.kind, metadata, first_id=self.count)
+        vectors, records = embed_items(model, self.kind, records, payloads, batch_size, progress, skip_bad)
         return self.add_vectors(vectors, [r.pop("id") for r in records], metadata=records)
 
     def add_vectors(self, vectors, ids: Sequence[str] | None = None, *,
                     metadata: Sequence[Mapping] | None = None) -> np.ndarray:
         """Append precomputed vectors [N, D] -> their new rows. Ids default to their row numbers."""
         self._check_writable()
-        v = _normalised(vectors)
+        v = normalised_rows(vectors)
         if v.shape[1] != self.embed_dim:
             raise ValueError(f"vectors have dim {v.shape[1]}, the gallery {self.embed_dim}")
         if self.vectors_dtype != "float32":
@@ -318,17 +325,8 @@ class Gallery:
         """One index search: rows [Q, min(count, k x rerank)], -1 where the index found fewer.
         A memory-mapped Flat gallery has no index: its exact top-k comes from one chunked pass."""
         if self.index is None:
-            return _scan_top(q, self.vectors, k)
+            return scan_top(q, self.vectors, k)
         return self.index.search(q, min(self.count, k * self.rerank))[1]
-
-    def _scores(self, q: np.ndarray) -> torch.Tensor:
-        """Exact scores [Q, count] of every stored vector, from one chunked pass (``gallery_store.chunks``):
-        the same arithmetic in memory and memory-mapped, Q x count float32 of memory."""
-        full = torch.empty((len(q), self.count), dtype=torch.float32)
-        qt = torch.from_numpy(q)
-        for start, chunk in chunks(self.vectors):
-            full[:, start:start + len(chunk)] = qt @ torch.from_numpy(chunk).T
-        return full
 
     @staticmethod
     def _top(scores: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -350,7 +348,8 @@ class Gallery:
 
     def rank_of(self, query_emb, item_positions, return_scores: bool = False):
         """Exact rank of given items for each query: [Q, M] int64, the number of gallery items
-        with a strictly higher score (0 = top; ties count in the item's favour).
+        with a strictly higher score (0 = top; ties count in the item's favour:
+        ``ccr_demo.utils.ranks``).
 
         ``item_positions``: rows [M] (the same items for every query) or [Q, M]. Costs one exact
         pass over all stored vectors, O(Q x count x D) (~0.4 s for 6 queries x 1e6 x 256 on 2 CPU
@@ -365,15 +364,15 @@ class Gallery:
             raise ValueError(f"item_positions must be integer rows [M] or [Q={len(q)}, M], got {pos.shape} {pos.dtype}")
         if pos.size and (pos.min() < 0 or pos.max() >= self.count):
             raise ValueError(f"item_positions must lie in [0, {self.count}), got {pos.min()}..{pos.max()}")
-        block = max(1, _RANK_BLOCK // self.count)
+        block = max(1, RANK_BLOCK // self.count)
         scores, ranks = [], []
         for s in range(0, len(q), block):
-            full = self._scores(q[s:s + block])
+            full = exact_scores(q[s:s + block], self.vectors)
             t = full.gather(1, torch.tensor(pos[s:s + block], dtype=torch.int64))
-            scores.append(t)
-            ranks.append(_count_higher(full, t))
-        ranks_np = torch.cat(ranks).numpy()
-        return (ranks_np, torch.cat(scores).numpy()) if return_scores else ranks_np
+            scores.append(t.numpy())
+            ranks.append(count_higher(full.numpy(), scores[-1]))
+        ranks_np = np.concatenate(ranks)
+        return (ranks_np, np.concatenate(scores)) if return_scores else ranks_np
 
     def search_with_ranks(self, query_emb, k: int, languages: Sequence[str] | None = None,
                           exact_ranks: bool = True) -> TextSearchResult:
@@ -383,15 +382,15 @@ class Gallery:
         Flat: one exact pass over the stored vectors gives top-k, scores and ranks together.
         ANN: one index search for the candidates, then (with ``exact_ranks``) one exact pass over
         the stored vectors, O(L x count x D): at 1e6 x 256 on 2 cores it turns a ~20 ms IVF-PQ
-        search into ~0.4 s (docs/bench_index.md); ``exact_ranks=False`` skips it (item_ranks None).
+        search into ~0.4 s (docs/bench/bench_index.md); ``exact_ranks=False`` skips it (item_ranks None).
         The pass holds the [L, count] float32 scores (240 MB for 6 languages x 1e7 items), never
-        a float32 copy of the vectors (docs/bench_mmap.md).
+        a float32 copy of the vectors (docs/bench/bench_mmap.md).
         """
         q, k = self._queries(query_emb), self._k(k)
         languages = list(languages) if languages is not None else [str(i) for i in range(len(q))]
         if len(languages) != len(q):
             raise ValueError(f"{len(languages)} languages for {len(q)} query rows")
-        full = self._scores(q) if (self._flat or exact_ranks) else None
+        full = exact_scores(q, self.vectors) if (self._flat or exact_ranks) else None
         if self._flat:
             top = full.topk(k, dim=1)
             scores, positions = top.values.numpy(), top.indices.numpy()
@@ -405,7 +404,8 @@ class Gallery:
         items = np.unique(positions[positions >= 0])
         if full is not None:
             t = full[:, torch.from_numpy(items)]
-            item_scores, item_ranks = t.numpy(), _count_higher(full, t).numpy()
+            item_scores = t.numpy()
+            item_ranks = count_higher(full.numpy(), item_scores)
         else:
             item_scores, item_ranks = q @ rows_f32(self.vectors, items).T, None
         return TextSearchResult(languages, q, scores, positions, items, item_scores, item_ranks)
@@ -459,11 +459,11 @@ class Gallery:
         with atomic_directory(directory) as tmp:
             if not self._flat:
                 faiss.write_index(self.index, str(tmp / INDEX_NAME))
-            _write_vectors(tmp / VECTORS_NAME, self.vectors, self.vectors_dtype)
-            _write_items(tmp / ITEMS_NAME, self.items, directory)
+            write_vectors(tmp / VECTORS_NAME, self.vectors, self.vectors_dtype)
+            write_items(tmp / ITEMS_NAME, self.items, directory)
             self._save_thumbnails(tmp)
             info = self.info()
-            info["sha256"] = {name: sha256(tmp / name) for name in (VECTORS_NAME, ITEMS_NAME)}
+            info["sha256"] = checksums(tmp)
             (tmp / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         if self.thumbnail_root is not None:
             self.thumbnail_root, self.thumbnail_roots = directory, None
@@ -490,31 +490,8 @@ class Gallery:
 
     @staticmethod
     def read_info(directory: str | Path) -> dict:
-        """gallery.json, checked (no model needed; what ``info`` prints)."""
-        path = Path(directory) / INFO_NAME
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: {directory} is not a saved gallery")
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise GalleryError(f"{path} is not valid JSON: {e}") from None
-        keys = {"format_version", "kind", "count", "embed_dim", "model_fingerprint", "index_factory"}
-        if not isinstance(info, dict) or not keys <= set(info):
-            raise GalleryError(f"{path} is not a gallery description (needs keys {sorted(keys)})")
-        for key in ("format_version", "count", "embed_dim"):
-            if isinstance(info[key], bool) or not isinstance(info[key], int) or info[key] < 0:
-                raise GalleryError(f"{path}: {key} must be a non-negative integer, got {info[key]!r}")
-        if info["format_version"] > FORMAT_VERSION:
-            raise GalleryError(f"{path} has format_version {info['format_version']}; this ccr_demo reads up to "
-                               f"{FORMAT_VERSION}: upgrade ccr_demo")
-        if info["kind"] not in KINDS:
-            raise GalleryError(f"{path}: kind must be one of {KINDS}, got {info['kind']!r}")
-        if not isinstance(info["index_factory"], str):
-            raise GalleryError(f"{path}: index_factory must be a string, got {info['index_factory']!r}")
-        dtype = info.setdefault("vectors_dtype", "float32")
-        if dtype not in ("float32", "float16"):
-            raise GalleryError(f"{path}: vectors_dtype must be 'float32' or 'float16', got {dtype!r}")
-        return info
+        """gallery.json, checked (no model needed; what ``info`` prints): ``storage.read_info``."""
+        return read_info(directory)
 
     @classmethod
     def load(cls, directory: str | Path, model=None, *,
@@ -535,7 +512,7 @@ class Gallery:
         the file, as faiss's read-only OnDiskInvertedLists) or ``IO_FLAG_MMAP_IFC`` (other index
         types: their codes stay in the file); items.jsonl is read line by line on demand. The
         checks above stream through the files in chunks (memory stays flat) but still read every
-        byte and parse every item (load times: docs/bench_mmap.md). ``verify=False`` skips the two
+        byte and parse every item (load times: docs/bench/bench_mmap.md). ``verify=False`` skips the two
         whole-file checks of vectors.npy (checksum, unit norms) and of items.jsonl (checksum,
         unique ids); each item's record and path are then still checked when it is read. Use it
         only for galleries you wrote yourself. The gallery is read-only (``add`` refuses).
@@ -563,15 +540,15 @@ class Gallery:
             if not bad_vectors:
                 index.add(vectors)
         else:
-            index = _read_index(directory / INDEX_NAME, info["index_factory"], d, mmap)
+            index = read_index(directory / INDEX_NAME, info["index_factory"], d, mmap)
         roots = [directory] + ([] if image_root is None else
                                [image_root] if isinstance(image_root, (str, Path)) else list(image_root))
-        roots = [Path(r).resolve() for r in roots]
+        roots = resolved_roots(roots)
         if mmap:
-            items = ItemsFile(directory / ITEMS_NAME, _record_checker(directory, roots), validate=verify,
+            items = ItemsFile(directory / ITEMS_NAME, record_checker(directory, roots), validate=verify,
                               error=GalleryError)
         else:
-            items = _read_items(directory / ITEMS_NAME, directory, roots)
+            items = read_items(directory / ITEMS_NAME, directory, roots)
         index_shape = (n, d) if index is None else (index.ntotal, index.d)
         problems = [f"{what} has {got}" for what, got in (
             (VECTORS_NAME, f"shape {vectors.shape} {vectors.dtype}" if bad_vectors else None),
@@ -581,12 +558,7 @@ class Gallery:
             raise GalleryError(f"{directory}: {INFO_NAME} says {n} {dtype} items of dim {d}, but "
                                + "; ".join(problems))
         if verify or not mmap:
-            sums = info.get("sha256") or {}
-            for name in (VECTORS_NAME, ITEMS_NAME):
-                if name in sums and sha256(directory / name) != sums[name]:
-                    raise GalleryError(f"{directory / name} does not match the sha256 that {INFO_NAME} records: it "
-                                       "was edited, reordered or corrupted after the gallery was written; rebuild "
-                                       "the gallery")
+            verify_checksums(directory, info)
             check_vectors(vectors, directory / VECTORS_NAME, GalleryError)
         gallery = cls(index, vectors, items, kind=info["kind"], index_factory=info["index_factory"],
                       fingerprint=info["model_fingerprint"], search_params=info.get("search_params", ""),

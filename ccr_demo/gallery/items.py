@@ -1,4 +1,16 @@
-"""TODO docstring."""
+"""What a gallery is built from: user items turned into records and embeddings.
+
+``Gallery.build`` and ``Gallery.add`` accept several forms of items (a folder, image paths, PIL
+images, an {id: image} mapping, captions); this module is the one place that reads them, so
+both take the same forms with the same rules: ids are strings, unique, and come from the
+items (a folder's relative paths, the paths as given, or numbers); metadata is a JSON-able
+dict per item that may not override what the items themselves set ("path", "caption",
+"thumbnail"). A folder is scanned (``scan_folder``, also what a streamed build's
+``FolderSource`` walks), so a file in it that is not a readable image is skipped and counted in
+one GalleryWarning; an image named explicitly that cannot be read is an error. Embeddings are
+returned as float32 rows; ``normalised_rows`` is the one check-and-normalise every vector
+passes before it is indexed (non-empty [N, D], finite, no all-zero row).
+"""
 
 from __future__ import annotations
 
@@ -32,14 +44,14 @@ def _check_metadata(meta: Any, where: str) -> dict:
     return dict(meta)
 
 
-def _scan_folder(root: Path) -> tuple[list[str], list[Path]]:
+def scan_folder(root: Path) -> tuple[list[str], list[Path]]:
     """Files under root (recursive, sorted, hidden ones left out) -> (ids = relative posix paths, paths)."""
     files = sorted(p for p in root.rglob("*")
                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
     return [p.relative_to(root).as_posix() for p in files], [p.resolve() for p in files]
 
 
-def _collect(items: Any, kind: str, metadata: Any, first_id: int = 0) -> tuple[list[dict], list, bool]:
+def collect_items(items: Any, kind: str, metadata: Any, first_id: int = 0) -> tuple[list[dict], list, bool]:
     """User items -> (records, payloads, skip_bad): one record (id, path/caption, metadata) and
     one payload (path, PIL image or caption) per item; skip_bad for folders (files found by scanning).
     Numbered ids start at ``first_id`` (``add`` continues after the gallery's rows).
@@ -62,7 +74,7 @@ def _collect(items: Any, kind: str, metadata: Any, first_id: int = 0) -> tuple[l
                 f"{root}: not a folder of images (pass a list for single files)")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError("for a folder, pass metadata as {id: {...}} (ids are paths relative to the folder)")
-        ids, payloads = _scan_folder(root)
+        ids, payloads = scan_folder(root)
         records = [{"id": i, "path": str(p)} for i, p in zip(ids, payloads)]
         skip_bad = True
     elif isinstance(items, Mapping):
@@ -102,7 +114,7 @@ def _collect(items: Any, kind: str, metadata: Any, first_id: int = 0) -> tuple[l
     return records, payloads, skip_bad
 
 
-def _embed(model, kind: str, records: list[dict], payloads: list, batch_size: int, progress: bool,
+def embed_items(model, kind: str, records: list[dict], payloads: list, batch_size: int, progress: bool,
            skip_bad: bool) -> tuple[np.ndarray, list[dict]]:
     """Encode in batches with a progress bar; unreadable folder files are skipped and counted."""
     if batch_size <= 0:
@@ -140,7 +152,9 @@ def _embed(model, kind: str, records: list[dict], payloads: list, batch_size: in
     return np.concatenate(out), kept
 
 
-def _normalised(vectors: Any) -> np.ndarray:
+def normalised_rows(vectors: Any) -> np.ndarray:
+    """vectors [N, D] (numpy or torch) as C-contiguous float32 rows of unit L2 norm; ValueError for
+    an empty array, NaN/inf or an all-zero row (which has no direction to normalise)."""
     v = vectors.detach().cpu().numpy() if isinstance(vectors, torch.Tensor) else np.asarray(vectors)
     if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0:
         raise ValueError(f"vectors must be a non-empty [N, D] array, got shape {v.shape}")

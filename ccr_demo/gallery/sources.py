@@ -12,8 +12,10 @@ Bad images, per source (``skip_bad``): a folder is scanned, so a file that is no
 image is skipped and counted (one GalleryWarning, as ``Gallery.build`` does); every other
 source names its images explicitly, so an unreadable one is an error naming the file and
 line. A malformed row of a part or CSV file is always an error naming the file and line.
-Readers and decoders come from ``ccr_demo.data.testset``; only WIT's image files needed a
-streaming reader (``read_wit_images`` builds a dict for a chosen set of urls).
+Readers and decoders come from ``ccr_demo.data`` (``readers``, ``images``, ``testset``); WIT's
+image files are read line by line (``iter_wit_image_lines``), since ``read_wit_images`` builds a
+dict for a chosen set of urls. A folder is listed by ``ccr_demo.gallery.items.scan_folder``, as
+``Gallery.build`` lists it.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from typing import Callable, Iterator, Sequence
 
 from PIL import Image
 
-from ccr_demo.data.errors import DataFormatError, _BadRows
-from ccr_demo.data.images import _decode_base64, load_image
-from ccr_demo.data.readers.ccrk_pretrain import _pretrain_rows, pretrain_files
+from ccr_demo.data.errors import BadRows, DataFormatError
+from ccr_demo.data.images import decode_base64, load_image
+from ccr_demo.data.readers.ccrk_pretrain import pretrain_files, pretrain_rows
 from ccr_demo.data.readers.wit import iter_wit_image_lines, wit_image_files
 from ccr_demo.data.testset import ParallelTestSet
-from ccr_demo.gallery.items import _scan_folder
+from ccr_demo.gallery.items import scan_folder
 
 __all__ = ["SourceItem", "ImageSource", "FolderSource", "PathListSource", "TestSetSource", "CcrkPartSource",
            "WitImageSource"]
@@ -83,7 +85,7 @@ class FolderSource(ImageSource):
         if not self.root.is_dir():
             raise (NotADirectoryError if self.root.exists() else FileNotFoundError)(
                 f"{self.root}: not a folder of images")
-        self._ids, self._paths = _scan_folder(self.root)  # names only: no image is opened here
+        self._ids, self._paths = scan_folder(self.root)  # names only: no image is opened here
 
     def __iter__(self) -> Iterator[SourceItem]:
         for i, p in zip(self._ids, self._paths):
@@ -172,10 +174,10 @@ class CcrkPartSource(ImageSource):
         self.image_root = image_root
 
     def __iter__(self) -> Iterator[SourceItem]:
-        bad = _BadRows(False, str(self.source))
+        bad = BadRows(False, str(self.source))
         for path in self.files:
             root = str(self.image_root) if self.image_root is not None else str(path.parent)
-            for rec in _pretrain_rows(path, str(path), root, None, False, bad):
+            for rec in pretrain_rows(path, str(path), root, None, False, bad):
                 record = {"path": os.path.abspath(rec.image_path)} if rec.image_path is not None else {}
                 yield SourceItem(f"{path.name}:{rec.line}", record, rec.load_image)
 
@@ -205,7 +207,7 @@ class WitImageSource(ImageSource):
                     raise DataFormatError(f"{at}: {problem}")
                 label = f"{at} (base64 image of {url})"
                 text = data.decode("ascii", "replace")
-                yield SourceItem(url, {}, lambda t=text, label=label: load_image(_decode_base64(t, label), name=label))
+                yield SourceItem(url, {}, lambda t=text, label=label: load_image(decode_base64(t, label), name=label))
             if lines == 0:
                 raise DataFormatError(f"{path}: file is empty")
 

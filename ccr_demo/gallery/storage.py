@@ -1,18 +1,27 @@
-"""What lets a gallery be larger than memory: stored vectors read in chunks, items read on demand.
+"""A gallery folder on disk: its file names and format, reading and writing items.jsonl and
+vectors.npy with their checks, and what lets a gallery be larger than memory.
 
-``Gallery.load(dir, mmap=True)`` keeps ``vectors.npy`` memory-mapped (``np.load(mmap_mode="r")``)
-and ``items.jsonl`` on disk. Every pass over all vectors (exact scores for top-k and ranks, the
-load-time checks) goes through ``chunks``: ``SCAN_ROWS`` rows at a time, upcast to float32
-into one reused buffer, and the chunk's pages are released from the process's mapping after it
-(``madvise(MADV_DONTNEED)``; the OS page cache may keep them, so a repeated pass reads from RAM
-when RAM allows). Resident memory then stays at one chunk plus the [queries, count] float32
-score rows, whatever the file size. In-memory float32 galleries go through the same chunks
-(views, no copy), so a memory-mapped gallery and an in-memory one give bit-identical scores.
+What is read is checked, because a gallery folder may come from elsewhere (a download, a Hub
+snapshot): gallery.json must describe a gallery this version can read (``read_info``); every
+record of items.jsonl must be an object with a string id whose "path" resolves, symlinks
+followed, inside the gallery folder or a declared image root (``record_checker``, through
+``ccr_demo.utils.paths``); ids are unique; vectors are finite unit rows (``check_vectors``);
+the files match the checksums gallery.json records (``verify_checksums``). An existing folder is
+only ever replaced when it is a gallery (``replace_problem``).
+
+Larger than memory: ``Gallery.load(dir, mmap=True)`` keeps ``vectors.npy`` memory-mapped
+(``np.load(mmap_mode="r")``) and ``items.jsonl`` on disk (``ItemsFile``). Every pass over all
+vectors (exact scores for top-k and ranks, the load-time checks) goes through ``chunks``:
+``SCAN_ROWS`` rows at a time, upcast to float32 into one reused buffer, and the chunk's pages
+are released from the process's mapping after it (``madvise(MADV_DONTNEED)``; the OS page cache
+may keep them, so a repeated pass reads from RAM when RAM allows). Resident memory then stays at
+one chunk plus the [queries, count] float32 score rows, whatever the file size. In-memory
+float32 galleries go through the same chunks (views, no copy), so a memory-mapped gallery and an
+in-memory one give bit-identical scores.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mmap
 import os
@@ -25,6 +34,8 @@ import torch
 
 from ccr_demo.gallery import thumbnails
 from ccr_demo.gallery.errors import GalleryError
+from ccr_demo.utils.hashing import file_sha256
+from ccr_demo.utils.paths import is_inside
 
 # 1: float32 vectors.npy; 2: vectors.npy may be float16 ("vectors_dtype"). float32 galleries are
 # still written as 1, so older ccr_demo versions keep reading them.
@@ -127,16 +138,6 @@ def check_vectors(vectors: np.ndarray, path: Path, error: type[Exception]) -> No
     if off:
         raise error(f"{path}: {off} row(s) are not unit vectors, e.g. row {first_off} has norm "
                     f"{off_norm:.4g}: the file is corrupt or not written by this tool; rebuild the gallery")
-
-
-def sha256(path: Path) -> str:
-    """Streamed through one 1 MB buffer: memory stays flat for any file size."""
-    h, buf = hashlib.sha256(), bytearray(1 << 20)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while size := f.readinto(buf):
-            h.update(view[:size])
-    return h.hexdigest()
 
 
 class ItemsFile(Sequence):
@@ -251,7 +252,7 @@ class ItemsFile(Sequence):
             pass
 
 
-def _write_vectors(path: Path, vectors: np.ndarray, dtype: str) -> None:
+def write_vectors(path: Path, vectors: np.ndarray, dtype: str) -> None:
     """vectors.npy in the gallery's dtype, converted chunk by chunk (no full-size copy)."""
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=vectors.shape)
     for start, chunk in chunks(vectors):
@@ -291,7 +292,7 @@ def replace_problem(path: Path) -> str | None:
     return None
 
 
-def _write_items(path: Path, items: list[dict], directory: Path) -> None:
+def write_items(path: Path, items: list[dict], directory: Path) -> None:
     """items.jsonl; paths relative to the gallery folder when the file lies under its parent."""
     with open(path, "w", encoding="utf-8") as f:
         for r in items:
@@ -308,9 +309,10 @@ def _relative(path: str, directory: Path) -> str:
     return path if rel.startswith(os.path.join(os.pardir, os.pardir)) else Path(rel).as_posix()
 
 
-def _record_checker(directory: Path, roots: Sequence[Path]):
+def record_checker(directory: Path, roots: Sequence[Path]):
     """check(record, where) -> the record with its path resolved, or GalleryError: an object with a
-    string id whose "path" (if any) resolves inside ``roots`` and whose "thumbnail" (if any) is
+    string id whose "path" (if any) resolves inside ``roots`` (resolved folders,
+    ``ccr_demo.utils.paths.resolved_roots``) and whose "thumbnail" (if any) is
     a thumbnail name (``ccr_demo.gallery.thumbnails``: checked by its text here, where it leads at use).
     ``where`` (str, or a function giving it, so a million checks format no message) names the
     record in errors."""
@@ -325,7 +327,7 @@ def _record_checker(directory: Path, roots: Sequence[Path]):
             if not isinstance(r["path"], str) or not r["path"] or "\0" in r["path"]:
                 raise GalleryError(f"{where}: 'path' must be a non-empty string, got {r['path']!r}")
             resolved = (base / r["path"]).resolve()
-            if not any(resolved.is_relative_to(root) for root in roots):
+            if not is_inside(resolved, roots):
                 raise GalleryError(
                     f"{where}: item path {r['path']!r} resolves to {resolved}, outside "
                     + ("the gallery folder" if len(roots) == 1 else
@@ -343,10 +345,10 @@ def _record_checker(directory: Path, roots: Sequence[Path]):
     return check
 
 
-def _read_items(path: Path, directory: Path, roots: Sequence[Path]) -> list[dict]:
+def read_items(path: Path, directory: Path, roots: Sequence[Path]) -> list[dict]:
     """items.jsonl, checked: objects with unique string ids, paths inside ``roots``."""
     items, seen = [], {}
-    check = _record_checker(directory, roots)
+    check = record_checker(directory, roots)
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -362,3 +364,51 @@ def _read_items(path: Path, directory: Path, roots: Sequence[Path]) -> list[dict
             seen[r["id"]] = lineno
             items.append(r)
     return items
+
+
+def read_info(directory: str | Path) -> dict:
+    """gallery.json, checked: the keys every reader needs, of the right types, and a format version
+    this ccr_demo reads (a newer one says "upgrade ccr_demo")."""
+    path = Path(directory) / INFO_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {directory} is not a saved gallery")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise GalleryError(f"{path} is not valid JSON: {e}") from None
+    keys = {"format_version", "kind", "count", "embed_dim", "model_fingerprint", "index_factory"}
+    if not isinstance(info, dict) or not keys <= set(info):
+        raise GalleryError(f"{path} is not a gallery description (needs keys {sorted(keys)})")
+    for key in ("format_version", "count", "embed_dim"):
+        if isinstance(info[key], bool) or not isinstance(info[key], int) or info[key] < 0:
+            raise GalleryError(f"{path}: {key} must be a non-negative integer, got {info[key]!r}")
+    if info["format_version"] > FORMAT_VERSION:
+        raise GalleryError(f"{path} has format_version {info['format_version']}; this ccr_demo reads up to "
+                           f"{FORMAT_VERSION}: upgrade ccr_demo")
+    if info["kind"] not in KINDS:
+        raise GalleryError(f"{path}: kind must be one of {KINDS}, got {info['kind']!r}")
+    if not isinstance(info["index_factory"], str):
+        raise GalleryError(f"{path}: index_factory must be a string, got {info['index_factory']!r}")
+    dtype = info.setdefault("vectors_dtype", "float32")
+    if dtype not in VECTOR_DTYPES:
+        raise GalleryError(f"{path}: vectors_dtype must be 'float32' or 'float16', got {dtype!r}")
+    return info
+
+
+CHECKSUMMED = (VECTORS_NAME, ITEMS_NAME)
+
+
+def checksums(directory: Path) -> dict[str, str]:
+    """The sha256 of the files gallery.json records them for (streamed: memory stays flat)."""
+    return {name: file_sha256(directory / name) for name in CHECKSUMMED}
+
+
+def verify_checksums(directory: Path, info: dict) -> None:
+    """GalleryError unless vectors.npy and items.jsonl match the sha256 gallery.json records
+    (galleries written before checksums were recorded have none to check)."""
+    sums = info.get("sha256") or {}
+    for name in CHECKSUMMED:
+        if name in sums and file_sha256(directory / name) != sums[name]:
+            raise GalleryError(f"{directory / name} does not match the sha256 that {INFO_NAME} records: it "
+                               "was edited, reordered or corrupted after the gallery was written; rebuild "
+                               "the gallery")

@@ -25,6 +25,8 @@ from typing import Sequence
 
 from PIL import Image
 
+from ccr_demo.utils.paths import is_inside, resolve_inside
+
 FOLDER = "thumbnails"
 KEY = "thumbnail"
 MIN_SIZE = 256
@@ -52,8 +54,9 @@ def jpeg_bytes(image: Image.Image, size: int) -> bytes:
     return buf.getvalue()
 
 
-def _inside(path: Path, folder: Path, roots: Sequence[Path] | None) -> bool:
-    return any(path.is_relative_to(r) for r in (roots or [folder.resolve()]))
+def _allowed(folder: Path, roots: Sequence[Path] | None) -> Sequence[Path]:
+    """Where a thumbnail may lead: the given roots (resolved, the gallery folder among them), else the folder."""
+    return roots or [folder.resolve()]
 
 
 def check_name(name, where) -> str:
@@ -74,8 +77,8 @@ def resolve(name: str | None, folder: Path | None, roots: Sequence[Path] | None 
     Checked at every use: the folder may have changed since the gallery was loaded."""
     if not name or folder is None:
         return None
-    path = (folder.resolve() / name).resolve()
-    return str(path) if _inside(path, folder, roots) and path.is_file() else None
+    path = resolve_inside(name, folder, _allowed(folder, roots))
+    return str(path) if path is not None and path.is_file() else None
 
 
 def is_own_folder(path: Path) -> bool:
@@ -97,7 +100,7 @@ def copy_folder(src: Path, dst: Path, roots: Sequence[Path] | None = None) -> se
     save that fails part-way loses nothing. A symlink is followed only to a file inside ``src``'s
     gallery folder or ``roots`` (as ``resolve`` allows); other entries are left behind."""
     copied: set[str] = set()
-    if not _inside(src.resolve(), src.parent, roots):
+    if not is_inside(src.resolve(), _allowed(src.parent, roots)):
         return copied
     for chunk in sorted(os.scandir(src), key=lambda e: e.name):
         if not chunk.is_dir():
@@ -109,7 +112,7 @@ def copy_folder(src: Path, dst: Path, roots: Sequence[Path] | None = None) -> se
             real = Path(entry.path)
             if entry.is_symlink() or Path(chunk.path).is_symlink():
                 real = real.resolve()
-                if not _inside(real, src.parent, roots):
+                if not is_inside(real, _allowed(src.parent, roots)):
                     continue
             if not real.is_file():
                 continue

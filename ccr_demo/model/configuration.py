@@ -27,7 +27,7 @@ class FusionConfig:
     # the image tower's feature map) or "projected" (the same tokens through the model's own
     # projection heads, per token: the space the contrastive loss aligns, "align before fuse").
     # With a locked text tower its raw states are never aligned with the image by training,
-    # and ITM does not learn from them in a CPU budget (docs/default_ccrk.md); "projected"
+    # and ITM does not learn from them in a CPU budget (docs/analysis/default_ccrk.md); "projected"
     # gives the fusion encoder trained, aligned inputs, as a trained text tower's are.
     inputs: str = "tower"
 

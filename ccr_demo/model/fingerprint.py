@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -34,6 +34,26 @@ def _key(model: Any) -> tuple:
                  for name, t in itertools.chain(model.named_parameters(), model.named_buffers()))
 
 
+def _hash_tensors(state: Mapping[str, torch.Tensor], find_nonfinite: bool = False) -> tuple[str, list[str]]:
+    """(hex SHA-256 of every tensor's name, dtype, shape and bytes in name order, names of
+    floating tensors holding NaN/inf when ``find_nonfinite``) in one pass."""
+    h = hashlib.sha256()
+    bad = []
+    for name, t in sorted(state.items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself: no copy
+        if find_nonfinite and t.is_floating_point() and t.numel() and not _finite(t):
+            bad.append(name)
+    return h.hexdigest(), bad
+
+
+def state_dict_sha256(module: Any) -> str:
+    """Hash of every tensor of ``module.state_dict()`` (name, dtype, shape, bytes): equal
+    hashes mean equal weights. Not cached (``weights_fingerprint`` is)."""
+    return _hash_tensors(module.state_dict())[0]
+
+
 def _scan(model: Any) -> tuple[str, list[str]]:
     """(fingerprint, names of tensors with NaN/inf), cached on the model."""
     from ccr_demo.model.configuration import identity_dict
@@ -42,17 +62,9 @@ def _scan(model: Any) -> tuple[str, list[str]]:
     cached = getattr(model, _CACHE_ATTR, None)
     if cached is not None and cached[0] == key:
         return cached[1], cached[2]
-    state = model.state_dict()
-    weights = hashlib.sha256()
-    bad = []
-    for name, t in sorted(state.items()):  # the loop of model.state_dict_sha256, plus the finiteness check
-        t = t.detach().cpu().contiguous()
-        weights.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        weights.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself: no copy
-        if t.is_floating_point() and t.numel() and not _finite(t):
-            bad.append(name)
+    weights, bad = _hash_tensors(model.state_dict(), find_nonfinite=True)
     h = hashlib.sha256(json.dumps(identity_dict(model.config), sort_keys=True).encode())
-    h.update(weights.hexdigest().encode())
+    h.update(weights.encode())
     result = (key, h.hexdigest()[:16], bad)
     object.__setattr__(model, _CACHE_ATTR, result)  # plain attribute, not a module/parameter
     return result[1], result[2]

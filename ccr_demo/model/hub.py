@@ -55,7 +55,10 @@ def render_model_card(model, *, model_name: str | None = None, results: str | No
     """A ModelCard for ``model``, written from what was measured: ``results`` is the evaluation
     report as a markdown table and ``eval_results`` its model-index entries (both made by
     ``ccr_demo.eval.tables`` from a report; the trainer passes them), ``training`` the run's
-    settings."""
+    settings. Other keywords (what huggingface_hub passes along) are ignored."""
+    if "report" in _:  # the old signature: a report would silently vanish from the card
+        raise TypeError("render_model_card takes results= (eval.tables.report_table(report)) and "
+                        "eval_results= (eval.tables.eval_results(report, dataset)), not report=")
     cfg = model.config
     card_data = ModelCardData(
         library_name="ccr_demo",

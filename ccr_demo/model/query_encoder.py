@@ -1,7 +1,7 @@
 """The query side of text search: a CCRModel's text path with an LRU cache of encoded queries
 and, optionally, an int8 copy of its text tower.
 
-Why: ``Gallery.search_texts`` spends most of its time encoding the queries (docs/bench_latency.md).
+Why: ``Gallery.search_texts`` spends most of its time encoding the queries (docs/bench/bench_latency.md).
 A repeated query (the app's examples, a user re-running a search, the same text in several
 languages' boxes) needs no tower pass at all; the cache keys on the exact text and returns
 copies, so a caller that edits a result cannot change what later calls get.
@@ -10,7 +10,7 @@ The int8 copy is torch's own dynamic quantization (``torch.ao.quantization.quant
 int8 weights, activations quantized per call) of a chosen set of the tower's ``nn.Linear``
 layers; the source model is never changed. It is off by default: on the default model the
 usual recipe (every Linear) does not keep the embeddings close enough to fp32
-(docs/int8_validation.md has the numbers, from ``bench/validate_int8.py``). torch 2.14 marks
+(docs/analysis/int8_validation.md has the numbers, from ``bench/validate_int8.py``). torch 2.14 marks
 ``torch.ao.quantization`` deprecated in favour of torchao; it is still torch's own CPU int8
 path and needs no extra dependency, which is why it is used here. Dynamic quantization takes
 each layer's activation scale from the whole batch, so an int8 embedding depends slightly on
@@ -26,9 +26,7 @@ model accepts the encoder. If the source model's weights change after the encode
 from __future__ import annotations
 
 import copy
-import threading
 import warnings
-from collections import OrderedDict
 from typing import Callable, Sequence
 
 import torch
@@ -36,6 +34,7 @@ from torch import nn
 
 from ccr_demo.model.fingerprint import check_finite, weights_fingerprint
 from ccr_demo.model.processing import check_query_texts
+from ccr_demo.utils.cache import LockedLRU
 
 DEFAULT_CACHE_SIZE = 1024
 
@@ -93,9 +92,7 @@ class QueryEncoder:
         self._made_from = weights_fingerprint(model)
         self._tower = quantize_text_tower(model.text_tower, int8) if int8 is not None else None
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
+        self._cache = LockedLRU(cache_size)  # text -> its embedding [D]; hits and misses per text given
 
     def __repr__(self) -> str:
         return (f"QueryEncoder({'int8 ' + self.int8 if self.int8 else 'fp32'}, cache {len(self._cache)}/"
@@ -111,41 +108,36 @@ class QueryEncoder:
                              "QueryEncoder")
         return now
 
+    @property
+    def hits(self) -> int:
+        return self._cache.hits
+
+    @property
+    def misses(self) -> int:
+        return self._cache.misses
+
     def cache_info(self) -> dict[str, int]:
-        with self._lock:
-            return {"hits": self.hits, "misses": self.misses, "size": len(self._cache), "max_size": self.cache_size}
+        return {"hits": self._cache.hits, "misses": self._cache.misses, "size": len(self._cache),
+                "max_size": self.cache_size}
 
     def clear_cache(self) -> None:
-        with self._lock:
-            self._cache.clear()
-            self.hits = self.misses = 0
+        self._cache.clear()
 
     def encode_texts(self, texts: Sequence[str], language: str | None = None) -> torch.Tensor:
         """Strings -> L2-normalised float32 [N, D] on CPU, as ``CCRModel.encode_texts``; texts not in
         the cache are encoded together in one batch (each distinct text once)."""
         check_query_texts(texts, language, self.config.languages)
         found: dict[str, torch.Tensor] = {}
-        with self._lock:
-            for t in texts:
-                if t in found:
-                    continue
-                hit = self._cache.get(t)
-                if hit is not None:
-                    self._cache.move_to_end(t)
-                    found[t] = hit
-            self.hits += sum(t in found for t in texts)
+        for t in texts:  # each text given counts as one hit or miss, a repeat within the call too
+            hit = self._cache.get(t)
+            if hit is not None:
+                found[t] = hit
         missing = list(dict.fromkeys(t for t in texts if t not in found))
         if missing:
             fresh = self._encode(missing)
-            with self._lock:
-                self.misses += sum(t not in found for t in texts)
-                for t, row in zip(missing, fresh):
-                    found[t] = row
-                    if self.cache_size:
-                        self._cache[t] = row.clone()  # its own storage, not a view of the batch
-                        self._cache.move_to_end(t)
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+            for t, row in zip(missing, fresh):
+                found[t] = row
+                self._cache.put(t, row.clone())  # its own storage, not a view of the batch
         return torch.stack([found[t] for t in texts])  # a new tensor: callers cannot edit the cache
 
     def _encode(self, texts: list[str]) -> torch.Tensor:

@@ -25,7 +25,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from ccr_demo.model.modeling import CCRModel, state_dict_sha256
+from ccr_demo.model.fingerprint import state_dict_sha256
+from ccr_demo.model.modeling import CCRModel
 from ccr_demo.utils.fileio import cache_dir
 
 logger = logging.getLogger("ccr_demo.model.text_cache")

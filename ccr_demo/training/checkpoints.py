@@ -1,4 +1,12 @@
-"""TODO docstring."""
+"""Resumable training checkpoints: the model, optimizer, scheduler, every process's RNG states and
+the loop's counters (`TrainState`), written by `save_checkpoint` and read by `load_checkpoint`.
+
+A checkpoint folder (``OUTPUT/checkpoints/step_<step>_micro_<micro>``) holds only safetensors and
+JSON, so resuming unpickles nothing. It is written under a temporary name and renamed into place,
+and ``latest.json`` is replaced atomically: a run killed mid-save leaves a ``.tmp_*`` folder that
+`remove_stale_temporaries` deletes, never a torn "latest". `CheckpointError` names the file and
+the problem when a checkpoint cannot be resumed from exactly.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +66,8 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed from exactly: the message names the file and the problem."""
 
 
-def _checkpoint_root(cfg: ExperimentConfig) -> Path:
+def checkpoint_root(cfg: ExperimentConfig) -> Path:
+    """The folder of a run's checkpoints: ``OUTPUT/checkpoints``."""
     return Path(cfg.train.output_dir) / "checkpoints"
 
 
@@ -66,7 +75,7 @@ def latest_checkpoint(cfg: ExperimentConfig) -> Path | None:
     """The newest complete checkpoint. A folder is renamed into place only once fully
     written, so ``step_*`` folders are always complete; ``.tmp_*`` ones (a run killed
     mid-save) are ignored. latest.json is a human-readable pointer to the same folder."""
-    done = [p for p in _checkpoint_root(cfg).glob("step_*") if (p / CKPT_STATE).is_file()]
+    done = [p for p in checkpoint_root(cfg).glob("step_*") if (p / CKPT_STATE).is_file()]
     return max(done, key=lambda p: p.name) if done else None
 
 
@@ -183,7 +192,7 @@ def save_checkpoint(accelerator: Accelerator, cfg: ExperimentConfig, state: Trai
     ``train.keep_checkpoints=0``."""
     if not cfg.train.keep_checkpoints:
         return None
-    root = _checkpoint_root(cfg)
+    root = checkpoint_root(cfg)
     name = f"step_{state.step:08d}_micro_{state.micro_step:08d}"
     final, tmp = root / name, root / f".tmp_{name}"
     if accelerator.is_main_process:
@@ -198,13 +207,13 @@ def save_checkpoint(accelerator: Accelerator, cfg: ExperimentConfig, state: Trai
         scaler = getattr(accelerator, "scaler", None)
         extra = {"format": CKPT_FORMAT, "processes": accelerator.num_processes,
                  "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None}
-        (tmp / CKPT_STATE).write_text(json.dumps(_json_safe({**vars(state), **extra})))
+        (tmp / CKPT_STATE).write_text(json.dumps(json_safe({**vars(state), **extra})))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _fsync_tree(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        atomic_write_json(root / LATEST, _json_safe({"dir": name, **{k: v for k, v in vars(state).items()
+        atomic_write_json(root / LATEST, json_safe({"dir": name, **{k: v for k, v in vars(state).items()
                                                                    if k != "history"}}))
         kept = sorted((p for p in root.glob("step_*") if p.is_dir()), key=lambda p: p.name)
         for old in kept[:-cfg.train.keep_checkpoints]:
@@ -251,12 +260,13 @@ def load_checkpoint(ckpt: Path, accelerator: Accelerator, model, optimizer, sche
     return state
 
 
-def _json_safe(obj):
-    """NaN / inf become null: JSON has no such numbers and strict readers reject them."""
+def json_safe(obj):
+    """``obj`` with every NaN / inf float as None (null): JSON has no such numbers and strict readers
+    reject them. Used for the checkpoint state and the run's summary and evaluation report."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj

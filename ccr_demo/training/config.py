@@ -77,7 +77,7 @@ class TrainConfig:
     lr_mult: float = 2.0
     weight_decay: float = 0.01
     # AdamW betas; the official CCRK / X-VLM optimizer uses (0.9, 0.98), torch's default is
-    # (0.9, 0.999) (the recipe train/configs/default.yaml pins, as its model was trained).
+    # (0.9, 0.999) (the recipe the shipped config default pins, as its model was trained).
     adam_betas: list = field(default_factory=lambda: [0.9, 0.98])
     # The learnable temperature's [min, max] clamp: "step" clamps the parameter in place after
     # every optimizer step (official), so it can leave a bound again; "read" only clamps where
@@ -189,7 +189,8 @@ class TrainConfig:
 
 @dataclass
 class ExperimentConfig:
-    """One YAML file of train/configs/: model, data and train sections."""
+    """One training config (a shipped one, see `ccr_demo.training.configs`, or any YAML file): model, data
+    and train sections."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -4,7 +4,8 @@ Fine-tune a pretrained model on ONE language's training split (English: Flickr30
 ``train_ann.jsonl``, a CCRK retrieval JSON, or the shapes world's training split with
 ``data.languages: [en]``), then evaluate on EVERY language of the test sets
 (``data.eval_languages``): the other languages are zero-shot, and MRV over them measures how
-consistently the model answers. ``train/finetune.py`` is the command-line entry point.
+consistently the model answers. ``ccr-finetune`` (`ccr_demo.training.cli.finetune`, also
+``train/finetune.py``) is the command line.
 
 The training itself is ``ccr_demo.training.loop.train``; this module adds the checks, and a final
 evaluation in all ``eval_languages`` written to ``OUTPUT/zero_shot.json``.
@@ -33,7 +34,7 @@ def check_finetune_config(cfg: ExperimentConfig) -> None:
         folder = Path(cfg.train.init_from)
         if not (folder / "config.json").is_file():
             raise ConfigError(f"train.init_from {cfg.train.init_from!r} is not a saved model folder "
-                              "(no config.json): train one first, e.g. with train/pretrain.py")
+                              "(no config.json): train one first, e.g. with ccr-pretrain")
 
 
 def zero_shot_reports(model, cfg: ExperimentConfig, progress: bool = False) -> list[dict]:

@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""The model a run starts from (`build_model`): built from ``model``, optionally initialised from a
+saved model (``train.init_from``: `init_from_pretrained`, resizing the fusion encoder's image
+positions for another image size), towers locked and unused fusion heads frozen as configured."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from ccr_demo.training.optim import freeze_unused_heads
 
 
 def build_model(cfg: ExperimentConfig) -> CCRModel:
+    """The run's model before training: ``cfg.model`` built (random or pretrained towers), the weights
+    of ``train.init_from`` copied in, the towers ``train.lock_*`` asks for locked, unused heads frozen."""
     model = CCRModel(cfg.model)
     if cfg.train.init_from:
         init_from_pretrained(model, cfg.train.init_from)

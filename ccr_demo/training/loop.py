@@ -1,9 +1,11 @@
-"""The training loop behind ``accelerate launch train/pretrain.py`` (the script only parses arguments).
+"""The training loop behind ``ccr-pretrain`` / ``accelerate launch train/pretrain.py`` (`ccr_demo.training.cli`
+parses the arguments).
 
 Design points (see README "Training"):
 - Every process draws its slice of one seeded global batch, and features are gathered WITH
   gradients before the loss, so N processes with batch b train like 1 process with N*b.
-- Gradient accumulation sums gradients of micro-batches; each micro-batch is its own
+- Gradient accumulation (accelerate's: a ``GradientAccumulationPlugin`` and
+  ``accelerator.accumulate``) sums gradients of micro-batches; each micro-batch is its own
   contrastive batch (negatives come from the micro-batch only, as in open_clip without
   its feature cache), so accumulation grows the optimiser batch, not the contrastive one.
 - Checkpoints (model, optimizer, scheduler, every process's RNG states, counters, history,
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import GradientAccumulationPlugin, gather_object, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -34,8 +36,8 @@ from ccr_demo.model.modeling import CCRModel
 from ccr_demo.model.text_cache import TextFeatureCache, TextStateCache
 from ccr_demo.training.checkpoints import (
     TrainState,
-    _checkpoint_root,
-    _json_safe,
+    checkpoint_root,
+    json_safe,
     latest_checkpoint,
     load_checkpoint,
     remove_stale_temporaries,
@@ -49,7 +51,7 @@ from ccr_demo.training.objectives import FusionObjectives, corpus_vocabulary
 from ccr_demo.training.optim import build_optimizer, clamp_temperature, linear_warmup_decay
 from ccr_demo.training.run_data import load_eval_sets, load_query_sets, prepare_data, texts_to_cache
 from ccr_demo.training.sampler import GlobalBatchSampler
-from ccr_demo.training.trackers import _trackers
+from ccr_demo.training.trackers import build_trackers
 from ccr_demo.utils.config import save_json, to_dict
 from ccr_demo.utils.fileio import atomic_write_json
 
@@ -89,11 +91,18 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     if resume and not tc.keep_checkpoints:
         raise ValueError("--resume with train.keep_checkpoints=0: that setting writes no checkpoints to resume from")
     out = Path(tc.output_dir)
-    log_with = _trackers(tc, out)
+    log_with = build_trackers(tc, out)
     # Several processes without CUDA (torchrun on CPU): accelerate needs cpu=True to use gloo.
     multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
-    accelerator = accelerator or Accelerator(mixed_precision=tc.mixed_precision, log_with=log_with,
-                                             project_dir=str(out), cpu=multi_cpu)
+    # sync_each_batch: every micro-batch's gradients are reduced across processes, as this loop
+    # always did (skipping the reduction on all but the last micro-batch changes multi-process
+    # runs in the last float bits, the sums being taken in another order)
+    accumulation = GradientAccumulationPlugin(num_steps=tc.grad_accum_steps, sync_each_batch=True)
+    if accelerator is None:
+        accelerator = Accelerator(mixed_precision=tc.mixed_precision, log_with=log_with, project_dir=str(out),
+                                  cpu=multi_cpu, gradient_accumulation_plugin=accumulation)
+    else:  # one passed in accumulates as the config says
+        accelerator.gradient_state.plugin_kwargs.update(accumulation.to_kwargs())
     set_seed(tc.seed)
     torn = []
     if accelerator.is_main_process:
@@ -159,9 +168,9 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     if resume:
         ckpt = latest_checkpoint(cfg)
         if ckpt is None and not torn:
-            raise FileNotFoundError(f"--resume: no checkpoint under {_checkpoint_root(cfg)}")
+            raise FileNotFoundError(f"--resume: no checkpoint under {checkpoint_root(cfg)}")
         if ckpt is None:  # killed while writing its first checkpoint: nothing to lose by starting over
-            accelerator.print(f"--resume: no complete checkpoint under {_checkpoint_root(cfg)} (the run was "
+            accelerator.print(f"--resume: no complete checkpoint under {checkpoint_root(cfg)} (the run was "
                               "killed before its first one was written): starting from step 0")
         else:
             state = load_checkpoint(ckpt, accelerator, model, optimizer, scheduler)
@@ -173,7 +182,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
     history, reports = state.history, []
     progress = tqdm(total=total_steps, initial=state.step, desc="train", disable=not accelerator.is_main_process)
     start_time, seconds_before = time.perf_counter(), state.train_seconds
-    accum, last_loss, evaluated_at = 0, state.last_loss, -1
+    last_loss, evaluated_at = state.last_loss, -1
+    accelerator.step = 0  # micro-batches into the current accumulation: a resumed run starts a new one
     while state.step < total_steps and state.epoch < epochs:
         dataset.set_epoch(state.epoch)
         sampler.set_epoch(state.epoch, state.batch_in_epoch)
@@ -186,41 +196,39 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
             else:
                 flat = [t for row in texts for t in row]
             with_fusion = fusion_objectives is not None
-            with accelerator.autocast():
-                if text_cache is not None:
-                    enc = None
-                    outputs = model(pixels, text_features=text_cache.lookup(flat).to(accelerator.device),
-                                    with_fusion_inputs=with_fusion)
-                else:
-                    enc = raw.tokenize(flat)
-                    outputs = model(pixels, enc["input_ids"].to(accelerator.device),
-                                    enc["attention_mask"].to(accelerator.device), with_fusion_inputs=with_fusion)
-            img, txt, tau = outputs[:3]
-            img, txt = gather_with_grad(img.float()), gather_with_grad(txt.float())
-            exclude = None
-            if tc.exclude_false_negatives:  # every process builds the same global mask
-                global_indices = accelerator.gather(indices.to(accelerator.device)).cpu()
-                exclude = torch.from_numpy(dataset.false_negatives(global_indices.tolist())).to(img.device)
-            parts = {}
-            if tc.weight("itc") > 0:
-                parts["itc"] = compute_loss(cfg, img, txt, tau.float(), captions_per_image, state.step, exclude)
-            if with_fusion:
-                global_texts = flat if accelerator.num_processes == 1 else \
-                    [t for chunk in gather_object([flat]) for t in chunk]
+            # counts the micro-batch (sync_gradients: the last of train.grad_accum_steps, when the
+            # optimiser steps); backward divides the loss by grad_accum_steps
+            with accelerator.accumulate(model):
                 with accelerator.autocast():
-                    parts.update(fusion_objectives(
-                        raw, img, txt, tau.detach().float(), outputs[3], outputs[4],
-                        None if enc is None else enc["attention_mask"].to(accelerator.device),
-                        flat, global_texts, state.step, exclude))
-            loss = sum(tc.weight(name) * value for name, value in parts.items()) / tc.grad_accum_steps
-            accum += 1
-            sync = accum == tc.grad_accum_steps
-            if sync:
+                    if text_cache is not None:
+                        enc = None
+                        outputs = model(pixels, text_features=text_cache.lookup(flat).to(accelerator.device),
+                                        with_fusion_inputs=with_fusion)
+                    else:
+                        enc = raw.tokenize(flat)
+                        outputs = model(pixels, enc["input_ids"].to(accelerator.device),
+                                        enc["attention_mask"].to(accelerator.device), with_fusion_inputs=with_fusion)
+                img, txt, tau = outputs[:3]
+                img, txt = gather_with_grad(img.float()), gather_with_grad(txt.float())
+                exclude = None
+                if tc.exclude_false_negatives:  # every process builds the same global mask
+                    global_indices = accelerator.gather(indices.to(accelerator.device)).cpu()
+                    exclude = torch.from_numpy(dataset.false_negatives(global_indices.tolist())).to(img.device)
+                parts = {}
+                if tc.weight("itc") > 0:
+                    parts["itc"] = compute_loss(cfg, img, txt, tau.float(), captions_per_image, state.step, exclude)
+                if with_fusion:
+                    global_texts = flat if accelerator.num_processes == 1 else \
+                        [t for chunk in gather_object([flat]) for t in chunk]
+                    with accelerator.autocast():
+                        parts.update(fusion_objectives(
+                            raw, img, txt, tau.detach().float(), outputs[3], outputs[4],
+                            None if enc is None else enc["attention_mask"].to(accelerator.device),
+                            flat, global_texts, state.step, exclude))
+                loss = sum(tc.weight(name) * value for name, value in parts.items())
                 accelerator.backward(loss)
-            else:
-                with accelerator.no_sync(model):
-                    accelerator.backward(loss)
-            last_loss = state.last_loss = loss.item() * tc.grad_accum_steps
+            sync = accelerator.sync_gradients
+            last_loss = state.last_loss = loss.item()
             last_parts = {name: value.item() for name, value in parts.items()}
             if len(parts) > 1 and accelerator.num_processes > 1:  # ITM / MLM are per process: log their mean
                 last_parts = {k: float(v) for k, v in zip(last_parts, accelerator.reduce(
@@ -230,7 +238,6 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
             state.micro_step += 1
             if not sync:
                 continue
-            accum = 0
             if tc.grad_clip > 0:
                 accelerator.clip_grad_norm_(model.parameters(), tc.grad_clip)
             optimizer.step()
@@ -407,9 +414,9 @@ def _write_outputs(model: CCRModel, cfg: ExperimentConfig, summary: dict) -> Non
     out = Path(cfg.train.output_dir)
     model_dir = out / "model"
     model.save_pretrained(model_dir, model_card_kwargs=card_kwargs(cfg, summary, str(model_dir)))
-    atomic_write_json(out / "summary.json", _json_safe(summary))
+    atomic_write_json(out / "summary.json", json_safe(summary))
     if summary["eval"]:
-        atomic_write_json(out / "eval_report.json", _json_safe({"reports": summary["eval"]}))
+        atomic_write_json(out / "eval_report.json", json_safe({"reports": summary["eval"]}))
 
 
 def _fmt_loss(loss) -> str:

@@ -256,7 +256,7 @@ def sample_matching(sim_i2t: torch.Tensor, K: int, rule: str = "hard", generator
     ``hard_fraction`` < 1 (not in the paper; 1 = the official rule) draws each negative from
     the hard weights with that probability, else uniformly among the allowed items: a fusion
     encoder trained from scratch learns coarse matching from easy negatives before hard ones
-    teach it the fine differences (docs/default_ccrk.md)."""
+    teach it the fine differences (docs/analysis/default_ccrk.md)."""
     B = sim_i2t.shape[0]
     if B < 2:
         raise ValueError("ITM needs at least 2 images in the batch (negatives come from the batch)")

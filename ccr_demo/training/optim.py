@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""The optimiser side of a run: which parameters train (`freeze_unused_heads`), AdamW with its
+parameter groups (pretrained towers at ``train.lr``, new parts at ``train.new_lr``, no decay on
+1-d parameters), the warmup-then-linear-decay schedule and the temperature clamp."""
 
 from __future__ import annotations
 
@@ -30,11 +32,11 @@ def freeze_unused_heads(model: CCRModel, cfg: ExperimentConfig) -> None:
 
 def param_groups(model: CCRModel, cfg: ExperimentConfig) -> list[dict]:
     """AdamW groups: pretrained towers at ``lr``, new parts at ``train.new_lr``; no decay on 1-d params."""
-    from ccr_demo.model.wheels import is_offline_tower
+    from ccr_demo.model.wheels import is_wheel_tower
 
     def pretrained(part: str) -> bool:
         if part == "image_tower":
-            return cfg.model.image_pretrained or is_offline_tower(cfg.model.image_tower)
+            return cfg.model.image_pretrained or is_wheel_tower(cfg.model.image_tower)
         return cfg.model.text_tower != "random:bert" and not cfg.model.text_tower.startswith("config:")
 
     groups: dict[tuple[float, float], list] = {}

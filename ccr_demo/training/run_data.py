@@ -1,4 +1,7 @@
-"""TODO docstring."""
+"""A run's data around the training set: generating the shapes world when the config asks for it
+(`prepare_data`), the test sets and typed-query splits evaluated during training, and the
+captions to encode into the text-feature cache, also ahead of training (`fill_text_cache`, the
+logic of ``train/cache_text_features.py``)."""
 
 from __future__ import annotations
 

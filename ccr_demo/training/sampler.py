@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""`GlobalBatchSampler`: every process's slice of one seeded global batch, so N processes with
+batch b train like one process with batch N*b, and the data order is a pure function of
+(seed, epoch) that a resumed run replays from any batch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""Where the training loop logs its scalars: ``train.log_with`` -> accelerate's trackers
+(`build_trackers`), with `JSONLinesTracker`, a built-in one writing ``OUTPUT/logs/train_log.jsonl``
+that needs no extra package."""
 
 from __future__ import annotations
 
@@ -33,8 +35,9 @@ class JSONLinesTracker(GeneralTracker):
             f.write(json.dumps({"step": step, "time": time.time(), **values}, default=str) + "\n")
 
 
-def _trackers(tc, out: Path):
-    """train.log_with -> accelerate's log_with: "jsonl" (built in here), any accelerate tracker, or none."""
+def build_trackers(tc, out: Path):
+    """``train.log_with`` (``tc``: the run's TrainConfig) -> accelerate's ``log_with``: "jsonl" (the
+    JSONLinesTracker, writing OUTPUT/logs/train_log.jsonl), any accelerate tracker name, or None."""
     if tc.log_with in ("", "none"):
         return None
     if tc.log_with == "jsonl":

@@ -1,8 +1,9 @@
 """Gradio demo: text-to-image search in many languages side by side, rank consistency (MRV),
 gold mode, image-to-text, a session gallery and evaluation.
 
-``build_demo()`` loads everything once (see ``state``) and returns the Blocks; ``app.py``
-queues and launches it with ``queue_options()`` / ``launch_options()``.
+``build_demo(assets_dir=...)`` loads everything once (see ``state`` and ``loading``) and
+returns the Blocks; ``app.py`` names its ``assets/`` folder as the embedded default and queues
+and launches the demo with ``queue_options()`` / ``launch_options()``.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ __all__ = ["build_demo", "queue_options", "launch_options", "AppState", "Limits"
 
 def build_demo(model_dir: str | Path | None = None, gallery_dir: str | Path | None = None,
                testset_dir: str | Path | None = None, captions_dir: str | Path | None = None, *,
-               state: AppState | None = None, **load_kwargs):
+               assets_dir: str | Path | None = None, state: AppState | None = None, **load_kwargs):
     """The demo's gr.Blocks. Paths given here win over CCR_MODEL / CCR_GALLERY / CCR_TESTSET /
-    CCR_CAPTIONS, which win over the embedded default in ``assets/``; missing pieces are shown
-    in the app, never raised. ``state``: an already loaded AppState (tests, benchmarks).
-    The loaded state is kept as ``demo.ccr_state``."""
-    from ccr_demo.ui.layout import build_layout
+    CCR_CAPTIONS / CCR_MODELS, which win over the embedded default in ``assets_dir`` (``app.py``
+    passes its ``assets/``; None: no default); missing pieces are shown in the app, never raised.
+    ``state``: an already loaded AppState (tests, benchmarks). The loaded state is kept as
+    ``demo.ccr_state``."""
+    from ccr_demo.ui.layout import build_layout  # gradio (~2 s): only when a demo is built
 
     app = state if state is not None else load_app_state(model_dir, gallery_dir, testset_dir, captions_dir,
-                                                         **load_kwargs)
+                                                         assets=assets_dir, **load_kwargs)
     app.start_background_work()
     # No folder is registered with gr.set_static_paths: each result image is copied into Gradio's
     # cache when it is shown (serving.py), so only the gallery's images are ever served.

@@ -1,4 +1,11 @@
-"""TODO docstring."""
+"""The caption index image-to-text searches: one text gallery of captions per language.
+
+Made from a caption gallery ``python -m ccr_demo.gallery build --iglue ... --captions`` wrote
+(``CaptionIndex.from_gallery``: vectors split per language, nothing re-encoded), or, without
+one, by encoding the gold instances' captions once (``CaptionIndex.build``: in chunks that a
+stop event can end, cached on disk under the model's fingerprint so a later start loads them).
+``gold_rows`` finds an image's own captions, which image-to-text marks as gold.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +40,7 @@ class CaptionIndex:
     @classmethod
     def from_gallery(cls, gallery, source: str) -> "CaptionIndex":
         """Split one caption gallery into per-language galleries (vectors copied, not re-encoded)."""
-        from ccr_demo.gallery.gallery import Gallery
+        from ccr_demo.gallery.gallery import Gallery  # imports torch: kept out of ``import ccr_demo.ui``
 
         rows: dict[str, list[int]] = {}
         for row, item in enumerate(gallery.items):
@@ -65,7 +72,7 @@ class CaptionIndex:
         Encoding goes in chunks of ``chunk`` captions; a set ``stop`` ends it between two
         (raises InterruptedError), so a shutting-down process need not wait minutes.
         """
-        from ccr_demo.gallery.gallery import Gallery
+        from ccr_demo.gallery.gallery import Gallery  # torch, as in from_gallery
         from ccr_demo.model.fingerprint import weights_fingerprint
 
         key = hashlib.sha256(json.dumps([weights_fingerprint(model), instances.image_ids, instances.captions],

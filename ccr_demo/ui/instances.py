@@ -1,4 +1,10 @@
-"""The parallel test instances gold mode draws from, with their captions per language."""
+"""The parallel test instances gold mode draws from, with their captions per language.
+
+``GoldInstances`` comes from the test set (``from_testset``) or, without one, from a caption
+gallery's items (``from_caption_gallery``: only languages every image has, so the instances
+stay parallel). Gold mode picks one, image-to-text marks its captions, and the caption index
+is encoded from them when no caption gallery is loaded.
+"""
 
 from __future__ import annotations
 

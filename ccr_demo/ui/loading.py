@@ -1,4 +1,19 @@
-"""TODO docstring."""
+"""Loading the app's state once, before serving: ``load_app_state`` and where each piece comes from.
+
+Chooses every item (model, gallery, test set, caption gallery, typed queries, the models to
+compare) as the table in ``state`` says: argument > environment variable > the embedded default
+in the ``assets`` folder the caller names (``app.py`` passes its own ``assets/``; the library
+keeps no path of its own, so without ``assets`` there is no default). Then loads them, warms
+the model up and releases the memory loading left behind. Nothing here raises for a missing or
+broken item: it goes to ``AppState.problems`` / ``notes``, so the app starts and says what is
+wrong. A gallery's images are read only inside the roots ``image_roots`` names (the gallery
+itself checks each item against them when it loads, ``utils.paths``).
+
+Model, gallery and towers (``ccr_demo.model`` / ``ccr_demo.gallery``, and ``eval.evaluate``)
+are imported inside the functions that load them: they import torch (~2 s), and
+``import ccr_demo.ui`` stays light for what needs only ``state`` or ``memory`` (``app.py``
+limits malloc arenas before anything is loaded).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +25,14 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+from huggingface_hub import snapshot_download
+from PIL import Image
+
+from ccr_demo.data.queries import QuerySet
+from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.ui.caption_index import CaptionIndex
-from ccr_demo.ui.manifest import MANIFEST_NAME, ModelsConfigError, ModelSpec, _check_names, parse_models, read_manifest
+from ccr_demo.ui.manifest import MANIFEST_NAME, ModelsConfigError, ModelSpec, check_names, parse_models, read_manifest
+from ccr_demo.ui.memory import drop_clean_weight_pages, release_memory
 from ccr_demo.ui.state import (
     ENV_CAPTIONS,
     ENV_GALLERY,
@@ -27,25 +48,37 @@ from ccr_demo.ui.state import (
     LoadedModel,
     same_images,
 )
+from ccr_demo.utils.fileio import cache_dir
 
 log = logging.getLogger(__name__)
 
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+def default_paths(assets: str | Path | None) -> dict[str, Path | None]:
+    """The embedded default's pieces inside an ``assets`` folder (None for each without one)."""
+    folder = Path(assets) if assets is not None else None
+    return {"model": folder / "model" if folder else None, "gallery": folder / "gallery" if folder else None,
+            "testset": folder / "shapes_test" if folder else None}
 
 
-DEFAULT_PATHS = {"model": ASSETS / "model", "gallery": ASSETS / "gallery", "testset": ASSETS / "shapes_test"}
+def default_manifest(assets: str | Path | None) -> Path | None:
+    """The embedded default's models manifest, ``models.json`` in ``assets`` (None without one)."""
+    return Path(assets) / MANIFEST_NAME if assets is not None else None
 
 
+def _missing(default: Path | None, env: str) -> str:
+    """Why an item has no location, for the app's status text."""
+    if default is None:
+        return f"no assets folder was given and {env} is not set"
+    return f"`{default}` does not exist and {env} is not set"
 
 
-def _choose(arg, env: str, default: Path) -> tuple[str | None, str]:
+def _choose(arg, env: str, default: Path | None) -> tuple[str | None, str]:
     """(location, how it was chosen): argument > environment variable > embedded default."""
     if arg:
         return str(arg), "argument"
     if os.environ.get(env):
         return os.environ[env], f"${env}"
-    return (str(default), "default") if default.exists() else (None, "default")
+    return (str(default), "default") if default is not None and default.exists() else (None, "default")
 
 
 def _server_folders_allowed() -> bool:
@@ -53,23 +86,22 @@ def _server_folders_allowed() -> bool:
         and "SPACE_ID" not in os.environ
 
 
-def _image_roots(testset_arg) -> list[Path]:
+def image_roots(testset_arg, assets: str | Path | None = None) -> list[Path]:
     """Folders besides its own where the gallery's images may lie: the test set's folder (the
     embedded default's gallery indexes the test images) and those named in CCR_IMAGE_ROOT."""
-    where, _ = _choose(testset_arg, ENV_TESTSET, DEFAULT_PATHS["testset"])
+    where, _ = _choose(testset_arg, ENV_TESTSET, default_paths(assets)["testset"])
     roots = [Path(where)] if where and Path(where).is_dir() else []
     roots += [Path(p) for p in os.environ.get(ENV_IMAGE_ROOT, "").split(os.pathsep) if p.strip()]
     return roots
 
 
-def _looks_like_hub_id(s: str) -> bool:
+def looks_like_hub_id(s: str) -> bool:
+    """Whether a model or gallery location names a Hub repo (``owner/name``, no such local path)."""
     return not Path(s).exists() and s.count("/") == 1 and not s.startswith((".", "/", "~"))
 
 
-def _hub_folder(repo_id: str) -> Path:
+def hub_folder(repo_id: str) -> Path:
     """A gallery on the Hub: a dataset repo first, else a model repo (downloaded once, cached)."""
-    from huggingface_hub import snapshot_download
-
     try:
         return Path(snapshot_download(repo_id, repo_type="dataset"))
     except Exception:  # noqa: BLE001 - try the other repo type, then report
@@ -79,24 +111,22 @@ def _hub_folder(repo_id: str) -> Path:
 def _warm_up(model, text_rounds: int = 4) -> None:
     """The first text encodes are 10-50x slower (kernel set-up); pay that at start-up, not per user.
     One image batch too: the first upload then costs no set-up, and the memory the image path
-    keeps is part of the at-rest figure rather than growth under load (docs/bench_load.md).
+    keeps is part of the at-rest figure rather than growth under load (docs/bench/bench_load.md).
     A model whose text tower another model already warmed needs one round (its projection)."""
-    from PIL import Image
-
     texts = ["a red circle", "ein roter Kreis", "un cercle rouge", "červený kruh", "红色的圆", "赤い丸"]
     for _ in range(text_rounds):
         model.encode_texts(texts)
     model.encode_images([Image.new("RGB", (96, 96), (200, 40, 40)), Image.new("RGB", (120, 80), (20, 90, 200))])
 
 
-def _model_specs(model_dir, gallery_dir, models) -> list[ModelSpec] | None:
+def model_specs(model_dir, gallery_dir, models, assets: str | Path | None = None) -> list[ModelSpec] | None:
     """The models to compare, or None for one model chosen as before (argument, CCR_MODEL /
-    CCR_GALLERY, assets/model): ``models`` argument > a model or gallery argument > CCR_MODELS >
-    CCR_MODEL / CCR_GALLERY > assets/models.json. ModelsConfigError for an unusable list."""
+    CCR_GALLERY, ``assets``/model): ``models`` argument > a model or gallery argument > CCR_MODELS >
+    CCR_MODEL / CCR_GALLERY > ``assets``/models.json. ModelsConfigError for an unusable list."""
     if models is not None:
         if isinstance(models, (str, Path)):
             return read_manifest(models)
-        return _check_names([m if isinstance(m, ModelSpec) else ModelSpec(*m, how="argument") for m in models],
+        return check_names([m if isinstance(m, ModelSpec) else ModelSpec(*m, how="argument") for m in models],
                             "models argument")
     if model_dir or gallery_dir:
         return None
@@ -104,18 +134,13 @@ def _model_specs(model_dir, gallery_dir, models) -> list[ModelSpec] | None:
         return parse_models(os.environ[ENV_MODELS])
     if os.environ.get(ENV_MODEL) or os.environ.get(ENV_GALLERY):
         return None
-    manifest = default_manifest()
-    return read_manifest(manifest) if manifest.is_file() else None
-
-
-def default_manifest() -> Path:
-    """The embedded default's models manifest: ``models.json`` in the folder of the default model."""
-    return Path(DEFAULT_PATHS["model"]).parent / MANIFEST_NAME
+    manifest = default_manifest(assets)
+    return read_manifest(manifest) if manifest is not None and manifest.is_file() else None
 
 
 def _load_compared(spec: ModelSpec, state: AppState, roots: list[Path], warm_up: bool) -> LoadedModel | None:
     """One more model and its gallery, kept only if the gallery indexes the first model's images."""
-    from ccr_demo.gallery.gallery import Gallery
+    from ccr_demo.gallery.gallery import Gallery  # torch: see the module's docstring
     from ccr_demo.model.modeling import CCRModel
 
     label = f"model {spec.name!r} ({spec.how})"
@@ -129,8 +154,8 @@ def _load_compared(spec: ModelSpec, state: AppState, roots: list[Path], warm_up:
         state.problems.append(f"{label}: `{spec.model}` could not be loaded: {e}")
         return None
     try:
-        hub = _looks_like_hub_id(spec.gallery)
-        folder = _hub_folder(spec.gallery) if hub else Path(spec.gallery)
+        hub = looks_like_hub_id(spec.gallery)
+        folder = hub_folder(spec.gallery) if hub else Path(spec.gallery)
         gallery = Gallery.load(folder, model, image_root=roots + ([folder.parent.parent] if hub else []))
         if gallery.kind != "image":
             raise ValueError(f"it is a {gallery.kind} gallery; text-to-image search needs images")
@@ -150,11 +175,14 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
                    testset_dir: str | Path | None = None, captions_dir: str | Path | None = None, *,
                    models: Sequence | str | Path | None = None,
                    limits: Limits | None = None, allow_local_paths: bool | None = None,
-                   warm_up: bool = True, caption_cache: str | Path | None | bool = True) -> AppState:
+                   warm_up: bool = True, caption_cache: str | Path | None | bool = True,
+                   assets: str | Path | None = None) -> AppState:
     """Load model, gallery, test set and caption gallery; never raises for missing/broken items.
 
     ``models``: models to compare (``ModelSpec`` or (name, model, gallery) tuples, or a manifest
-    path); see ``_model_specs`` for what is used without it. With several, they share one
+    path); see ``model_specs`` for what is used without it. ``assets``: the folder of the embedded
+    default (``model``, ``gallery``, ``shapes_test``, ``models.json``), used for what no argument
+    or variable names; None: no default (``app.py`` passes its ``assets/``). With several, they share one
     instance of an identical offline text tower (``towers.share_offline_text_towers``).
 
     ``allow_local_paths`` (server folders as a session gallery source) defaults to off: users of a
@@ -163,8 +191,6 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
     of the gallery built from the folder are served, never the folder.
     ``caption_cache``: True = ``fileio.cache_dir()/captions`` (``CCR_DEMO_CACHE``), a folder, or False.
     """
-    from ccr_demo.utils.fileio import cache_dir
-
     start = time.perf_counter()
     if caption_cache is True:
         caption_cache = cache_dir() / "captions"
@@ -174,7 +200,7 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
                      caption_cache=Path(caption_cache) if caption_cache else None)
 
     try:
-        specs = _model_specs(model_dir, gallery_dir, models)
+        specs = model_specs(model_dir, gallery_dir, models, assets)
     except ModelsConfigError as e:
         specs = None
         state.problems.append(f"{e}; loading one model instead")
@@ -182,14 +208,14 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
     if specs:
         model_dir, gallery_dir = specs[0].model, specs[0].gallery
         if len(specs) > 1:
-            from ccr_demo.model.towers import share_offline_text_towers
+            from ccr_demo.model.towers import share_offline_text_towers  # torch: see the module's docstring
 
             sharing.enter_context(share_offline_text_towers())
     with sharing:
-        gallery_dir = _load_main_model(state, specs, model_dir, gallery_dir, testset_dir, warm_up)
+        gallery_dir = _load_main_model(state, specs, model_dir, gallery_dir, testset_dir, warm_up, assets)
         if specs and len(specs) > 1 and state.gallery is not None:
             state.models.append(LoadedModel(specs[0].name, state.model, state.gallery, state.sources["model"]))
-            roots = _image_roots(testset_dir)
+            roots = image_roots(testset_dir, assets)
             for spec in specs[1:]:
                 entry = _load_compared(spec, state, roots, warm_up)
                 if entry is not None:
@@ -199,11 +225,10 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
                 state.models = []
                 state.notes.append("Model comparison is off: fewer than two models could be loaded.")
 
-    where, how = _choose(testset_dir, ENV_TESTSET, DEFAULT_PATHS["testset"])
+    default_testset = default_paths(assets)["testset"]
+    where, how = _choose(testset_dir, ENV_TESTSET, default_testset)
     if where is not None:
         try:
-            from ccr_demo.data.testset import ParallelTestSet
-
             state.test_set = ParallelTestSet.from_iglue(where)
             state.instances = GoldInstances.from_testset(state.test_set)
             state.sources["test set"] = f"{where} ({how}, {len(state.test_set)} instances)"
@@ -212,7 +237,7 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
     if state.test_set is not None:
         _load_queries(state, where)
     else:
-        state.notes.append(f"No test set (`{DEFAULT_PATHS['testset']}` missing, {ENV_TESTSET} unset): "
+        state.notes.append(f"No test set ({_missing(default_testset, ENV_TESTSET)}): "
                            "gold mode and evaluation are off.")
 
     cap = captions_dir or os.environ.get(ENV_CAPTIONS)
@@ -220,16 +245,16 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
         cap = f"{str(gallery_dir).rstrip('/')}-captions"
     if cap and state.model is not None:
         try:
-            from ccr_demo.gallery.gallery import Gallery
+            from ccr_demo.gallery.gallery import Gallery  # torch: see the module's docstring
 
             g = Gallery.load(cap, state.model)
-            state._captions = CaptionIndex.from_gallery(g, source=f"caption gallery {cap}")
+            state.use_caption_index(CaptionIndex.from_gallery(g, source=f"caption gallery {cap}"))
             if state.instances is None:
                 state.instances = GoldInstances.from_caption_gallery(g)
             state.sources["captions"] = f"{cap} ({g.count} captions)"
         except Exception as e:  # noqa: BLE001
             state.problems.append(f"caption gallery `{cap}` could not be loaded: {e}")
-    if state._captions is None and state.instances is not None and state.model is not None:
+    if not state.has_caption_index and state.instances is not None and state.model is not None:
         n = sum(len(c) for caps in state.instances.captions.values() for c in caps)
         state.notes.append(f"Image-to-text: the test set's {n} captions are encoded once, in the background "
                            "(minutes on 2 CPU cores for thousands; cached for later starts); "
@@ -240,8 +265,6 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
         inside = sum(i in ids for i in state.instances.image_ids)
         if inside == 0:
             state.notes.append("The test set's images are not in the gallery: gold mode cannot mark a gold image.")
-    from ccr_demo.ui.memory import drop_clean_weight_pages, release_memory
-
     release_memory()  # loading freed ~300 MB of temporaries that glibc would otherwise keep
     released = drop_clean_weight_pages()  # the weights hash made every mapped page resident
     log.info("start-up: %.0f MB of clean mapped weight pages released", released / 2**20)
@@ -254,18 +277,20 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
     return state
 
 
-def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir, warm_up: bool):
+def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir, warm_up: bool, assets):
     """The app's main model and its gallery (the first of several), chosen as ``_choose`` says;
     returns the gallery's folder (a Hub gallery's download) for its ``-captions`` sibling."""
-    where, how = _choose(model_dir, ENV_MODEL, DEFAULT_PATHS["model"])
+    from ccr_demo.gallery.gallery import Gallery  # torch: see the module's docstring
+    from ccr_demo.model.modeling import CCRModel
+
+    defaults = default_paths(assets)
+    where, how = _choose(model_dir, ENV_MODEL, defaults["model"])
     if specs:
         how = f"{specs[0].name!r}, {specs[0].how}"
     if where is None:
-        state.problems.append(f"no model: `{DEFAULT_PATHS['model']}` does not exist and {ENV_MODEL} is not set.")
+        state.problems.append(f"no model: {_missing(defaults['model'], ENV_MODEL)}.")
     else:
         try:
-            from ccr_demo.model.modeling import CCRModel
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 state.model = CCRModel.from_pretrained(where)
@@ -275,18 +300,16 @@ def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir
         except Exception as e:  # noqa: BLE001
             state.problems.append(f"model `{where}` ({how}) could not be loaded: {e}")
 
-    where, how = _choose(gallery_dir, ENV_GALLERY, DEFAULT_PATHS["gallery"])
+    where, how = _choose(gallery_dir, ENV_GALLERY, defaults["gallery"])
     if specs:
         how = f"{specs[0].name!r}, {specs[0].how}"
     if where is None:
-        state.problems.append(f"no gallery: `{DEFAULT_PATHS['gallery']}` does not exist and {ENV_GALLERY} is not set.")
+        state.problems.append(f"no gallery: {_missing(defaults['gallery'], ENV_GALLERY)}.")
     elif state.model is not None:
         try:
-            from ccr_demo.gallery.gallery import Gallery
-
-            hub = _looks_like_hub_id(where)
-            folder = _hub_folder(where) if hub else Path(where)
-            roots = _image_roots(testset_dir)
+            hub = looks_like_hub_id(where)
+            folder = hub_folder(where) if hub else Path(where)
+            roots = image_roots(testset_dir, assets)
             if hub:  # a Hub snapshot's files are links into the repo's own blobs/ folder in the cache
                 roots.append(folder.parent.parent)
             state.gallery = Gallery.load(folder, state.model, image_root=roots)
@@ -305,8 +328,7 @@ def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir
 def _load_queries(state: AppState, testset_where: str) -> None:
     """Typed queries for the Evaluate tab: ``CCR_QUERIES``, else the ``test_queries`` split
     beside the test set (where the shapes world writes it), if any."""
-    from ccr_demo.data.queries import QuerySet
-    from ccr_demo.eval.evaluate import default_queries
+    from ccr_demo.eval.evaluate import default_queries  # torch: see the module's docstring
 
     path = os.environ.get(ENV_QUERIES) or default_queries(testset_where)
     if not path:

@@ -1,4 +1,14 @@
-"""TODO docstring."""
+"""Which models the app compares: a models manifest (``models.json``) or ``CCR_MODELS``.
+
+A manifest is ``{"models": [{"name": ..., "model": DIR, "gallery": DIR, "about": ...}, ...]}``
+with paths relative to its own folder; each path must resolve inside that folder
+(``utils.paths.resolve_inside``: no absolute path, no ``..`` or symlink out), so a manifest can
+point the app only at files beside it. ``CCR_MODELS`` is a manifest path or
+``name=MODEL@GALLERY;...`` (server configuration: any folder or Hub id). Both give a list of
+``ModelSpec``, checked by ``check_names`` (1 to ``MAX_MODELS`` distinct, printable names);
+anything unusable is a ``ModelsConfigError`` naming the entry. Nothing is loaded here
+(``loading`` does that).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ccr_demo.ui.state import ENV_MODELS
+from ccr_demo.utils.paths import resolve_inside
 
 MANIFEST_NAME = "models.json"  # beside the default model: assets/models.json
 
@@ -31,7 +42,9 @@ class ModelsConfigError(ValueError):
     """A models manifest or CCR_MODELS value that cannot be used, naming the entry."""
 
 
-def _check_names(specs: list[ModelSpec], where: str) -> list[ModelSpec]:
+def check_names(specs: list[ModelSpec], where: str) -> list[ModelSpec]:
+    """``specs`` unchanged if there are 1 to ``MAX_MODELS`` of them with distinct, usable names;
+    else ModelsConfigError naming ``where`` (the manifest, variable or argument they came from)."""
     if len(specs) < 1:
         raise ModelsConfigError(f"{where}: lists no model")
     if len(specs) > MAX_MODELS:
@@ -48,18 +61,17 @@ def _check_names(specs: list[ModelSpec], where: str) -> list[ModelSpec]:
     return specs
 
 
-def _inside(folder: Path, relative: object, what: str, where: str) -> str:
+def _entry_path(folder: Path, relative: object, what: str, where: str) -> str:
     """``folder / relative`` resolved (symlinks followed), refused unless it stays inside ``folder``."""
     if not isinstance(relative, str) or not relative.strip():
         raise ModelsConfigError(f"{where}: {what} must be a path relative to {folder}, got {relative!r}")
     if Path(relative).is_absolute() or relative.startswith("~"):
         raise ModelsConfigError(f"{where}: {what} {relative!r} is absolute; paths in a manifest are relative to "
                                 f"its folder ({folder}) and must stay inside it")
-    base = folder.resolve()
-    target = (base / relative).resolve()
-    if not target.is_relative_to(base):
-        raise ModelsConfigError(f"{where}: {what} {relative!r} resolves to {target}, outside the manifest's "
-                                f"folder {base}")
+    target = resolve_inside(relative, folder)
+    if target is None:
+        raise ModelsConfigError(f"{where}: {what} {relative!r} resolves outside the manifest's folder "
+                                f"{folder.resolve()} (or cannot be resolved)")
     return str(target)
 
 
@@ -84,9 +96,9 @@ def read_manifest(path: str | Path) -> list[ModelSpec]:
         unknown = set(entry) - {"name", "model", "gallery", "about"}
         if unknown:
             raise ModelsConfigError(f"{where}: unknown keys {sorted(unknown)} (known: name, model, gallery, about)")
-        specs.append(ModelSpec(entry["name"], _inside(path.parent, entry.get("model"), "model", where),
-                               _inside(path.parent, entry.get("gallery"), "gallery", where), how=str(path)))
-    return _check_names(specs, f"models manifest {path}")
+        specs.append(ModelSpec(entry["name"], _entry_path(path.parent, entry.get("model"), "model", where),
+                               _entry_path(path.parent, entry.get("gallery"), "gallery", where), how=str(path)))
+    return check_names(specs, f"models manifest {path}")
 
 
 def parse_models(value: str) -> list[ModelSpec]:
@@ -104,4 +116,4 @@ def parse_models(value: str) -> list[ModelSpec]:
         if not eq or not at or not model.strip() or not gallery.strip():
             raise ModelsConfigError(f"${ENV_MODELS}: entry {part!r} is not name=MODEL@GALLERY")
         specs.append(ModelSpec(name.strip(), model.strip(), gallery.strip(), how=f"${ENV_MODELS}"))
-    return _check_names(specs, f"${ENV_MODELS}")
+    return check_names(specs, f"${ENV_MODELS}")

@@ -3,7 +3,7 @@
 Why: loading the model and encoding images allocate and free hundreds of MB in many small
 blocks; glibc keeps freed heap pages mapped, and each request thread may get its own malloc
 arena, so RSS grows with waves of uploads although nothing is kept. Measured with
-``bench/bench_load.py`` (docs/bench_load.md): ``malloc_trim`` after loading and after each
+``bench/bench_load.py`` (docs/bench/bench_load.md): ``malloc_trim`` after loading and after each
 gallery build returns those pages, and two arenas stop per-thread growth.
 """
 

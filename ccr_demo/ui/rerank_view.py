@@ -23,9 +23,7 @@ other image keeps its exact contrastive rank (over the whole gallery). No Gradio
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -38,6 +36,7 @@ from ccr_demo.data.images import load_image
 from ccr_demo.eval import metrics
 from ccr_demo.eval.rerank import rerank_top_k
 from ccr_demo.model.fingerprint import weights_fingerprint
+from ccr_demo.utils.cache import LockedLRU
 
 DEFAULT_RERANK_K = 16
 NO_FUSION = ("the loaded model is a dual encoder (no fusion encoder, `model.fusion.layers` = 0): there is no "
@@ -60,46 +59,17 @@ def check_rerank_k(rerank_k: Any, max_k: int) -> int:
 # --------------------------------------------------------------------------- image memory cache
 
 
-class ImageMemoryCache:
-    """Bounded, thread-safe LRU of fusion image memories (CPU float32 tensors [1+T, W])."""
+def tensor_nbytes(value: torch.Tensor) -> int:
+    """A tensor's size in bytes (what the image memory cache counts against its byte budget)."""
+    return value.element_size() * value.nelement()
+
+
+class ImageMemoryCache(LockedLRU):
+    """Bounded, thread-safe LRU of fusion image memories (CPU float32 tensors [1+T, W]): at most
+    ``max_items`` of them and ``max_bytes`` in all (``utils.cache.LockedLRU``)."""
 
     def __init__(self, max_items: int = 2048, max_bytes: int = 256 << 20):
-        self.max_items, self.max_bytes = int(max_items), int(max_bytes)
-        self._data: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
-
-    def get(self, key: tuple) -> torch.Tensor | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key: tuple, value: torch.Tensor) -> None:
-        size = value.element_size() * value.nelement()
-        if size > self.max_bytes or self.max_items < 1:
-            return
-        with self._lock:
-            old = self._data.pop(key, None)
-            if old is not None:
-                self._bytes -= old.element_size() * old.nelement()
-            self._data[key] = value
-            self._bytes += size
-            while len(self._data) > self.max_items or self._bytes > self.max_bytes:
-                _, dropped = self._data.popitem(last=False)
-                self._bytes -= dropped.element_size() * dropped.nelement()
+        super().__init__(max_items, max_bytes, sizeof=tensor_nbytes)
 
 
 def _file_key(path: str) -> tuple | None:

@@ -27,6 +27,8 @@ from typing import Any, Iterable
 
 from PIL import Image
 
+from ccr_demo.utils.paths import is_inside
+
 log = logging.getLogger(__name__)
 
 
@@ -64,7 +66,7 @@ def serve_image(image: Any, folder: Path | None = None) -> Any:
         return _write_once(folder, "image.png", buf.getvalue())
     if isinstance(image, (str, Path)) and image:
         path = Path(image)
-        if path.is_relative_to(folder):
+        if is_inside(path, [folder]):  # already one of Gradio's cached files
             return str(path)
         from gradio.processing_utils import save_file_to_cache
 

@@ -6,17 +6,21 @@ none re-loads anything. Where things come from, first match wins:
 =========  ======================  ==============  ===============================
 item       build_demo argument     env var         embedded default (offline)
 =========  ======================  ==============  ===============================
-model      ``model_dir``           CCR_MODEL       assets/model (a saved CCRModel)
-gallery    ``gallery_dir``         CCR_GALLERY     assets/gallery (a saved Gallery)
-test set   ``testset_dir``         CCR_TESTSET     assets/shapes_test (IGLUE layout)
+model      ``model_dir``           CCR_MODEL       ASSETS/model (a saved CCRModel)
+gallery    ``gallery_dir``         CCR_GALLERY     ASSETS/gallery (a saved Gallery)
+test set   ``testset_dir``         CCR_TESTSET     ASSETS/shapes_test (IGLUE layout)
 captions   ``captions_dir``        CCR_CAPTIONS    ``<gallery>-captions`` if present
 queries    (none)                  CCR_QUERIES     ``test_queries/`` beside the test set
-models     ``models``              CCR_MODELS      assets/models.json (2 models)
+models     ``models``              CCR_MODELS      ASSETS/models.json (2 models)
 =========  ======================  ==============  ===============================
+
+ASSETS is the folder given as ``build_demo(assets_dir=...)`` / ``load_app_state(assets=...)``:
+``app.py`` passes the repository's ``assets/``; the library itself keeps no path, so without
+one there is no embedded default. ``loading`` does all of this; this module holds the result.
 
 Several models side by side (``compare_view``): ``CCR_MODELS`` is a manifest file (JSON, see
 ``read_manifest``) or ``name=MODEL@GALLERY;name=MODEL@GALLERY``; without it and without
-CCR_MODEL / CCR_GALLERY, ``assets/models.json`` is read. The first model is the app's main one
+CCR_MODEL / CCR_GALLERY, ``ASSETS/models.json`` is read. The first model is the app's main one
 (search panes, re-ranking, image-to-text, your own gallery); every gallery must index the same
 image ids in the same order as the first. A model path or gallery path given as an argument,
 or CCR_MODEL / CCR_GALLERY, means one model, as before the comparison existed.
@@ -62,7 +66,7 @@ DEFAULT_LANGUAGES = ("en", "de", "fr", "cs", "zh", "ja")
 
 HOW_TO_MAKE_ASSETS = (
     "Make the embedded default (offline; training takes CPU hours):\n"
-    "1. train: `accelerate launch train/pretrain.py --config train/configs/default.yaml` (it generates its "
+    "1. train: `accelerate launch train/pretrain.py --config default` (it generates its "
     "shapes data), then copy `runs/default/model` to `assets/model` and the shapes test split "
     "(`runs/data/shapes-default/test`) to `assets/shapes_test`;\n"
     "2. `python -m ccr_demo.gallery build --model assets/model --iglue assets/shapes_test "
@@ -90,10 +94,11 @@ class Limits:
     image_memory_bytes: int = 256 << 20  # ...and at most this many bytes of them
 
 
-
-
 @dataclass
 class LoadedModel:
+    """One of the models compared side by side: its name in the UI, the model, its gallery, and
+    where both came from (for the status text)."""
+
     name: str
     model: object
     gallery: object
@@ -154,6 +159,7 @@ class AppState:
     _encoder_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
+        # rerank_view (and query_encoder below) import torch (~2 s): kept out of ``import ccr_demo.ui``
         from ccr_demo.ui.rerank_view import ImageMemoryCache
 
         if self.image_memory is None:  # a cache, the one thing requests add to (bounded, locked)
@@ -170,7 +176,7 @@ class AppState:
         made on first use: a query run again, or a language box left unchanged between two
         searches, needs no text-tower pass. Galleries accept it as the model itself (same
         fingerprint); it refuses to serve once the model's weights change."""
-        from ccr_demo.model.query_encoder import QueryEncoder
+        from ccr_demo.model.query_encoder import QueryEncoder  # torch: see __post_init__
 
         with self._encoder_lock:
             if self._encoder is None or self._encoder.model is not self.model:
@@ -231,6 +237,15 @@ class AppState:
     @property
     def captions_error(self) -> str | None:
         return self._captions_error
+
+    @property
+    def has_caption_index(self) -> bool:
+        """Whether the caption index is there (loaded or built), without building it."""
+        return self._captions is not None
+
+    def use_caption_index(self, index: CaptionIndex) -> None:
+        """Use an already made caption index (a loaded caption gallery) instead of building one."""
+        self._captions = index
 
     def _build_captions(self) -> None:
         if self.model is None or self.instances is None:

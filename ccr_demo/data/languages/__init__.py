@@ -12,7 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from ccr_demo import LANGUAGES
-from ccr_demo.data.languages.common import FORMS, Choices, Item, Plan, Query, plan_from_scene
+
+from .common import FORMS, Choices, Item, Plan, Query, plan_from_scene
 
 # Module per language code (imported by name: "id" would shadow the builtin).
 GRAMMARS = {lang: importlib.import_module(f"{__name__}.{lang}") for lang in LANGUAGES}

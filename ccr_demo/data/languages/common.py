@@ -202,6 +202,17 @@ def listing(noun_phrase: Callable[[Item], str], conjunction: str, serial: bool =
     return lambda items: join([noun_phrase(i) for i in items], ", ", conjunction, serial=serial)
 
 
+def size_and_colour(item: Item, choose: Choices, sizes: Mapping[str, Any], colours: Mapping[str, Any]) -> list:
+    """The item's size word then its colour word (those it has), chosen in that order so a
+    scene's captions stay the same for a seed."""
+    words = []
+    if item.size is not None:
+        words.append(choose(f"size:{item.size}", sizes[item.size]))
+    if item.colour is not None:
+        words.append(choose(f"colour:{item.colour}", colours[item.colour]))
+    return words
+
+
 def case_statement(plan: Plan, choose: Choices, noun_phrase: Callable[[Item, str, Choices], str],
                    relations: Mapping[str, Sequence[tuple[str, str]]], case: str, conjunction: str) -> str:
     """:func:`statement` for the languages with case (de, cs, ru).

@@ -11,16 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ccr_demo.data.languages.common import (
-    Choices,
-    Item,
-    Plan,
-    Query,
-    capitalise,
-    case_statement,
-    query_text,
-    with_position,
-)
+from .common import Choices, Item, Plan, Query, capitalise, case_statement, query_text, with_position
 
 
 @dataclass(frozen=True)

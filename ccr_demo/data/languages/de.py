@@ -11,16 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ccr_demo.data.languages.common import (
-    Choices,
-    Item,
-    Plan,
-    Query,
-    capitalise,
-    case_statement,
-    query_text,
-    with_position,
-)
+from .common import Choices, Item, Plan, Query, capitalise, case_statement, query_text, size_and_colour, with_position
 
 
 @dataclass(frozen=True)
@@ -108,11 +99,7 @@ def noun_phrase(item: Item, case: str, choose: Choices, article: bool = True) ->
     """Without ``article`` (bare typed queries, nominative only) the mixed endings stay:
     in the nominative they equal the strong ones ("roter Stern", "rotes Herz")."""
     noun = choose(f"shape:{item.shape}", NOUNS[item.shape])
-    adjectives = []
-    if item.size is not None:
-        adjectives.append(choose(f"size:{item.size}", SIZES[item.size]))
-    if item.colour is not None:
-        adjectives.append(choose(f"colour:{item.colour}", COLOURS[item.colour]))
+    adjectives = size_and_colour(item, choose, SIZES, COLOURS)
     if item.count == 1:
         ending = MIXED[case, noun.gender]
         words = [ARTICLE[case, noun.gender]] if article else []

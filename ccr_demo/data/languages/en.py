@@ -7,8 +7,8 @@ typed query may omit the size ("an orange star"), so the article is chosen by so
 
 from __future__ import annotations
 
-from ccr_demo.data.languages import common
-from ccr_demo.data.languages.common import Choices, Item, Plan, Query, with_position
+from . import common
+from .common import Choices, Item, Plan, Query, size_and_colour, with_position
 
 NOUNS = {  # shape -> synonyms as (singular, plural)
     "circle": [("circle", "circles"), ("disc", "discs"), ("round shape", "round shapes")],
@@ -64,11 +64,7 @@ def _article(next_word: str) -> str:
 
 def noun_phrase(item: Item, choose: Choices, article: bool = True) -> str:
     singular, plural = choose(f"shape:{item.shape}", NOUNS[item.shape])
-    words = []
-    if item.size is not None:
-        words.append(choose(f"size:{item.size}", SIZES[item.size]))
-    if item.colour is not None:
-        words.append(choose(f"colour:{item.colour}", COLOURS[item.colour]))
+    words = size_and_colour(item, choose, SIZES, COLOURS)
     words.append(singular if item.count == 1 else plural)
     if item.count > 1:
         words.insert(0, COUNTS[item.count])

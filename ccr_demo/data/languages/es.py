@@ -8,9 +8,9 @@ panhispánico de dudas calls the usual one ("cruces naranja"). "de" + "un" does 
 
 from __future__ import annotations
 
-from ccr_demo.data.languages import common
-from ccr_demo.data.languages.common import Choices, Item, Plan, Query, with_position
-from ccr_demo.data.languages.common import romance_adjective as A
+from . import common
+from .common import Choices, Item, Plan, Query, with_position
+from .common import romance_adjective as A
 
 NOUNS = {  # shape -> synonyms as (gender, singular, plural)
     "circle": [("m", "círculo", "círculos"), ("m", "disco", "discos")],

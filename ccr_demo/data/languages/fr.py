@@ -6,9 +6,9 @@ landmarks of a relation are always singular, so "de" never meets "deux/trois".
 
 from __future__ import annotations
 
-from ccr_demo.data.languages import common
-from ccr_demo.data.languages.common import Choices, Item, Plan, Query, with_position
-from ccr_demo.data.languages.common import romance_adjective as A
+from . import common
+from .common import Choices, Item, Plan, Query, with_position
+from .common import romance_adjective as A
 
 NOUNS = {  # shape -> synonyms as (gender, singular, plural)
     "circle": [("m", "cercle", "cercles"), ("m", "rond", "ronds"), ("m", "disque", "disques")],

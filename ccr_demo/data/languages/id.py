@@ -7,8 +7,8 @@ take the serial comma, as EYD spelling rules ask ("A, B, dan C").
 
 from __future__ import annotations
 
-from ccr_demo.data.languages import common
-from ccr_demo.data.languages.common import Choices, Item, Plan, Query, with_position
+from . import common
+from .common import Choices, Item, Plan, Query, with_position
 
 NOUNS = {
     "circle": ["lingkaran", "bulatan"], "square": ["persegi", "bujur sangkar", "kotak"],

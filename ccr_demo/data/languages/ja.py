@@ -7,7 +7,7 @@ Template 2 turns the clause into a relative clause, so it takes the plain verb f
 
 from __future__ import annotations
 
-from ccr_demo.data.languages.common import Choices, Item, Plan, Query, query_text, statement
+from .common import Choices, Item, Plan, Query, query_text, statement
 
 NOUNS = {
     "circle": ["丸", "円", "まる"], "square": ["四角", "正方形"], "triangle": ["三角", "三角形"],

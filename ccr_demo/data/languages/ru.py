@@ -12,16 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ccr_demo.data.languages.common import (
-    Choices,
-    Item,
-    Plan,
-    Query,
-    capitalise,
-    case_statement,
-    query_text,
-    with_position,
-)
+from .common import Choices, Item, Plan, Query, capitalise, case_statement, query_text, size_and_colour, with_position
 
 
 @dataclass(frozen=True)
@@ -122,11 +113,7 @@ def noun_phrase(item: Item, case: str, choose: Choices, article: bool = True) ->
     """Singular in any case; counted groups in the nominative or (equal for inanimate
     nouns) the accusative. ``article`` is ignored: Russian has none."""
     noun = choose(f"shape:{item.shape}", NOUNS[item.shape])
-    adjectives = []
-    if item.size is not None:
-        adjectives.append(choose(f"size:{item.size}", SIZES[item.size]))
-    if item.colour is not None:
-        adjectives.append(choose(f"colour:{item.colour}", COLOURS[item.colour]))
+    adjectives = size_and_colour(item, choose, SIZES, COLOURS)
     if item.count == 1:
         words = [adjective(a, (case, noun.gender)) for a in adjectives] + [getattr(noun, case)]
     else:

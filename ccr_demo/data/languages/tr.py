@@ -9,8 +9,8 @@ yuvarlağın). Sentence-initial "i" capitalises to dotted "İ".
 
 from __future__ import annotations
 
-from ccr_demo.data.languages import common
-from ccr_demo.data.languages.common import Choices, Item, Plan, Query, query_text
+from . import common
+from .common import Choices, Item, Plan, Query, query_text
 
 NOUNS = {  # shape -> synonyms as (nominative, genitive)
     "circle": [("daire", "dairenin"), ("yuvarlak", "yuvarlağın"), ("çember", "çemberin")],

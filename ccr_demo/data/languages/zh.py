@@ -8,7 +8,7 @@ queries drop the numeral where people do ("左边的红色五角星").
 
 from __future__ import annotations
 
-from ccr_demo.data.languages.common import Choices, Item, Plan, Query, join, query_text, statement
+from .common import Choices, Item, Plan, Query, join, query_text, statement
 
 NOUNS = {  # shape -> synonyms as (noun, measure word)
     "circle": [("圆形", "个"), ("圆圈", "个"), ("圆", "个")],

@@ -1,11 +1,15 @@
-"""TODO docstring."""
+"""A one-language retrieval training file read as (image, caption) records.
+
+Flickr30K/xFlickr&CO JSONL or a CCRK retrieval JSON, flattened the way the official
+fine-tuning datasets iterate: an image with 5 captions is 5 records sharing ``image_path``.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from ccr_demo.data.errors import DataFormatError, _at, _BadRows, _path_problem
+from ccr_demo.data.errors import BadRows, DataFormatError, path_problem, where_in_file
 from ccr_demo.data.readers.ccrk_json import read_ccrk_json
 from ccr_demo.data.readers.ccrk_pretrain import PretrainRecord
 from ccr_demo.data.readers.iglue import read_iglue_jsonl
@@ -34,12 +38,13 @@ def read_caption_pairs(path: str | Path, language: str, fmt: str, *, image_root:
     if fmt == "iglue":
         rows = [(r.img_path, r.sentences, str(r.file), r.line) for r in read_iglue_jsonl(path, skip_bad=skip_bad)]
     else:
-        rows = [(e.image, e.captions, f"{e.file}, item {e.item}", None) for e in read_ccrk_json(path, skip_bad=skip_bad)]
-    bad = _BadRows(skip_bad, str(path))
+        rows = [(e.image, e.captions, f"{e.file}, item {e.item}", None)
+                for e in read_ccrk_json(path, skip_bad=skip_bad)]
+    bad = BadRows(skip_bad, str(path))
     records: list[PretrainRecord] = []
     for image, captions, file, line in rows:
-        at = _at(file, line)
-        problem = None if allow_outside_root else _path_problem(image, root)
+        at = where_in_file(file, line)
+        problem = None if allow_outside_root else path_problem(image, root)
         if problem:
             bad(at, problem)
             continue

@@ -1,4 +1,9 @@
-"""TODO docstring."""
+"""CCRK/CCLM retrieval JSON (Multi30K, MSCOCO): one JSON list per file.
+
+Train form: a list of ``{"caption", "image", "image_id"}`` (one caption an item); val/test
+form: a list of ``{"image", "caption": [...], "image_id"}``. Both are read into one entry per
+image with all its captions.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ccr_demo.data.errors import DataFormatError, _at, _BadRows
-from ccr_demo.data.rows import _norm_id, _require
+from ccr_demo.data.errors import BadRows, DataFormatError, where_in_file
+from ccr_demo.data.rows import missing_key_problem, norm_id
 
 
 @dataclass(slots=True)
@@ -32,21 +37,21 @@ def read_ccrk_json(path: str | Path, *, skip_bad: bool = False) -> list[Retrieva
     try:
         items = json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataFormatError(f"{_at(path, e.lineno)}: malformed JSON at column {e.colno}: {e.msg}") from None
+        raise DataFormatError(f"{where_in_file(path, e.lineno)}: malformed JSON at column {e.colno}: {e.msg}") from None
     if not isinstance(items, list) or not items:
         raise DataFormatError(f"{path}: expected a non-empty JSON list of objects")
-    bad = _BadRows(skip_bad, str(path))
+    bad = BadRows(skip_bad, str(path))
     entries: dict[str, RetrievalEntry] = {}
     for i, obj in enumerate(items):
-        at = _at(path, item=i)
+        at = where_in_file(path, item=i)
         if not isinstance(obj, dict):
             bad(at, f"expected an object, got {type(obj).__name__}")
             continue
-        problem = _require(obj, ["image", "caption", "image_id"])
+        problem = missing_key_problem(obj, ["image", "caption", "image_id"])
         if problem:
             bad(at, problem)
             continue
-        iid, image, cap = _norm_id(obj["image_id"]), obj["image"], obj["caption"]
+        iid, image, cap = norm_id(obj["image_id"]), obj["image"], obj["caption"]
         caps = [cap] if isinstance(cap, str) else cap
         if iid is None:
             bad(at, f"'image_id' must be a non-empty string or an int, got {obj['image_id']!r}")

@@ -1,4 +1,12 @@
-"""TODO docstring."""
+"""CCRK pretraining data: a folder of ``part_*.data`` files, one JSON object a line.
+
+A row is ``{"caption": {"en": ..., "de": ...}, "image_path": "..."}``; a relative path
+resolves against the part file's folder (or ``image_root``) and must stay inside it. Instead
+of a path a row may carry its image as base64 in ``"image"`` (CCRK's ``images.image_key``),
+``"binary"`` (CCLM's key for region and monolingual data) or ``"image_base64"``; such images
+stay on disk (file and byte offset) until a record is loaded. ``"scene"``, ``"noise"`` and
+``"variants"`` are kept as they are.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +19,9 @@ from typing import Any, Iterable, Iterator, Sequence
 from PIL import Image
 
 from ccr_demo import LANGUAGES
-from ccr_demo.data.errors import DataFormatError, _at, _BadRows, _path_problem
-from ccr_demo.data.images import _decode_base64, load_image
-from ccr_demo.data.rows import _gc_paused, _jsonl, _require
+from ccr_demo.data.errors import BadRows, DataFormatError, path_problem, where_in_file
+from ccr_demo.data.images import decode_base64, load_image
+from ccr_demo.data.rows import gc_paused, missing_key_problem, read_jsonl
 
 PRETRAIN_BASE64_KEYS = ("image", "binary", "image_base64")
 
@@ -34,7 +42,7 @@ class PretrainRecord:
 
     @property
     def where(self) -> str:
-        return _at(self.file, self.line)
+        return where_in_file(self.file, self.line)
 
     def load_image(self, max_pixels: int | None = None) -> Image.Image:
         if self.image_path is not None:
@@ -46,7 +54,7 @@ class PretrainRecord:
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise DataFormatError(f"{self.where}: cannot re-read base64 image {self.image_key!r}: {e}") from None
         label = f"{self.where} (base64 {self.image_key!r})"
-        return load_image(_decode_base64(data, label), name=label, max_pixels=max_pixels)
+        return load_image(decode_base64(data, label), name=label, max_pixels=max_pixels)
 
 
 def pretrain_files(source: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -88,26 +96,29 @@ def read_ccrk_pretrain(source: str | Path | Iterable[str | Path], languages: Seq
     ``..`` (by default such a row is bad: paths stay inside ``image_root`` / the part's folder).
     """
     files = pretrain_files(source)
-    bad = _BadRows(skip_bad, str(source) if isinstance(source, (str, Path)) else f"{len(files)} files")
+    bad = BadRows(skip_bad, str(source) if isinstance(source, (str, Path)) else f"{len(files)} files")
     records: list[PretrainRecord] = []
     for path in files:
         file = str(path)
         root = str(image_root) if image_root is not None else str(path.parent)
-        with _gc_paused():
-            records.extend(_pretrain_rows(path, file, root, languages, check_images, bad, allow_outside_root))
+        with gc_paused():
+            records.extend(pretrain_rows(path, file, root, languages, check_images, bad, allow_outside_root))
     bad.finish()
     if not records:
         raise DataFormatError(f"{source}: no usable rows")
     return records
 
 
-def _pretrain_rows(path: Path, file: str, root: str, languages: Sequence[str] | None, check_images: bool,
-                   bad: _BadRows, allow_outside_root: bool = False) -> Iterator[PretrainRecord]:
-    """Validate one part file's rows into records (see read_ccrk_pretrain)."""
-    for lineno, offset, row in _jsonl(path, bad):
-        at = _at(file, lineno)
+def pretrain_rows(path: Path, file: str, root: str, languages: Sequence[str] | None, check_images: bool,
+                  bad: BadRows, allow_outside_root: bool = False) -> Iterator[PretrainRecord]:
+    """Validate one part file's rows into records (see read_ccrk_pretrain); bad rows go to ``bad``.
+
+    ``file`` is the name records carry, ``root`` the folder relative image paths resolve against.
+    """
+    for lineno, offset, row in read_jsonl(path, bad):
+        at = where_in_file(file, lineno)
         if "caption" not in row:
-            bad(at, _require(row, ["caption"]))
+            bad(at, missing_key_problem(row, ["caption"]))
             continue
         problem = _check_captions(row["caption"], languages)
         if problem:
@@ -120,7 +131,7 @@ def _pretrain_rows(path: Path, file: str, root: str, languages: Sequence[str] | 
             if not isinstance(rel, str) or not rel:
                 bad(at, "'image_path' must be a non-empty string")
                 continue
-            problem = None if allow_outside_root else _path_problem(rel, root)
+            problem = None if allow_outside_root else path_problem(rel, root)
             if problem:
                 bad(at, problem)
                 continue
@@ -143,7 +154,7 @@ def _pretrain_rows(path: Path, file: str, root: str, languages: Sequence[str] | 
 def check_languages(records: Sequence[PretrainRecord], languages: Sequence[str], *,
                     skip_bad: bool = False) -> list[PretrainRecord]:
     """Keep records that have every language in `languages` (or fail naming the first that lacks one)."""
-    kept = _BadRows(skip_bad, f"{len(records)} records").keep(
+    kept = BadRows(skip_bad, f"{len(records)} records").keep(
         records, lambda rec: _check_captions(rec.captions, languages), lambda rec: rec.where)
     if not kept:
         raise DataFormatError(f"no record has all of {list(languages)}")

@@ -1,4 +1,8 @@
-"""TODO docstring."""
+"""IGLUE retrieval JSONL (xFlickr&CO ``annotations/{lang}/test.jsonl``, Flickr30K ``train_ann.jsonl``).
+
+Rows are ``{"id", "img_path", "sentences"}``; ids are ints (COCO) or strings (Flickr) and
+are normalised to str. Optional ``"scene"`` and ``"noise"`` keys are kept.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccr_demo.data.errors import DataFormatError, DataFormatWarning, _at, _BadRows
-from ccr_demo.data.rows import _jsonl, _norm_id, _require
+from ccr_demo.data.errors import BadRows, DataFormatError, DataFormatWarning, where_in_file
+from ccr_demo.data.rows import missing_key_problem, norm_id, read_jsonl
 
 
 @dataclass(slots=True)
@@ -29,17 +33,17 @@ def read_iglue_jsonl(path: str | Path, *, skip_bad: bool = False) -> list[IglueR
     stays parallel; they are counted in one warning.
     """
     path = Path(path)
-    bad = _BadRows(skip_bad, str(path))
+    bad = BadRows(skip_bad, str(path))
     rows: list[IglueRow] = []
     seen: dict[str, int] = {}
     empty: list[int] = []
-    for lineno, _, row in _jsonl(path, bad):
-        at = _at(path, lineno)
-        problem = _require(row, ["id", "img_path", "sentences"])
+    for lineno, _, row in read_jsonl(path, bad):
+        at = where_in_file(path, lineno)
+        problem = missing_key_problem(row, ["id", "img_path", "sentences"])
         if problem:
             bad(at, problem)
             continue
-        rid, img, sents = _norm_id(row["id"]), row["img_path"], row["sentences"]
+        rid, img, sents = norm_id(row["id"]), row["img_path"], row["sentences"]
         if rid is None:
             bad(at, f"'id' must be a non-empty string or an int, got {row['id']!r}")
         elif not isinstance(img, str) or not img:

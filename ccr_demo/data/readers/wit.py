@@ -1,4 +1,9 @@
-"""TODO docstring."""
+"""IGLUE WIT: ``test_{lang}.jsonl`` annotations and the base64 image files beside them.
+
+Rows carry ``image_url`` and ``caption_reference_description``; images come as
+``url<TAB>base64`` lines in CSV/TSV files, or merged into the row as ``"image_content"``
+(CCLM's wit_preproc).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ccr_demo.data.errors import DataFormatError, _at, _BadRows
-from ccr_demo.data.rows import _jsonl, _require
+from ccr_demo.data.errors import BadRows, DataFormatError, where_in_file
+from ccr_demo.data.rows import missing_key_problem, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +37,12 @@ def read_wit_jsonl(path: str | Path, *, skip_bad: bool = False) -> list[WitRow]:
     Rows whose caption is empty or null are dropped, as CCLM's WIT loader does.
     """
     path = Path(path)
-    bad = _BadRows(skip_bad, str(path))
+    bad = BadRows(skip_bad, str(path))
     rows: list[WitRow] = []
     dropped = 0
-    for lineno, _, row in _jsonl(path, bad):
-        at = _at(path, lineno)
-        problem = _require(row, ["image_url", "caption_reference_description"])
+    for lineno, _, row in read_jsonl(path, bad):
+        at = where_in_file(path, lineno)
+        problem = missing_key_problem(row, ["image_url", "caption_reference_description"])
         if problem:
             bad(at, problem)
             continue
@@ -95,14 +100,14 @@ def read_wit_images(source: str | Path, urls: Iterable[str] | None = None, *,
     p = Path(source)
     files = wit_image_files(p)
     want = None if urls is None else set(urls)
-    bad = _BadRows(skip_bad, str(p))
+    bad = BadRows(skip_bad, str(p))
     out: dict[str, str] = {}
     for path in files:
         lines = 0
         for lineno, url, data, problem in iter_wit_image_lines(path):
             lines += 1
             if problem:
-                bad(_at(path, lineno), problem)
+                bad(where_in_file(path, lineno), problem)
             elif want is None or url in want:
                 out[url] = data.decode("ascii", "replace")
         if lines == 0:

@@ -1,6 +1,7 @@
 """An ablation plan and its runs: which methods, regimes and seeds, and each run's full config.
 
-A plan (train/configs/ablation/*.yaml) names the regimes (a base training config each: a
+A plan (a shipped one, ``ablation/quick`` or ``ablation/full`` of `ccr_demo.training.configs`, or
+any plan YAML) names the regimes (a base training config each, a shipped name or a path: a
 locked, cached text tower; towers trained from scratch), the methods, the seeds, and the extra
 parts: the K ablation (``train.caption_num`` k of K languages per image per step) and training
 on machine-translation-noisy captions. Kept apart from running and reporting so that the bench
@@ -19,9 +20,8 @@ from pathlib import Path
 import yaml
 
 from ccr_demo.training.config import ExperimentConfig
-from ccr_demo.utils.config import ConfigError, load_yaml
-
-PLANS = Path(__file__).resolve().parents[1] / "train" / "configs" / "ablation"
+from ccr_demo.training.configs import load_config, resolve_config, shipped_configs
+from ccr_demo.utils.config import ConfigError
 
 # method name -> (label, overrides); "epochs_x_k" trains K times the base epochs.
 METHODS = {
@@ -70,14 +70,13 @@ def _epochs_factor(overrides: list) -> float:
 
 
 def load_plan(plan: str) -> dict:
-    """A plan by name (quick, full: train/configs/ablation/NAME.yaml) or path."""
-    path = Path(plan)
-    if not path.suffix:
-        path = PLANS / f"{plan}.yaml"
+    """A plan by its shipped name (``quick``, ``full``, or ``ablation/quick``...) or a YAML path."""
+    name = plan if plan.startswith("ablation/") or Path(plan).suffix else f"ablation/{plan}"
     try:
+        path = resolve_config(name)
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        known = sorted(p.stem for p in PLANS.glob("*.yaml"))
+    except (ConfigError, FileNotFoundError):
+        known = [n.split("/", 1)[1] for n in shipped_configs("ablation")]
         raise ConfigError(f"ablation plan {plan!r} not found (shipped plans: {known})") from None
     if not isinstance(data, dict) or not isinstance(data.get("regimes"), dict) or not data.get("seeds"):
         raise ConfigError(f"ablation plan {path}: needs 'regimes' (a mapping) and 'seeds'")
@@ -93,8 +92,6 @@ def plan_runs(plan: dict) -> list[RunSpec]:
     the methods part, then the noise and K-ablation parts. A stopped ablation (the full plan
     takes more than a session on 2 cores) so has every part at some seeds rather than all
     seeds of a few parts."""
-    # configs of a shipped plan are named from the repo root, those of another plan from the cwd
-    root = PLANS.parents[2] if Path(plan.get("path", "")).resolve().parent == PLANS else Path.cwd()
     common = list(OFFICIAL)
     if plan.get("languages"):
         common.append(f"data.languages={','.join(plan['languages'])}")
@@ -102,10 +99,9 @@ def plan_runs(plan: dict) -> list[RunSpec]:
         common.append(f"data.eval_languages={','.join(plan['eval_languages'])}")
     common.append("train.eval_keep_ranks=true")
 
-    def regime(name: str) -> tuple[str, list]:
+    def regime(name: str) -> tuple[str, list]:  # its config: a shipped name, or a path from the cwd
         r = plan["regimes"][name]
-        config = Path(r["config"])
-        return str(config if config.is_absolute() else root / config), common + list(r.get("overrides", []))
+        return str(r["config"]), common + list(r.get("overrides", []))
 
     runs = []
     for seed in plan["seeds"]:
@@ -136,7 +132,7 @@ def run_config(spec: RunSpec, out: Path) -> ExperimentConfig:
     """The run's full config: its regime's base config, the plan's and method's overrides."""
     over = [o for o in spec.overrides if o != "epochs_x_k" and not o.startswith("epochs_x:")]
     over += [f"train.seed={spec.seed}", f"train.output_dir={out / spec.name}"]
-    cfg = load_yaml(ExperimentConfig, spec.config, over)
+    cfg = load_config(spec.config, over)
     factor = len(cfg.languages) if "epochs_x_k" in spec.overrides else _epochs_factor(spec.overrides)
     if factor != 1:
         epochs = cfg.train.epochs * factor

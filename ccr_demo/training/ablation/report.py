@@ -1,4 +1,4 @@
-"""The ablation's results: each finished run's figures, the tables and plots of docs/ablation.md.
+"""The ablation's results: each finished run's figures, the tables and plots of docs/analysis/ablation.md.
 
 Everything is read from the runs' own summary and evaluation reports (MRV over the seen
 languages is recomputed from each run's kept ranks), so the report can be rewritten at any time
@@ -175,7 +175,7 @@ def off_curve_rows(results: list[dict]) -> list[list[str]]:
 
 
 def render_report(plan: dict, results: list[dict], missing: list[str], plots: dict[str, str]) -> str:
-    """docs/ablation.md: per part and regime, method x language IR R@1 and the MRV columns."""
+    """docs/analysis/ablation.md: per part and regime, method x language IR R@1 and the MRV columns."""
     seen = list(plan.get("languages") or [])
     lines = [f"# Ablation: 1-to-K against its baselines ({plan.get('title', Path(plan['path']).stem)})", "",
              f"Written by `python -m ccr_demo.training.ablation --plan {plan.get('name', Path(plan['path']).stem)}` from "

@@ -1,0 +1,46 @@
+"""The "About" tab: how each number is made, the configuration, and what was loaded from where."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ccr_demo.ui.state import AppState
+
+TAB_ID = "about"
+
+ABOUT = """## How the numbers are made
+- **Rank**: how many gallery images score strictly higher than this one, plus 1 (1 = top),
+  computed exactly over the whole gallery from its stored vectors.
+- **Query MRV**: the std across languages of the ranks of the *consensus* image (the image
+  with the lowest mean rank over the chosen languages); the variance is shown beside it.
+- **Gold MRV** (gold mode): the same spread for the test instance's own image: the
+  per-instance quantity whose mean over a test set is the paper's MRV.
+- **Overlap**: |top-k(a) ∩ top-k(b)| / k for each pair of languages.
+- **Re-rank** (models with the fusion encoder): each language's contrastive top k re-ordered
+  by the image-text matching (ITM) score; the rest keep their contrastive order and rank. Every
+  figure then reads "contrastive → re-ranked".
+- **Models side by side** (two or more models): each model's MRV for the same query, from its
+  own consensus image (or, in gold mode, the gold image), its mean rank there, and a verdict
+  naming the lower MRV (and, in gold mode, the model that ranks the gold image higher if that
+  is the other one: MRV measures agreement, not accuracy).
+- **Evaluate**: Recall@1/5/10 for text-to-image (IR) and image-to-text (TR) per language,
+  mean recall, and MRV in both directions over a parallel test set (`ccr_demo.eval.evaluate`).
+
+## Configuration
+Environment variables (else the embedded default in `assets/`, offline):
+`CCR_MODEL` (model folder or Hub id), `CCR_GALLERY` (gallery folder or Hub id),
+`CCR_TESTSET` (parallel test set, IGLUE layout), `CCR_CAPTIONS` (caption gallery for
+image-to-text; default `<gallery>-captions`), `CCR_IMAGE_ROOT` (folders where a gallery's
+images may lie besides its own and the test set's), `CCR_ALLOW_SERVER_FOLDERS=1` (a server
+folder as your own gallery: local single-user runs only).
+Several models side by side: `CCR_MODELS` (a manifest like `assets/models.json`, or
+`name=MODEL@GALLERY;name=MODEL@GALLERY`); their galleries must index the same images in the
+same order. Without it (and without `CCR_MODEL`), `assets/models.json` is read.
+"""
+
+
+def build(app: AppState) -> None:
+    """The tab (call inside ``gr.Tabs``); it has no events."""
+    with gr.Tab("About", id=TAB_ID):
+        gr.Markdown(ABOUT)
+        gr.Markdown(app.status_markdown())

@@ -1,0 +1,74 @@
+"""The "Evaluate" tab: Recall@1/5/10 both ways, mean recall and MRV of the loaded model on the
+parallel test set (and typed-query precision when a query set is loaded). Endpoint ``evaluate``;
+with two or more models also the side-by-side section (``tabs.compare``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from ccr_demo.ui import callbacks as cb
+from ccr_demo.ui import inputs
+from ccr_demo.ui.state import AppState
+from ccr_demo.ui.tabs import compare
+
+TAB_ID = "evaluate"
+
+
+@dataclass
+class EvaluateTab:
+    languages: gr.CheckboxGroup
+    max_instances: gr.Slider
+    button: gr.Button
+    outputs: list  # status, headline, table, chart, Markdown report, JSON, typed-query headline and table
+    compare: dict | None  # the side-by-side section's components (two or more models), else None
+
+
+def build(app: AppState) -> EvaluateTab:
+    """The tab and its components (call inside ``gr.Tabs``)."""
+    test_langs = app.test_set.languages if app.test_set is not None else []
+    n_test = len(app.test_set) if app.test_set is not None else 0
+    with gr.Tab("Evaluate", id=TAB_ID):
+        gr.Markdown("Recall@1/5/10 both ways, mean recall and MRV of the loaded model on the parallel "
+                    "test set" + (f" `{app.test_set.name}` ({n_test} instances)." if n_test else
+                                  ": **no test set loaded**.")
+                    + (f" Typed queries (`{app.queries.name}`, {len(app.queries)}): P@1, P@5, mAP@10 per "
+                       "language and their consistency across languages, over the same images."
+                       if app.queries is not None else ""))
+        with gr.Row():
+            languages = inputs.CheckboxGroup(test_langs, value=[x for x in app.default_languages
+                                                                if x in test_langs] or test_langs,
+                                             label="Languages", scale=3)
+            max_instances = inputs.Slider(1, max(n_test, 2), value=min(100, max(n_test, 1)), step=1,  # min < max
+                                          label="Max instances", scale=2, interactive=n_test > 0)
+        button = gr.Button("Evaluate", variant="primary", interactive=n_test > 0)
+        status = gr.Markdown()
+        head = gr.Markdown(elem_id="eval-mrv")
+        query_head = gr.Markdown(elem_id="eval-queries-head")
+        query_table = gr.Dataframe(label="Typed queries per language (P@1, P@5, mAP@10)",
+                                   elem_id="eval-queries", visible=app.queries is not None)
+        with gr.Row():
+            table = gr.Dataframe(label="Recall (%) per language", scale=3)
+            plot = gr.LinePlot(x="metric", y="recall", color="language", title="Recall (%) per language",
+                               show_label=False, sort=cb.METRIC_ORDER, scale=2, height=340, elem_id="eval-plot")
+        with gr.Accordion("Report as the model card prints it", open=False):
+            report_md = gr.Markdown()
+        with gr.Accordion("Raw report (JSON)", open=False):
+            report_json = gr.JSON()
+        compare_ui = compare.build_eval_section(app) if app.comparing else None
+    return EvaluateTab(languages, max_instances, button,
+                       [status, head, table, plot, report_md, report_json, query_head, query_table], compare_ui)
+
+
+def wire(app: AppState, tab: EvaluateTab) -> None:
+    def on_evaluate(max_instances, languages, progress=gr.Progress()):  # no track_tqdm: it patches tqdm globally
+        res = cb.evaluate(app, max_instances, list(languages or []), progress=progress)
+        if not res.ok:
+            gr.Warning(res.message.split("\n")[0].replace("**", ""))
+        return (res.message, res.headline, res.table, res.chart, res.markdown, res.report,
+                res.query_headline, res.query_table)
+
+    tab.button.click(on_evaluate, [tab.max_instances, tab.languages], tab.outputs,
+                     api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate",
+                     api_description="Recall@K both ways and MRV on the first N test instances.")
