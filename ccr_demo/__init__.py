@@ -1,7 +1,8 @@
 """ccr_demo: cross-lingual cross-modal retrieval with 1-to-K contrastive learning.
 
-The library is split one concept per module (see README "Layout"); import what you
-need from the submodules, e.g. ``from ccr_demo.model.modeling import CCRModel``.
+Subpackages by concept, in layers that import one way (README "Module map"):
+utils <- data <- model <- (eval | gallery) <- (training | ui). The entries most users need:
+``from ccr_demo.model import CCRModel`` and ``from ccr_demo.gallery import Gallery``.
 """
 
 __version__ = "0.1.0"

@@ -13,6 +13,7 @@ from test_ui_callbacks import build_tiny_assets, load_state
 
 from ccr_demo.ui import build_demo, launch_options, queue_options
 from ccr_demo.ui import callbacks as cb
+from ccr_demo.ui import eval_callbacks as eval_cb
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 
@@ -87,7 +88,7 @@ def test_evaluate_small_slice(served):
     assert report["n_instances"] == 6 and report["languages"] == ["en", "de"]
     assert "MRV: text-to-image" in head and "| en |" in md
     assert [row[0] for row in table["data"]] == ["en", "de"]
-    expect = cb.evaluate(state, 6, ["en", "de"])
+    expect = eval_cb.evaluate(state, 6, ["en", "de"])
     assert report["mrv"] == pytest.approx(expect.report["mrv"])
     if state.queries is not None:  # typed queries over the same 6 images, beside R@K and MRV
         for lang in ("en", "de"):

@@ -29,6 +29,9 @@ from ccr_demo.eval.evaluate import evaluate as library_evaluate
 from ccr_demo.gallery.cli import main as index_main
 from ccr_demo.model.modeling import CCRModel
 from ccr_demo.ui import callbacks as cb
+from ccr_demo.ui import eval_callbacks as eval_cb
+from ccr_demo.ui import gallery_callbacks as gallery_cb
+from ccr_demo.ui import i2t_callbacks as i2t_cb
 from ccr_demo.ui import loading as ui_loading
 from ccr_demo.ui.loading import load_app_state
 from ccr_demo.ui.state import Limits
@@ -155,8 +158,8 @@ def test_search_k_is_clamped(app):
     for bad in ("not a number", None, float("nan"), float("inf")):  # issue 11 item 12: said, not defaulted
         res = cb.search(app, QUERIES, bad)
         assert not res.ok and "k must be a whole number from 1 to 20" in res.message
-    assert "max_instances must be a whole number" in cb.evaluate(app, "abc").message
-    assert "k must be" in cb.image_to_text(app, row=0, k=float("nan")).message
+    assert "max_instances must be a whole number" in eval_cb.evaluate(app, "abc").message
+    assert "k must be" in i2t_cb.image_to_text(app, row=0, k=float("nan")).message
 
 
 @pytest.mark.parametrize("texts, expect", [
@@ -222,7 +225,7 @@ def test_gold_mode_off_after_editing_and_random_draws(app):
 
 def test_image_to_text_from_a_gallery_image(app):
     row = 7
-    res = cb.image_to_text(app, row=row, languages=["en", "de", "zh"], k=3)
+    res = i2t_cb.image_to_text(app, row=row, languages=["en", "de", "zh"], k=3)
     assert res.ok and res.query_id == app.gallery.ids[row]
     assert list(res.table["language"].unique()) == ["en", "de", "zh"] and len(res.table) == 9
     ts = app.test_set
@@ -272,7 +275,7 @@ def odd_files(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["ok.png", "cmyk.jpg", "grey16.png"])
 def test_image_to_text_accepts_odd_modes(app, odd_files, name):
-    res = cb.image_to_text(app, str(odd_files / name), languages=["en", "ja"], k=2)
+    res = i2t_cb.image_to_text(app, str(odd_files / name), languages=["en", "ja"], k=2)
     assert res.ok, res.message
     assert len(res.table) == 4 and res.ranks is None and isinstance(res.image, Image.Image)
 
@@ -282,17 +285,17 @@ def test_image_to_text_accepts_odd_modes(app, odd_files, name):
     ("bomb.png", "decompression-bomb"), ("missing.png", "not found"),
 ])
 def test_image_to_text_rejects_bad_files_with_a_message(app, odd_files, name, expect):
-    res = cb.image_to_text(app, str(odd_files / name), languages=["en"], k=2)
+    res = i2t_cb.image_to_text(app, str(odd_files / name), languages=["en"], k=2)
     assert not res.ok and "cannot be used as an image" in res.message and expect in res.message
 
 
 def test_image_to_text_other_inputs(app):
-    assert "Upload an image" in cb.image_to_text(app, None).message
-    assert not cb.image_to_text(app, row=10_000).ok
+    assert "Upload an image" in i2t_cb.image_to_text(app, None).message
+    assert not i2t_cb.image_to_text(app, row=10_000).ok
     small = dataclasses.replace(app, limits=Limits(max_pixels=100))
     pil = Image.new("RGB", (20, 20))
-    assert "over the limit" in cb.image_to_text(small, pil).message
-    assert cb.image_to_text(app, pil, languages=["xx"], k=1).ok  # unknown language: every language
+    assert "over the limit" in i2t_cb.image_to_text(small, pil).message
+    assert i2t_cb.image_to_text(app, pil, languages=["xx"], k=1).ok  # unknown language: every language
 
 
 def test_image_to_text_while_captions_are_being_encoded(assets):
@@ -300,13 +303,13 @@ def test_image_to_text_while_captions_are_being_encoded(assets):
     assert any("encoded once, in the background" in n for n in state.notes)
     state._captions_lock.acquire()  # as if the start-up thread were encoding them
     try:
-        res = cb.image_to_text(state, row=0, languages=["en"])
+        res = i2t_cb.image_to_text(state, row=0, languages=["en"])
         assert not res.ok and "still being encoded" in res.message
     finally:
         state._captions_lock.release()
     state.start_background_work()
     state._captions_thread.join(60)
-    assert state.captions(wait=False) is not None and cb.image_to_text(state, row=0, languages=["en"]).ok
+    assert state.captions(wait=False) is not None and i2t_cb.image_to_text(state, row=0, languages=["en"]).ok
 
 
 def test_encoded_captions_are_cached_between_starts(assets, tmp_path):
@@ -315,15 +318,15 @@ def test_encoded_captions_are_cached_between_starts(assets, tmp_path):
     assert len(list(tmp_path.iterdir())) == 1
     second = load_state(assets, caption_cache=tmp_path)
     assert "cached encoding" in second.captions().source
-    a, b = (cb.image_to_text(s, row=2, languages=["de"], k=3) for s in (first, second))
+    a, b = (i2t_cb.image_to_text(s, row=2, languages=["de"], k=3) for s in (first, second))
     assert list(a.table["caption"]) == list(b.table["caption"]) and a.ranks == b.ranks
 
 
 def test_caption_gallery_from_the_index_cli_gives_the_same_captions(app, assets):
     loaded = load_state(assets, captions_dir=assets["captions"])
     assert "captions" in loaded.sources and loaded._captions is not None  # loaded, not encoded
-    a = cb.image_to_text(app, row=3, languages=["en", "de"], k=3)
-    b = cb.image_to_text(loaded, row=3, languages=["en", "de"], k=3)
+    a = i2t_cb.image_to_text(app, row=3, languages=["en", "de"], k=3)
+    b = i2t_cb.image_to_text(loaded, row=3, languages=["en", "de"], k=3)
     assert list(a.table["caption"]) == list(b.table["caption"]) and a.ranks == b.ranks
     assert np.allclose(a.table["score"], b.table["score"], atol=2e-3)
 
@@ -343,7 +346,7 @@ def test_caption_gallery_beside_the_gallery_is_found(assets):
 def test_session_gallery_from_uploads(app, odd_files):
     before = app.gallery.count
     files = [str(odd_files / n) for n in ["ok.png", "cmyk.jpg", "grey16.png", "notes.txt", "bomb.png"]]
-    res = cb.build_session_gallery(app, files)
+    res = gallery_cb.build_session_gallery(app, files)
     assert res.gallery is not None and res.gallery.count == 3
     assert "skipped 2 file(s)" in res.message and "notes.txt" in res.message
     assert res.gallery.ids == ["ok.png", "cmyk.jpg", "grey16.png"]
@@ -352,22 +355,22 @@ def test_session_gallery_from_uploads(app, odd_files):
     assert found.ok and set(found.table["image"]) <= set(res.gallery.ids)
     scores = _scores(app, {"en": "a red circle", "de": "ein roter Kreis"}, res.gallery)
     assert found.mrv == pytest.approx(metrics.rank_consistency(scores, 2).mrv)
-    img = cb.image_to_text(app, row=0, gallery=res.gallery, languages=["en"], k=1)
+    img = i2t_cb.image_to_text(app, row=0, gallery=res.gallery, languages=["en"], k=1)
     assert img.ok and img.query_id == "ok.png" and img.ranks is None
 
 
 def test_session_gallery_from_a_folder_and_bad_input(app, odd_files, assets):
     app = dataclasses.replace(app, allow_local_paths=True)  # CCR_ALLOW_SERVER_FOLDERS=1 (a local run)
-    res = cb.build_session_gallery(app, folder=str(assets["testset"] / "images"))
+    res = gallery_cb.build_session_gallery(app, folder=str(assets["testset"] / "images"))
     assert res.gallery is not None and res.gallery.count == len(app.test_set)
     closed = dataclasses.replace(app, allow_local_paths=False)
-    res = cb.build_session_gallery(closed, folder=str(assets["testset"] / "images"))
+    res = gallery_cb.build_session_gallery(closed, folder=str(assets["testset"] / "images"))
     assert res.gallery is None and "turned off" in res.message
-    assert cb.build_session_gallery(app, []).gallery is None
-    res = cb.build_session_gallery(app, [str(odd_files / "notes.txt")])
+    assert gallery_cb.build_session_gallery(app, []).gallery is None
+    res = gallery_cb.build_session_gallery(app, [str(odd_files / "notes.txt")])
     assert res.gallery is None and "No usable image" in res.message
-    assert "not a folder" in cb.build_session_gallery(app, folder="/no/such/folder").message
-    two = cb.build_session_gallery(app, [str(odd_files / "ok.png"), str(odd_files / "ok.png")]).gallery
+    assert "not a folder" in gallery_cb.build_session_gallery(app, folder="/no/such/folder").message
+    two = gallery_cb.build_session_gallery(app, [str(odd_files / "ok.png"), str(odd_files / "ok.png")]).gallery
     assert two.ids == ["ok.png", "ok_2.png"]
 
 
@@ -376,7 +379,7 @@ def test_session_gallery_from_a_folder_and_bad_input(app, odd_files, assets):
 
 def test_evaluate_small_slice_matches_the_library(app):
     langs = ["en", "de", "zh"]
-    res = cb.evaluate(app, 8, langs)
+    res = eval_cb.evaluate(app, 8, langs)
     assert res.ok and "gallery's stored vectors" in res.message
     ref = library_evaluate(app.model, app.test_set.with_languages(langs).subset(8), langs, progress=False)
     assert res.report["n_instances"] == 8 and res.report["languages"] == langs
@@ -386,22 +389,22 @@ def test_evaluate_small_slice_matches_the_library(app):
         assert res.report["mrv_var"][direction] == pytest.approx(ref["mrv_var"][direction], abs=1e-9)
     assert list(res.table["language"]) == langs
     assert res.table.loc[0, "IR R@5"] == pytest.approx(ref["t2i"]["en"]["5"], abs=0.01)
-    assert len(res.chart) == 6 * len(langs) and set(res.chart["metric"]) == set(cb.METRIC_ORDER)
+    assert len(res.chart) == 6 * len(langs) and set(res.chart["metric"]) == set(eval_cb.METRIC_ORDER)
     assert f"text-to-image {ref['mrv']['t2i']:.3f}" in res.headline and "| en |" in res.markdown
     seen = []
-    full = cb.evaluate(app, 8, langs + ["xx"], progress=lambda p, desc=None: seen.append(p), reuse_gallery=False)
+    full = eval_cb.evaluate(app, 8, langs + ["xx"], progress=lambda p, desc=None: seen.append(p), reuse_gallery=False)
     assert full.ok and full.report["t2i"] == ref["t2i"] and "no xx captions" in full.message
     assert seen  # progress was reported
     if app.queries is not None:  # typed queries: those true of these 8 images, ranked among them
         queries = app.queries.with_languages(langs).restricted(app.test_set.subset(8).image_ids, max_queries=8)
         ref_q = library_evaluate(app.model, app.test_set.with_languages(langs).subset(8), langs, progress=False,
                                  queries=queries)["queries"]
-        got = cb.evaluate(app, 8, langs).report["queries"]
+        got = eval_cb.evaluate(app, 8, langs).report["queries"]
         assert got["n_queries"] == len(queries) > 0
         for lang in langs:
             assert got["per_language"][lang] == pytest.approx(ref_q["per_language"][lang], abs=1e-6)
         assert got["consistency"] == pytest.approx(ref_q["consistency"], abs=1e-6)
-    res = cb.evaluate(app, "lots", [])  # issue 11 item 12: a clear message, not a silent 100
+    res = eval_cb.evaluate(app, "lots", [])  # issue 11 item 12: a clear message, not a silent 100
     assert not res.ok and "max_instances must be a whole number" in res.message and "'lots'" in res.message
 
 
@@ -417,9 +420,9 @@ def test_missing_assets_start_with_a_message(tmp_path, monkeypatch):
     assert "does not exist" in text and "CCR_MODEL" in text and "python -m ccr_demo.gallery build" in text
     assert not cb.search(state, QUERIES).ok and "not loaded" in cb.search(state, QUERIES).message
     assert cb.random_instance(state, ["en"]).gold is None
-    assert not cb.image_to_text(state, row=0).ok
-    assert not cb.evaluate(state, 5, ["en"]).ok
-    assert cb.build_session_gallery(state, ["x.png"]).gallery is None
+    assert not i2t_cb.image_to_text(state, row=0).ok
+    assert not eval_cb.evaluate(state, 5, ["en"]).ok
+    assert gallery_cb.build_session_gallery(state, ["x.png"]).gallery is None
     from ccr_demo.ui import build_demo
 
     demo = build_demo(state=state)  # starts anyway, saying what is missing
@@ -499,7 +502,7 @@ def test_no_folder_is_registered_for_serving(app, assets):
     before = list(_StaticFiles.all_paths)
     build_demo(state=app)
     local = dataclasses.replace(app, allow_local_paths=True)
-    assert cb.build_session_gallery(local, folder=str(assets["testset"] / "images")).gallery is not None
+    assert gallery_cb.build_session_gallery(local, folder=str(assets["testset"] / "images")).gallery is not None
     assert _StaticFiles.all_paths == before
 
 
@@ -589,9 +592,9 @@ def test_thin_images_are_refused_before_any_resize(app, tmp_path):
     wide = _thin_png(tmp_path / "wide.png", 40_000, 1)
     assert tall.stat().st_size < 10_000
     for p in (tall, wide):
-        res = cb.image_to_text(app, str(p), languages=["en"], k=1)
+        res = i2t_cb.image_to_text(app, str(p), languages=["en"], k=1)
         assert not res.ok and "aspect ratio" in res.message
-    res = cb.build_session_gallery(app, [str(tall), str(wide)])
+    res = gallery_cb.build_session_gallery(app, [str(tall), str(wide)])
     assert res.gallery is None and "aspect ratio" in res.message
     # the library's preprocessing crops a thin image before resizing it: bounded memory
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -629,12 +632,12 @@ def test_unreadable_entries_in_a_server_folder_are_skipped_and_counted(app, asse
 
     monkeypatch.setattr(os, "scandir", scandir)
     local = dataclasses.replace(app, allow_local_paths=True)
-    res = cb.build_session_gallery(local, folder=str(root))
+    res = gallery_cb.build_session_gallery(local, folder=str(root))
     assert res.gallery is not None and res.gallery.count == 3
     assert "skipped 2 unreadable entries" in res.message
-    found, notes = cb.scan_image_folder(root, max_files=100, max_entries=100)
+    found, notes = gallery_cb.scan_image_folder(root, max_files=100, max_entries=100)
     assert len(found) == 3 and "locked: Permission denied" in str(notes) and "gone.png" in str(notes)
-    found, notes = cb.scan_image_folder(root, max_files=2, max_entries=100)
+    found, notes = gallery_cb.scan_image_folder(root, max_files=2, max_entries=100)
     assert len(found) == 2 and any("stopped at 2 images" in n for n in notes)
 
 
@@ -659,7 +662,7 @@ def test_served_images_are_written_once_and_atomically(app, tmp_path):
     copy = serving.serve_image(str(src), tmp_path / "cache")  # a gallery file: Gradio's atomic copy
     assert Path(copy).read_bytes() == src.read_bytes() and Path(copy).is_relative_to(tmp_path / "cache")
     # what the image-to-text handler returns for an upload is such a file, not a PIL image
-    res = cb.image_to_text(app, str(src), languages=["en"], k=1)
+    res = i2t_cb.image_to_text(app, str(src), languages=["en"], k=1)
     assert isinstance(res.image, Image.Image)
     assert isinstance(serving.serve_image(res.image, tmp_path), str)
 

@@ -192,13 +192,13 @@ def test_bad_queries_are_said_once(pair):
 
 
 def test_evaluation_side_by_side_equals_each_models_evaluation(pair):
-    from ccr_demo.ui import callbacks as cb
+    from ccr_demo.ui import eval_callbacks as eval_cb
 
     res = compare_view.evaluate(pair, 8, ["en", "de"])
     assert res.ok, res.message
     assert list(res.table["model"]) == ["A", "B"]
     for name in ("A", "B"):
-        own = cb.evaluate(pair.view(name), 8, ["en", "de"]).report
+        own = eval_cb.evaluate(pair.view(name), 8, ["en", "de"]).report
         row = res.table.set_index("model").loc[name]
         assert row["MRV t2i"] == pytest.approx(own["mrv"]["t2i"], abs=1e-3)
         assert row["IR R@1 de"] == pytest.approx(own["t2i"]["de"]["1"], abs=0.01)

@@ -39,7 +39,7 @@ from {{ paper }}.
 {{ results_section }}
 ## Use
 ```python
-from ccr_demo.model.modeling import CCRModel
+from ccr_demo.model import CCRModel
 model = CCRModel.from_pretrained("{{ repo_or_path }}")
 image_emb = model.encode_images([pil_image])           # [1, {{ embed_dim }}], L2-normalised
 text_emb = model.encode_texts(["a red circle", "ein roter Kreis"])

@@ -1,25 +1,24 @@
-"""The functions behind every UI event, as plain Python: no Gradio objects in or out.
+"""The search tab's events as plain Python (queries, text -> image search, gold mode): no Gradio
+objects in or out. Their siblings: ``i2t_callbacks`` (image -> text), ``gallery_callbacks`` (the
+session gallery), ``eval_callbacks`` (the Evaluate tab), ``compare_view`` (models side by side).
 
-Why plain: tests call them directly (no browser, no server), and layout.py only maps their
-results onto components. Every number comes from the library: ranks, consensus, MRV and
-top-k overlap from ``ccr_demo.eval.metrics``, search from ``ccr_demo.gallery.gallery.Gallery``, evaluation
-from ``ccr_demo.eval.evaluate``. Ranks are 0-based in the library; the UI shows them 1-based
-(1 = top), which changes no spread (std, variance, MRV).
+Why plain: tests call them directly (no browser, no server), and the tabs (``ccr_demo.ui.tabs``)
+only map their results onto components. Every number comes from the library: ranks, consensus,
+MRV and top-k overlap from ``ccr_demo.eval.metrics``, search from ``ccr_demo.gallery.Gallery``,
+evaluation from ``ccr_demo.eval.evaluate``. Ranks are 0-based in the library; the UI shows them
+1-based (1 = top), which changes no spread (std, variance, MRV).
 
 Bad input never raises out of here: each function returns a message for the user instead.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import os
 import random
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,17 +26,13 @@ import torch
 from PIL import Image
 
 from ccr_demo import LANGUAGES
-from ccr_demo.data.errors import DataFormatError
-from ccr_demo.data.images import load_image
 from ccr_demo.eval import metrics
-from ccr_demo.model.fingerprint import weights_fingerprint
 from ccr_demo.ui import rerank_view
-from ccr_demo.ui.state import AppState, Limits
+from ccr_demo.ui.state import AppState
 
 log = logging.getLogger(__name__)
 
 PLOT_IMAGES = 8  # images drawn in the rank-per-language plot
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 _PLACEHOLDER: Image.Image | None = None
 
 
@@ -49,7 +44,7 @@ def _placeholder() -> Image.Image:
     return _PLACEHOLDER
 
 
-def _bullets(notes: Sequence[str]) -> str:
+def bullets(notes: Sequence[str]) -> str:
     return "\n".join(f"- {n}" for n in notes)
 
 
@@ -101,7 +96,7 @@ def prepare_queries(texts: Mapping[str, Any], max_chars: int) -> tuple[dict[str,
     return queries, notes
 
 
-def _clamp_k(k: Any, max_k: int, what: str = "k") -> int:
+def clamp_k(k: Any, max_k: int, what: str = "k") -> int:
     """k as an int clamped to [1, max_k]; ValueError naming the problem for NaN, inf, None or text."""
     if isinstance(k, bool) or not isinstance(k, (int, float, np.integer, np.floating)) or not np.isfinite(k):
         raise ValueError(f"{what} must be a whole number from 1 to {max_k}, got {k!r}")
@@ -146,7 +141,7 @@ class SearchResult:
         return out
 
 
-def _item_image(gallery, row: int):
+def item_image(gallery, row: int):
     return gallery.image_file(row) or _placeholder()
 
 
@@ -184,9 +179,9 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
     queries, notes = prepare_queries(texts, app.limits.max_query_chars)
     if not queries:
         msg = "Type a query in at least one language box, then press **Search**."
-        return SearchResult(False, msg + ("\n\n" + _bullets(notes) if notes else ""), warnings=notes)
+        return SearchResult(False, msg + ("\n\n" + bullets(notes) if notes else ""), warnings=notes)
     try:
-        k = _clamp_k(k, app.limits.max_k)
+        k = clamp_k(k, app.limits.max_k)
     except ValueError as e:
         return SearchResult(False, str(e), warnings=[str(e)])
     search_k = k
@@ -255,7 +250,7 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
                          + (f" · ITM {itm:.3f}" if np.isfinite(itm) else " · ITM -"))
             ranks = " · ".join(f"{lg}\u00a0{rank(row, j)}".replace(" → ", "\u00a0→\u00a0")  # no break inside
                                for j, lg in enumerate(langs))
-            pane.append((_item_image(gallery, row), f"{mark}{ids[row]}\n{where} · score {score:.3f}\n{ranks}"))
+            pane.append((item_image(gallery, row), f"{mark}{ids[row]}\n{where} · score {score:.3f}\n{ranks}"))
         panes[lang] = pane
     hits = {lang: [{"image": ids[r], "score": round(float(s), 4)}
                    for s, r in zip(res.scores[i, :k], res.positions[i, :k]) if r >= 0] for i, lang in enumerate(langs)}
@@ -288,7 +283,7 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
                      "mrv": metrics.mean_rank_variance(gold_ranks, "std"),
                      "mrv_var": metrics.mean_rank_variance(gold_ranks, "var")}
     result = SearchResult(
-        ok=True, message=_bullets(notes), languages=langs, queries=queries, panes=panes, pane_rows=pane_rows, hits=hits,
+        ok=True, message=bullets(notes), languages=langs, queries=queries, panes=panes, pane_rows=pane_rows, hits=hits,
         table=table, overlap=overlap, plot=plot, mrv=cons.mrv if several else None,
         mrv_var=cons.mrv_var if several else None, consensus=ids[cons.consensus], gold=gold_info, warnings=notes)
     if rr is not None:
@@ -297,7 +292,7 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
     return result
 
 
-def _rank_list(ranks: Mapping[str, int]) -> str:
+def rank_list(ranks: Mapping[str, int]) -> str:
     return " · ".join(f"{lang} **{r}**" for lang, r in ranks.items())
 
 
@@ -319,12 +314,12 @@ def _mrv_markdown(res: SearchResult, cons: metrics.RankConsistency, n_images: in
                      f"Ranks are over all {n_images} gallery images, 1 = top.")
     lines.append("")
     lines.append(f"◆ Consensus image **{res.consensus}** (lowest mean rank, {row['mean rank']:.2f}): "
-                 + _rank_list(cons_ranks))
+                 + rank_list(cons_ranks))
     if res.gold:
         g = res.gold
         mrv = f"gold MRV **{g['mrv']:.3f}** (variance {g['mrv_var']:.3f})" if len(langs) > 1 else "one language: no MRV"
         lines.append("")
-        lines.append(f"★ Gold image **{g['image_id']}**: " + _rank_list(g["ranks"]) + f" — {mrv}, "
+        lines.append(f"★ Gold image **{g['image_id']}**: " + rank_list(g["ranks"]) + f" — {mrv}, "
                      "the per-instance quantity the paper's MRV averages.")
     overlap = cons.overlap[~np.eye(len(langs), dtype=bool)]
     if overlap.size:
@@ -375,356 +370,3 @@ def random_instance(app: AppState, languages: Sequence[str], index: Any = None, 
         notes.append(f"The test set has no captions in {', '.join(missing)}: those boxes were cleared.")
     gold = {"image_id": inst.image_ids[index], "index": index, "captions": dict(texts)}
     return Instance({**{lang: "" for lang in missing}, **texts}, gold, " ".join(notes))
-
-
-# --------------------------------------------------------------------------- image -> text
-
-
-@dataclass
-class ImageToTextResult:
-    ok: bool
-    message: str
-    image: Any = None  # what to show as the query
-    table: pd.DataFrame = field(default_factory=pd.DataFrame)
-    ranks: dict[str, int] | None = None  # gold caption's best rank per language (1-based), for a known image
-    mrv: float | None = None
-    mrv_var: float | None = None
-    query_id: str | None = None
-
-    def summary(self) -> dict:
-        return {"query": self.query_id, "ranks": self.ranks, "mrv": self.mrv, "mrv_var": self.mrv_var,
-                "captions": self.table.to_dict(orient="records") if len(self.table) else []}
-
-
-def check_shape(width: int, height: int, max_aspect: float, label: str = "image") -> None:
-    """DataFormatError for an image too thin to use: resizing its short side to the model's input
-    size would make a huge image (a 2 KB 1x1,000,000 PNG asked for gigabytes), and the centre
-    crop would keep a sliver of it anyway."""
-    if width < 1 or height < 1:
-        raise DataFormatError(f"{label}: image is {width}x{height}: it has no pixels")
-    aspect = max(width, height) / min(width, height)
-    if aspect > max_aspect:
-        raise DataFormatError(f"{label}: image is {width}x{height}, aspect ratio {aspect:,.0f}:1; at most "
-                              f"{max_aspect:g}:1 is accepted (crop it first)")
-
-
-def open_upload(source: Any, max_pixels: int, max_aspect: float = Limits.max_aspect) -> Image.Image:
-    """An uploaded file (path, bytes or PIL image) as RGB, via the library's guarded loader
-    (decompression-bomb limit, truncated files, CMYK/16-bit/alpha conversion). The size in the
-    file's header is checked (aspect ratio, pixel count) before anything is decoded."""
-    if isinstance(source, Image.Image):
-        check_shape(source.width, source.height, max_aspect)
-        if source.width * source.height > max_pixels:
-            raise DataFormatError(f"image is {source.width}x{source.height}, over the limit of {max_pixels} pixels")
-        buf = io.BytesIO()
-        source.save(buf, format="PNG")
-        source = buf.getvalue()
-    name = Path(source).name if isinstance(source, (str, Path)) else None
-    if isinstance(source, (str, Path)) and not Path(source).is_file():
-        raise DataFormatError(f"{name}: file not found")
-    try:
-        with Image.open(source if isinstance(source, (str, Path)) else io.BytesIO(source)) as header:
-            size = header.size
-    except Exception:  # noqa: BLE001 - not an image, unreadable...: load_image names the problem
-        size = None
-    if size is not None:
-        check_shape(*size, max_aspect, name or "image")
-    return load_image(source, name=name, max_pixels=max_pixels)
-
-
-def image_to_text(app: AppState, image: Any = None, *, row: int | None = None, gallery=None,
-                  languages: Sequence[str] = (), k: int = 5) -> ImageToTextResult:
-    """Top captions per language for an uploaded image or a gallery image (``row``).
-
-    A gallery image is not re-encoded: its stored vector is the query. When the image is a
-    test instance, its own captions' best rank per language (metrics.i2t_ranks) and their
-    spread (the paper's image-to-text MRV for one instance) are shown too.
-    """
-    if app.model is None:
-        return ImageToTextResult(False, not_ready_message(app))
-    try:
-        k = _clamp_k(k, app.limits.max_k)
-    except ValueError as e:
-        return ImageToTextResult(False, str(e))
-    query_id = None
-    if row is not None:
-        gallery = gallery if gallery is not None else app.gallery
-        if gallery is None or not 0 <= int(row) < gallery.count:
-            return ImageToTextResult(False, "That gallery image is no longer available; search again.")
-        q = gallery.vectors[int(row)][None]
-        query_id = gallery.ids[int(row)]
-        shown = _item_image(gallery, int(row))
-    elif image is None or image == "":
-        return ImageToTextResult(False, "Upload an image, or click an image in a search result.")
-    else:
-        try:
-            pil = open_upload(image, app.limits.max_pixels, app.limits.max_aspect)
-        except DataFormatError as e:
-            return ImageToTextResult(False, f"That file cannot be used as an image: {e}")
-        q = app.model.encode_images([pil]).numpy()
-        pil.thumbnail((512, 512))
-        shown = pil
-    captions = app.captions(wait=False)  # never hold a request for minutes while captions are encoded
-    if captions is None:
-        why = app.captions_error or "the test captions are still being encoded (once, at start-up); try again soon"
-        return ImageToTextResult(False, f"No captions to search: {why}", image=shown, query_id=query_id)
-    langs = [lang for lang in languages if lang in captions.per_language] or captions.languages
-    records, ranks = [], {}
-    for lang in langs:
-        g = captions.per_language[lang]
-        scores, rows = g.search(q, k)
-        for pos, (s, r) in enumerate(zip(scores[0], rows[0]), 1):
-            if r >= 0:
-                item = g.items[r]
-                records.append({"language": lang, "#": pos, "score": round(float(s), 3),
-                                "caption": item.get("caption", ""), "image": item.get("image_id", ""),
-                                "match": "✓" if query_id is not None and item.get("image_id") == query_id else ""})
-        gold = captions.gold_rows(lang, query_id) if query_id is not None else []
-        if gold:
-            full = (torch.from_numpy(q) @ torch.from_numpy(g.vectors).T).numpy()
-            ranks[lang] = int(metrics.i2t_ranks(full, [gold])[0]) + 1
-    result = ImageToTextResult(True, "", image=shown, table=pd.DataFrame(records), query_id=query_id)
-    if ranks:
-        result.ranks = ranks
-        if len(ranks) > 1:
-            r = np.array([list(ranks.values())])
-            result.mrv = metrics.mean_rank_variance(r, "std")
-            result.mrv_var = metrics.mean_rank_variance(r, "var")
-    result.message = _i2t_markdown(result, captions.source)
-    return result
-
-
-def _i2t_markdown(res: ImageToTextResult, source: str) -> str:
-    head = f"Query: gallery image **{res.query_id}**" if res.query_id else "Query: your uploaded image"
-    lines = [head + f" (captions from {source})."]
-    if res.ranks:
-        lines.append("")
-        lines.append("Best rank of its own captions: " + _rank_list(res.ranks)
-                     + (f" — image-to-text MRV **{res.mrv:.3f}** (variance {res.mrv_var:.3f})"
-                        if res.mrv is not None else ""))
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- session gallery
-
-
-@dataclass
-class SessionGalleryResult:
-    gallery: Any
-    message: str
-
-
-def _unique_names(paths: Sequence[Path]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for p in paths:
-        n = seen.get(p.name, 0)
-        seen[p.name] = n + 1
-        out.append(p.name if n == 0 else f"{p.stem}_{n + 1}{p.suffix}")
-    return out
-
-
-def scan_image_folder(root: Path, max_files: int, max_entries: int) -> tuple[list[Path], list[str]]:
-    """Image files under ``root`` (sorted walk, hidden entries left out), at most ``max_files``,
-    looking at no more than ``max_entries`` directory entries. Never raises: a folder or entry
-    that cannot be read (permissions, a vanished file, /proc oddities) is skipped and counted."""
-    found: list[Path] = []
-    unreadable: list[str] = []
-    seen = 0
-    stopped = None
-
-    def on_error(e: OSError) -> None:
-        unreadable.append(f"{e.filename}: {e.strerror or e}")
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            seen += 1
-            if seen > max_entries:
-                stopped = f"looked at {max_entries:,} entries of the folder and stopped"
-                break
-            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            p = Path(dirpath) / name
-            try:
-                ok = p.is_file() and os.access(p, os.R_OK)
-            except OSError as e:
-                ok = False
-                unreadable.append(f"{p}: {e.strerror or e}")
-            else:
-                if not ok:
-                    unreadable.append(f"{p}: not a readable file")
-            if ok:
-                found.append(p)
-                if len(found) >= max_files:
-                    stopped = f"stopped at {max_files} images (the limit for one gallery)"
-                    break
-        if stopped:
-            break
-    notes = [stopped] if stopped else []
-    if unreadable:
-        notes.append(f"skipped {len(unreadable)} unreadable entr{'y' if len(unreadable) == 1 else 'ies'}, "
-                     "e.g. " + "; ".join(unreadable[:3]))
-    return found, notes
-
-
-def build_session_gallery(app: AppState, files: Sequence[Any] | None = None,
-                          folder: str | None = None) -> SessionGalleryResult:
-    """A gallery of the user's own images, for this session only (the shared one is untouched).
-
-    Each file is checked with the guarded loader first; bad ones are listed and skipped.
-    ``folder`` (a path on the server) is accepted only when the app allows local paths.
-    """
-    if app.model is None:
-        return SessionGalleryResult(None, not_ready_message(app))
-    lim = app.limits
-    paths: list[Path] = []
-    notes: list[str] = []
-    for f in files or []:
-        p = getattr(f, "name", f)  # a gradio upload (filepath) or a plain path
-        if p:
-            paths.append(Path(str(p)))
-    if folder and str(folder).strip():
-        if not app.allow_local_paths:
-            notes.append("Folder paths are turned off on this server; upload the images instead.")
-        else:
-            root = Path(str(folder).strip()).expanduser()
-            if not root.is_dir():
-                notes.append(f"`{root}` is not a folder on this machine.")
-            else:
-                found, folder_notes = scan_image_folder(root, lim.max_folder_files, lim.max_folder_entries)
-                notes.extend(folder_notes)
-                paths.extend(found)
-    if not paths:
-        return SessionGalleryResult(None, "Give some images: upload files (or a folder path when running locally). "
-                                    + " ".join(notes))
-    max_n = max(lim.max_upload_images, lim.max_folder_files if folder else 0)
-    if len(paths) > max_n:
-        notes.append(f"{len(paths)} images given; the first {max_n} were used")
-        paths = paths[:max_n]
-    good, bad = [], []
-    for p in paths:
-        try:
-            open_upload(p, lim.max_pixels, lim.max_aspect)
-            good.append(p)
-        except DataFormatError as e:
-            bad.append(f"{p.name}: {str(e).split(': ', 1)[-1]}")
-    if bad:
-        notes.append(f"skipped {len(bad)} file(s) that are not usable images: " + "; ".join(bad[:5])
-                     + (" ..." if len(bad) > 5 else ""))
-    if not good:
-        return SessionGalleryResult(None, "No usable image among the files.\n\n" + _bullets(notes))
-    from ccr_demo.gallery.gallery import Gallery
-
-    try:
-        g = Gallery.build(app.model, [str(p) for p in good], metadata=[{"id": n} for n in _unique_names(good)],
-                          batch_size=32, progress=False)
-    except Exception as e:  # noqa: BLE001
-        log.exception("session gallery failed")
-        return SessionGalleryResult(None, f"Building the gallery failed: {e}\n\n" + _bullets(notes))
-    msg = f"Your gallery: **{g.count} images**, searchable now (choose *my gallery* in the search tab)."
-    return SessionGalleryResult(g, msg + ("\n\n" + _bullets(notes) if notes else ""))
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-METRIC_ORDER = ["IR R@1", "IR R@5", "IR R@10", "TR R@1", "TR R@5", "TR R@10"]
-
-
-@dataclass
-class EvaluationResult:
-    ok: bool
-    message: str
-    report: dict | None = None
-    table: pd.DataFrame = field(default_factory=pd.DataFrame)
-    chart: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["metric", "recall", "language"]))
-    headline: str = ""  # MRV both ways, instances, mean recall
-    markdown: str = ""  # the full report as model cards print it (ccr_demo.eval.tables.report_table)
-    query_table: pd.DataFrame = field(default_factory=pd.DataFrame)  # typed queries: P@1, P@5, mAP@10
-    query_headline: str = ""  # typed queries: consistency across languages
-
-
-def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] = (),
-             progress: Callable | None = None, reuse_gallery: bool = True) -> EvaluationResult:
-    """Recall@1/5/10 both ways, mean recall and MRV on the first ``max_instances`` of the test set.
-
-    When the gallery holds the test images embedded by this model, their stored vectors are
-    reused (only captions are encoded): the same numbers, without re-encoding images.
-    """
-    from ccr_demo.eval.evaluate import evaluate as run_evaluation
-    from ccr_demo.eval.evaluate import query_report_from_embeddings, report_from_embeddings
-    from ccr_demo.eval.tables import report_table
-
-    if app.model is None:
-        return EvaluationResult(False, not_ready_message(app))
-    if app.test_set is None:
-        return EvaluationResult(False, "Evaluation needs a parallel test set: none was loaded. "
-                                + app.status_markdown())
-    ts = app.test_set
-    langs = [lang for lang in languages if lang in ts.languages] or list(ts.languages)
-    try:
-        n = _clamp_k(max_instances, len(ts), what="max_instances")
-    except ValueError as e:
-        return EvaluationResult(False, str(e))
-    sub = ts.with_languages(langs).subset(n)
-    notes = []
-    dropped = [lang for lang in languages if lang not in ts.languages]
-    if dropped:
-        notes.append(f"the test set has no {', '.join(dropped)} captions: left out")
-    g = app.gallery
-    rows = None
-    if reuse_gallery and g is not None and g.fingerprint == weights_fingerprint(app.model):
-        try:
-            rows = [g.position(i) for i in sub.image_ids]
-        except KeyError:
-            rows = None
-    queries = None
-    if app.queries is not None and all(lang in app.queries.texts for lang in langs):
-        queries = app.queries.with_languages(langs).restricted(sub.image_ids, max_queries=n) or None
-    try:
-        if rows is not None:
-            image_emb = torch.from_numpy(g.vectors[rows])
-            text_emb = {}
-            for i, lang in enumerate(langs):
-                if progress is not None:
-                    progress(i / len(langs), desc=f"encoding {lang} captions")
-                text_emb[lang] = app.model.encode_texts(sub.captions[lang])
-            report = report_from_embeddings(image_emb, text_emb, sub)
-            notes.append("image embeddings: the gallery's stored vectors (same model); captions encoded now")
-            if queries is not None:
-                if progress is not None:
-                    progress(0.9, desc=f"encoding {len(queries)} typed queries")
-                query_emb = {lang: app.model.encode_texts(queries.texts[lang]) for lang in langs}
-                report["queries"] = query_report_from_embeddings(image_emb, query_emb, queries, sub.image_ids)
-        else:
-            if progress is not None:
-                progress(0.0, desc=f"encoding {n} images and their captions")
-            report = run_evaluation(app.model, sub, langs, progress=False, queries=queries)
-        if queries is not None:
-            notes.append(f"typed queries: the {len(queries)} of `{app.queries.name}` true of at least one of "
-                         f"these {n} images, ranked among them")
-    except Exception as e:  # noqa: BLE001 - e.g. missing image files
-        log.exception("evaluation failed")
-        return EvaluationResult(False, f"Evaluation failed: {e}")
-    table = pd.DataFrame([{"language": lang,
-                           **{f"IR R@{k}": round(report["t2i"][lang][str(k)], 2) for k in (1, 5, 10)},
-                           **{f"TR R@{k}": round(report["i2t"][lang][str(k)], 2) for k in (1, 5, 10)},
-                           "mean recall": round(report["mean_recall"][lang], 2)} for lang in langs])
-    chart = table.melt(id_vars="language", value_vars=METRIC_ORDER, var_name="metric", value_name="recall")
-    mrv = report["mrv"]
-    head = (f"### MRV: text-to-image {mrv['t2i']:.3f} · image-to-text {mrv['i2t']:.3f}\n"
-            f"{n} instances × {len(langs)} languages of `{ts.name}`; mean recall over languages "
-            f"{report['mean_recall']['all']:.2f}.")
-    query_table, query_head = pd.DataFrame(), ""
-    if report.get("queries"):
-        q = report["queries"]
-        query_table = pd.DataFrame([{"language": lang, **{m: round(v, 3) for m, v in q["per_language"][lang].items()}}
-                                    for lang in langs])
-        c = q["consistency"]
-        query_head = (f"**Typed queries** ({q['n_queries']} queries, {q['mean_relevant']:.1f} relevant images each): "
-                      f"mean P@5 {q['mean']['p@5']:.3f} · first-relevant-rank std across languages "
-                      f"{c['first_rank_std']:.3f} · top-5 overlap {c['top5_overlap']:.3f}")
-    return EvaluationResult(True, _bullets(notes), report=report, table=table, chart=chart, headline=head,
-                            markdown=report_table(report), query_table=query_table, query_headline=query_head)
-

@@ -5,7 +5,7 @@ model, each on its own view of the app (``AppState.view``: that model and its ga
 test set), and lays the answers side by side: each model's top k per language, the rank per
 language of the image its MRV is about (the gold image in gold mode, else that model's consensus
 image), its per-query MRV, and a one-line verdict naming the more consistent model. Evaluation
-runs ``callbacks.evaluate`` per model and puts per-language R@1 and MRV in one table and one
+runs ``eval_callbacks.evaluate`` per model and puts per-language R@1 and MRV in one table and one
 chart. Every number is the one-model callback's, so the two views cannot disagree.
 
 Models are picked by their configured names only: a request cannot name a path.
@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 
 from ccr_demo.ui import callbacks as cb
+from ccr_demo.ui import eval_callbacks as eval_cb
 from ccr_demo.ui.state import AppState
 
 
@@ -110,7 +111,7 @@ def compare_gold(app: AppState, languages: Any, k: Any = 5, instance: Any = -1,
         raise ValueError(f"languages: got {languages!r}; expected a list drawn from {list(cb.LANGUAGES)}")
     if instance is not None and (isinstance(instance, bool) or not isinstance(instance, int)):
         raise ValueError(f"instance: got {instance!r}; expected a whole number (-1 = random)")
-    cb._clamp_k(k, app.limits.max_k)  # raises naming k
+    cb.clamp_k(k, app.limits.max_k)  # raises naming k
     inst = cb.random_instance(app, list(languages), instance)
     if inst.gold is None:
         return Comparison(False, inst.message), inst
@@ -221,7 +222,7 @@ class EvaluationComparison:
 
 def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] = (), models: Any = None,
              progress: Callable | None = None) -> EvaluationComparison:
-    """``callbacks.evaluate`` per chosen model on the same instances and languages: per-language
+    """``eval_callbacks.evaluate`` per chosen model on the same instances and languages: per-language
     IR and TR R@1 and both MRVs side by side; the chart has one colour per model."""
     if not app.comparing:
         return EvaluationComparison(False, "Model comparison needs two or more models over the same images.")
@@ -233,7 +234,7 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
     for i, name in enumerate(names):
         if progress is not None:
             progress(i / len(names), desc=f"evaluating {name}")
-        res = cb.evaluate(app.view(name), max_instances, languages)
+        res = eval_cb.evaluate(app.view(name), max_instances, languages)
         if not res.ok:
             return EvaluationComparison(False, f"{name}: {res.message}")
         reports[name] = res.report
@@ -254,5 +255,5 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
     head = ("### MRV (text-to-image): " + "; ".join(f"{n} {m:.3f}" for n, m in mrvs.items())
             + (f" — {' and '.join(best)} more consistent" if len(best) < len(mrvs) else "")
             + f"\n{reports[names[0]]['n_instances']} instances × {len(langs)} languages, the same for every model.")
-    return EvaluationComparison(True, cb._bullets(list(dict.fromkeys(notes))), reports=reports,
+    return EvaluationComparison(True, cb.bullets(list(dict.fromkeys(notes))), reports=reports,
                                 table=pd.DataFrame(rows), chart=pd.DataFrame(chart), headline=head)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ccr_demo.ui import callbacks as cb
+from ccr_demo.ui import eval_callbacks as eval_cb
 from ccr_demo.ui import inputs
 from ccr_demo.ui.state import AppState
 from ccr_demo.ui.tabs import compare
@@ -51,7 +51,7 @@ def build(app: AppState) -> EvaluateTab:
         with gr.Row():
             table = gr.Dataframe(label="Recall (%) per language", scale=3)
             plot = gr.LinePlot(x="metric", y="recall", color="language", title="Recall (%) per language",
-                               show_label=False, sort=cb.METRIC_ORDER, scale=2, height=340, elem_id="eval-plot")
+                               show_label=False, sort=eval_cb.METRIC_ORDER, scale=2, height=340, elem_id="eval-plot")
         with gr.Accordion("Report as the model card prints it", open=False):
             report_md = gr.Markdown()
         with gr.Accordion("Raw report (JSON)", open=False):
@@ -63,7 +63,7 @@ def build(app: AppState) -> EvaluateTab:
 
 def wire(app: AppState, tab: EvaluateTab) -> None:
     def on_evaluate(max_instances, languages, progress=gr.Progress()):  # no track_tqdm: it patches tqdm globally
-        res = cb.evaluate(app, max_instances, list(languages or []), progress=progress)
+        res = eval_cb.evaluate(app, max_instances, list(languages or []), progress=progress)
         if not res.ok:
             gr.Warning(res.message.split("\n")[0].replace("**", ""))
         return (res.message, res.headline, res.table, res.chart, res.markdown, res.report,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from ccr_demo.ui import callbacks as cb
+from ccr_demo.ui import gallery_callbacks as gallery_cb
 from ccr_demo.ui import serving
 from ccr_demo.ui.memory import release_memory
 from ccr_demo.ui.state import AppState
@@ -43,7 +43,7 @@ def wire(app: AppState, demo: gr.Blocks, tab: GalleryTab, session: Session, whic
     def on_build(files, folder):
         serving.enforce_disk_budget(demo.temp_file_sets, app.limits.max_cache_bytes,
                                     keep=[str(getattr(f, "name", f)) for f in files or []])
-        res = cb.build_session_gallery(app, files, folder)
+        res = gallery_cb.build_session_gallery(app, files, folder)
         release_memory()  # encoding freed its batches: give the pages back (flat RSS across waves)
         if res.gallery is None:
             gr.Warning(res.message.split("\n")[0].replace("**", ""))

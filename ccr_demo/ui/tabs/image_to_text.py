@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ccr_demo import LANGUAGES
-from ccr_demo.ui import callbacks as cb
+from ccr_demo.ui import i2t_callbacks as i2t_cb
 from ccr_demo.ui import inputs, serving
 from ccr_demo.ui.state import AppState
 from ccr_demo.ui.tabs.common import Session
@@ -50,14 +50,14 @@ def wire(app: AppState, demo: gr.Blocks, tab: ImageToTextTab, languages, panes, 
     """The upload button, and a click on an image of a search pane (``panes``, in LANGUAGES
     order; ``languages``: the search tab's choice) -> its captions, on this tab."""
 
-    def i2t_outputs(res: cb.ImageToTextResult):
+    def i2t_outputs(res: i2t_cb.ImageToTextResult):
         if not res.ok:
             gr.Warning(res.message.split("\n")[0].replace("**", ""))
         return serving.serve_image(res.image), res.message, res.table, res.summary()
 
     def on_image_to_text(image, languages, k):
         serving.enforce_disk_budget(demo.temp_file_sets, app.limits.max_cache_bytes, keep=[image or ""])
-        return i2t_outputs(cb.image_to_text(app, image, languages=list(languages or []), k=k))
+        return i2t_outputs(i2t_cb.image_to_text(app, image, languages=list(languages or []), k=k))
 
     tab.button.click(on_image_to_text, [tab.upload, languages, tab.k], tab.outputs, api_name="image_to_text",
                      api_description="Top captions per language for an uploaded image.")
@@ -68,8 +68,8 @@ def wire(app: AppState, demo: gr.Blocks, tab: ImageToTextTab, languages, panes, 
             gallery = session if rows.get("mine") else None  # the gallery the panes were filled from
             lang_rows = rows.get("rows", {}).get(lang, [])
             if evt.index is None or not 0 <= evt.index < len(lang_rows):
-                return *i2t_outputs(cb.ImageToTextResult(False, "Search again, then click an image.")), gr.Tabs()
-            res = cb.image_to_text(app, row=lang_rows[evt.index], gallery=gallery, languages=list(selected or []),
+                return *i2t_outputs(i2t_cb.ImageToTextResult(False, "Search again, then click an image.")), gr.Tabs()
+            res = i2t_cb.image_to_text(app, row=lang_rows[evt.index], gallery=gallery, languages=list(selected or []),
                                    k=k_value)
             return *i2t_outputs(res), gr.Tabs(selected=TAB_ID)
         return on_select
