@@ -68,3 +68,24 @@ def missing_key_problem(obj: dict, keys: Sequence[str]) -> str | None:
     """Why ``obj`` cannot be used (the first of ``keys`` it lacks, and the keys it has), or None."""
     missing = [k for k in keys if k not in obj]
     return f"missing required key {missing[0]!r} (has {sorted(obj)})" if missing else None
+
+
+def is_caption_list(value: Any) -> bool:
+    """A non-empty list of strings: what the retrieval formats' caption fields hold."""
+    return isinstance(value, list) and bool(value) and all(isinstance(c, str) for c in value)
+
+
+def retrieval_row_problem(row_id: str | None, image: Any, captions_ok: bool, raw_id: Any,
+                          keys: tuple[str, str, str], captions_rule: str) -> str | None:
+    """Why a retrieval row's (id, image path, captions) cannot be used, or None. ``row_id`` is the
+    id after ``norm_id`` (``raw_id`` as written), ``keys`` the format's names for the three
+    fields, ``captions_rule`` what its caption field must be."""
+    id_key, image_key, captions_key = keys
+    if row_id is None:
+        return f"{id_key!r} must be a non-empty string or an int, got {raw_id!r}"
+    if not isinstance(image, str) or not image:
+        return f"{image_key!r} must be a non-empty string"
+    if not captions_ok:
+        return f"{captions_key!r} must be {captions_rule}"
+    return None
+

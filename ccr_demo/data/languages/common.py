@@ -202,7 +202,8 @@ def listing(noun_phrase: Callable[[Item], str], conjunction: str, serial: bool =
     return lambda items: join([noun_phrase(i) for i in items], ", ", conjunction, serial=serial)
 
 
-def size_and_colour(item: Item, choose: Choices, sizes: Mapping[str, Any], colours: Mapping[str, Any]) -> list:
+def size_and_colour(item: Item, choose: Choices, sizes: Mapping[str, Any],
+                    colours: Mapping[str, Any]) -> list:
     """The item's size word then its colour word (those it has), chosen in that order so a
     scene's captions stay the same for a seed."""
     words = []

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ccr_demo.data.errors import BadRows, DataFormatError, where_in_file
-from ccr_demo.data.rows import missing_key_problem, norm_id
+from ccr_demo.data.rows import is_caption_list, missing_key_problem, norm_id, retrieval_row_problem
 
 
 @dataclass(slots=True)
@@ -53,12 +53,10 @@ def read_ccrk_json(path: str | Path, *, skip_bad: bool = False) -> list[Retrieva
             continue
         iid, image, cap = norm_id(obj["image_id"]), obj["image"], obj["caption"]
         caps = [cap] if isinstance(cap, str) else cap
-        if iid is None:
-            bad(at, f"'image_id' must be a non-empty string or an int, got {obj['image_id']!r}")
-        elif not isinstance(image, str) or not image:
-            bad(at, "'image' must be a non-empty string")
-        elif not isinstance(caps, list) or not caps or not all(isinstance(c, str) for c in caps):
-            bad(at, "'caption' must be a string or a non-empty list of strings")
+        problem = retrieval_row_problem(iid, image, is_caption_list(caps), obj["image_id"],
+                                        ("image_id", "image", "caption"), "a string or a non-empty list of strings")
+        if problem:
+            bad(at, problem)
         elif iid in entries:
             if entries[iid].image != image:
                 first = entries[iid]

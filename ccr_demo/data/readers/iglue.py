@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ccr_demo.data.errors import BadRows, DataFormatError, DataFormatWarning, where_in_file
-from ccr_demo.data.rows import missing_key_problem, norm_id, read_jsonl
+from ccr_demo.data.rows import is_caption_list, missing_key_problem, norm_id, read_jsonl, retrieval_row_problem
 
 
 @dataclass(slots=True)
@@ -44,12 +44,10 @@ def read_iglue_jsonl(path: str | Path, *, skip_bad: bool = False) -> list[IglueR
             bad(at, problem)
             continue
         rid, img, sents = norm_id(row["id"]), row["img_path"], row["sentences"]
-        if rid is None:
-            bad(at, f"'id' must be a non-empty string or an int, got {row['id']!r}")
-        elif not isinstance(img, str) or not img:
-            bad(at, "'img_path' must be a non-empty string")
-        elif not isinstance(sents, list) or not sents or not all(isinstance(s, str) for s in sents):
-            bad(at, "'sentences' must be a non-empty list of strings")
+        problem = retrieval_row_problem(rid, img, is_caption_list(sents), row["id"], ("id", "img_path", "sentences"),
+                                        "a non-empty list of strings")
+        if problem:
+            bad(at, problem)
         elif rid in seen:
             bad(at, f"duplicate id {rid!r} (first on line {seen[rid]})")
         else:
