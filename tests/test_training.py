@@ -559,3 +559,33 @@ def test_caption_num_trains_on_k_of_the_k_languages_per_image(tmp_path, data_dir
     for bad, match in ((["train.caption_num=4"], "more than the 3"), (["train.caption_num=2", "train.loss=pivot"], "one_to_k")):
         with pytest.raises(ConfigError, match=match):
             load_yaml(ExperimentConfig, _config(tmp_path, data_dir), bad)
+
+
+@pytest.mark.parametrize("twin_batches", [True, False])
+def test_twin_rows_train_in_one_batch_when_asked(tmp_path, monkeypatch, twin_batches):
+    """data.generate.twins writes minimal pairs; train.twin_batches puts each pair in one batch."""
+    from ccr_demo.training import loop
+
+    seen = []
+
+    class Recording(loop.GlobalBatchSampler):
+        def __iter__(self):
+            for batch in super().__iter__():
+                seen.append((self.groups, batch))
+                yield batch
+
+    monkeypatch.setattr(loop, "GlobalBatchSampler", Recording)
+    data = tmp_path / "twins"
+    cfg = load_yaml(ExperimentConfig, _config(tmp_path, data, twin_batches=twin_batches))
+    cfg.data.generate.update(n_train=40, twins=0.5, n_test_queries=0)
+    summary = train(cfg)
+    assert summary["steps"] == 4 and np.isfinite(summary["final_loss"])
+    groups = seen[0][0]
+    if not twin_batches:
+        assert groups == []
+        return
+    assert len(groups) >= 10
+    for _, batch in seen:
+        for g in groups:
+            assert set(g) <= set(batch) or set(g).isdisjoint(batch)  # a pair is never split
+    assert sum(set(g) <= set(batch) for _, batch in seen for g in groups) >= 4

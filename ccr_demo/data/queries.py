@@ -100,8 +100,10 @@ def assertion_for(scene: Mapping, granularity: str, rng: np.random.Generator) ->
     return out
 
 
-def sample_assertions(scene: Mapping, rng: np.random.Generator, n: int) -> list[tuple[str, dict]]:
-    """Up to ``n`` distinct (granularity, assertion) pairs true of ``scene``."""
+def sample_assertions(scene: Mapping, rng: np.random.Generator, n: int,
+                      false_of: Mapping | None = None) -> list[tuple[str, dict]]:
+    """Up to ``n`` distinct (granularity, assertion) pairs true of ``scene`` (and, with
+    ``false_of``, false of that scene: what tells a twin apart from its scene)."""
     names = list(GRANULARITIES)
     p = np.array([GRANULARITY_WEIGHTS[g] for g in names], dtype=float)
     p /= p.sum()
@@ -112,7 +114,7 @@ def sample_assertions(scene: Mapping, rng: np.random.Generator, n: int) -> list[
             break
         g = names[int(rng.choice(len(names), p=p))]
         a = assertion_for(scene, g, rng)
-        if a is None:
+        if a is None or (false_of is not None and is_relevant(a, false_of)):
             continue
         key = json.dumps(a, sort_keys=True)
         if key not in seen:

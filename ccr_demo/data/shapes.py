@@ -39,6 +39,7 @@ import json
 import math
 import multiprocessing
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ from tqdm import tqdm
 from ccr_demo import LANGUAGES
 from ccr_demo.data.languages import describe_query, describe_scene, plan_from_scene
 from ccr_demo.data.queries import GRANULARITIES, QUERIES_FILE, draw_form, relevance_matrix, sample_assertions, to_query
+from ccr_demo.data.twins import TWIN_KINDS, make_twin
 from ccr_demo.utils.fileio import atomic_directory
 
 GENERATOR_VERSION = 2
@@ -88,6 +90,7 @@ JITTER_HUE, JITTER_SAT, JITTER_VALUE = 0.015, 0.08, 0.06
 # captions a scene gets and one per language for their wording.
 _STREAM_SCENE, _STREAM_RENDER, _STREAM_CAPTION, _STREAM_NOISE = 0, 1, 100, 200
 _STREAM_VARIANTS, _STREAM_VARIANT_WORDING = 2, 300
+_STREAM_TWIN = 3  # whether a training scene gets a twin, and which
 
 
 @dataclass(frozen=True)
@@ -386,11 +389,12 @@ def sample_split_scenes(seed: int, split: str, n: int, held_out: Sequence[tuple[
     return scenes
 
 
-def partial_captions(scene: Scene, job: _Job, split: str, index: int) -> list[dict]:
+def partial_captions(scene: Scene, job: _Job, split: str, index: int, twin: Mapping | None = None) -> list[dict]:
     """The scene's typed-query-style captions: {"caption": {lang: text}, "query", "form",
-    "granularity"}, each worded in every language from the same assertion."""
+    "granularity"}, each worded in every language from the same assertion. With ``twin`` (its
+    twin's scene dict) only assertions false of the twin: captions that tell the two apart."""
     rng = _rng(job.seed, split, index, _STREAM_VARIANTS)
-    chosen = sample_assertions(scene.to_dict(), rng, job.variants)
+    chosen = sample_assertions(scene.to_dict(), rng, job.variants, false_of=twin)
     forms = [draw_form(rng) for _ in chosen]
     out = []
     for v, ((granularity, asserts), form) in enumerate(zip(chosen, forms)):
@@ -403,10 +407,11 @@ def partial_captions(scene: Scene, job: _Job, split: str, index: int) -> list[di
     return out
 
 
-def _make_example(job: _Job, task: tuple[str, int, dict]) -> dict:
+def _make_example(job: _Job, task: tuple[str, int, dict, dict | None]) -> dict:
     """Caption and render scene ``index`` of ``split``; write its PNG; return
-    {"scene", "captions": {lang: text}, "noise": {lang: record}, "variants", "image"}."""
-    split, index, scene_dict = task
+    {"scene", "captions": {lang: text}, "noise": {lang: record}, "variants", "image"}.
+    ``task``'s last entry is its twin: {"scene": dict, "group", "kind"}, or None."""
+    split, index, scene_dict, twin = task
     scene = Scene.from_dict(scene_dict)
     captions, noise = {}, {}
     for lang in job.languages:
@@ -423,8 +428,12 @@ def _make_example(job: _Job, task: tuple[str, int, dict]) -> dict:
     buf = io.BytesIO()
     image.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     (Path(job.root) / split / "images" / name).write_bytes(buf.getvalue())
-    variants = partial_captions(scene, job, split, index) if split == "train" and job.variants else []
-    return {"scene": scene.to_dict(), "captions": captions, "noise": noise, "variants": variants, "image": name}
+    variants = partial_captions(scene, job, split, index, twin and twin["scene"]) \
+        if split == "train" and job.variants else []
+    example = {"scene": scene.to_dict(), "captions": captions, "noise": noise, "variants": variants, "image": name}
+    if twin is not None:
+        example["twin"] = {"group": twin["group"], "kind": twin["kind"]}
+    return example
 
 
 # --- The dataset -------------------------------------------------------------------------
@@ -444,6 +453,8 @@ def _write_split(root: Path, split: str, examples: list[dict], languages: Sequen
                     row["noise"] = ex["noise"]
                 if ex["variants"]:
                     row["variants"] = ex["variants"]
+                if "twin" in ex:
+                    row["twin"] = ex["twin"]
                 lines.append(_dumps(row) + "\n")
             (folder / f"part_{start // ROWS_PER_PART:05d}.data").write_text("".join(lines), encoding="utf-8")
         return
@@ -488,17 +499,43 @@ def _write_queries(root: Path, seed: int, test_scenes: list[dict], n: int, langu
     (root / QUERY_SPLIT / QUERIES_FILE).write_text("".join(lines), encoding="utf-8")
 
 
+def add_twins(train: list[Scene], seed: int, share: float, held_out: Sequence[tuple[str, str]]) -> dict[int, dict]:
+    """Give about ``share`` of the ``train`` scenes a twin, appended to ``train``; returns
+    {row: {"scene": the other row's scene dict, "group", "kind"}} for both rows of each pair.
+    A scene tries the kinds in a seeded order and keeps the first it can have."""
+    out: dict[int, dict] = {}
+    for i in range(len(train)):
+        rng = _rng(seed, "train", i, _STREAM_TWIN)
+        if rng.random() >= share:
+            continue
+        for kind in (TWIN_KINDS[k] for k in rng.permutation(len(TWIN_KINDS))):
+            twin = make_twin(train[i], kind, rng, positions=POSITIONS, colours=COLOURS, backgrounds=BACKGROUNDS,
+                             relation_of=_relation, exclude=held_out)
+            if twin is not None:
+                j = len(train)
+                train.append(twin)
+                group = f"{i:06d}"
+                out[i] = {"scene": twin.to_dict(), "group": group, "kind": kind}
+                out[j] = {"scene": train[i].to_dict(), "group": group, "kind": kind}
+                break
+    return out
+
+
 def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int, n_test_compositional: int,
                      image_size: int = 128, seed: int = 0, languages: Sequence[str] = LANGUAGES,
                      noise: str | Mapping[str, float] | None = None, workers: int | None = None,
-                     progress: bool = True, queries_per_scene: int = 4, n_test_queries: int | None = None) -> Path:
+                     progress: bool = True, queries_per_scene: int = 4, n_test_queries: int | None = None,
+                     twins: float = 0.0) -> Path:
     """Generate the shapes world into ``out_dir`` (replaced atomically) and return its path.
 
     ``noise``: per-language rate of corrupted train/val captions ("de=0.1,ja=0.05" or a
     mapping). ``workers``: processes (default: all cores; 1 for small runs); the output
     does not depend on it. ``queries_per_scene``: partial captions per training scene
     (beside the full one). ``n_test_queries``: typed queries over the test images
-    (default: half the test scenes; 0 for none).
+    (default: half the test scenes; 0 for none). ``twins``: the share of training scenes that
+    get a twin (`ccr_demo.data.twins`: one bound property changed), written as a row of its
+    own after the scenes; both rows carry ``"twin": {"group", "kind"}`` and their partial
+    captions are false of the other. 0 writes exactly what earlier versions wrote.
     """
     languages = tuple(languages)
     unknown = [lang for lang in languages if lang not in LANGUAGES]
@@ -512,9 +549,13 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
     if queries_per_scene < 0 or n_queries < 0 or (n_queries and not counts["test"]):
         raise ValueError(f"queries_per_scene and n_test_queries must be >= 0, and typed queries need test "
                          f"scenes; got {queries_per_scene}, {n_queries}, {counts['test']} test scenes")
+    if not 0.0 <= twins <= 1.0:
+        raise ValueError(f"twins must be a share of the training scenes in [0, 1], got {twins}")
     held_out = held_out_pairs(seed)
     scenes = {split: sample_split_scenes(seed, split, counts[split], held_out) for split in SPLITS}
-    tasks = [(split, i, scene.to_dict()) for split in SPLITS for i, scene in enumerate(scenes[split])]
+    twin_of = add_twins(scenes["train"], seed, twins, held_out) if twins else {}
+    tasks = [(split, i, scene.to_dict(), twin_of.get(i) if split == "train" else None)
+             for split in SPLITS for i, scene in enumerate(scenes[split])]
     if workers is None:
         workers = 1 if len(tasks) < 500 else os.cpu_count() or 1
     out_dir = Path(out_dir)
@@ -533,8 +574,8 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
         start = 0
         noisy: dict[str, dict[str, int]] = {}
         for split in SPLITS:
-            examples = results[start:start + counts[split]]
-            start += counts[split]
+            examples = results[start:start + len(scenes[split])]
+            start += len(scenes[split])
             if examples:
                 _write_split(root, split, examples, languages)
             if split in NOISY_SPLITS and noise_rates:
@@ -549,6 +590,9 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
             "vocabulary": {"shapes": list(SHAPES), "colours": list(COLOURS), "sizes": list(SIZES),
                            "positions": list(POSITIONS), "relations": list(RELATIONS),
                            "backgrounds": list(BACKGROUNDS)},
+            **({"twins": {"share": twins, "pairs": len(twin_of) // 2,
+                          "kinds": dict(sorted(Counter(t["kind"] for i, t in twin_of.items()
+                                                       if i >= counts["train"]).items()))}} if twins else {}),
             "queries": {"per_training_scene": queries_per_scene, "test_queries": n_queries,
                         "granularities": {g: list(keys) for g, keys in GRANULARITIES.items()}},
             "formats": {"train": "train/part_NNNNN.data (CCRK: caption, image_path, scene, variants)",
@@ -577,12 +621,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
                    help="partial (typed-query style) captions per training scene, beside the full one")
     p.add_argument("--test-queries", type=int, default=None,
                    help="typed queries over the test images (default: half of --test; 0 for none)")
+    p.add_argument("--twins", type=float, default=0.0,
+                   help="share of training scenes that get a twin differing in one bound property (0-1)")
     a = p.parse_args(argv)
     out = generate_dataset(
         a.out, a.train, a.test if a.val is None else a.val, a.test,
         a.test if a.test_compositional is None else a.test_compositional,
         image_size=a.size, seed=a.seed, languages=[s.strip() for s in a.languages.split(",") if s.strip()],
-        noise=a.noise, workers=a.workers, queries_per_scene=a.queries_per_scene, n_test_queries=a.test_queries)
+        noise=a.noise, workers=a.workers, queries_per_scene=a.queries_per_scene, n_test_queries=a.test_queries,
+        twins=a.twins)
     print(f"wrote {out}")
     return out
 

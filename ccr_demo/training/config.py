@@ -94,6 +94,9 @@ class TrainConfig:
     # Drop known false negatives from the contrastive softmaxes: another image in the batch
     # that a partial caption is also true of ("a red star"). Not in the paper; off = its loss.
     exclude_false_negatives: bool = False
+    # Rows that are twins (data.generate.twins: scenes differing in one bound property, see
+    # ccr_demo.data.twins) go into the same global batch, so the loss sees the difference.
+    twin_batches: bool = True
     # With a locked text tower, encode every training caption once and train on cached
     # pooled features (the text tower then costs nothing per step; with ITM / MLM, its token
     # states are cached too).

@@ -179,6 +179,16 @@ class MultilingualPretrainDataset(Dataset):
                     out[b, c] = True
         return out
 
+    def twin_groups(self) -> list[list[int]]:
+        """Indices of the rows that share a twin group (``"twin": {"group"}``), each group in
+        row order; rows without a twin, or whose twin was not read, are in none."""
+        groups: dict[str, list[int]] = {}
+        for i, rec in enumerate(self.records):
+            group = rec.twin.get("group") if isinstance(rec.twin, dict) else None
+            if isinstance(group, str):
+                groups.setdefault(group, []).append(i)
+        return [g for g in groups.values() if len(g) > 1]
+
     def all_texts(self) -> list[str]:
         """Every caption any epoch can draw (for a feature cache), repeats included."""
         out = []

@@ -146,7 +146,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
         fusion_objectives = FusionObjectives(cfg, K, states_cache, vocab_ids)
 
     sampler = GlobalBatchSampler(len(dataset), tc.batch_size, accelerator.num_processes,
-                                 accelerator.process_index, tc.seed)
+                                 accelerator.process_index, tc.seed,
+                                 groups=dataset.twin_groups() if tc.twin_batches else ())
     # Its own generator: creating an iterator draws the workers' base seed from it, which
     # would otherwise advance the global RNG (and shift dropout) once more on every resume.
     loader_rng = torch.Generator()

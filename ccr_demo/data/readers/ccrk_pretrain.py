@@ -39,6 +39,7 @@ class PretrainRecord:
     scene: Any = None
     noise: Any = None
     variants: Any = None  # partial captions beside the full one: [{"caption": {lang: text}, ...}]
+    twin: Any = None  # {"group", "kind"}: this scene and its twin share the group (ccr_demo.data.twins)
 
     @property
     def where(self) -> str:
@@ -125,7 +126,8 @@ def pretrain_rows(path: Path, file: str, root: str, languages: Sequence[str] | N
             bad(at, problem)
             continue
         rec = PretrainRecord(captions=row["caption"], file=file, line=lineno, offset=offset,
-                             scene=row.get("scene"), noise=row.get("noise"), variants=row.get("variants"))
+                             scene=row.get("scene"), noise=row.get("noise"), variants=row.get("variants"),
+                             twin=row.get("twin"))
         if "image_path" in row:
             rel = row["image_path"]
             if not isinstance(rel, str) or not rel:
