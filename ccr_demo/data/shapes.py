@@ -78,6 +78,7 @@ SPLITS = ("train", "val", "test", "test_compositional")
 NOISY_SPLITS = ("train", "val")  # test captions stay clean
 UNIQUE_SPLITS = ("val", "test", "test_compositional")  # one gold image per full caption
 QUERY_SPLIT = "test_queries"
+VAL_QUERY_SPLIT = "val_queries"  # typed queries over the validation images: for choosing settings
 ROWS_PER_PART = 5000
 SUPERSAMPLE = 4  # draw at 4x and box-downsample: antialiasing for free
 PNG_COMPRESS_LEVEL = 3
@@ -362,7 +363,7 @@ class _Job:
 
 
 def _rng(seed: int, split: str, index: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, (*SPLITS, QUERY_SPLIT).index(split), index, stream])
+    return np.random.default_rng([seed, (*SPLITS, QUERY_SPLIT, VAL_QUERY_SPLIT).index(split), index, stream])
 
 
 def sample_split_scenes(seed: int, split: str, n: int, held_out: Sequence[tuple[str, str]]) -> list[Scene]:
@@ -471,14 +472,16 @@ def _write_split(root: Path, split: str, examples: list[dict], languages: Sequen
         path.write_text("".join(lines), encoding="utf-8")
 
 
-def _write_queries(root: Path, seed: int, test_scenes: list[dict], n: int, languages: Sequence[str]) -> None:
-    """The typed-query test split: ``n`` distinct assertions about test scenes, worded with
-    held-out phrasings, each with every test image it is true of."""
+def _write_queries(root: Path, seed: int, scenes: list[dict], n: int, languages: Sequence[str],
+                   gallery: str = "test") -> None:
+    """The typed queries of a split (``gallery``: "test" or "val"): ``n`` distinct assertions
+    about its scenes, worded with held-out phrasings, each with every image it is true of."""
+    split = QUERY_SPLIT if gallery == "test" else VAL_QUERY_SPLIT
     queries, seen = [], set()
     for q in range(n):
-        rng = _rng(seed, QUERY_SPLIT, q, _STREAM_SCENE)
+        rng = _rng(seed, split, q, _STREAM_SCENE)
         for _ in range(100):
-            scene = test_scenes[int(rng.integers(len(test_scenes)))]
+            scene = scenes[int(rng.integers(len(scenes)))]
             (granularity, asserts), = sample_assertions(scene, rng, 1)
             key = json.dumps(asserts, sort_keys=True)
             if key not in seen:
@@ -486,17 +489,17 @@ def _write_queries(root: Path, seed: int, test_scenes: list[dict], n: int, langu
         seen.add(key)
         form = draw_form(rng)
         text = {lang: describe_query(to_query(asserts, form), lang,
-                                     _rng(seed, QUERY_SPLIT, q, _STREAM_CAPTION + LANGUAGES.index(lang)),
+                                     _rng(seed, split, q, _STREAM_CAPTION + LANGUAGES.index(lang)),
                                      query_test=True) for lang in languages}
         queries.append((granularity, asserts, form, text))
-    rel = relevance_matrix([a for _, a, _, _ in queries], test_scenes)
+    rel = relevance_matrix([a for _, a, _, _ in queries], scenes)
     lines = []
     for q, (granularity, asserts, form, text) in enumerate(queries):
-        relevant = [f"test-{i:06d}" for i in np.flatnonzero(rel[q])]
+        relevant = [f"{gallery}-{i:06d}" for i in np.flatnonzero(rel[q])]
         lines.append(_dumps({"id": f"query-{q:06d}", "text": text, "query": asserts, "form": form,
-                             "granularity": granularity, "relevant": relevant, "gallery": "test"}) + "\n")
-    (root / QUERY_SPLIT).mkdir()
-    (root / QUERY_SPLIT / QUERIES_FILE).write_text("".join(lines), encoding="utf-8")
+                             "granularity": granularity, "relevant": relevant, "gallery": gallery}) + "\n")
+    (root / split).mkdir()
+    (root / split / QUERIES_FILE).write_text("".join(lines), encoding="utf-8")
 
 
 def add_twins(train: list[Scene], seed: int, share: float, held_out: Sequence[tuple[str, str]]) -> dict[int, dict]:
@@ -525,7 +528,7 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
                      image_size: int = 128, seed: int = 0, languages: Sequence[str] = LANGUAGES,
                      noise: str | Mapping[str, float] | None = None, workers: int | None = None,
                      progress: bool = True, queries_per_scene: int = 4, n_test_queries: int | None = None,
-                     twins: float = 0.0) -> Path:
+                     twins: float = 0.0, n_val_queries: int = 0) -> Path:
     """Generate the shapes world into ``out_dir`` (replaced atomically) and return its path.
 
     ``noise``: per-language rate of corrupted train/val captions ("de=0.1,ja=0.05" or a
@@ -536,6 +539,8 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
     get a twin (`ccr_demo.data.twins`: one bound property changed), written as a row of its
     own after the scenes; both rows carry ``"twin": {"group", "kind"}`` and their partial
     captions are false of the other. 0 writes exactly what earlier versions wrote.
+    ``n_val_queries``: typed queries over the validation images (``val_queries/``), for
+    choosing settings without looking at the test splits.
     """
     languages = tuple(languages)
     unknown = [lang for lang in languages if lang not in LANGUAGES]
@@ -546,6 +551,9 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
     if any(n < 0 for n in counts.values()) or image_size < 8:
         raise ValueError(f"counts must be >= 0 and image_size >= 8, got {counts}, {image_size}")
     n_queries = counts["test"] // 2 if n_test_queries is None else n_test_queries
+    if n_val_queries < 0 or (n_val_queries and not counts["val"]):
+        raise ValueError(f"n_val_queries must be >= 0 and needs validation scenes, got {n_val_queries}, "
+                         f"{counts['val']} val scenes")
     if queries_per_scene < 0 or n_queries < 0 or (n_queries and not counts["test"]):
         raise ValueError(f"queries_per_scene and n_test_queries must be >= 0, and typed queries need test "
                          f"scenes; got {queries_per_scene}, {n_queries}, {counts['test']} test scenes")
@@ -582,6 +590,8 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
                 noisy[split] = {lang: sum(lang in ex["noise"] for ex in examples) for lang in noise_rates}
         if n_queries:
             _write_queries(root, seed, [sc.to_dict() for sc in scenes["test"]], n_queries, languages)
+        if n_val_queries:
+            _write_queries(root, seed, [sc.to_dict() for sc in scenes["val"]], n_val_queries, languages, "val")
         info = {
             "generator": "ccr_demo.data.shapes", "generator_version": GENERATOR_VERSION,
             "seed": seed, "image_size": image_size, "languages": list(languages), "counts": counts,
@@ -594,6 +604,7 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
                           "kinds": dict(sorted(Counter(t["kind"] for i, t in twin_of.items()
                                                        if i >= counts["train"]).items()))}} if twins else {}),
             "queries": {"per_training_scene": queries_per_scene, "test_queries": n_queries,
+                        **({"val_queries": n_val_queries} if n_val_queries else {}),
                         "granularities": {g: list(keys) for g, keys in GRANULARITIES.items()}},
             "formats": {"train": "train/part_NNNNN.data (CCRK: caption, image_path, scene, variants)",
                         "eval": "SPLIT/annotations/LANG/test.jsonl (IGLUE: id, img_path, sentences, scene)",
