@@ -11,21 +11,17 @@ import pytest
 
 from ccr_demo import LANGUAGES
 from ccr_demo.data.queries import is_relevant
+from ccr_demo.data.scene import relation_between
 from ccr_demo.data.shapes import (
-    BACKGROUNDS,
-    COLOURS,
     POSITIONS,
     Scene,
     ShapeObject,
-    _relation,
     generate_dataset,
     held_out_pairs,
 )
 from ccr_demo.data.twins import TWIN_KINDS, difference, make_twin
 from ccr_demo.training.datasets import MultilingualPretrainDataset
 from ccr_demo.training.sampler import GlobalBatchSampler
-
-WORLD = dict(positions=POSITIONS, colours=COLOURS, backgrounds=BACKGROUNDS, relation_of=_relation)
 
 
 def rows(root: Path) -> list[dict]:
@@ -125,26 +121,26 @@ def obj(shape, colour, size="small", position="left"):
     ("move", Scene((obj("star", "red", position="centre"),), "grey"), lambda t: t.objects[0].position != "centre"),
 ])
 def test_each_kind_makes_its_change(kind, scene, check):
-    twin = make_twin(scene, kind, np.random.default_rng(0), **WORLD)
+    twin = make_twin(scene, kind, np.random.default_rng(0))
     assert twin is not None and check(twin)
     assert difference(scene.to_dict(), twin.to_dict()) == kind
 
 
 def test_a_scene_that_cannot_have_a_kind_gets_none():
     one = Scene((obj("star", "red"),), "grey")
-    assert make_twin(one, "swap_colours", np.random.default_rng(0), **WORLD) is None  # one object
-    assert make_twin(one, "background", np.random.default_rng(0), **WORLD) is None  # grey is no colour
+    assert make_twin(one, "swap_colours", np.random.default_rng(0)) is None  # one object
+    assert make_twin(one, "background", np.random.default_rng(0)) is None  # grey is no colour
     related = Scene((obj("star", "red"), obj("heart", "blue", position="right")), "grey", relation="left_of")
-    assert make_twin(related, "count", np.random.default_rng(0), **WORLD) is None
+    assert make_twin(related, "count", np.random.default_rng(0)) is None
     # on the middle row, nothing can move without keeping "left_of": no twin that changes the caption
-    assert make_twin(related, "move", np.random.default_rng(0), **WORLD) is None
+    assert make_twin(related, "move", np.random.default_rng(0)) is None
     centred = Scene((obj("star", "red", position="centre"), obj("heart", "blue", position="right")), "grey",
                     relation="left_of")
-    moved = make_twin(centred, "move", np.random.default_rng(0), **WORLD)
+    moved = make_twin(centred, "move", np.random.default_rng(0))
     assert moved is not None and moved.relation != "left_of"
-    assert moved.relation == _relation(moved.objects[0].position, moved.objects[1].position)
+    assert moved.relation == relation_between(moved.objects[0].position, moved.objects[1].position)
     with pytest.raises(ValueError, match="twin kind"):
-        make_twin(one, "colour", np.random.default_rng(0), **WORLD)
+        make_twin(one, "colour", np.random.default_rng(0))
     assert set(TWIN_KINDS) == {"move", "count", "swap_colours", "background", "size"}
 
 

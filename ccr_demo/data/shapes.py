@@ -30,13 +30,11 @@ CLI: ``python -m ccr_demo.data.shapes --out DIR --train 20000 --test 1000``.
 from __future__ import annotations
 
 import argparse
-import colorsys
 import contextlib
 import dataclasses
 import functools
 import io
 import json
-import math
 import multiprocessing
 import os
 from collections import Counter
@@ -45,87 +43,41 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from ccr_demo import LANGUAGES
 from ccr_demo.data.languages import describe_query, describe_scene, plan_from_scene
 from ccr_demo.data.queries import GRANULARITIES, QUERIES_FILE, draw_form, relevance_matrix, sample_assertions, to_query
+from ccr_demo.data.render import render_scene
+from ccr_demo.data.scene import (
+    BACKGROUNDS,
+    COLOURS,
+    POSITIONS,
+    RELATIONS,
+    SHAPES,
+    SIZES,
+    Scene,
+    ShapeObject,
+    relation_between,
+)
 from ccr_demo.data.twins import TWIN_KINDS, make_twin
 from ccr_demo.utils.fileio import atomic_directory
 
 GENERATOR_VERSION = 2
 
-# --- The world's inventory -------------------------------------------------------------
-
-SHAPES = ("circle", "square", "triangle", "star", "heart", "cross", "hexagon", "diamond")
-# Far apart in hue or lightness, so a small CNN at 128 px tells them apart after jitter.
-COLOURS = {
-    "red": (220, 30, 35), "green": (30, 160, 60), "blue": (35, 80, 225), "yellow": (245, 215, 30),
-    "orange": (250, 135, 20), "purple": (135, 50, 185), "white": (248, 248, 248), "black": (18, 18, 18),
-}
-SIZES = {"small": 0.08, "large": 0.14}  # circumradius as a fraction of the image side
-# Anchors (x, y) as fractions of the side; two large objects at neighbouring anchors
-# (0.31 apart) cannot overlap even with jitter.
-POSITIONS = {"left": (0.19, 0.5), "right": (0.81, 0.5), "top": (0.5, 0.19),
-             "bottom": (0.5, 0.81), "centre": (0.5, 0.5)}
-RELATIONS = ("left_of", "right_of", "above", "below")
-# Plain backgrounds name a colour; objects never share it. Patterns are two greys.
-BACKGROUNDS = {"white": (240, 240, 240), "grey": (125, 125, 125), "black": (30, 30, 30),
-               "striped": ((172, 172, 172), (128, 128, 128)),
-               "checkered": ((172, 172, 172), (128, 128, 128))}
 SPLITS = ("train", "val", "test", "test_compositional")
 NOISY_SPLITS = ("train", "val")  # test captions stay clean
 UNIQUE_SPLITS = ("val", "test", "test_compositional")  # one gold image per full caption
 QUERY_SPLIT = "test_queries"
 VAL_QUERY_SPLIT = "val_queries"  # typed queries over the validation images: for choosing settings
 ROWS_PER_PART = 5000
-SUPERSAMPLE = 4  # draw at 4x and box-downsample: antialiasing for free
 PNG_COMPRESS_LEVEL = 3
-JITTER_POSITION = 0.015  # fraction of the side
-JITTER_RADIUS = 0.04  # relative
-JITTER_ROTATION = 10.0  # degrees; small, so a square never turns into a diamond
-JITTER_HUE, JITTER_SAT, JITTER_VALUE = 0.015, 0.08, 0.06
 # Seed streams per scene: one for the scene, one for the pixels, one per language for
 # the caption's wording and one per language for its noise; one for which partial
 # captions a scene gets and one per language for their wording.
 _STREAM_SCENE, _STREAM_RENDER, _STREAM_CAPTION, _STREAM_NOISE = 0, 1, 100, 200
 _STREAM_VARIANTS, _STREAM_VARIANT_WORDING = 2, 300
 _STREAM_TWIN = 3  # whether a training scene gets a twin, and which
-
-
-@dataclass(frozen=True)
-class ShapeObject:
-    shape: str
-    colour: str
-    size: str
-    position: str
-
-    @property
-    def identity(self) -> tuple[str, str, str]:
-        """What a caption can tell apart; objects equal in it are counted together."""
-        return (self.shape, self.colour, self.size)
-
-
-@dataclass(frozen=True)
-class Scene:
-    """The structured description every caption of an image is generated from.
-
-    ``relation`` (e.g. "left_of": objects[0] is left of objects[1]) is set when the
-    captions state the relation of a two-object scene instead of the positions.
-    """
-
-    objects: tuple[ShapeObject, ...]
-    background: str
-    relation: str | None = None
-
-    def to_dict(self) -> dict:
-        return {"objects": [dataclasses.asdict(o) for o in self.objects],
-                "background": self.background, "relation": self.relation}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "Scene":
-        return cls(tuple(ShapeObject(**o) for o in d["objects"]), d["background"], d.get("relation"))
 
 
 # --- Sampling ----------------------------------------------------------------------------
@@ -136,14 +88,6 @@ def held_out_pairs(seed: int) -> tuple[tuple[str, str], ...]:
     perm = np.random.default_rng([seed, 0x5EED]).permutation(len(COLOURS))
     colours = list(COLOURS)
     return tuple((shape, colours[p]) for shape, p in zip(SHAPES, perm))
-
-
-def _relation(a: str, b: str) -> str:
-    """Relation of anchor a to anchor b (they share a row or a column)."""
-    (ax, ay), (bx, by) = POSITIONS[a], POSITIONS[b]
-    if ay == by:
-        return "left_of" if ax < bx else "right_of"
-    return "above" if ay < by else "below"
 
 
 # Two-object layouts: pairs on one line through the centre, so the relation is unambiguous.
@@ -190,99 +134,10 @@ def sample_scene(rng: np.random.Generator, exclude: Iterable[tuple[str, str]] = 
     objects = tuple(ShapeObject(s, c, z, p) for (s, c, z), p in zip(kinds, positions))
     relation = None
     if n == 2 and groups == [1, 1] and rng.random() < 0.5:
-        relation = _relation(positions[0], positions[1])
+        relation = relation_between(positions[0], positions[1])
     used = {o.colour for o in objects}
     backgrounds = [b for b in BACKGROUNDS if b not in used]
     return Scene(objects, backgrounds[rng.integers(len(backgrounds))], relation)
-
-
-# --- Rendering ---------------------------------------------------------------------------
-
-def _unit_polygons() -> dict[str, np.ndarray]:
-    """Each shape as polygon vertices inside the unit circle, centred on the origin
-    (so the object's anchor pixel lies inside it). Image y points down."""
-    def ring(k, radius=1.0, start=-90.0):
-        a = np.radians(start + 360.0 * np.arange(k) / k)
-        return np.stack([radius * np.cos(a), radius * np.sin(a)], 1)
-
-    star = ring(10)
-    star[1::2] *= 0.45
-    t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
-    heart = np.stack([16 * np.sin(t) ** 3,
-                      -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)) - 2.5], 1) / 16.5
-    w, L = 0.3, 0.95
-    cross = np.array([(-w, -L), (w, -L), (w, -w), (L, -w), (L, w), (w, w), (w, L), (-w, L),
-                      (-w, w), (-L, w), (-L, -w), (-w, -w)])
-    return {
-        "square": np.array([(-0.72, -0.72), (0.72, -0.72), (0.72, 0.72), (-0.72, 0.72)]),
-        "triangle": ring(3),
-        "star": star,
-        "heart": heart,
-        "cross": cross,
-        "hexagon": ring(6, start=0.0),
-        "diamond": np.array([(0.0, -1.0), (0.62, 0.0), (0.0, 1.0), (-0.62, 0.0)]),
-    }
-
-
-_POLYGONS = _unit_polygons()
-CIRCLE_RADIUS = 0.9  # a circle filling the unit circle would look bigger than the polygons
-
-
-def _jitter_colour(rgb: Sequence[int], rng: np.random.Generator) -> tuple[int, int, int]:
-    h, s, v = colorsys.rgb_to_hsv(*(c / 255.0 for c in rgb))
-    h = (h + rng.uniform(-JITTER_HUE, JITTER_HUE)) % 1.0
-    s = min(1.0, max(0.0, s + rng.uniform(-JITTER_SAT, JITTER_SAT))) if s > 0 else 0.0
-    v = min(1.0, max(0.0, v + rng.uniform(-JITTER_VALUE, JITTER_VALUE)))
-    return tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v))
-
-
-def _draw_background(draw: ImageDraw.ImageDraw, name: str, side: int, rng: np.random.Generator) -> None:
-    if name in ("white", "grey", "black"):
-        draw.rectangle((0, 0, side, side), fill=_jitter_colour(BACKGROUNDS[name], rng))
-        return
-    light, dark = (_jitter_colour(c, rng) for c in BACKGROUNDS[name])
-    draw.rectangle((0, 0, side, side), fill=light)
-    cell = side / 6
-    offset = rng.uniform(0, cell)
-    if name == "checkered":
-        for i in range(-1, 7):
-            for j in range(-1, 7):
-                if (i + j) % 2:
-                    x, y = i * cell + offset, j * cell + offset
-                    draw.rectangle((x, y, x + cell, y + cell), fill=dark)
-        return
-    # Stripes half a cell wide at one of four orientations.
-    angle = math.radians(45.0 * rng.integers(4))
-    d, n = np.array([math.cos(angle), math.sin(angle)]), np.array([-math.sin(angle), math.cos(angle)])
-    centre = np.array([side / 2, side / 2])
-    for k in range(-12, 12):
-        a = (k * cell + offset) * d + centre
-        b = a + 0.5 * cell * d
-        draw.polygon([tuple(p) for p in (a - side * n, b - side * n, b + side * n, a + side * n)], fill=dark)
-
-
-def render_scene(scene: Scene, size: int = 128, rng: np.random.Generator | None = None) -> Image.Image:
-    """Draw ``scene`` as an RGB image of ``size`` x ``size``, with light jitter from ``rng``."""
-    rng = rng if rng is not None else np.random.default_rng()
-    side = size * SUPERSAMPLE
-    img = Image.new("RGB", (side, side))
-    draw = ImageDraw.Draw(img)
-    _draw_background(draw, scene.background, side, rng)
-    for obj in scene.objects:
-        ax, ay = POSITIONS[obj.position]
-        cx = (ax + rng.uniform(-JITTER_POSITION, JITTER_POSITION)) * side
-        cy = (ay + rng.uniform(-JITTER_POSITION, JITTER_POSITION)) * side
-        r = SIZES[obj.size] * side * (1 + rng.uniform(-JITTER_RADIUS, JITTER_RADIUS))
-        theta = math.radians(rng.uniform(-JITTER_ROTATION, JITTER_ROTATION))
-        fill = _jitter_colour(COLOURS[obj.colour], rng)
-        if obj.shape == "circle":
-            rc = r * CIRCLE_RADIUS
-            draw.ellipse((cx - rc, cy - rc, cx + rc, cy + rc), fill=fill)
-            continue
-        c, s = math.cos(theta), math.sin(theta)
-        pts = _POLYGONS[obj.shape] @ np.array([[c, s], [-s, c]]) * r + (cx, cy)
-        draw.polygon([tuple(p) for p in pts], fill=fill)
-    return img.reduce(SUPERSAMPLE)
 
 
 # --- Captions and noise ------------------------------------------------------------------
@@ -512,8 +367,7 @@ def add_twins(train: list[Scene], seed: int, share: float, held_out: Sequence[tu
         if rng.random() >= share:
             continue
         for kind in (TWIN_KINDS[k] for k in rng.permutation(len(TWIN_KINDS))):
-            twin = make_twin(train[i], kind, rng, positions=POSITIONS, colours=COLOURS, backgrounds=BACKGROUNDS,
-                             relation_of=_relation, exclude=held_out)
+            twin = make_twin(train[i], kind, rng, exclude=held_out)
             if twin is not None:
                 j = len(train)
                 train.append(twin)

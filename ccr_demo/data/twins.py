@@ -31,26 +31,26 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ccr_demo.data.languages import plan_from_scene
+from ccr_demo.data.scene import BACKGROUNDS, COLOURS, POSITIONS, Scene, relation_between
 
 TWIN_KINDS = ("move", "count", "swap_colours", "background", "size")
 
 
-def _free_positions(objects, positions: Mapping) -> list[str]:
+def _free_positions(objects) -> list[str]:
     used = {o.position for o in objects}
-    return [p for p in positions if p not in used]
+    return [p for p in POSITIONS if p not in used]
 
 
-def _on_one_line(a: str, b: str, positions: Mapping) -> bool:
-    (ax, ay), (bx, by) = positions[a], positions[b]
+def _on_one_line(a: str, b: str) -> bool:
+    (ax, ay), (bx, by) = POSITIONS[a], POSITIONS[b]
     return a != b and (ax == bx or ay == by)
 
 
-def make_twin(scene, kind: str, rng: np.random.Generator, *, positions: Mapping, colours: Iterable[str],
-              backgrounds: Iterable[str], relation_of, exclude: Iterable[tuple[str, str]] = ()):
+def make_twin(scene: Scene, kind: str, rng: np.random.Generator,
+              exclude: Iterable[tuple[str, str]] = ()) -> Scene | None:
     """A scene differing from ``scene`` in the one property ``kind`` names, or None when this
     scene cannot have such a twin (or none that changes what its full caption states).
-    ``positions`` (anchor name -> (x, y)), ``colours``, ``backgrounds`` and ``relation_of(a, b)``
-    are the generator's, passed in: this module does not import it."""
+    ``exclude``: held-out (shape, colour) pairs a twin may not create."""
     if kind not in TWIN_KINDS:
         raise ValueError(f"twin kind must be one of {TWIN_KINDS}, got {kind!r}")
     objs = list(scene.objects)
@@ -58,13 +58,13 @@ def make_twin(scene, kind: str, rng: np.random.Generator, *, positions: Mapping,
     twin = None
     if kind == "move":  # the first (object, free anchor) in a seeded order that changes the caption
         for i in (int(k) for k in rng.permutation(len(objs))):
-            free = _free_positions(objs, positions)
+            free = _free_positions(objs)
             if len(objs) == 2:  # keep the pair on one line through the centre
-                free = [p for p in free if _on_one_line(p, objs[1 - i].position, positions)]
+                free = [p for p in free if _on_one_line(p, objs[1 - i].position)]
             for position in (free[int(k)] for k in rng.permutation(len(free))):
                 moved = list(objs)
                 moved[i] = replace(objs[i], position=position)
-                relation = scene.relation and relation_of(moved[0].position, moved[1].position)
+                relation = scene.relation and relation_between(moved[0].position, moved[1].position)
                 candidate = replace(scene, objects=tuple(moved), relation=relation)
                 if plan_from_scene(candidate) != plan_from_scene(scene):
                     return candidate
@@ -72,17 +72,17 @@ def make_twin(scene, kind: str, rng: np.random.Generator, *, positions: Mapping,
     if kind == "count" and scene.relation is None:
         groups = Counter((o.shape, o.colour, o.size) for o in objs)
         removable = [i for i, o in enumerate(objs) if groups[o.shape, o.colour, o.size] > 1]
-        free = _free_positions(objs, positions)
+        free = _free_positions(objs)
         can_add = len(objs) < 3 and free
         if removable and (not can_add or rng.random() < 0.5):
             drop = removable[int(rng.integers(len(removable)))]
             kept = tuple(o for j, o in enumerate(objs) if j != drop)
-            if len(kept) == 2 and not _on_one_line(kept[0].position, kept[1].position, positions):
+            if len(kept) == 2 and not _on_one_line(kept[0].position, kept[1].position):
                 return None  # two objects must stand on one line through the centre
             twin = replace(scene, objects=kept)
         elif can_add:
             if len(objs) == 1:
-                free = [p for p in free if _on_one_line(p, objs[0].position, positions)]
+                free = [p for p in free if _on_one_line(p, objs[0].position)]
             if free:
                 copy = objs[int(rng.integers(len(objs)))]
                 added = replace(copy, position=free[int(rng.integers(len(free)))])
@@ -96,11 +96,10 @@ def make_twin(scene, kind: str, rng: np.random.Generator, *, positions: Mapping,
             a, b = objs[i], objs[j]
             objs[i], objs[j] = replace(a, colour=b.colour), replace(b, colour=a.colour)
             twin = replace(scene, objects=tuple(objs))
-    elif kind == "background" and scene.background in set(colours):
+    elif kind == "background" and scene.background in COLOURS:
         # the object's colour must leave the objects entirely to become the background, which
         # already differs from every object's colour (the generator's rule), so none shares it after
-        backgrounds = set(backgrounds)
-        options = [i for i, o in enumerate(objs) if o.colour in backgrounds
+        options = [i for i, o in enumerate(objs) if o.colour in BACKGROUNDS
                    and sum(p.colour == o.colour for p in objs) == 1 and (o.shape, scene.background) not in exclude]
         if options:
             i = options[int(rng.integers(len(options)))]
