@@ -589,3 +589,33 @@ def test_twin_rows_train_in_one_batch_when_asked(tmp_path, monkeypatch, twin_bat
         for g in groups:
             assert set(g) <= set(batch) or set(g).isdisjoint(batch)  # a pair is never split
     assert sum(set(g) <= set(batch) for _, batch in seen for g in groups) >= 4
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_caption_hard_negatives_train_in_the_image_to_text_softmax(tmp_path, monkeypatch, cached):
+    """data.generate.hard_negatives writes them; train.hard_negatives puts them in the loss
+    (through the text tower or the text cache), masked where true of another image."""
+    from ccr_demo.training import loop
+
+    monkeypatch.setenv("CCR_DEMO_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = loop.one_to_k_loss
+
+    def spy(*args, **kwargs):
+        calls.append((kwargs.get("negatives"), kwargs.get("negatives_mask")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "one_to_k_loss", spy)
+    cfg = load_yaml(ExperimentConfig, _config(tmp_path, tmp_path / "negatives", hard_negatives=1, lock_text=cached,
+                                              cache_text_features=cached))
+    cfg.data.generate.update(n_train=40, hard_negatives=1, n_test_queries=0)
+    summary = train(cfg)
+    assert summary["steps"] == 4 and np.isfinite(summary["final_loss"])
+    negatives, mask = calls[0]
+    assert negatives.shape == (8 * 1 * 3, 32) and mask.shape == (8, 24) and mask.any()
+    assert negatives.requires_grad
+
+
+def test_hard_negatives_need_the_one_to_k_loss(tmp_path, data_dir):
+    with pytest.raises(ConfigError, match="hard_negatives"):
+        load_yaml(ExperimentConfig, _config(tmp_path, data_dir, hard_negatives=1, loss="one_to_one"))

@@ -60,7 +60,7 @@ from ccr_demo.data.scene import (
     ShapeObject,
     relation_between,
 )
-from ccr_demo.data.twins import TWIN_KINDS, make_twin
+from ccr_demo.data.twins import TWIN_KINDS, make_twin, swapped_assertion
 from ccr_demo.utils.fileio import atomic_directory
 
 GENERATOR_VERSION = 2
@@ -78,6 +78,7 @@ PNG_COMPRESS_LEVEL = 3
 _STREAM_SCENE, _STREAM_RENDER, _STREAM_CAPTION, _STREAM_NOISE = 0, 1, 100, 200
 _STREAM_VARIANTS, _STREAM_VARIANT_WORDING = 2, 300
 _STREAM_TWIN = 3  # whether a training scene gets a twin, and which
+_STREAM_NEGATIVES, _STREAM_NEGATIVE_WORDING = 4, 400  # caption hard negatives and their wording
 
 
 # --- Sampling ----------------------------------------------------------------------------
@@ -215,6 +216,7 @@ class _Job:
     noise: tuple[tuple[str, float], ...]
     held_out: tuple[tuple[str, str], ...]
     variants: int = 0
+    negatives: int = 0  # caption hard negatives per training caption
 
 
 def _rng(seed: int, split: str, index: int, stream: int) -> np.random.Generator:
@@ -263,6 +265,43 @@ def partial_captions(scene: Scene, job: _Job, split: str, index: int, twin: Mapp
     return out
 
 
+def caption_negatives(scene: Scene, variants: list[dict], job: _Job, split: str, index: int) -> list[dict]:
+    """Caption hard negatives of a training scene: for its full caption and each partial one,
+    up to ``job.negatives`` captions with one bound property changed, false of this scene:
+    {"of": 0 (the full caption) or v (variant v-1), "kind", "caption": {lang: text}, and the
+    negative's "scene" (full) or "query" (partial)}, so relevance to any other image can be
+    computed from the scene dicts."""
+    rng = _rng(job.seed, split, index, _STREAM_NEGATIVES)
+    d = scene.to_dict()
+    out: list[dict] = []
+
+    def wording(lang: str):
+        return _rng(job.seed, split, index, _STREAM_NEGATIVE_WORDING + 16 * LANGUAGES.index(lang) + len(out))
+
+    plans = {plan_from_scene(scene)}
+    for kind in (TWIN_KINDS[k] for k in rng.permutation(len(TWIN_KINDS))):
+        if sum(n["of"] == 0 for n in out) == job.negatives:
+            break
+        twin = make_twin(scene, kind, rng, exclude=job.held_out)
+        if twin is not None and plan_from_scene(twin) not in plans:
+            plans.add(plan_from_scene(twin))
+            out.append({"of": 0, "kind": kind, "caption": {lang: caption(twin, lang, wording(lang))
+                                                           for lang in job.languages}, "scene": twin.to_dict()})
+    for v, variant in enumerate(variants, 1):
+        seen = {json.dumps(variant["query"], sort_keys=True)}
+        for _ in range(2 * job.negatives):
+            if sum(n["of"] == v for n in out) == job.negatives:
+                break
+            swapped = swapped_assertion(variant["query"], d, rng)
+            if swapped is None or json.dumps(swapped[1], sort_keys=True) in seen:
+                continue
+            seen.add(json.dumps(swapped[1], sort_keys=True))
+            query = to_query(swapped[1], variant["form"])
+            out.append({"of": v, "kind": swapped[0], "query": swapped[1],
+                        "caption": {lang: describe_query(query, lang, wording(lang)) for lang in job.languages}})
+    return out
+
+
 def _make_example(job: _Job, task: tuple[str, int, dict, dict | None]) -> dict:
     """Caption and render scene ``index`` of ``split``; write its PNG; return
     {"scene", "captions": {lang: text}, "noise": {lang: record}, "variants", "image"}.
@@ -287,6 +326,8 @@ def _make_example(job: _Job, task: tuple[str, int, dict, dict | None]) -> dict:
     variants = partial_captions(scene, job, split, index, twin and twin["scene"]) \
         if split == "train" and job.variants else []
     example = {"scene": scene.to_dict(), "captions": captions, "noise": noise, "variants": variants, "image": name}
+    if split == "train" and job.negatives:
+        example["negatives"] = caption_negatives(scene, variants, job, split, index)
     if twin is not None:
         example["twin"] = {"group": twin["group"], "kind": twin["kind"]}
     return example
@@ -311,6 +352,8 @@ def _write_split(root: Path, split: str, examples: list[dict], languages: Sequen
                     row["variants"] = ex["variants"]
                 if "twin" in ex:
                     row["twin"] = ex["twin"]
+                if ex.get("negatives"):
+                    row["negatives"] = ex["negatives"]
                 lines.append(_dumps(row) + "\n")
             (folder / f"part_{start // ROWS_PER_PART:05d}.data").write_text("".join(lines), encoding="utf-8")
         return
@@ -382,7 +425,7 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
                      image_size: int = 128, seed: int = 0, languages: Sequence[str] = LANGUAGES,
                      noise: str | Mapping[str, float] | None = None, workers: int | None = None,
                      progress: bool = True, queries_per_scene: int = 4, n_test_queries: int | None = None,
-                     twins: float = 0.0, n_val_queries: int = 0) -> Path:
+                     twins: float = 0.0, n_val_queries: int = 0, hard_negatives: int = 0) -> Path:
     """Generate the shapes world into ``out_dir`` (replaced atomically) and return its path.
 
     ``noise``: per-language rate of corrupted train/val captions ("de=0.1,ja=0.05" or a
@@ -394,7 +437,10 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
     own after the scenes; both rows carry ``"twin": {"group", "kind"}`` and their partial
     captions are false of the other. 0 writes exactly what earlier versions wrote.
     ``n_val_queries``: typed queries over the validation images (``val_queries/``), for
-    choosing settings without looking at the test splits.
+    choosing settings without looking at the test splits. ``hard_negatives``: per training
+    caption (full and partial), up to this many captions with one bound property changed and
+    false of the scene (``"negatives"`` in the row; ``caption_negatives``), for
+    ``train.hard_negatives``.
     """
     languages = tuple(languages)
     unknown = [lang for lang in languages if lang not in LANGUAGES]
@@ -405,6 +451,8 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
     if any(n < 0 for n in counts.values()) or image_size < 8:
         raise ValueError(f"counts must be >= 0 and image_size >= 8, got {counts}, {image_size}")
     n_queries = counts["test"] // 2 if n_test_queries is None else n_test_queries
+    if hard_negatives < 0:
+        raise ValueError(f"hard_negatives must be >= 0, got {hard_negatives}")
     if n_val_queries < 0 or (n_val_queries and not counts["val"]):
         raise ValueError(f"n_val_queries must be >= 0 and needs validation scenes, got {n_val_queries}, "
                          f"{counts['val']} val scenes")
@@ -424,7 +472,7 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
     # Files inside the temporary tree are written plainly: the atomic step is the swap.
     with atomic_directory(out_dir) as root:
         job = _Job(str(root), seed, image_size, languages, tuple(sorted(noise_rates.items())), held_out,
-                   queries_per_scene)
+                   queries_per_scene, hard_negatives)
         for split in SPLITS:
             if counts[split]:
                 (root / split / "images").mkdir(parents=True)
@@ -459,6 +507,7 @@ def generate_dataset(out_dir: str | Path, n_train: int, n_val: int, n_test: int,
                                                        if i >= counts["train"]).items()))}} if twins else {}),
             "queries": {"per_training_scene": queries_per_scene, "test_queries": n_queries,
                         **({"val_queries": n_val_queries} if n_val_queries else {}),
+                        **({"hard_negatives_per_caption": hard_negatives} if hard_negatives else {}),
                         "granularities": {g: list(keys) for g, keys in GRANULARITIES.items()}},
             "formats": {"train": "train/part_NNNNN.data (CCRK: caption, image_path, scene, variants)",
                         "eval": "SPLIT/annotations/LANG/test.jsonl (IGLUE: id, img_path, sentences, scene)",

@@ -16,6 +16,9 @@ The kinds (``TWIN_KINDS``), each a change to one thing the full caption states:
   background's (only where both names are colours and backgrounds);
 - ``size``: one object changes size (small <-> large).
 
+The same changes make caption hard negatives (``train.hard_negatives``): the full caption of
+a twin scene that is never drawn, and ``swapped_assertion`` for a typed-query-style caption.
+
 A twin never uses a held-out (shape, colour) pair, keeps every background distinct from its
 objects' colours (as ``sample_scene`` does), and always has a different full caption
 (``plan_from_scene``) from its scene. Which property differs is read back from the two scene
@@ -31,6 +34,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ccr_demo.data.languages import plan_from_scene
+from ccr_demo.data.queries import is_relevant
 from ccr_demo.data.scene import BACKGROUNDS, COLOURS, POSITIONS, Scene, relation_between
 
 TWIN_KINDS = ("move", "count", "swap_colours", "background", "size")
@@ -158,4 +162,33 @@ def difference(a: Mapping, b: Mapping) -> str | None:
         if (y1["colour"], y2["colour"]) == (x2["colour"], x1["colour"]) and all(
                 x1[k] == y1[k] and x2[k] == y2[k] for k in ("shape", "size", "position")):
             return "swap_colours"
+    return None
+
+
+# One attribute of a typed-query assertion swapped (NegCLIP-style caption hard negatives):
+# a place to its mirror, a colour or background for another, a size for the other, a count by one.
+MIRROR = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
+
+
+def swapped_assertion(asserts: Mapping, scene: Mapping, rng: np.random.Generator) -> tuple[str, dict] | None:
+    """(what was swapped, the assertion with one attribute changed) false of ``scene`` (a scene
+    dict the assertion is true of), or None when no single swap makes it false. Tried in a
+    seeded order: position, colour, background, count, size."""
+    options: list[tuple[str, dict]] = []
+    if asserts.get("position") in MIRROR:
+        options.append(("position", {**asserts, "position": MIRROR[asserts["position"]]}))
+    if "colour" in asserts:
+        others = [c for c in COLOURS if c != asserts["colour"]]
+        options.append(("colour", {**asserts, "colour": others[int(rng.integers(len(others)))]}))
+    if "background" in asserts:
+        others = [b for b in BACKGROUNDS if b != asserts["background"]]
+        options.append(("background", {**asserts, "background": others[int(rng.integers(len(others)))]}))
+    if asserts.get("count") in (2, 3):  # the world's counts (and the grammars' numerals) are 2 and 3
+        options.append(("count", {**asserts, "count": 5 - int(asserts["count"])}))
+    if "size" in asserts:
+        options.append(("size", {**asserts, "size": "large" if asserts["size"] == "small" else "small"}))
+    for k in rng.permutation(len(options)):
+        kind, swapped = options[int(k)]
+        if not is_relevant(swapped, scene):
+            return kind, swapped
     return None

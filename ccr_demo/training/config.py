@@ -97,6 +97,10 @@ class TrainConfig:
     # Rows that are twins (data.generate.twins: scenes differing in one bound property, see
     # ccr_demo.data.twins) go into the same global batch, so the loss sees the difference.
     twin_batches: bool = True
+    # Caption hard negatives (NegCLIP) per image in the image->text softmax: captions of its
+    # scene with one bound property changed (data.generate.hard_negatives writes them), left
+    # out for any image of the batch they are true of. 0 = the paper's loss exactly.
+    hard_negatives: int = 0
     # With a locked text tower, encode every training caption once and train on cached
     # pooled features (the text tower then costs nothing per step; with ITM / MLM, its token
     # states are cached too).
@@ -219,6 +223,11 @@ class ExperimentConfig:
                                   f"languages {langs}")
             if fusion_losses:
                 raise ConfigError("train.caption_num with ITM / MLM is not implemented: set train.caption_num=0")
+        if self.train.hard_negatives < 0:
+            raise ConfigError(f"train.hard_negatives must be >= 0, got {self.train.hard_negatives}")
+        if self.train.hard_negatives and (self.train.loss != "one_to_k" or fusion_losses):
+            raise ConfigError("train.hard_negatives is implemented for the contrastive train.loss one_to_k alone "
+                              f"(got loss {self.train.loss!r}, fusion losses {fusion_losses})")
         if self.train.loss == "pivot" and self.train.pivot_language not in langs:
             raise ConfigError(f"train.pivot_language {self.train.pivot_language!r} is not in the languages {langs}")
         return self

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from ccr_demo.data.errors import DataFormatError
 from ccr_demo.data.image_batches import load_transformed, pil_to_tensor, stack_images
+from ccr_demo.data.languages import plan_from_scene
 from ccr_demo.data.queries import QuerySet, is_relevant
 from ccr_demo.data.readers.caption_pairs import CAPTION_PAIR_FORMATS, read_caption_pairs
 from ccr_demo.data.readers.ccrk_pretrain import (
@@ -25,6 +26,7 @@ from ccr_demo.data.readers.ccrk_pretrain import (
     default_language_order,
     read_ccrk_pretrain,
 )
+from ccr_demo.data.scene import Scene
 from ccr_demo.data.testset import ParallelTestSet
 
 MODES = ("one_to_k", "one_to_one")
@@ -179,6 +181,63 @@ class MultilingualPretrainDataset(Dataset):
                     out[b, c] = True
         return out
 
+    def hard_negatives(self, index: int, epoch: int | None = None) -> list[dict]:
+        """The caption hard negatives (``"negatives"`` of the row, ccr_demo.data.shapes) of the
+        caption item ``index`` is trained on this epoch: one bound property changed, false of
+        its scene."""
+        v = self.variant_choice(index, epoch)
+        return [n for n in self.records[index].negatives or () if n.get("of") == v]
+
+    def negative_texts(self, indices: Sequence[int], per_item: int) -> list[str]:
+        """``per_item`` hard negatives of each item, in the languages ``texts`` gives it:
+        len(indices) * per_item * captions_per_item strings, item-major. A missing negative is
+        padded with the item's own first caption, which ``negative_mask`` leaves out."""
+        out = []
+        for i in indices:
+            i = int(i)
+            own = self.texts(i)
+            langs = self._text_languages(i)
+            negs = self.hard_negatives(i)[:per_item]
+            for m in range(per_item):
+                if m < len(negs):
+                    out.extend(self._text(negs[m]["caption"][lang]) for lang in langs)
+                else:
+                    out.extend([own[0]] * len(langs))
+        return out
+
+    def negative_mask(self, indices: Sequence[int], per_item: int) -> np.ndarray:
+        """bool [B, B * per_item * captions_per_item]: [b, j] when negative text j (of item
+        j // (per_item * captions_per_item)) may be a negative for image b: it exists (not
+        padding) and is false of b's scene (computed from the scene dicts: a full-caption
+        negative is true of a scene with the same description, a partial one where its
+        assertion holds). An item's own negatives are false of it by construction."""
+        idx = [int(i) for i in indices]
+        per = self.captions_per_item
+        mask = np.zeros((len(idx), len(idx) * per_item * per), dtype=bool)
+        plans = [None if self.records[i].scene is None else plan_from_scene(Scene.from_dict(self.records[i].scene))
+                 for i in idx]
+        for c, i in enumerate(idx):
+            for m, neg in enumerate(self.hard_negatives(i)[:per_item]):
+                cols = slice((c * per_item + m) * per, (c * per_item + m + 1) * per)
+                for b, j in enumerate(idx):
+                    scene = self.records[j].scene
+                    if b == c:
+                        true_of_b = False
+                    elif scene is None:
+                        true_of_b = True  # unknown: leave it out rather than push a possible positive away
+                    elif "query" in neg:
+                        true_of_b = is_relevant(neg["query"], scene)
+                    else:
+                        true_of_b = plans[b] == plan_from_scene(Scene.from_dict(neg["scene"]))
+                    mask[b, cols] = not true_of_b
+        return mask
+
+    def _text_languages(self, index: int) -> list[str]:
+        """The languages (in order) of the captions ``texts(index)`` yields this epoch."""
+        if self.mode == "one_to_k":
+            return [self.languages[j] for j in self.language_subset(index)]
+        return [self.languages[int(self.language_choice(index)[0])]]
+
     def twin_groups(self) -> list[list[int]]:
         """Indices of the rows that share a twin group (``"twin": {"group"}``), each group in
         row order; rows without a twin, or whose twin was not read, are in none."""
@@ -190,10 +249,12 @@ class MultilingualPretrainDataset(Dataset):
         return [g for g in groups.values() if len(g) > 1]
 
     def all_texts(self) -> list[str]:
-        """Every caption any epoch can draw (for a feature cache), repeats included."""
+        """Every caption any epoch can draw, hard negatives included (for a feature cache),
+        repeats included."""
         out = []
         for rec in self.records:
-            for caps in [rec.captions, *(v["caption"] for v in rec.variants or ())]:
+            for caps in [rec.captions, *(v["caption"] for v in rec.variants or ()),
+                         *(n["caption"] for n in rec.negatives or ())]:
                 out.extend(self._text(caps[lang]) for lang in self.languages)
         return out
 
@@ -203,9 +264,7 @@ class MultilingualPretrainDataset(Dataset):
     def texts(self, index: int) -> list[str]:
         """The caption list item `index` yields this epoch."""
         caps = self.captions(index)
-        if self.mode == "one_to_k":
-            return [self._text(caps[self.languages[j]]) for j in self.language_subset(index)]
-        return [self._text(caps[self.languages[int(self.language_choice(index)[0])]])]
+        return [self._text(caps[lang]) for lang in self._text_languages(index)]
 
     def __getitem__(self, index: int) -> tuple[Any, list[str], int]:
         rec = self.records[index]

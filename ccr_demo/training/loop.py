@@ -59,15 +59,18 @@ logger = logging.getLogger("ccr_demo.training.loop")
 
 
 def compute_loss(cfg: ExperimentConfig, image_emb: torch.Tensor, text_emb: torch.Tensor, temperature,
-                 K: int, step: int, exclude: torch.Tensor | None = None) -> torch.Tensor:
+                 K: int, step: int, exclude: torch.Tensor | None = None, negatives: torch.Tensor | None = None,
+                 negatives_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Dispatch on train.loss; text_emb is [B*K, D] (one_to_k, pivot) or [B, D] (one_to_one).
-    ``exclude``: the global batch's known false negatives (train.exclude_false_negatives)."""
+    ``exclude``: the global batch's known false negatives (train.exclude_false_negatives);
+    ``negatives`` [M, D] and ``negatives_mask`` [B, M]: caption hard negatives (one_to_k only)."""
     B = image_emb.shape[0]
     if cfg.train.loss == "one_to_one":
         return one_to_one_loss(image_emb, text_emb, temperature, exclude=exclude)
     text_emb = text_emb.view(B, K, -1)
     if cfg.train.loss == "one_to_k":
-        return one_to_k_loss(image_emb, text_emb, temperature, mode=cfg.train.loss_mode, exclude=exclude)
+        return one_to_k_loss(image_emb, text_emb, temperature, mode=cfg.train.loss_mode, exclude=exclude,
+                             negatives=negatives, negatives_mask=negatives_mask)
     pivot = cfg.languages.index(cfg.train.pivot_language)
     # Same draw on every process (seeded by step): the gathered batch sees one choice.
     g = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + step)
@@ -196,6 +199,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                 flat = [row[0] for row in texts]
             else:
                 flat = [t for row in texts for t in row]
+            # caption hard negatives ride in the same text pass (so DDP sees one forward), then split off
+            negative_texts = dataset.negative_texts(indices.tolist(), tc.hard_negatives) if tc.hard_negatives else []
             with_fusion = fusion_objectives is not None
             # counts the micro-batch (sync_gradients: the last of train.grad_accum_steps, when the
             # optimiser steps); backward divides the loss by grad_accum_steps
@@ -203,21 +208,29 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                 with accelerator.autocast():
                     if text_cache is not None:
                         enc = None
-                        outputs = model(pixels, text_features=text_cache.lookup(flat).to(accelerator.device),
-                                        with_fusion_inputs=with_fusion)
+                        outputs = model(pixels, text_features=text_cache.lookup(flat + negative_texts).to(
+                            accelerator.device), with_fusion_inputs=with_fusion)
                     else:
-                        enc = raw.tokenize(flat)
+                        enc = raw.tokenize(flat + negative_texts)
                         outputs = model(pixels, enc["input_ids"].to(accelerator.device),
                                         enc["attention_mask"].to(accelerator.device), with_fusion_inputs=with_fusion)
                 img, txt, tau = outputs[:3]
+                txt, negatives = txt[:len(flat)], txt[len(flat):]
                 img, txt = gather_with_grad(img.float()), gather_with_grad(txt.float())
-                exclude = None
-                if tc.exclude_false_negatives:  # every process builds the same global mask
-                    global_indices = accelerator.gather(indices.to(accelerator.device)).cpu()
-                    exclude = torch.from_numpy(dataset.false_negatives(global_indices.tolist())).to(img.device)
+                exclude = negatives_mask = None
+                if tc.exclude_false_negatives or tc.hard_negatives:  # every process builds the same global masks
+                    global_indices = accelerator.gather(indices.to(accelerator.device)).cpu().tolist()
+                if tc.exclude_false_negatives:
+                    exclude = torch.from_numpy(dataset.false_negatives(global_indices)).to(img.device)
+                if tc.hard_negatives:
+                    negatives = gather_with_grad(negatives.float())
+                    negatives_mask = torch.from_numpy(dataset.negative_mask(global_indices, tc.hard_negatives))
+                else:
+                    negatives = None
                 parts = {}
                 if tc.weight("itc") > 0:
-                    parts["itc"] = compute_loss(cfg, img, txt, tau.float(), captions_per_image, state.step, exclude)
+                    parts["itc"] = compute_loss(cfg, img, txt, tau.float(), captions_per_image, state.step, exclude,
+                                                negatives, negatives_mask)
                 if with_fusion:
                     global_texts = flat if accelerator.num_processes == 1 else \
                         [t for chunk in gather_object([flat]) for t in chunk]

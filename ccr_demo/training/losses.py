@@ -93,8 +93,19 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature, exclude: torch.Tenso
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels)) / 2
 
 
+def _negative_scores(image_emb: torch.Tensor, negatives: torch.Tensor, mask: torch.Tensor | None,
+                     temperature) -> torch.Tensor:
+    """[B, M] scores of the images against hard-negative texts, -inf where ``mask`` is False."""
+    if negatives.ndim != 2 or negatives.shape[1] != image_emb.shape[1]:
+        raise ValueError(f"negatives must be [M, {image_emb.shape[1]}], got {tuple(negatives.shape)}")
+    if mask is None or mask.dtype != torch.bool or mask.shape != (image_emb.shape[0], negatives.shape[0]):
+        raise ValueError(f"negatives_mask must be a bool [B, M] = [{image_emb.shape[0]}, {negatives.shape[0]}] mask")
+    return (image_emb @ negatives.t() / temperature).masked_fill(~mask.to(image_emb.device), float("-inf"))
+
+
 def one_to_k_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature, mode: str = "official",
-                  check_finite: bool = True, exclude: torch.Tensor | None = None) -> torch.Tensor:
+                  check_finite: bool = True, exclude: torch.Tensor | None = None,
+                  negatives: torch.Tensor | None = None, negatives_mask: torch.Tensor | None = None) -> torch.Tensor:
     """The 1-to-K contrastive loss (PAPER.md), each image against its K captions at once.
 
     image_emb [B, D], text_emb [B, K, D] (caption k of image b in language k).
@@ -109,6 +120,11 @@ def one_to_k_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature, 
     ``exclude`` [B, B] (optional, not in the paper): exclude[b, c] removes image b / the K
     captions of image c from each other's softmax, for captions known to be true of several
     images in the batch (partial captions).
+
+    ``negatives`` [M, D] with ``negatives_mask`` bool [B, M] (optional, not in the paper; NegCLIP's
+    caption hard negatives): extra texts in the image->text softmax only, text m against image b
+    where the mask is True (a negative that is true of an image is left out of its row). They
+    have no image, so text->image is unchanged. None gives the paper's loss exactly.
     """
     if mode not in LOSS_MODES:
         raise ValueError(f"mode must be one of {LOSS_MODES}, got {mode!r}")
@@ -120,7 +136,11 @@ def one_to_k_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, temperature, 
     exclude = _check_exclude(exclude, B, image_emb.device)
     if exclude is not None:
         sim_i2t = sim_i2t.masked_fill(exclude.repeat_interleave(K, dim=1), float("-inf"))
-    log_p_i2t = F.log_softmax(sim_i2t, dim=1).view(B, B, K)
+    if negatives is not None:
+        sim_i2t_all = torch.cat([sim_i2t, _negative_scores(image_emb, negatives, negatives_mask, temperature)], 1)
+        log_p_i2t = F.log_softmax(sim_i2t_all, dim=1)[:, :B * K].reshape(B, B, K)
+    else:
+        log_p_i2t = F.log_softmax(sim_i2t, dim=1).view(B, B, K)
     idx = torch.arange(B, device=image_emb.device)
     # positives: row b, texts of image b -> [B, K]
     i2t_pos = log_p_i2t[idx, idx]  # [B, K]

@@ -40,6 +40,7 @@ class PretrainRecord:
     noise: Any = None
     variants: Any = None  # partial captions beside the full one: [{"caption": {lang: text}, ...}]
     twin: Any = None  # {"group", "kind"}: this scene and its twin share the group (ccr_demo.data.twins)
+    negatives: Any = None  # caption hard negatives: [{"of": caption index, "caption": {lang: text}, ...}]
 
     @property
     def where(self) -> str:
@@ -127,7 +128,7 @@ def pretrain_rows(path: Path, file: str, root: str, languages: Sequence[str] | N
             continue
         rec = PretrainRecord(captions=row["caption"], file=file, line=lineno, offset=offset,
                              scene=row.get("scene"), noise=row.get("noise"), variants=row.get("variants"),
-                             twin=row.get("twin"))
+                             twin=row.get("twin"), negatives=row.get("negatives"))
         if "image_path" in row:
             rel = row["image_path"]
             if not isinstance(rel, str) or not rel:
