@@ -28,16 +28,20 @@ from ccr_demo.utils.fileio import atomic_write_text
 DATA = "runs/data/binding"
 BUDGET = {"steps": 450, "train_scenes": 1000, "val_scenes": 500, "val_queries": 500}
 
-TWINS = 0.5  # share of training scenes given a twin (data.generate.twins) where a lever asks for twins
-# lever name -> (what it changes, twins in the data, config overrides)
+TWINS = {"twins": 0.5}  # a share of the training scenes get a twin (data.generate.twins)
+NEGATIVES = {"hard_negatives": 1}  # one hard negative per training caption (data.generate.hard_negatives)
+ATTN = ["model.image_pool=attn", "model.image_kwargs={output_stride: 16}"]
+# lever name -> (what it changes, what the data needs beyond the common world, config overrides)
 LEVERS = {
-    "baseline": ("the default recipe (avg pooling, no twins)", False, []),
-    "twins": (f"minimal pairs: a share {TWINS} of the scenes get a twin one bound property apart "
-              "(data.generate.twins), trained in the same batch", True, ["train.twin_batches=true"]),
-    "attn-pool": ("attention pooling with learned positions over a 4 x 4 map (output stride 16)", False,
-                  ["model.image_pool=attn", "model.image_kwargs={output_stride: 16}"]),
-    "twins+attn-pool": ("both", True, ["train.twin_batches=true", "model.image_pool=attn",
-                                       "model.image_kwargs={output_stride: 16}"]),
+    "baseline": ("the default recipe (avg pooling, no twins, no hard negatives)", {}, []),
+    "twins": ("minimal pairs: half the scenes get a twin one bound property apart, trained in the same batch",
+              TWINS, ["train.twin_batches=true"]),
+    "attn-pool": ("attention pooling with learned positions over a 4 x 4 map (output stride 16)", {}, ATTN),
+    "twins+attn-pool": ("both", TWINS, ["train.twin_batches=true", *ATTN]),
+    "hard-negatives": ("one caption hard negative per image in the image->text softmax", NEGATIVES,
+                       ["train.hard_negatives=1"]),
+    "all": ("twins, attention pooling and hard negatives", {**TWINS, **NEGATIVES},
+            ["train.twin_batches=true", "train.hard_negatives=1", *ATTN]),
 }
 
 KINDS = [  # the typed-query granularities, grouped as the table reads
@@ -52,13 +56,14 @@ KINDS = [  # the typed-query granularities, grouped as the issue's table reads
 
 
 def lever_config(name: str, out: Path):
-    _, twins, lever_overrides = LEVERS[name]
-    data = f"{DATA}-twins" if twins else DATA
+    _, data_options, lever_overrides = LEVERS[name]
+    data = "-".join([DATA, *(k.replace("_", "-") for k in sorted(data_options))])
+    extra = "".join(f", {k}: {v}" for k, v in sorted(data_options.items()))
     overrides = [
         f"data.train={data}/train", f"data.eval=[{data}/val]", f"data.eval_queries=[{data}/val_queries]",
         f"data.generate={{out: {data}, n_train: {BUDGET['train_scenes']}, n_val: {BUDGET['val_scenes']}, "
         f"n_test: 0, n_test_compositional: 0, image_size: 128, seed: 0, queries_per_scene: 4, "
-        f"n_val_queries: {BUDGET['val_queries']}" + (f", twins: {TWINS}" if twins else "") + "}",
+        f"n_val_queries: {BUDGET['val_queries']}{extra}}}",
         f"train.max_steps={BUDGET['steps']}", "train.epochs=1000", "train.eval_every_epochs=1000",
         f"train.output_dir={out / name}", "train.log_with=none", "train.keep_checkpoints=0",
         f"train.model_name=binding lever {name}",
