@@ -22,7 +22,8 @@ def test_every_lever_is_the_default_recipe_on_one_budget_with_its_own_change(tmp
         assert cfg.train.output_dir == str(tmp_path / name)
     assert configs["attn-pool"].model.image_pool == "attn" and base.model.image_pool == "avg"
     assert configs["twins"].data.generate["twins"] == 0.5 and "twins" not in base.data.generate
-    assert configs["hard-negatives"].train.hard_negatives == 1 == configs["hard-negatives"].data.generate["hard_negatives"]
+    negatives = configs["hard-negatives"]
+    assert negatives.train.hard_negatives == 1 == negatives.data.generate["hard_negatives"]
     assert len({c.data.train for c in configs.values()}) == 4  # one world per data option set
 
 

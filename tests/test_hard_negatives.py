@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -79,7 +78,8 @@ def test_off_is_the_papers_loss_and_a_masked_negative_changes_nothing():
         none_used = one_to_k_loss(img, txt, 0.1, mode=mode, negatives=negs,
                                   negatives_mask=torch.zeros(4, 5, dtype=torch.bool))
         assert torch.equal(plain, none_used)
-        used = one_to_k_loss(img, txt, 0.1, mode=mode, negatives=negs, negatives_mask=torch.ones(4, 5, dtype=torch.bool))
+        used = one_to_k_loss(img, txt, 0.1, mode=mode, negatives=negs,
+                             negatives_mask=torch.ones(4, 5, dtype=torch.bool))
         assert used > plain  # more negatives in the image->text softmax
 
 
