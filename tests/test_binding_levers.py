@@ -28,15 +28,18 @@ def test_every_lever_is_the_default_recipe_on_one_budget_with_its_own_change(tmp
 
 
 def test_the_table_comes_from_the_runs_summaries(tmp_path):
-    report = {"languages": ["en", "de"], "t2i": {"en": {"1": 90.0}, "de": {"1": 80.0}}, "mrv": 0.25,
+    report = {"languages": ["en", "de"], "t2i": {"en": {"1": 90.0}, "de": {"1": 80.0}},
+              "mrv": {"t2i": 0.25, "i2t": 0.5},
               "queries": {"p@5_by_granularity": {"colour_shape": 0.9, "count_shape": 0.4, "count_colour_shape": 0.6},
                           "mean": {"p@5": 0.7}, "consistency": {"top5_overlap": 0.55}}}
-    (tmp_path / "twins").mkdir()
-    (tmp_path / "twins" / "summary.json").write_text(json.dumps({"eval": [report], "train_seconds": 600}))
+    run = tmp_path / "450-steps" / "twins"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"eval": [report], "train_seconds": 600}))
     text = levers.write_report(tmp_path, tmp_path / "binding.md")
     row = next(line for line in text.splitlines() if line.startswith("| `twins`"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "0.90" and cells[6] == "0.50"  # colour + shape; count = mean of its two kinds
     assert cells[-5:] == ["0.700", "0.550", "85.0 (80.0-90.0)", "0.250", "10.0"]
     assert "`baseline`" not in text.split("What each lever changes")[0]  # no run, no row
+    assert "## 450 optimizer steps" in text
     assert (tmp_path / "binding.md").read_text() == text
