@@ -223,3 +223,25 @@ def test_output_is_replaced_atomically(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["o"]
     with pytest.raises(ValueError):
         generate_dataset(target, 3, 0, 2, 0, languages=["xx"], progress=False)
+
+
+def test_validation_queries_are_over_the_validation_images(tmp_path):
+    """n_val_queries: typed queries over the val split (for choosing settings), relevance from its scenes."""
+    import json
+
+    from ccr_demo.data.queries import QuerySet, is_relevant
+    from ccr_demo.data.testset import ParallelTestSet
+
+    root = generate_dataset(tmp_path / "w", n_train=4, n_val=40, n_test=10, n_test_compositional=0, image_size=16,
+                            seed=2, workers=1, progress=False, n_test_queries=5, n_val_queries=12)
+    rows = [json.loads(line) for line in (root / "val_queries" / "queries.jsonl").read_text().splitlines()]
+    scenes = {f"val-{i:06d}": json.loads(line)["scene"] for i, line in
+              enumerate((root / "val" / "annotations" / "en" / "test.jsonl").read_text().splitlines())}
+    assert len(rows) == 12 and all(r["gallery"] == "val" for r in rows)
+    for r in rows:
+        assert r["relevant"] and set(r["relevant"]) == {i for i, s in scenes.items() if is_relevant(r["query"], s)}
+    queries = QuerySet.load(root / "val_queries")
+    val = ParallelTestSet.from_iglue(root / "val")
+    assert len(queries) == 12 and queries.relevance(val.image_ids).sum() == sum(len(r["relevant"]) for r in rows)
+    with pytest.raises(ValueError, match="n_val_queries"):
+        generate_dataset(tmp_path / "x", 4, 0, 4, 0, image_size=16, workers=1, progress=False, n_val_queries=3)
