@@ -122,7 +122,8 @@ def write_report(out: Path, path: Path) -> str:
         f"one gold image each) and {BUDGET['val_queries']} typed queries over them. The test splits are",
         "not used here. Precision@5 per kind of typed query is the mean over the 10 languages; IR R@1",
         "is text-to-image over the full captions; one seed per lever. \"train min\" is the training",
-        "loop's time on the 2-core machine (caption caching and evaluation not counted).",
+        "loop's time on the 2-core machine (caption caching and evaluation not counted), as shared",
+        "with whatever else ran at the time: compare it roughly.",
     ]
     for steps in budgets(out):
         rows = [r for r in (row(n, out / f"{steps}-steps") for n in LEVERS) if r is not None]
