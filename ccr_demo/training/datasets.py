@@ -219,6 +219,7 @@ class MultilingualPretrainDataset(Dataset):
         for c, i in enumerate(idx):
             for m, neg in enumerate(self.hard_negatives(i)[:per_item]):
                 cols = slice((c * per_item + m) * per, (c * per_item + m + 1) * per)
+                neg_plan = None if "query" in neg else plan_from_scene(Scene.from_dict(neg["scene"]))
                 for b, j in enumerate(idx):
                     scene = self.records[j].scene
                     if b == c:
@@ -228,7 +229,7 @@ class MultilingualPretrainDataset(Dataset):
                     elif "query" in neg:
                         true_of_b = is_relevant(neg["query"], scene)
                     else:
-                        true_of_b = plans[b] == plan_from_scene(Scene.from_dict(neg["scene"]))
+                        true_of_b = plans[b] == neg_plan
                     mask[b, cols] = not true_of_b
         return mask
 
