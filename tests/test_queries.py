@@ -13,7 +13,16 @@ import torch
 
 from ccr_demo import LANGUAGES
 from ccr_demo.data.languages import plan_from_scene
-from ccr_demo.data.queries import QuerySet, is_relevant, relevance_matrix
+from ccr_demo.data.queries import (
+    GRANULARITIES,
+    TWO_OBJECT_GRANULARITIES,
+    QuerySet,
+    assertion_for,
+    assertion_key,
+    is_relevant,
+    relevance_matrix,
+    sample_assertions,
+)
 from ccr_demo.data.shapes import Scene, generate_dataset
 from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.training.datasets import MultilingualPretrainDataset
@@ -42,6 +51,114 @@ def test_relevance(asserts, expected):
     assert is_relevant(asserts, S) is expected
 
 
+def _obj(shape, colour, position, size="small"):
+    return {"shape": shape, "colour": colour, "size": size, "position": position}
+
+
+# A red square left of a blue circle (one row), a green star at the top (diagonal to the square).
+PAIR_SCENE = {"objects": [_obj("square", "red", "left"), _obj("circle", "blue", "centre"),
+                          _obj("star", "green", "top", "large")], "background": "white", "relation": None}
+RED_SQUARE, BLUE_CIRCLE, GREEN_STAR = ({"shape": "square", "colour": "red"}, {"shape": "circle", "colour": "blue"},
+                                       {"shape": "star", "colour": "green"})
+
+
+def _pair(a, b, **extra):
+    return {"pair": [a, b], **extra}
+
+
+@pytest.mark.parametrize("asserts, expected", [
+    (_pair(RED_SQUARE, BLUE_CIRCLE), True),
+    (_pair(BLUE_CIRCLE, RED_SQUARE), True),  # order of naming does not matter
+    (_pair({"shape": "square", "colour": "blue"}, {"shape": "circle", "colour": "red"}), False),  # colours swapped
+    (_pair(RED_SQUARE, {"shape": "heart", "colour": "blue"}), False),  # the second is missing
+    (_pair(RED_SQUARE, {"shape": "square", "colour": "red"}), False),  # one object cannot be both
+    (_pair({"shape": "square", "colour": "red", "position": "left"},
+           {"shape": "circle", "colour": "blue", "position": "centre"}), True),
+    (_pair({"shape": "square", "colour": "red", "position": "centre"},
+           {"shape": "circle", "colour": "blue", "position": "left"}), False),  # places swapped
+    (_pair({"shape": "square", "colour": "red", "position": "left"},
+           {"shape": "star", "colour": "green", "position": "bottom"}), False),  # the second misplaced
+    (_pair(RED_SQUARE, BLUE_CIRCLE, relation="left_of"), True),
+    (_pair(BLUE_CIRCLE, RED_SQUARE, relation="right_of"), True),
+    (_pair(RED_SQUARE, BLUE_CIRCLE, relation="right_of"), False),  # wrong relation
+    (_pair(RED_SQUARE, BLUE_CIRCLE, relation="above"), False),
+    (_pair({"shape": "square", "colour": "blue"}, {"shape": "circle", "colour": "red"}, relation="left_of"), False),
+    (_pair(GREEN_STAR, BLUE_CIRCLE, relation="above"), True),
+    (_pair(BLUE_CIRCLE, GREEN_STAR, relation="below"), True),
+    (_pair(GREEN_STAR, RED_SQUARE, relation="above"), False),  # diagonal anchors: no relation holds
+    (_pair(RED_SQUARE, GREEN_STAR, relation="left_of"), False),
+])
+def test_two_object_relevance(asserts, expected):
+    assert is_relevant(asserts, PAIR_SCENE) is expected
+
+
+def test_a_pair_of_identical_descriptions_needs_two_objects():
+    twice = _pair({"shape": "heart", "colour": "red", "position": "left"}, {"shape": "heart", "colour": "red"})
+    two_hearts = {"objects": [_obj("heart", "red", "left"), _obj("heart", "red", "right")], "background": "grey"}
+    one_heart = {"objects": [_obj("heart", "red", "left"), _obj("star", "red", "right")], "background": "grey"}
+    assert is_relevant(twice, two_hearts) and not is_relevant(twice, one_heart)
+
+
+@pytest.mark.parametrize("count, n_objects, expected", [(2, 2, True), (2, 3, False), (3, 2, False), (3, 3, True),
+                                                        (2, 1, False)])
+def test_a_count_is_exact(count, n_objects, expected):
+    """"two red squares" is false of one or three red squares, whatever else is there."""
+    positions = ["left", "centre", "right"]
+    scene = {"objects": [_obj("square", "red", positions[i], ("small", "large")[i % 2]) for i in range(n_objects)]
+             + [_obj("square", "blue", "top"), _obj("circle", "red", "bottom")], "background": "white"}
+    assert is_relevant({"shape": "square", "colour": "red", "count": count}, scene) is expected
+    assert is_relevant({"shape": "square", "count": count + 1}, scene) is expected  # the blue one counts too
+
+
+def test_one_key_per_meaning():
+    assert assertion_key(_pair(RED_SQUARE, BLUE_CIRCLE)) == assertion_key(_pair(BLUE_CIRCLE, RED_SQUARE))
+    assert assertion_key(_pair(RED_SQUARE, BLUE_CIRCLE, relation="left_of")) == \
+        assertion_key(_pair(BLUE_CIRCLE, RED_SQUARE, relation="right_of"))
+    assert assertion_key(_pair(RED_SQUARE, BLUE_CIRCLE, relation="left_of")) != \
+        assertion_key(_pair(BLUE_CIRCLE, RED_SQUARE, relation="left_of"))
+    assert assertion_key({"shape": "star", "colour": "red"}) == json.dumps({"colour": "red", "shape": "star"})
+
+
+def test_two_object_assertions_are_true_of_their_scene_and_say_what_their_kind_says():
+    from ccr_demo.data.shapes import sample_scene
+
+    rng = np.random.default_rng(0)
+    made = dict.fromkeys(TWO_OBJECT_GRANULARITIES, 0)
+    for _ in range(300):
+        scene = sample_scene(rng).to_dict()
+        for granularity in TWO_OBJECT_GRANULARITIES:
+            a = assertion_for(scene, granularity, rng)
+            if a is None:
+                continue
+            made[granularity] += 1
+            assert is_relevant(a, scene), (granularity, a, scene)
+            keys = [k for k in GRANULARITIES[granularity] if k not in ("pair", "relation")]
+            assert all(sorted(o) == sorted(keys) for o in a["pair"]) and a["pair"][0] != a["pair"][1]
+            assert ("relation" in a) == (granularity == "two_objects_relation")
+    assert all(n > 50 for n in made.values()), made
+    one_object = {"objects": [_obj("star", "red", "left")], "background": "grey"}
+    assert all(assertion_for(one_object, g, rng) is None for g in TWO_OBJECT_GRANULARITIES)
+    diagonal = {"objects": [_obj("star", "red", "left"), _obj("heart", "blue", "top")], "background": "grey"}
+    assert assertion_for(diagonal, "two_objects_relation", rng) is None
+    assert assertion_for(diagonal, "two_objects", rng) is not None
+
+
+def test_two_object_hard_negatives_swap_what_binds():
+    from ccr_demo.data.twins import swapped_assertion
+
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for asserts in (_pair(RED_SQUARE, BLUE_CIRCLE, relation="left_of"), _pair(BLUE_CIRCLE, RED_SQUARE),
+                    _pair({**RED_SQUARE, "position": "left"}, {**BLUE_CIRCLE, "position": "centre"})):
+        for _ in range(20):
+            kind, swapped = swapped_assertion(asserts, PAIR_SCENE, rng)
+            kinds.add(kind)
+            assert not is_relevant(swapped, PAIR_SCENE) and swapped["pair"][0] != swapped["pair"][1]
+            if kind == "swap_colours":
+                assert [o["colour"] for o in swapped["pair"]] == [o["colour"] for o in asserts["pair"]][::-1]
+    assert kinds == {"swap_colours", "relation", "position", "colour"}
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("world") / "shapes"
@@ -63,7 +180,7 @@ def test_partial_captions_are_parallel_and_true_of_their_scene(world):
             assert is_relevant(v["query"], r["scene"]), (v["query"], r["scene"])
             assert v["form"] in ("phrase", "sentence", "question", "request")
     grans = {v["granularity"] for r in rows for v in r["variants"]}
-    assert {"colour_shape", "background", "size_colour_shape"} <= grans
+    assert {"colour_shape", "background", "size_colour_shape", *TWO_OBJECT_GRANULARITIES} <= grans
 
 
 def test_every_test_scene_has_a_unique_description(world):
@@ -82,6 +199,30 @@ def test_query_split_relevance_matches_the_scenes(world):
     assert (qs.relevance(ts.image_ids) == rel).all()
     assert rel.any(axis=1).all()
     assert len({json.dumps(a, sort_keys=True) for a in qs.asserts}) == len(qs)
+
+
+def test_the_query_split_has_every_two_object_kind_and_counts(world):
+    qs = QuerySet.load(world / "test_queries")
+    grans = qs.granularities
+    assert set(TWO_OBJECT_GRANULARITIES) <= set(grans)
+    assert sum(g in TWO_OBJECT_GRANULARITIES for g in grans) >= len(qs) // 10  # a fair share
+    assert {"count_shape", "count_colour_shape"} & set(grans)
+    for q, g in enumerate(grans):
+        if g in TWO_OBJECT_GRANULARITIES:
+            assert all(qs.texts[lang][q] for lang in LANGUAGES) and len(qs.asserts[q]["pair"]) == 2
+
+
+def test_two_object_kinds_have_a_fair_share_of_the_draws():
+    """Drawn by weight on scenes that can have them: each two-object kind is a few percent
+    of a scene's partial captions, and the kinds there before keep most of the draws."""
+    from ccr_demo.data.shapes import sample_scene
+
+    rng = np.random.default_rng(1)
+    drawn = [g for _ in range(600) for g, _ in sample_assertions(sample_scene(rng).to_dict(), rng, 4)]
+    share = {g: drawn.count(g) / len(drawn) for g in GRANULARITIES}
+    assert all(0.02 < share[g] < 0.1 for g in TWO_OBJECT_GRANULARITIES), share
+    assert sum(share[g] for g in TWO_OBJECT_GRANULARITIES) < 0.2
+    assert share["colour_shape"] > 0.12 and share["count_shape"] + share["count_colour_shape"] > 0.02, share
 
 
 def test_held_out_phrasings_never_reach_training_text(world):

@@ -154,11 +154,155 @@ def test_training_draws_never_use_held_out_options_and_the_test_split_uses_held_
             assert test.made[f"form:{q.form}"] in grammar.HELD_OUT[f"form:{q.form}"]
 
 
+def _two_object_queries(form: str) -> list[Query]:
+    """One query of each two-object kind (side by side, each in its place, related), plus the
+    same shape twice and a relation in each direction."""
+    def pair(first: Item, second: Item, relation: str | None = None) -> Query:
+        return Query(first, None, form, second=second, relation=relation)
+
+    return [pair(Item("square", "red", None), Item("circle", "blue", None)),
+            pair(Item("star", "red", None, 1, "left"), Item("heart", "blue", None, 1, "top")),
+            pair(Item("heart", "blue", None, 1, "bottom"), Item("heart", "blue", None, 1, "centre")),
+            pair(Item("cross", "white", None), Item("diamond", "orange", None), "right_of"),
+            pair(Item("hexagon", "green", None), Item("hexagon", "purple", None), "below")]
+
+
 @pytest.mark.parametrize("lang", ["zh", "ja"])
 def test_no_spaces_in_chinese_and_japanese_queries(lang):
     rng = np.random.default_rng(0)
     for form in FORMS:
         for q in (Query(Item("star", "red", "large", 1, "top"), None, form), Query(Item("circle", "blue", None, 3), None, form),
-                  Query(None, "grey", form), Query(Item("heart", None, "small"), "white", form)):
+                  Query(None, "grey", form), Query(Item("heart", None, "small"), "white", form),
+                  *_two_object_queries(form)):
             text = describe_query(q, lang, rng)
             assert " " not in text, text
+
+
+# --- Two objects in one picture ------------------------------------------------------------
+TWO = Query(Item("square", "red", None), None, "question", second=Item("circle", "blue", None))
+PLACED = Query(Item("star", "red", None, 1, "left"), None, "sentence", second=Item("heart", "blue", None, 1, "top"))
+LEFT_OF = Query(Item("square", "red", None), None, "request", second=Item("star", "blue", None), relation="left_of")
+LEFT_OF_BARE = Query(Item("square", "red", None), None, "phrase", second=Item("star", "blue", None), relation="left_of")
+ABOVE = Query(Item("heart", "green", None), None, "phrase", second=Item("diamond", "purple", None), relation="above")
+
+# Written by hand: agreement with two subjects (de "sind", cs "jsou", es "se ven"), the case a
+# relation's landmark takes (de dative, cs/ru genitive after "vlevo od"/"слева от" and
+# instrumental after "nad"/"над"), fr elision onto the landmark's article, tr head-final
+# genitive landmarks, ja locatives on the landmark, zh clauses and 的 modifiers.
+PAIR_CASES = {
+    "en": [(TWO, {}, "Is there a red square and a blue circle?"),
+           (PLACED, {}, "There is a red star on the left and a blue heart at the top."),
+           (LEFT_OF, {}, "Show me a red square to the left of a blue star."),
+           (LEFT_OF_BARE, {}, "red square to the left of a blue star")],
+    "de": [(TWO, {}, "Gibt es ein rotes Quadrat und einen blauen Kreis?"),
+           (TWO, {"form:question": 1}, "Sind da ein rotes Quadrat und ein blauer Kreis?"),
+           (PLACED, {}, "Es gibt einen roten Stern links und ein blaues Herz oben."),
+           (LEFT_OF, {}, "Zeig mir ein rotes Quadrat links von einem blauen Stern."),
+           (ABOVE, {}, "grünes Herz über einer violetten Raute")],
+    "fr": [(TWO, {}, "Y a-t-il un carré rouge et un cercle bleu ?"),
+           (PLACED, {}, "Il y a une étoile rouge à gauche et un cœur bleu en haut."),
+           (LEFT_OF, {}, "Montre-moi un carré rouge à gauche d'une étoile bleue."),
+           (ABOVE, {}, "cœur vert au-dessus d'un losange violet")],
+    "cs": [(TWO, {}, "Jsou tam červený čtverec a modrý kruh?"),
+           (PLACED, {}, "Jsou tam červená hvězda vlevo a modré srdce nahoře."),
+           (LEFT_OF, {}, "Ukaž mi červený čtverec vlevo od modré hvězdy."),
+           (ABOVE, {"form:phrase": 1}, "obrázek se zeleným srdcem nad fialovým kosočtvercem")],
+    "zh": [(TWO, {}, "有一个红色的正方形和一个蓝色的圆形吗？"),
+           (PLACED, {}, "左边有一颗红色的五角星，顶部有一颗蓝色的爱心。"),
+           (LEFT_OF, {}, "给我看红色的正方形在蓝色的五角星左边的图片。"),
+           (ABOVE, {}, "绿色的爱心在紫色的菱形上方")],
+    "ja": [(TWO, {}, "赤い四角と青い丸はありますか？"),
+           (PLACED, {}, "左の赤い星と上部の青いハートがあります。"),
+           (LEFT_OF, {}, "青い星の左に赤い四角がある画像を見せて。"),
+           (ABOVE, {}, "紫のひし形の上の緑のハート")],
+    "id": [(TWO, {}, "Apakah ada sebuah persegi merah dan sebuah lingkaran biru?"),
+           (PLACED, {}, "Ada sebuah bintang merah di kiri dan sebuah hati biru di bagian atas."),
+           (LEFT_OF, {}, "Tunjukkan persegi merah di sebelah kiri bintang biru.")],
+    "es": [(TWO, {}, "¿Hay un cuadrado rojo y un círculo azul?"),
+           (PLACED, {"form:sentence": 1}, "Se ven una estrella roja a la izquierda y un corazón azul arriba."),
+           (LEFT_OF, {}, "Muéstrame un cuadrado rojo a la izquierda de una estrella azul."),
+           (Query(LEFT_OF.item, None, "sentence", second=LEFT_OF.second, relation="left_of"), {"form:sentence": 1},
+            "Se ve un cuadrado rojo a la izquierda de una estrella azul.")],
+    "ru": [(TWO, {}, "Есть ли красный квадрат и синий круг?"),
+           (PLACED, {}, "На картинке красная звезда слева и синее сердце вверху."),
+           (LEFT_OF, {}, "Покажи красный квадрат слева от синей звезды."),
+           (ABOVE, {}, "зелёное сердце над фиолетовым ромбом")],
+    "tr": [(TWO, {}, "Kırmızı bir kare ve mavi bir daire var mı?"),
+           (PLACED, {}, "Solda kırmızı bir yıldız ve yukarıda mavi bir kalp var."),
+           (LEFT_OF, {}, "Mavi bir yıldızın solunda kırmızı bir kare göster."),
+           (LEFT_OF_BARE, {}, "mavi yıldızın solunda kırmızı kare")],
+}
+
+
+@pytest.mark.parametrize(
+    "lang, query, choice, expected",
+    [(lang, *case) for lang, cases in PAIR_CASES.items() for case in cases],
+    ids=[f"{lang}-{i}" for lang, cases in PAIR_CASES.items() for i in range(len(cases))],
+)
+def test_exact_two_object_query(lang, query, choice, expected):
+    assert describe_query(query, lang, choice) == expected
+
+
+def test_every_language_has_two_object_cases():
+    assert set(PAIR_CASES) == set(LANGUAGES)
+
+
+def _colour_words(option) -> list[str]:
+    """A grammar's colour option as the strings that show in text: a word, a stem (cs, de;
+    ru's is paired with its declension) or a romance adjective's four forms (fr, es)."""
+    if isinstance(option, dict):
+        return list(option.values())
+    return [option[0] if isinstance(option, tuple) else option]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_two_object_query_renders_in_every_form_and_wording(lang):
+    """No placeholder, no None, both objects named, for training draws and the test split's."""
+    grammar = GRAMMARS[lang]
+    rng = np.random.default_rng(11)
+    for form in FORMS:
+        for q in _two_object_queries(form):
+            for query_test in (False, True):
+                for _ in range(6):
+                    text = describe_query(q, lang, rng, query_test=query_test)
+                    assert text and "None" not in text and "{" not in text and "}" not in text, text
+                    assert "  " not in text and text == text.strip(), text
+                    for item in (q.item, q.second):  # both objects are named: each one's colour word
+                        words = [w for option in grammar.COLOURS[item.colour] for w in _colour_words(option)]
+                        assert any(w in text.lower() for w in words), (text, item)
+
+
+def test_chinese_two_object_phrasings_keep_the_slots_and_held_out_indices():
+    zh = GRAMMARS["zh"]
+    for form in FORMS:
+        assert len(zh.PAIR_QUERY_FORMS[form]) == len(zh.QUERY_FORMS[form]), form
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_two_object_queries_keep_held_out_phrasings_out_of_training(lang):
+    grammar = GRAMMARS[lang]
+    rng = np.random.default_rng(3)
+    for form in FORMS:
+        for q in _two_object_queries(form):
+            for _ in range(6):
+                train = Choices(rng=rng, held_out=grammar.HELD_OUT)
+                grammar.query(q, train)
+                for slot, index in train.made.items():
+                    assert index not in grammar.HELD_OUT.get(slot, ()), (lang, slot, index)
+                test = Choices(rng=rng, held_out=grammar.HELD_OUT, query_test=True)
+                grammar.query(q, test)
+                assert test.made[f"form:{form}"] in grammar.HELD_OUT[f"form:{form}"]
+
+
+def test_a_two_object_query_must_be_well_formed():
+    red_square, blue_circle = Item("square", "red", None), Item("circle", "blue", None)
+    with pytest.raises(ValueError, match="first object"):
+        Query(None, "grey", "phrase", second=blue_circle)
+    with pytest.raises(ValueError, match="first object"):
+        Query(red_square, "grey", "phrase", second=blue_circle)
+    with pytest.raises(ValueError, match="relation"):
+        Query(red_square, None, "phrase", relation="left_of")
+    with pytest.raises(ValueError, match="relation"):
+        Query(Item("square", "red", None, 1, "left"), None, "phrase", second=blue_circle, relation="left_of")
+    assert Query(red_square, None, "phrase", second=blue_circle).plural_subject
+    assert not Query(red_square, None, "phrase", second=blue_circle, relation="above").plural_subject

@@ -12,6 +12,13 @@ Assertions are dicts with any of ``shape``, ``colour``, ``size``, ``position``, 
 ``background``. An image is relevant when its background matches (if stated) and, if an
 object is stated, at least one object matches every stated attribute, or, with ``count``,
 exactly ``count`` objects do ("two red circles" is false of a scene with three).
+
+A two-object query ("a red square and a blue circle") asserts ``pair``: two object
+descriptions (each of ``shape``, ``colour`` and optionally ``position``), and optionally a
+``relation`` of the first to the second ("left_of": "a red square to the left of a blue
+circle"). It is true when two distinct objects of the scene match the two descriptions and,
+with a relation, stand in it: on one row or column, as full captions state relations
+(``relation_on_one_line``), so diagonal neighbours make no relation true.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import numpy as np
 
 from ccr_demo.data.errors import DataFormatError
 from ccr_demo.data.languages import FORMS, Item, Query
+from ccr_demo.data.scene import relation_on_one_line
 
 OBJECT_KEYS = ("shape", "colour", "size", "position")
 # Granularity name -> attributes it states. Position and background are never combined
@@ -41,13 +49,24 @@ GRANULARITIES = {
     "background": ("background",),
     "count_shape": ("shape", "count"),
     "count_colour_shape": ("shape", "colour", "count"),
+    # Two objects of one picture, each by colour and shape: side by side, each in its place,
+    # or one placed relative to the other.
+    "two_objects": ("pair", "shape", "colour"),
+    "two_objects_position": ("pair", "shape", "colour", "position"),
+    "two_objects_relation": ("pair", "shape", "colour", "relation"),
 }
+TWO_OBJECT_GRANULARITIES = tuple(g for g, keys in GRANULARITIES.items() if "pair" in keys)
 # How often each is drawn: specific queries more than the bare ones, as people type them.
+# Counts and two objects weigh more than typing alone would give them: fewer scenes can have
+# them (a draw a scene cannot support is redrawn), and they are what the binding goals measure.
 GRANULARITY_WEIGHTS = {
     "shape": 1, "colour_shape": 4, "size_shape": 1, "size_colour_shape": 3, "shape_position": 1,
     "colour_shape_position": 2, "size_colour_shape_position": 1, "colour_shape_background": 2,
-    "background": 1, "count_shape": 1, "count_colour_shape": 2,
+    "background": 1, "count_shape": 2, "count_colour_shape": 4,
+    "two_objects": 2, "two_objects_position": 1, "two_objects_relation": 2,
 }
+# A relation and the same relation read from the other object ("A left of B" is "B right of A").
+INVERSE_RELATIONS = {"left_of": "right_of", "right_of": "left_of", "above": "below", "below": "above"}
 
 
 def _objects(scene: Mapping) -> list[Mapping]:
@@ -58,14 +77,44 @@ def _matches(obj: Mapping, asserts: Mapping) -> bool:
     return all(obj[k] == asserts[k] for k in OBJECT_KEYS if k in asserts)
 
 
+def _pair_holds(pair: Sequence[Mapping], relation: str | None, objs: Sequence[Mapping]) -> bool:
+    """Two distinct objects match the pair's two descriptions (and stand in ``relation``)."""
+    first, second = pair
+    for i, a in enumerate(objs):
+        if not _matches(a, first):
+            continue
+        for j, b in enumerate(objs):
+            if j != i and _matches(b, second) and (
+                    relation is None or relation_on_one_line(a["position"], b["position"]) == relation):
+                return True
+    return False
+
+
 def is_relevant(asserts: Mapping, scene: Mapping) -> bool:
     """Whether a scene (its dict form) makes the query true."""
     if "background" in asserts and scene["background"] != asserts["background"]:
         return False
+    if "pair" in asserts:
+        return _pair_holds(asserts["pair"], asserts.get("relation"), _objects(scene))
     if "shape" not in asserts:
         return True
     n = sum(_matches(o, asserts) for o in _objects(scene))
     return n == asserts["count"] if "count" in asserts else n >= 1
+
+
+def assertion_key(asserts: Mapping) -> str:
+    """One string per meaning, to keep a scene's (or a split's) queries distinct: the two
+    orders of a pair ("A and B", "B and A"), and a relation read from either object ("A left
+    of B", "B right of A"), give one key."""
+    if "pair" in asserts:
+        pair = [json.dumps(o, sort_keys=True) for o in asserts["pair"]]
+        relation = asserts.get("relation")
+        if relation is None:
+            pair.sort()
+        elif relation in ("right_of", "below"):
+            pair, relation = pair[::-1], INVERSE_RELATIONS[relation]
+        asserts = {**asserts, "pair": pair, "relation": relation}
+    return json.dumps(asserts, sort_keys=True)
 
 
 def relevance_matrix(queries: Sequence[Mapping], scenes: Sequence[Mapping]) -> np.ndarray:
@@ -75,10 +124,13 @@ def relevance_matrix(queries: Sequence[Mapping], scenes: Sequence[Mapping]) -> n
 
 
 def assertion_for(scene: Mapping, granularity: str, rng: np.random.Generator) -> dict | None:
-    """What a query of ``granularity`` asserts about one object of ``scene`` (always true of
-    it), or None when the scene cannot support it (a count needs two matching objects)."""
+    """What a query of ``granularity`` asserts about one object (or two) of ``scene`` (always
+    true of it), or None when the scene cannot support it (a count needs two matching objects,
+    a pair two objects described differently)."""
     keys = GRANULARITIES[granularity]
     objs = _objects(scene)
+    if "pair" in keys:
+        return _pair_assertion(objs, [k for k in keys if k in OBJECT_KEYS], "relation" in keys, rng)
     if "count" in keys:
         groups: dict[tuple, int] = {}
         for o in objs:
@@ -100,6 +152,25 @@ def assertion_for(scene: Mapping, granularity: str, rng: np.random.Generator) ->
     return out
 
 
+def _pair_assertion(objs: Sequence[Mapping], object_keys: Sequence[str], with_relation: bool,
+                    rng: np.random.Generator) -> dict | None:
+    """Two distinct objects of the scene, described by ``object_keys``, in a random order
+    (and the first's relation to the second): None when no two objects differ in what is
+    described ("a red circle and a red circle" is a count) or, for a relation, none share a
+    row or a column."""
+    described = [{k: o[k] for k in object_keys} for o in objs]
+    candidates = [(i, j) for i in range(len(objs)) for j in range(len(objs))
+                  if i != j and described[i] != described[j]
+                  and (not with_relation or relation_on_one_line(objs[i]["position"], objs[j]["position"]))]
+    if not candidates:
+        return None
+    i, j = candidates[int(rng.integers(len(candidates)))]
+    out: dict = {"pair": [described[i], described[j]]}
+    if with_relation:
+        out["relation"] = relation_on_one_line(objs[i]["position"], objs[j]["position"])
+    return out
+
+
 def sample_assertions(scene: Mapping, rng: np.random.Generator, n: int,
                       false_of: Mapping | None = None) -> list[tuple[str, dict]]:
     """Up to ``n`` distinct (granularity, assertion) pairs true of ``scene`` (and, with
@@ -116,19 +187,27 @@ def sample_assertions(scene: Mapping, rng: np.random.Generator, n: int,
         a = assertion_for(scene, g, rng)
         if a is None or (false_of is not None and is_relevant(a, false_of)):
             continue
-        key = json.dumps(a, sort_keys=True)
+        key = assertion_key(a)
         if key not in seen:
             seen.add(key)
             out.append((g, a))
     return out
 
 
+def _item(description: Mapping) -> Item:
+    return Item(description["shape"], description.get("colour"), description.get("size"),
+                int(description.get("count", 1)), description.get("position"))
+
+
 def to_query(asserts: Mapping, form: str) -> Query:
     """The grammars' :class:`Query` for an assertion and a phrasing form."""
+    if "pair" in asserts:
+        first, second = asserts["pair"]
+        return Query(_item(first), asserts.get("background"), form, second=_item(second),
+                     relation=asserts.get("relation"))
     item = None
     if "shape" in asserts:
-        item = Item(asserts["shape"], asserts.get("colour"), asserts.get("size"),
-                    int(asserts.get("count", 1)), asserts.get("position"))
+        item = _item(asserts)
     return Query(item, asserts.get("background"), form)
 
 

@@ -71,3 +71,15 @@ def relation_between(a: str, b: str) -> str:
     if ay == by:
         return "left_of" if ax < bx else "right_of"
     return "above" if ay < by else "below"
+
+
+def relation_on_one_line(a: str, b: str) -> str | None:
+    """Relation of anchor a to anchor b when they share a row or a column, else None.
+
+    Diagonal anchors (left and top, say) have no stated relation: "to the left of" and
+    "above" would each be half true, so a query stating either is true of neither.
+    """
+    (ax, ay), (bx, by) = POSITIONS[a], POSITIONS[b]
+    if a == b or (ax != bx and ay != by):
+        return None
+    return relation_between(a, b)

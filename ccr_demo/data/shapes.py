@@ -8,7 +8,8 @@ description), and written in the real datasets' formats so one reader serves bot
   ``{"caption": {lang: text}, "image_path": "images/000123.png", "scene": {...},
   "variants": [{"caption": {lang: text}, "query": {...}, "form": ...}, ...]}``: the full-scene
   caption plus partial captions (typed-query style: "red star", "is there a purple
-  heart?"), each parallel in every language and recording what it asserts;
+  heart?", "a red square to the left of a blue circle"), each parallel in every language
+  and recording what it asserts;
 - ``OUT/{val,test,test_compositional}/annotations/{lang}/test.jsonl``: the IGLUE
   xFlickr&CO layout, ``{"id", "img_path", "sentences", "scene"}``, images in ``images/``;
   no two scenes of one of these splits share a description, so every full caption has
@@ -47,7 +48,15 @@ from tqdm import tqdm
 
 from ccr_demo import LANGUAGES
 from ccr_demo.data.languages import describe_query, describe_scene, plan_from_scene
-from ccr_demo.data.queries import GRANULARITIES, QUERIES_FILE, draw_form, relevance_matrix, sample_assertions, to_query
+from ccr_demo.data.queries import (
+    GRANULARITIES,
+    QUERIES_FILE,
+    assertion_key,
+    draw_form,
+    relevance_matrix,
+    sample_assertions,
+    to_query,
+)
 from ccr_demo.data.render import render_scene
 from ccr_demo.data.scene import (
     BACKGROUNDS,
@@ -63,7 +72,7 @@ from ccr_demo.data.scene import (
 from ccr_demo.data.twins import TWIN_KINDS, make_twin, swapped_assertion
 from ccr_demo.utils.fileio import atomic_directory
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: two-object typed queries (same seed, different partial captions and query splits)
 
 SPLITS = ("train", "val", "test", "test_compositional")
 NOISY_SPLITS = ("train", "val")  # test captions stay clean
@@ -381,7 +390,7 @@ def _write_queries(root: Path, seed: int, scenes: list[dict], n: int, languages:
         for _ in range(100):
             scene = scenes[int(rng.integers(len(scenes)))]
             (granularity, asserts), = sample_assertions(scene, rng, 1)
-            key = json.dumps(asserts, sort_keys=True)
+            key = assertion_key(asserts)  # "A and B" and "B and A" are one query
             if key not in seen:
                 break
         seen.add(key)

@@ -34,7 +34,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ccr_demo.data.languages import plan_from_scene
-from ccr_demo.data.queries import is_relevant
+from ccr_demo.data.queries import INVERSE_RELATIONS, is_relevant
 from ccr_demo.data.scene import BACKGROUNDS, COLOURS, POSITIONS, Scene, relation_between
 
 TWIN_KINDS = ("move", "count", "swap_colours", "background", "size")
@@ -170,11 +170,39 @@ def difference(a: Mapping, b: Mapping) -> str | None:
 MIRROR = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
 
 
+def _swapped_pair(asserts: Mapping, rng: np.random.Generator) -> list[tuple[str, dict]]:
+    """A two-object assertion with one thing changed: what binds (the two objects' colours
+    exchanged, "a blue square and a red circle"; their places exchanged; the relation turned
+    round, "right of" for "left of") and, always possible, one object's colour changed."""
+    first, second = asserts["pair"]
+    options: list[tuple[str, dict]] = []
+
+    def with_pair(a: Mapping, b: Mapping) -> dict:
+        return {**asserts, "pair": [dict(a), dict(b)]}
+
+    if first["colour"] != second["colour"]:
+        options.append(("swap_colours", with_pair({**first, "colour": second["colour"]},
+                                                  {**second, "colour": first["colour"]})))
+    if "position" in first and first["position"] != second["position"]:
+        options.append(("position", with_pair({**first, "position": second["position"]},
+                                              {**second, "position": first["position"]})))
+    if "relation" in asserts:
+        options.append(("relation", {**asserts, "relation": INVERSE_RELATIONS[asserts["relation"]]}))
+    which = int(rng.integers(2))
+    changed = (first, second)[which]
+    # never the other object's colour: "a blue square and a blue square" would be a count
+    others = [c for c in COLOURS if c not in (first["colour"], second["colour"])]
+    recoloured = {**changed, "colour": others[int(rng.integers(len(others)))]}
+    options.append(("colour", with_pair(recoloured, second) if which == 0 else with_pair(first, recoloured)))
+    return options
+
+
 def swapped_assertion(asserts: Mapping, scene: Mapping, rng: np.random.Generator) -> tuple[str, dict] | None:
     """(what was swapped, the assertion with one attribute changed) false of ``scene`` (a scene
     dict the assertion is true of), or None when no single swap makes it false. Tried in a
-    seeded order: position, colour, background, count, size."""
-    options: list[tuple[str, dict]] = []
+    seeded order: position, colour, background, count, size; for two objects (``"pair"``),
+    their colours or places exchanged, the relation turned round, one colour changed."""
+    options: list[tuple[str, dict]] = _swapped_pair(asserts, rng) if "pair" in asserts else []
     if asserts.get("position") in MIRROR:
         options.append(("position", {**asserts, "position": MIRROR[asserts["position"]]}))
     if "colour" in asserts:

@@ -42,17 +42,37 @@ class Query:
     ``item``: the object asked for (attributes it does not state are None), or None when
     the query names only the background. ``form`` is how it is phrased: a bare noun phrase,
     a statement, a question ("is there ...?") or a request ("show me ...").
+
+    ``second``: another object of the same picture ("a red square and a blue circle", each
+    with its own position when stated); with ``relation`` ("left_of"), ``item`` stands in
+    that relation to ``second``, its landmark ("a red square to the left of a blue circle").
+    A two-object query states no background, as a position and a background are never
+    combined either: one locative per query keeps every language's phrasing natural.
     """
 
     item: Item | None
     background: str | None
     form: str
+    second: Item | None = None
+    relation: str | None = None
 
     def __post_init__(self):
         if self.form not in FORMS:
             raise ValueError(f"query form must be one of {FORMS}, got {self.form!r}")
         if self.item is None and self.background is None:
             raise ValueError("a query states an object, a background or both")
+        if self.second is not None and (self.item is None or self.background is not None):
+            raise ValueError("a two-object query states a first object and no background")
+        if self.relation is not None and (self.second is None or self.item.position or self.second.position):
+            raise ValueError("a relation relates two objects whose positions are not stated")
+
+    @property
+    def plural_subject(self) -> bool:
+        """Whether what the query asks for is grammatically plural (verb agreement, e.g. de
+        "sind"): a count, or two objects joined by "and" (a relation's subject is one object)."""
+        if self.item is None:
+            return False
+        return self.item.count > 1 or (self.second is not None and self.relation is None)
 
 
 @dataclass(frozen=True)
@@ -248,6 +268,20 @@ def describe(plan: Plan, choose: Choices, noun_phrase: Callable[[Item, Choices],
     return capitalise(choose("template", templates).format(items=items, bg=bg, **slots))
 
 
+def objects_phrase(query: Query, choose: Choices, noun_phrase: Callable[[Item], str],
+                   relations: Mapping[str, Sequence[Any]], related: Callable[[Item, Any, Item], str],
+                   conjunction: str) -> str:
+    """What a query says about its object(s): one noun phrase, two joined by ``conjunction``
+    (each with its own position when stated), or ``related(subject, rel, landmark)`` with
+    ``rel`` chosen from ``relations`` first, as :func:`statement` does for captions."""
+    if query.second is None:
+        return noun_phrase(query.item)
+    if query.relation is not None:
+        return related(query.item, choose(f"relation:{query.relation}", relations[query.relation]), query.second)
+    first = noun_phrase(query.item)  # before the second: slot order fixes the output
+    return first + conjunction + noun_phrase(query.second)
+
+
 def query_text(query: Query, choose: Choices, forms: Mapping[str, Sequence[Any]],
                target: Callable[[Any, bool], str], *, capitalise: Callable[[str], str] = capitalise,
                **slots: str) -> str:
@@ -272,12 +306,18 @@ def query_text(query: Query, choose: Choices, forms: Mapping[str, Sequence[Any]]
 
 def noun_first_query(query: Query, choose: Choices, forms: Mapping[str, Sequence[Any]],
                      noun_phrase: Callable[[Item, Choices, bool], str], backgrounds: Mapping[str, Sequence[str]],
-                     background_alone: Callable[[str, bool], str], on_background: str, **slots: str) -> str:
+                     background_alone: Callable[[str, bool], str], on_background: str, *,
+                     relations: Mapping[str, Sequence[str]], conjunction: str,
+                     relation_pattern: str = "{s} {rel} {l}", landmark_article: bool = True,
+                     **slots: str) -> str:
     """:func:`query_text` for the languages without case whose target is the object's noun
     phrase, then "on a <bg> background" (en, es, fr, id).
 
     ``background_alone(word, article)`` words a query about the background only;
-    ``on_background`` (with ``{bg}``) follows the object when a background is stated.
+    ``on_background`` (with ``{bg}``) follows the object when a background is stated. Two
+    objects are joined by ``conjunction``, or related as ``relation_pattern`` says; with
+    ``landmark_article`` a relation's landmark keeps its article even in a bare phrase ("red
+    square to the left of a blue circle"), as the French elision onto "un/une" needs.
     """
     def background() -> str:
         return choose(f"background:{query.background}", backgrounds[query.background])
@@ -285,7 +325,14 @@ def noun_first_query(query: Query, choose: Choices, forms: Mapping[str, Sequence
     def target(_case, article: bool) -> str:
         if query.item is None:
             return background_alone(background(), article)
-        text = noun_phrase(query.item, choose, article)  # before the background: slot order fixes the output
+
+        def related(subject: Item, rel: str, landmark: Item) -> str:
+            return relation_pattern.format(s=noun_phrase(subject, choose, article), rel=rel,
+                                           l=noun_phrase(landmark, choose, article or landmark_article))
+
+        # the objects before the background: slot order fixes the output
+        text = objects_phrase(query, choose, lambda item: noun_phrase(item, choose, article), relations,
+                              related, conjunction)
         return text + " " + on_background.format(bg=background()) if query.background is not None else text
 
     return query_text(query, choose, forms, target, **slots)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import Choices, Item, Plan, Query, capitalise, case_statement, query_text, with_position
+from .common import Choices, Item, Plan, Query, capitalise, case_statement, objects_phrase, query_text, with_position
 
 
 @dataclass(frozen=True)
@@ -145,10 +145,12 @@ def query(q: Query, choose: Choices) -> str:
             a = choose(f"background:{q.background}", BACKGROUNDS[q.background])
             text = BACKGROUND_NP[case].format(a=a)
         else:
-            text = noun_phrase(q.item, case, choose)
+            text = objects_phrase(q, choose, lambda item: noun_phrase(item, case, choose), RELATIONS,
+                                  lambda s, rel, l: f"{noun_phrase(s, case, choose)} {rel[0]} "
+                                                    f"{noun_phrase(l, rel[1], choose)}", " a ")
             if q.background is not None:
                 text += f" na {choose(f'background:{q.background}', BACKGROUNDS[q.background])}ém pozadí"
         return with_s(text) if case == "ins" else text
 
-    verb = "jsou" if q.item is not None and q.item.count > 1 else "je"
+    verb = "jsou" if q.plural_subject else "je"
     return query_text(q, choose, QUERY_FORMS, target, verb=verb, Verb=verb.capitalize())

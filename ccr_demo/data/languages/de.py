@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import Choices, Item, Plan, Query, capitalise, case_statement, query_text, size_and_colour, with_position
+from .common import (
+    Choices,
+    Item,
+    Plan,
+    Query,
+    capitalise,
+    case_statement,
+    objects_phrase,
+    query_text,
+    size_and_colour,
+    with_position,
+)
 
 
 @dataclass(frozen=True)
@@ -124,11 +135,14 @@ def query(q: Query, choose: Choices) -> str:
         if q.item is None:  # "ein schwarzer Hintergrund" (masculine)
             a = choose(f"background:{q.background}", BACKGROUNDS[q.background]) + MIXED[case, "m"]
             return f"{ARTICLE[case, 'm']} {a} Hintergrund" if article else f"{a} Hintergrund"
-        text = noun_phrase(q.item, case, choose, article)
+        # A relation's landmark keeps its article: the dative after "links von" needs it.
+        text = objects_phrase(q, choose, lambda item: noun_phrase(item, case, choose, article), RELATIONS,
+                              lambda s, rel, l: f"{noun_phrase(s, case, choose, article)} {rel[0]} "
+                                                f"{noun_phrase(l, rel[1], choose)}", " und ")
         if q.background is not None:
             a = choose(f"background:{q.background}", BACKGROUNDS[q.background])
             text += " " + choose("background_phrase", BACKGROUND_PHRASES).format(a=a)
         return text
 
-    verb = "sind" if q.item is not None and q.item.count > 1 else "ist"
+    verb = "sind" if q.plural_subject else "ist"
     return query_text(q, choose, QUERY_FORMS, target, verb=verb, Verb=verb.capitalize())

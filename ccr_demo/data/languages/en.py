@@ -80,8 +80,9 @@ def describe(plan: Plan, choose: Choices) -> str:
 
 
 def query(q: Query, choose: Choices) -> str:
+    # "Is there a red square and a blue circle?": agreement with the first conjunct, as in describe.
     be = "are" if q.item is not None and q.item.count > 1 else "is"
     return common.noun_first_query(
         q, choose, QUERY_FORMS, noun_phrase, BACKGROUNDS,
         lambda bg, article: f"{_article(bg)} {bg} background" if article else f"{bg} background",
-        "on a {bg} background", be=be, Be=be.capitalize())
+        "on a {bg} background", relations=RELATIONS, conjunction=" and ", be=be, Be=be.capitalize())

@@ -89,7 +89,8 @@ def describe(plan: Plan, choose: Choices) -> str:
 
 
 def query(q: Query, choose: Choices) -> str:
-    ve = "ven" if q.item is not None and q.item.count > 1 else "ve"
+    ve = "ven" if q.plural_subject else "ve"
+    # "y" stays "y": no noun starts with an i- sound, so a bare "y hexágono" never needs "e".
     return common.noun_first_query(q, choose, QUERY_FORMS, noun_phrase, BACKGROUNDS,
                                    lambda bg, article: f"un fondo {bg}" if article else f"fondo {bg}",
-                                   "sobre fondo {bg}", ve=ve)
+                                   "sobre fondo {bg}", relations=RELATIONS, conjunction=" y ", ve=ve)

@@ -90,4 +90,6 @@ def describe(plan: Plan, choose: Choices) -> str:
 
 def query(q: Query, choose: Choices) -> str:
     return common.noun_first_query(q, choose, QUERY_FORMS, noun_phrase, BACKGROUNDS,
-                                   lambda bg, article: f"un fond {bg}" if article else f"fond {bg}", "sur fond {bg}")
+                                   lambda bg, article: f"un fond {bg}" if article else f"fond {bg}", "sur fond {bg}",
+                                   relations=RELATIONS, conjunction=" et ",
+                                   relation_pattern="{s} {rel}{l}")  # "d'" elided onto "un/une"

@@ -75,4 +75,6 @@ def describe(plan: Plan, choose: Choices) -> str:
 
 def query(q: Query, choose: Choices) -> str:
     return common.noun_first_query(q, choose, QUERY_FORMS, noun_phrase, BACKGROUNDS,
-                                   lambda bg, _article: f"latar belakang {bg}", "dengan latar belakang {bg}")
+                                   lambda bg, _article: f"latar belakang {bg}", "dengan latar belakang {bg}",
+                                   # a bare phrase drops "sebuah" on both objects, as people type it
+                                   relations=RELATIONS, conjunction=" dan ", landmark_article=False)

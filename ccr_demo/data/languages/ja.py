@@ -80,9 +80,28 @@ def describe(plan: Plan, choose: Choices) -> str:
     return template.format(clause=clause, bg=bg, bg_attr=bg_attr)
 
 
+def pair_query_parts(q: Query, choose: Choices) -> tuple[str, str, str]:
+    """(np, loc, locno) of a two-object query: a relation is a locative on the landmark
+    ("青い丸の左に赤い四角"), as in describe; two objects are joined by と, each with its place
+    as a の modifier ("左の赤い四角と上部の青い丸"), which reads well in every form."""
+    if q.relation is not None:
+        rel = choose(f"relation:{q.relation}", RELATIONS[q.relation])
+        landmark = noun_phrase(q.second, choose)
+        return noun_phrase(q.item, choose), f"{landmark}の{rel}に", f"{landmark}の{rel}の"
+
+    def placed(item: Item) -> str:
+        where = choose(f"position:{item.position}", POSITIONS[item.position]) + "の" if item.position else ""
+        return where + noun_phrase(item, choose)
+
+    first = placed(q.item)  # before the second: slot order fixes the output
+    return f"{first}と{placed(q.second)}", "", ""
+
+
 def query(q: Query, choose: Choices) -> str:
     count = ""
-    if q.item is None:
+    if q.second is not None:
+        np, loc, locno = pair_query_parts(q, choose)
+    elif q.item is None:
         _, attr = choose(f"background:{q.background}", BACKGROUNDS[q.background])
         np, loc, locno = f"{attr}背景", "", ""
     else:

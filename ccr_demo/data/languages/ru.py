@@ -12,7 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import Choices, Item, Plan, Query, capitalise, case_statement, query_text, size_and_colour, with_position
+from .common import (
+    Choices,
+    Item,
+    Plan,
+    Query,
+    capitalise,
+    case_statement,
+    objects_phrase,
+    query_text,
+    size_and_colour,
+    with_position,
+)
 
 
 @dataclass(frozen=True)
@@ -138,7 +149,9 @@ def query(q: Query, choose: Choices) -> str:
     def target(case: str, _article) -> str:
         if q.item is None:  # "фон" is masculine inanimate: accusative = nominative
             return adjective(choose(f"background:{q.background}", BACKGROUNDS[q.background]), ("nom", "m")) + " фон"
-        text = noun_phrase(q.item, case, choose)
+        text = objects_phrase(q, choose, lambda item: noun_phrase(item, case, choose), RELATIONS,
+                              lambda s, rel, l: f"{noun_phrase(s, case, choose)} {rel[0]} "
+                                                f"{noun_phrase(l, rel[1], choose)}", " и ")
         if q.background is not None:
             bg = adjective(choose(f"background:{q.background}", BACKGROUNDS[q.background]), ("prep", "m"))
             text += f" на {bg} фоне"

@@ -91,7 +91,15 @@ def query(q: Query, choose: Choices) -> str:
     def target(_case, article: bool) -> str:
         if q.item is None:
             return f"{choose(f'background:{q.background}', BACKGROUNDS[q.background])} arka plan"
-        text = noun_phrase(q.item, choose, article=article)
+
+        def related(subject: Item, rel: str, landmark: Item) -> str:
+            # head-final, as in describe: the genitive landmark and its postposition come first;
+            # a bare phrase drops "bir" on both objects ("mavi yıldızın solunda kırmızı kare")
+            owner = noun_phrase(landmark, choose, genitive=True, article=article)
+            return f"{owner} {rel} {noun_phrase(subject, choose, article=article)}"
+
+        text = common.objects_phrase(q, choose, lambda item: noun_phrase(item, choose, article=article), RELATIONS,
+                                     related, " ve ")
         if q.background is not None:
             text = f"{choose(f'background:{q.background}', BACKGROUNDS[q.background])} arka planda {text}"
         return text

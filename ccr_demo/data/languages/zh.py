@@ -50,6 +50,16 @@ QUERY_FORMS = {  # {loc}: where ("左边", "黑色背景上"); {np}: with numera
     "question": ["{loc}有{np}吗？", "{loc}有没有{np}？", "有没有{locde}{npb}的图片？"],
     "request": ["给我看{locde}{npb}。", "找{locde}{npb}。", "帮我找一张有{locde}{npb}的图片。"],
 }
+# Two objects: {clause} states them ("有一个红色的正方形和一个蓝色的圆形",
+# "左边有…，顶部有…", "一个红色的正方形在一个蓝色的圆形的左边"); {npb} names them without
+# numerals, to go before 的.
+# Same slots and held-out indices as QUERY_FORMS.
+PAIR_QUERY_FORMS = {
+    "phrase": ["{npb}", "{npb}的图片", "有{npb}的照片"],
+    "sentence": ["{clause}。", "图里{clause}。", "我看到{clause}。"],
+    "question": ["{clause}吗？", "图里{clause}吗？", "有没有{npb}的图片？"],
+    "request": ["给我看{npb}的图片。", "找{npb}的图片。", "帮我找一张有{npb}的图片。"],
+}
 # Option indices that training text never uses; only the typed-query test split does.
 HELD_OUT = {
     "shape:circle": {2}, "shape:star": {2}, "shape:cross": {2},
@@ -86,7 +96,33 @@ def describe(plan: Plan, choose: Choices) -> str:
     return choose("template", TEMPLATES).format(clause=clause, bg=bg, bg_pred=bg_pred)
 
 
+def pair_query(q: Query, choose: Choices) -> str:
+    """A two-object query: a relation as describe words it, without numerals before 的
+    ("红色的正方形在蓝色的圆形左边的图片"); two objects joined by 和, each with its place as a
+    clause of its own ("左边有…，顶部有…") or, named, as a 的 modifier ("左边的红色正方形")."""
+    def np(item: Item, numeral: bool) -> str:
+        return noun_phrase(item, choose, numeral=numeral)
+
+    if q.relation is not None:
+        rel = choose(f"relation:{q.relation}", RELATIONS[q.relation])
+        clause = f"{np(q.item, True)}在{np(q.second, True)}的{rel}"
+        npb = f"{np(q.item, False)}在{np(q.second, False)}{rel}"
+    else:
+        items = (q.item, q.second)
+        where = [choose(f"position:{i.position}", POSITIONS[i.position]) if i.position else "" for i in items]
+        with_numeral = [np(i, True) for i in items]
+        bare = [np(i, False) for i in items]
+        if all(where):
+            clause = "，".join(f"{w}有{n}" for w, n in zip(where, with_numeral))
+            npb = "和".join(f"{w}的{n}" for w, n in zip(where, bare))
+        else:
+            clause, npb = "有" + "和".join(with_numeral), "和".join(bare)
+    return query_text(q, choose, PAIR_QUERY_FORMS, lambda *_: "", capitalise=lambda t: t, clause=clause, npb=npb)
+
+
 def query(q: Query, choose: Choices) -> str:
+    if q.second is not None:
+        return pair_query(q, choose)
     if q.item is None:
         bg, _ = choose(f"background:{q.background}", BACKGROUNDS[q.background])
         np = npb = f"{bg}的背景"
