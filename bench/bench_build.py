@@ -62,7 +62,8 @@ def _run(model: str, images: Path, out: Path, processes: int, threads: int, batc
     launch = [sys.executable] if processes == 1 else [sys.executable, "-m", "torch.distributed.run",
                                                       "--standalone", "--nproc-per-node", str(processes)]
     cmd = [*launch, "-m", "ccr_demo.gallery", "build", "--model", model, *(source or ("--images", str(images))),
-           "--out", str(out), "--batch-size", str(batch), "--workers", str(workers), "--cpu"]
+           "--out", str(out), "--batch-size", str(batch), "--workers", str(workers), "--threads", str(threads),
+           "--cpu"]
     t0 = time.perf_counter()
     run = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
@@ -108,8 +109,9 @@ def main(argv=None) -> None:
         "",
         "images/s: the build record's (images encoded / seconds from the start of encoding until every process",
         "has finished its shard; merge, index and save excluded). wall: the whole command, imports and model",
-        "load included. threads/process: OMP_NUM_THREADS of each process. `same vectors`: vectors.npy is",
-        "byte-identical to the first 1-process build's with the same batch size ('-': that row itself, or none).",
+        "load included. threads/process: each process's --threads (the build sets it, whatever OMP_NUM_THREADS",
+        "says). `same vectors`: vectors.npy is byte-identical to the first 1-process build's with the same batch",
+        "size ('-': that row itself, or none); guaranteed for the same --threads, by chance across thread counts.",
         "",
         "| processes | threads/process | batch | decode threads | images/s | encode s | wall s | same vectors |",
         "|---:|---:|---:|---:|---:|---:|---:|:---|",

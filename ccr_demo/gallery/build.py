@@ -6,9 +6,14 @@ code with one process. The topology comes from accelerate's ``PartialState``.
 
 Why results do not depend on the number of processes: the input stream (``ccr_demo.gallery.sources``)
 is cut into fixed chunks of ``batch_size`` items in input order, chunk c belongs to process
-c % N, and each chunk is encoded as one batch. A chunk's vectors are therefore computed from
-the same batch whatever N is, and the main process merges the chunks in input order: with
-1 or N processes (on the same kind of device) vectors.npy and items.jsonl are byte-identical.
+c % N, and each chunk is encoded as one batch with ``threads`` intra-op threads. A chunk's
+vectors are therefore computed from the same batch by the same arithmetic whatever N is, and
+the main process merges the chunks in input order: with 1 or N processes (on the same kind of
+device) vectors.npy and items.jsonl are byte-identical. The thread count is fixed by the build,
+not taken from the launcher, because it changes the arithmetic: a CPU convolution splits its
+work, and so the order of its float sums, by the number of threads (rows differed by up to
+3e-8 between 1 and 2 threads), and ``torchrun`` sets OMP_NUM_THREADS=1 where a plain process
+uses every core.
 
 The work folder (default ``OUT.parts``; on several machines it must be on storage they
 share) holds, per chunk, ``chunk-NNNNNNN.jsonl`` (one line per input item: its record, or
@@ -17,9 +22,16 @@ share) holds, per chunk, ``chunk-NNNNNNN.jsonl`` (one line per input item: its r
 thumbnails (``thumbnails/NNNNNNN/``, ``ccr_demo.gallery.thumbnails``), each written to a temporary
 name and renamed, the .npy last: a chunk whose .npy exists is finished, and a rerun of the
 same command (any number of processes) skips it. ``manifest.json`` records the model
-fingerprint, the inputs, the batch size and the thumbnail size the folder belongs to; a
-folder of another build is refused. The folder is removed only after the gallery has been
+fingerprint, the inputs, the batch size, the threads and the thumbnail size the folder belongs
+to; a folder of another build is refused. The folder is removed only after the gallery has been
 saved.
+
+One build at a time per work folder: every process of a build holds its own lock on it
+(``lock-RANK.lock``, a ``filelock`` OS lock, released by the OS when the process dies, so a
+killed build leaves no stale lock) with its pid and host beside it (``lock-RANK.json``). The main
+process refuses to start while any process of an earlier build still holds one: killing only a
+launcher (``torchrun``) leaves its workers writing chunks, and a resumed build in the same
+folder would then mix its chunks with theirs.
 
 After every process has finished (a barrier with a long timeout: shards can take hours), the
 main process reads the chunks in order into one [N, D] array (nothing else is held), trains
@@ -33,16 +45,19 @@ import contextlib
 import io
 import json
 import os
+import re
+import socket
 import time
 import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from ccr_demo.data.errors import DataFormatError
@@ -59,6 +74,12 @@ WORK_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 # Processes wait for the slowest shard at one barrier; the default 30 min of torch.distributed is too short.
 BARRIER_TIMEOUT = timedelta(hours=24)
+# Intra-op threads each process encodes with, whatever the launcher set (see the module docstring).
+# 1 is what torchrun gives each process; more cores are used by more processes, which was also
+# faster than more threads per process (docs/bench/bench_build.md).
+BUILD_THREADS = 1
+# This build's files in the work folder that are not chunks: the per-process locks and their holders.
+LOCK_NAME = re.compile(r"lock-\d+\.(lock|json)")
 
 
 def process_state(cpu: bool | None = None):
@@ -114,9 +135,10 @@ def _decode(item: SourceItem, thumbnail_size: int):
     return image, thumbnails.jpeg_bytes(image, thumbnail_size) if wanted else None
 
 
-def _manifest(fingerprint: str, source: ImageSource, batch_size: int, thumbnail_size: int) -> dict:
+def _manifest(fingerprint: str, source: ImageSource, batch_size: int, threads: int, thumbnail_size: int) -> dict:
     return {"format": WORK_FORMAT, "version": WORK_VERSION, "kind": "image", "model_fingerprint": fingerprint,
-            "inputs": source.describe(), "batch_size": batch_size, "thumbnail_size": thumbnail_size}
+            "inputs": source.describe(), "batch_size": batch_size, "threads": threads,
+            "thumbnail_size": thumbnail_size}
 
 
 def _read_manifest(work: Path) -> dict | None:
@@ -134,32 +156,135 @@ def _read_manifest(work: Path) -> dict | None:
 
 def _check_same_build(work: Path, found: dict, wanted: dict) -> None:
     found = {"thumbnail_size": 0, **found}  # folders of builds older than thumbnails hold none
-    differ = [k for k in ("version", "model_fingerprint", "inputs", "batch_size", "kind", "thumbnail_size")
-              if found.get(k) != wanted.get(k)]
+    # threads: chunks encoded with another count would differ in their last bits (folders written
+    # before the count was recorded say null, and are refused: their count is unknown)
+    differ = [k for k in ("version", "model_fingerprint", "inputs", "batch_size", "threads", "kind",
+                          "thumbnail_size") if found.get(k) != wanted.get(k)]
     if differ:
         what = "; ".join(f"{k}: {json.dumps(found.get(k))} there, {json.dumps(wanted.get(k))} now" for k in differ)
-        hint = (f" (--thumbnails {found['thumbnail_size']} resumes it)" if differ == ["thumbnail_size"] else "")
+        hint = (f" (--thumbnails {found['thumbnail_size']} resumes it)" if differ == ["thumbnail_size"] else
+                f" (--threads {found['threads']} resumes it)" if differ == ["threads"] and found.get("threads") else "")
         raise ValueError(f"{work} is the work folder of another build ({what}){hint}; delete it to start over, "
                          "or choose another --work-dir")
 
 
-def _prepare_work_dir(work: Path, manifest: dict) -> None:
-    """Main process: create the work folder, or check that an existing one belongs to this build."""
+def _check_work_dir(work: Path, manifest: dict) -> None:
+    """ValueError unless ``work`` is absent, empty, or the work folder of this same build."""
     if os.path.lexists(work) and (work.is_symlink() or not work.is_dir()):
         raise ValueError(f"{work} is not a folder: not using it as a build work folder")
     if work.is_dir():
         found = _read_manifest(work)
         if found is None:
-            if any(work.iterdir()):
+            if any(not LOCK_NAME.fullmatch(p.name) for p in work.iterdir()):
                 raise ValueError(f"{work} holds files but no {MANIFEST_NAME}: it is not a gallery build work "
                                  "folder; choose another --work-dir")
         else:
             _check_same_build(work, found, manifest)
+
+
+def _lock_path(work: Path, rank: int) -> Path:
+    return work / f"lock-{rank}.lock"
+
+
+def _holder_path(lock: Path) -> Path:
+    """Who holds ``lock`` is written beside it, not in it: a process trying the lock opens the lock file."""
+    return lock.with_suffix(".json")
+
+
+def _in_use(work: Path, lock: Path) -> GalleryError:
+    """The refusal of a build whose work folder another build holds, naming the holder."""
+    try:
+        h = json.loads(_holder_path(lock).read_text(encoding="utf-8"))
+        holder = (f"pid {h['pid']} on host {h['host']} (process {h['rank']} of {h['processes']} of that build, "
+                  f"holding it since {h['since']})")
+    except (OSError, ValueError, KeyError, TypeError):
+        holder = "a process that has not yet written who it is"
+    return GalleryError(
+        f"{work} is in use by another gallery build: {holder} holds {lock.name}. Two builds writing one work "
+        "folder would mix their chunks, so this one does not start: wait for that build to finish, or stop it "
+        "(after killing only a launcher such as torchrun its worker processes go on: stop those too), then "
+        "rerun this command to resume from the finished chunks")
+
+
+def claim_work_dir(work: str | Path, rank: int = 0, processes: int = 1) -> FileLock:
+    """Lock the work folder for process ``rank`` of a build: its own ``lock-RANK.lock``, an OS
+    lock (``filelock``: ``flock`` on Unix) that the OS releases when the process ends, however it
+    ends, so a killed build leaves no stale lock. Its pid, host, rank and start time are written
+    beside it for the message of a refused build. GalleryError naming the holder when another
+    process holds it. Returns the held lock: ``release()`` it when the process stops writing."""
+    lock_path = _lock_path(Path(work), rank)
+    lock = FileLock(lock_path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise _in_use(Path(work), lock_path) from None
+    atomic_write_json(_holder_path(lock_path), {
+        "pid": os.getpid(), "host": socket.gethostname(), "rank": rank, "processes": processes,
+        "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    return lock
+
+
+def _check_no_other_builder(work: Path, own: Path) -> None:
+    """GalleryError if a process of another build still holds one of the folder's locks (any
+    rank: a build of 2 processes may have left its process 1 running)."""
+    for path in sorted(work.glob("lock-*.lock")):
+        if path == own:
+            continue
+        probe = FileLock(path)
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            raise _in_use(work, path) from None
+        probe.release()
+
+
+def _prepare_work_dir(work: Path, manifest: dict, processes: int) -> FileLock:
+    """Main process: create the work folder, or check that an existing one belongs to this build;
+    then lock it (refused while another build holds any of its locks). Returns the held lock."""
+    _check_work_dir(work, manifest)  # before the lock file is made: never inside a folder of the user's
     work.mkdir(parents=True, exist_ok=True)
-    for stale in work.glob("process-*.json"):  # per-process reports of an earlier, interrupted run
-        stale.unlink()
-    if _read_manifest(work) is None:
-        atomic_write_json(work / MANIFEST_NAME, manifest)
+    lock = claim_work_dir(work, 0, processes)
+    try:
+        _check_no_other_builder(work, _lock_path(work, 0))
+        _check_work_dir(work, manifest)  # again, now that no other build can be writing it
+        for stale in work.glob("process-*.json"):  # per-process reports of an earlier, interrupted run
+            stale.unlink()
+        if _read_manifest(work) is None:
+            atomic_write_json(work / MANIFEST_NAME, manifest)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+@contextlib.contextmanager
+def _work_dir_held(work: Path, manifest: dict, state) -> Iterator[None]:
+    """The work folder prepared and locked by every process of this build (each its own lock),
+    for as long as the processes write in it."""
+    lock = None
+    try:
+        if state.is_main_process:
+            lock = _prepare_work_dir(work, manifest, state.num_processes)
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            _check_same_build(work, _read_manifest(work) or {}, manifest)
+            lock = claim_work_dir(work, state.process_index, state.num_processes)
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+@contextlib.contextmanager
+def _encoding_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` for the block, then restored: a build's vectors
+    depend on the thread count, so it must not come from the launcher (see the module docstring)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _reusable_chunk(work: Path, jsonl: Path, items: list[SourceItem]) -> bool:
@@ -286,7 +411,7 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
                   index_factory: str = "Flat", batch_size: int = 64, workers: int = 0,
                   train_size: int | None = None, search_params: str | None = None, overwrite: bool = False,
                   progress: bool = True, state: Any = None, vectors_dtype: str = "float32",
-                  thumbnail_size: int | None = None) -> Gallery | None:
+                  thumbnail_size: int | None = None, threads: int = BUILD_THREADS) -> Gallery | None:
     """Embed ``source``'s images across this launch's processes and save the gallery to ``out``.
 
     Every process of the launch calls this with the same arguments; process r encodes chunks
@@ -295,6 +420,10 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
     ``thumbnail_size``: the longer side of the thumbnails written for images that have no file
     (base64 rows), so the app can show them; None: ``thumbnails.default_size`` of the model's
     input size; 0: none.
+    ``threads``: torch's intra-op threads each process encodes with, whatever the launcher set
+    (OMP_NUM_THREADS): the vectors depend on it, so builds to compare or resume use the same.
+    The work folder is locked while the build runs: a second build in it is a GalleryError
+    naming the process that holds it.
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -306,6 +435,8 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
         thumbnail_size = 0  # every image has its file: nothing to make thumbnails of
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
     started = time.perf_counter()
     state = state if state is not None else process_state()
     rank, n_proc = state.process_index, state.num_processes
@@ -318,90 +449,92 @@ def build_sharded(model, source: ImageSource, out: str | Path, *, work_dir: str 
     if is_inside(work.resolve(), [out.resolve()]) or is_inside(out.resolve(), [work.resolve()]):
         raise ValueError(f"the work folder {work} and the gallery folder {out} overlap: the build removes its "
                          "work folder after saving the gallery; choose another work_dir")
-    manifest = _manifest(fingerprint, source, batch_size, thumbnail_size)
-    if state.is_main_process:
-        _prepare_work_dir(work, manifest)
-    state.wait_for_everyone()
-    if not state.is_main_process:
-        _check_same_build(work, _read_manifest(work) or {}, manifest)
+    manifest = _manifest(fingerprint, source, batch_size, threads, thumbnail_size)
+    with _work_dir_held(work, manifest, state):
+        total = source.count()
+        mine = None
+        if total is not None:  # this process's items, for the bar
+            mine = sum(min(batch_size, total - c * batch_size)
+                       for c in range(rank, -(-total // batch_size), n_proc))
+        desc = "embedding images" + (f" (process {rank + 1} of {n_proc})" if n_proc > 1 else "")
+        enc_start = time.perf_counter()
+        reused: list[int] = []
+        n_chunks = 0
+        with (_encoding_threads(threads),
+              tqdm(total=mine, unit="img", desc=desc, disable=not (progress and state.is_main_process)) as bar):
+            encoder = _Encoder(model, work, source.skip_bad, workers, bar, thumbnail_size)
+            try:
+                for c, items in _chunks(source, batch_size):
+                    n_chunks = c + 1
+                    if c % n_proc != rank:
+                        continue
+                    jsonl, npy = _chunk_paths(work, c)
+                    if npy.is_file() and jsonl.is_file() and _reusable_chunk(work, jsonl, items):
+                        reused.append(c)
+                        bar.update(len(items))
+                        continue
+                    encoder.submit(c, items)
+                encoder.drain()
+            finally:
+                encoder.close()
+        report = {"rank": rank, "device": str(device), "chunks_encoded": len(encoder.encoded),
+                  "chunks_reused": len(reused), "images_decoded": encoder.images_decoded,
+                  "images_encoded": encoder.images_encoded,
+                  "seconds": round(time.perf_counter() - enc_start, 3)}
+        atomic_write_json(work / f"process-{rank}.json", report)
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return None
 
-    total = source.count()
-    mine = None
-    if total is not None:  # this process's items, for the bar
-        mine = sum(min(batch_size, total - c * batch_size) for c in range(rank, -(-total // batch_size), n_proc))
-    desc = "embedding images" + (f" (process {rank + 1} of {n_proc})" if n_proc > 1 else "")
-    enc_start = time.perf_counter()
-    reused: list[int] = []
-    n_chunks = 0
-    with tqdm(total=mine, unit="img", desc=desc, disable=not (progress and state.is_main_process)) as bar:
-        encoder = _Encoder(model, work, source.skip_bad, workers, bar, thumbnail_size)
-        try:
-            for c, items in _chunks(source, batch_size):
-                n_chunks = c + 1
-                if c % n_proc != rank:
-                    continue
-                jsonl, npy = _chunk_paths(work, c)
-                if npy.is_file() and jsonl.is_file() and _reusable_chunk(work, jsonl, items):
-                    reused.append(c)
-                    bar.update(len(items))
-                    continue
-                encoder.submit(c, items)
-            encoder.drain()
-        finally:
-            encoder.close()
-    report = {"rank": rank, "device": str(device), "chunks_encoded": len(encoder.encoded),
-              "chunks_reused": len(reused), "images_decoded": encoder.images_decoded,
-              "images_encoded": encoder.images_encoded, "seconds": round(time.perf_counter() - enc_start, 3)}
-    atomic_write_json(work / f"process-{rank}.json", report)
-    state.wait_for_everyone()
-    if not state.is_main_process:
-        return None
-
-    encode_seconds = time.perf_counter() - enc_start
-    per_process = [json.loads((work / f"process-{r}.json").read_text(encoding="utf-8")) for r in range(n_proc)]
-    if n_chunks == 0:
-        raise ValueError(f"no items to index ({json.dumps(source.describe())})")
-    vectors, records, skipped = _merge(work, n_chunks)
-    if skipped:
-        warnings.warn(f"skipped {len(skipped)} file(s) that are not readable images, e.g. {skipped[0]}",
-                      GalleryWarning, stacklevel=2)
-    if not records:
-        raise ValueError(f"no readable images among {len(skipped)} files (e.g. {skipped[0]})")
-    gallery = Gallery.from_vectors(vectors, [r.pop("id") for r in records], metadata=records, kind="image",
-                                   index_factory=index_factory, fingerprint=fingerprint,
-                                   search_params=search_params, train_size=train_size, vectors_dtype=vectors_dtype)
-    del vectors
-    gallery.thumbnail_root = work  # the items' thumbnail names are relative to it until the save
-    encoded = sum(p["images_encoded"] for p in per_process)
-    gallery.build = {
-        "processes": n_proc,
-        "chunks": n_chunks,
-        "sharding": "chunk c = items [c*batch_size, (c+1)*batch_size) in input order, encoded as one batch "
-                    "by process c % processes",
-        "batch_size": batch_size,
-        "decode_workers": workers,
-        "images": gallery.count,
-        "skipped": len(skipped),
-        "thumbnails": sum(thumbnails.KEY in r for r in records),
-        "thumbnail_size": thumbnail_size,
-        "chunks_reused": sum(p["chunks_reused"] for p in per_process),
-        "images_encoded": encoded,
-        "encode_seconds": round(encode_seconds, 3),
-        "images_per_second": round(encoded / encode_seconds, 2) if encode_seconds > 0 else None,
-        "model_fingerprint": fingerprint,
-        "devices": sorted({p["device"] for p in per_process}),
-        "per_process": per_process,
-        "inputs": source.describe(),
-    }
-    gallery.build["seconds"] = round(time.perf_counter() - started, 3)
-    gallery.save(out, overwrite=overwrite)
-    _remove_work_dir(work, n_chunks)  # only once the gallery is safely saved
-    return gallery
+        encode_seconds = time.perf_counter() - enc_start
+        per_process = [json.loads((work / f"process-{r}.json").read_text(encoding="utf-8"))
+                       for r in range(n_proc)]
+        if n_chunks == 0:
+            raise ValueError(f"no items to index ({json.dumps(source.describe())})")
+        vectors, records, skipped = _merge(work, n_chunks)
+        if skipped:
+            warnings.warn(f"skipped {len(skipped)} file(s) that are not readable images, e.g. {skipped[0]}",
+                          GalleryWarning, stacklevel=2)
+        if not records:
+            raise ValueError(f"no readable images among {len(skipped)} files (e.g. {skipped[0]})")
+        gallery = Gallery.from_vectors(vectors, [r.pop("id") for r in records], metadata=records, kind="image",
+                                       index_factory=index_factory, fingerprint=fingerprint,
+                                       search_params=search_params, train_size=train_size,
+                                       vectors_dtype=vectors_dtype)
+        del vectors
+        gallery.thumbnail_root = work  # the items' thumbnail names are relative to it until the save
+        encoded = sum(p["images_encoded"] for p in per_process)
+        gallery.build = {
+            "processes": n_proc,
+            "chunks": n_chunks,
+            "sharding": "chunk c = items [c*batch_size, (c+1)*batch_size) in input order, encoded as one batch "
+                        "by process c % processes",
+            "batch_size": batch_size,
+            "decode_workers": workers,
+            "threads_per_process": threads,
+            "images": gallery.count,
+            "skipped": len(skipped),
+            "thumbnails": sum(thumbnails.KEY in r for r in records),
+            "thumbnail_size": thumbnail_size,
+            "chunks_reused": sum(p["chunks_reused"] for p in per_process),
+            "images_encoded": encoded,
+            "encode_seconds": round(encode_seconds, 3),
+            "images_per_second": round(encoded / encode_seconds, 2) if encode_seconds > 0 else None,
+            "model_fingerprint": fingerprint,
+            "devices": sorted({p["device"] for p in per_process}),
+            "per_process": per_process,
+            "inputs": source.describe(),
+        }
+        gallery.build["seconds"] = round(time.perf_counter() - started, 3)
+        gallery.save(out, overwrite=overwrite)
+        _remove_work_dir(work, n_chunks)  # only once the gallery is safely saved
+        return gallery
 
 
 def _remove_work_dir(work: Path, n_chunks: int) -> None:
-    """Delete the files this builder writes (chunks, thumbnails, manifest, per-process reports),
-    then the folder if nothing else is in it: a --work-dir that held or gained anything else is kept."""
+    """Delete the files this builder writes (chunks, thumbnails, manifest, per-process reports,
+    locks), then the folder if nothing else is in it: a --work-dir that held or gained anything
+    else is kept."""
     for c in range(n_chunks):
         for path in _chunk_paths(work, c):
             path.unlink(missing_ok=True)
@@ -414,6 +547,10 @@ def _remove_work_dir(work: Path, n_chunks: int) -> None:
     with contextlib.suppress(OSError):
         (work / thumbnails.FOLDER).rmdir()
     for path in [work / MANIFEST_NAME, *work.glob("process-*.json")]:
+        path.unlink(missing_ok=True)
+    # the locks last (this process still holds its own; the others have stopped writing): a build
+    # that starts now finds an empty folder, not one half removed
+    for path in [p for p in work.iterdir() if LOCK_NAME.fullmatch(p.name)]:
         path.unlink(missing_ok=True)
     try:
         work.rmdir()

@@ -106,7 +106,8 @@ def _build(args) -> None:
         gallery = build_sharded(model, source, out, work_dir=work, index_factory=args.factory,
                                 batch_size=args.batch_size, workers=args.workers, train_size=args.train_size,
                                 search_params=args.search_params, overwrite=args.overwrite, state=state,
-                                vectors_dtype=args.vectors_dtype, thumbnail_size=args.thumbnails)
+                                vectors_dtype=args.vectors_dtype, thumbnail_size=args.thumbnails,
+                                **({} if args.threads is None else {"threads": args.threads}))
     finally:
         state.destroy_process_group()
     if gallery is None:  # not the main process: it encoded its shard; the main process saved the gallery
@@ -211,6 +212,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=int, default=64,
                    help="images per chunk; a chunk is one batch of one process (results do not depend on how many)")
     b.add_argument("--workers", type=int, default=2, help="threads decoding images ahead of the encoder (0: inline)")
+    b.add_argument("--threads", type=int,
+                   help="torch threads each process encodes with, whatever OMP_NUM_THREADS or the launcher says "
+                        "(default 1, as torchrun gives each process): the vectors depend on it, so builds to "
+                        "compare or resume use the same; for more cores, run more processes (torchrun)")
     b.add_argument("--work-dir", help="folder for finished chunks (default OUT.parts); a killed build rerun with "
                                       "the same command resumes from it; removed once the gallery is saved")
     b.add_argument("--cpu", action="store_true", help="encode on CPU even when a GPU is present")

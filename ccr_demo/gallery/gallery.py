@@ -81,7 +81,7 @@ from ccr_demo.gallery.storage import (
 )
 from ccr_demo.model.fingerprint import check_finite, scan_weights, weights_fingerprint
 from ccr_demo.utils.fileio import atomic_directory
-from ccr_demo.utils.paths import resolved_roots
+from ccr_demo.utils.paths import resolve_inside, resolved_roots
 from ccr_demo.utils.ranks import count_higher
 
 
@@ -134,9 +134,10 @@ class Gallery:
         self._positions: dict[str, int] | None = None
         # the folder the items' "thumbnail" names are relative to (the gallery folder once saved
         # or loaded; a build's work folder before); its thumbnails/ is saved with the gallery.
-        # Loaded galleries also allow the image roots given to load (see ccr_demo.gallery.thumbnails).
         self.thumbnail_root: Path | None = None
-        self.thumbnail_roots: list[Path] | None = None
+        # where a loaded gallery's files (item paths, thumbnails) may lead: its folder and the image
+        # roots given to load, resolved. ``image_file`` checks against them at every call.
+        self.image_roots: list[Path] | None = None
 
     # --------------------------------------------------------------- construction
     @classmethod
@@ -287,12 +288,22 @@ class Gallery:
             raise KeyError(f"no item with id {item_id!r} in this gallery") from None
 
     def image_file(self, row: int) -> str | None:
-        """A file showing row's image: its own image file when it still exists, else its thumbnail."""
+        """The file to show (or read) for row's image, resolved: its own image file, else its
+        thumbnail, else None (the app shows a placeholder). The one place a gallery hands out a
+        file to serve.
+
+        Checked where it leads now (symlinks followed), at every call: a folder can change after
+        the gallery was loaded (an image replaced by a link to another file), so the check made at
+        load is not enough. The item's file must still be the file the gallery recorded (resolved
+        when it was loaded, built or added) or lie inside ``image_roots`` (a loaded gallery's folder
+        and image roots); a thumbnail must lie inside its gallery folder or those roots."""
         item = self.items[row]
         path = item.get("path")
-        if path and Path(path).is_file():
-            return path
-        return thumbnails.resolve(item.get(thumbnails.KEY), self.thumbnail_root, self.thumbnail_roots)
+        if path:
+            real = resolve_inside(path, Path.cwd(), [Path(path).absolute(), *(self.image_roots or ())])
+            if real is not None and real.is_file():
+                return str(real)
+        return thumbnails.resolve(item.get(thumbnails.KEY), self.thumbnail_root, self.image_roots)
 
     def __repr__(self) -> str:
         return (f"Gallery({self.count} {self.kind}s, dim {self.embed_dim}, {self.index_factory!r}, "
@@ -466,7 +477,7 @@ class Gallery:
             info["sha256"] = checksums(tmp)
             (tmp / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         if self.thumbnail_root is not None:
-            self.thumbnail_root, self.thumbnail_roots = directory, None
+            self.thumbnail_root, self.image_roots = directory, None
         return directory
 
     def _save_thumbnails(self, tmp: Path) -> None:
@@ -476,12 +487,12 @@ class Gallery:
         copied: set[str] = set()
         if self.thumbnail_root is not None and (self.thumbnail_root / thumbnails.FOLDER).is_dir():
             copied = thumbnails.copy_folder(self.thumbnail_root / thumbnails.FOLDER, tmp / thumbnails.FOLDER,
-                                            self.thumbnail_roots)
+                                            self.image_roots)
         for r in self.items:
             name = r.get(thumbnails.KEY)
             if name is not None and name not in copied and (
                     self.thumbnail_root is None
-                    or thumbnails.resolve(name, self.thumbnail_root, self.thumbnail_roots) is not None):
+                    or thumbnails.resolve(name, self.thumbnail_root, self.image_roots) is not None):
                 where = ("no thumbnails folder is attached (set gallery.thumbnail_root to the folder holding "
                          f"{thumbnails.FOLDER}/)" if self.thumbnail_root is None else
                          f"it is not a file in {self.thumbnail_root / thumbnails.FOLDER}")
@@ -564,7 +575,7 @@ class Gallery:
                       fingerprint=info["model_fingerprint"], search_params=info.get("search_params", ""),
                       rerank=int(info.get("rerank", 1)), vectors_dtype=dtype,
                       build=info["build"] if isinstance(info.get("build"), dict) else None)
-        gallery.thumbnail_root, gallery.thumbnail_roots = directory.resolve(), roots
+        gallery.thumbnail_root, gallery.image_roots = directory.resolve(), roots
         return gallery
 
 

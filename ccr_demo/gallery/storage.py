@@ -5,7 +5,8 @@ What is read is checked, because a gallery folder may come from elsewhere (a dow
 snapshot): gallery.json must describe a gallery this version can read (``read_info``); every
 record of items.jsonl must be an object with a string id whose "path" resolves, symlinks
 followed, inside the gallery folder or a declared image root (``record_checker``, through
-``ccr_demo.utils.paths``); ids are unique; vectors are finite unit rows (``check_vectors``);
+``ccr_demo.utils.paths``; ``Gallery.image_file`` checks again where it leads each time it hands
+the file out); ids are unique; vectors are finite unit rows (``check_vectors``);
 the files match the checksums gallery.json records (``verify_checksums``). An existing folder is
 only ever replaced when it is a gallery (``replace_problem``).
 
