@@ -1,6 +1,7 @@
 """Shared fixtures. Tests never reach a model hub: everything is built locally."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -8,6 +9,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from ccr_demo.model.configuration import ModelConfig
+
+# The real xFlickr&CO test annotations (IGLUE, MIT): part of the repository, so every clone runs
+# the tests that read them (tests/data/xflickrco/README.md).
+XFLICKRCO = Path(__file__).resolve().parent / "data" / "xflickrco"
 
 
 def tiny_config(**overrides) -> ModelConfig:

@@ -263,3 +263,22 @@ def test_rerank_reads_token_states_from_the_store_when_given(tmp_path, monkeypat
     a = evaluate(model, ts, progress=False, rerank_k=3, encode_text_states=lookup)
     b = evaluate(model, ts, progress=False, rerank_k=3)
     assert calls and a["rerank"]["t2i"] == b["rerank"]["t2i"] and a["rerank"]["mrv"] == pytest.approx(b["rerank"]["mrv"])
+
+
+def test_the_models_itc_weight_orders_the_reranked_top_k_and_the_weights_are_tabled(fusion_model, shapes_test):
+    """model.fusion.rerank_itc_weight: a weight so large that the contrastive score decides
+    gives back the contrastive ranks; the report tables every candidate weight on this split."""
+    ts = ParallelTestSet.from_iglue(shapes_test).subset(12)
+    plain = evaluate(fusion_model, ts, progress=False, keep_ranks=True)
+    itm_alone = evaluate(fusion_model, ts, progress=False, keep_ranks=True, rerank_k=50)
+    fusion_model.config.fusion.rerank_itc_weight = 1e6
+    try:
+        blended = evaluate(fusion_model, ts, progress=False, keep_ranks=True, rerank_k=50)
+    finally:
+        fusion_model.config.fusion.rerank_itc_weight = 0.0
+    assert blended["rerank"]["itc_weight"] == 1e6 and itm_alone["rerank"]["itc_weight"] == 0.0
+    assert blended["rerank"]["ranks"]["t2i"] == plain["ranks"]["t2i"] != itm_alone["rerank"]["ranks"]["t2i"]
+    table = itm_alone["rerank"]["itc_weight_table"]
+    assert set(table) >= {0.0, 64.0} and all(0.0 <= v <= 1.0 for v in table.values())
+    assert blended["rerank"]["itc_weight_table"] == table  # a property of the split and the heads, not of w
+    assert len(set(table.values())) > 1  # the weights do order this split differently

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import XFLICKRCO
 from PIL import Image, ImageFile
 
 from ccr_demo.data.errors import DataFormatError, DataFormatWarning
@@ -20,9 +20,6 @@ from ccr_demo.data.readers.ccrk_pretrain import read_ccrk_pretrain
 from ccr_demo.data.readers.iglue import read_iglue_jsonl
 from ccr_demo.data.readers.wit import read_wit_images, read_wit_jsonl
 from ccr_demo.data.testset import ParallelTestSet
-
-# The real IGLUE annotations live in shared/ beside the checkout (CI lays it out the same way).
-XFLICKRCO = Path(__file__).resolve().parents[2] / "shared" / "data" / "xflickrco"
 
 
 def png_bytes(color=(255, 0, 0), size=(4, 3), mode="RGB") -> bytes:
@@ -324,10 +321,6 @@ def test_iglue_empty_file_and_mismatched_images(tmp_path):
 
 
 def test_real_xflickrco_annotations():
-    if not XFLICKRCO.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"the real xFlickr&CO annotations are missing at {XFLICKRCO}")
-        pytest.skip(f"real xFlickr&CO annotations not present at {XFLICKRCO} (shared/ beside the checkout)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ts = ParallelTestSet.from_iglue(XFLICKRCO)

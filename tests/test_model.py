@@ -201,3 +201,36 @@ def test_image_pool_is_checked_and_the_default_keeps_old_fingerprints(tiny_model
     assert identity_dict(_attn_config())["image_pool"] == "attn"
     with pytest.raises(ConfigError, match="feature map"):
         CCRModel(_attn_config(image_tower="test_vit", image_kwargs={"img_size": 64}))
+
+
+def test_coordinate_channels_let_an_averaged_vector_say_where_things_are(tmp_path):
+    """model.image_coords (CoordConv): the tower reads each pixel's x and y, so the same object
+    on the left and on the right gives different average-pooled vectors even where a plain
+    tower's zero padding cannot tell them apart; round-trips, and refuses pretrained weights."""
+    from ccr_demo.model.configuration import identity_dict
+
+    model = CCRModel(_attn_config(image_pool="avg", image_kwargs={}, image_coords=True)).eval()
+    tower = model.image_tower
+    first = tower.backbone.conv1[0] if isinstance(tower.backbone.conv1, torch.nn.Sequential) else tower.backbone.conv1
+    assert first.in_channels == 5
+    with torch.no_grad():
+        x = tower.with_coords(torch.zeros(1, 3, 4, 6))
+        assert x.shape == (1, 5, 4, 6)
+        assert x[0, 3, 0].tolist() == pytest.approx(torch.linspace(-1, 1, 6).tolist())  # x runs left to right
+        assert x[0, 4, :, 0].tolist() == pytest.approx(torch.linspace(-1, 1, 4).tolist())  # y top to bottom
+        # A blank image: a plain convolution gives the same response at every interior
+        # position (translation invariance); with the coordinate channels the responses differ.
+        blank = torch.zeros(1, 3, 16, 16)
+        plain = torch.nn.functional.conv2d(blank, first.weight[:, :3], padding=1)[..., 2:-2, 2:-2]
+        placed = first(tower.with_coords(blank))[..., 2:-2, 2:-2]
+        assert torch.allclose(plain, plain[..., :1, :1].expand_as(plain))
+        assert (placed - placed[..., :1, :1]).abs().amax() > 1e-3
+    image = Image.fromarray(np.random.default_rng(2).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    before = model.encode_images([image])
+    model.save_pretrained(tmp_path / "m")
+    again = CCRModel.from_pretrained(tmp_path / "m")
+    assert again.config.image_coords and torch.equal(again.encode_images([image]), before)
+    assert identity_dict(again.config)["image_coords"] is True
+    assert "image_coords" not in identity_dict(_attn_config())  # off: hashed as before the key existed
+    with pytest.raises(ConfigError, match="image_coords"):
+        CCRModel(_attn_config(image_tower="offline:efficientnet_lite0", image_pool="avg", image_coords=True))

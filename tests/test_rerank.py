@@ -152,3 +152,24 @@ def test_bad_input_is_named():
         official_ranks(np.zeros((2, 3), int), np.zeros((2, 2)), 5, np.array([0, 1]))
     with pytest.raises(ValueError, match="k = 3 > 2"):
         official_ranks(np.zeros((1, 3), int), np.zeros((1, 3)), 2, np.array([0]))
+
+
+def test_a_contrastive_weight_blends_the_two_scores_and_zero_is_the_official_rule():
+    from ccr_demo.eval.rerank import choose_itc_weight, order_top
+
+    scores = np.array([[0.9, 0.8, 0.1, 0.7]])  # contrastive top 3: candidates 0, 1, 3
+    itm = {0: 0.0, 1: 0.5, 3: 0.45}
+    scorer = lambda rows, cand: np.vectorize(itm.get)(cand).astype(float)  # noqa: E731
+    assert rerank_top_k(scores, 3, scorer).tolist() == [[1, 3, 0]]  # ITM alone
+    assert rerank_top_k(scores, 3, scorer, itc_weight=0.0).tolist() == [[1, 3, 0]]
+    assert rerank_top_k(scores, 3, scorer, itc_weight=3.0).tolist() == [[1, 0, 3]]  # 2.9, 2.7, 2.55
+    assert rerank_top_k(scores, 3, scorer, itc_weight=100.0).tolist() == [[0, 1, 3]]  # contrastive order back
+    with pytest.raises(ValueError, match="itc_weight"):
+        order_top(np.array([[0, 1]]), np.zeros((1, 2)), np.zeros((1, 2)), -1.0)
+    # choosing w: ITM prefers candidate 1, the contrastive score candidate 0
+    top = np.array([[0, 1, 2]])
+    itm, contrastive = np.array([[0.0, 3.0, 0.0]]), np.array([[0.9, 0.8, 0.1]])
+    w, table = choose_itc_weight([(top, itm, contrastive, np.array([[False, True, False]]))])
+    assert w == 0.0 and table[0.0] == 1.0 and table[64.0] < 1.0  # ITM right: the official rule wins
+    w, table = choose_itc_weight([(top, itm, contrastive, np.array([[True, False, False]]))], weights=(0.0, 1.0, 50.0))
+    assert table[0.0] < 1.0 and table[1.0] < 1.0 and w == 50.0  # ITM wrong: enough contrastive score undoes it

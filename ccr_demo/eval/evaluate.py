@@ -42,7 +42,8 @@ from ccr_demo.data.image_batches import EvalImageDataset, collate_images
 from ccr_demo.data.queries import QuerySet
 from ccr_demo.data.testset import ParallelTestSet, read_iglue_translate_test
 from ccr_demo.eval import metrics
-from ccr_demo.eval.rerank import OFFICIAL_FILL, contrastive_top_k, official_ranks, rerank_top_k, reranked_ranks
+from ccr_demo.eval.rerank import (OFFICIAL_FILL, choose_itc_weight, contrastive_top_k, official_ranks, rerank_top_k,
+                                  reranked_ranks)
 from ccr_demo.eval.tables import report_table
 from ccr_demo.utils.fileio import atomic_write_json
 
@@ -165,6 +166,8 @@ class FusionInputs:
         self.model, self.memory, self.k = model, memory, int(k)
         self.pair_batch, self.text_batch, self.progress = int(pair_batch), int(text_batch), progress
         self.encode_states = encode_states
+        # step 3 of the re-rank rule: ITM + w x contrastive (0 = the official ITM alone)
+        self.itc_weight = float(getattr(getattr(model.config, "fusion", None), "rerank_itc_weight", 0.0) or 0.0)
         self._same_image: np.ndarray | None = None
 
     def same_image(self) -> np.ndarray:
@@ -271,22 +274,26 @@ def _reranked_reports(scores_of: dict[str, np.ndarray], fusion: FusionInputs, te
                       ks: Sequence[int], mrv_languages: list[str] | None, keep_ranks: bool) -> dict:
     """{"rerank": exact rule, "official": CCRK protocol}: ITM scores each caption against its
     contrastive top k images and each image against its top k captions, once for both."""
-    exact_t, exact_i, off_t, off_i = {}, {}, {}, {}
+    exact_t, exact_i, off_t, off_i, weight_runs = {}, {}, {}, {}, []
     for lang, scores in scores_of.items():
         states, mask = fusion.text_states(test_set.captions[lang])
         for direction, s, gold, queries_are_texts in (
                 ("t2i", scores, test_set.text_to_image[lang], True),
                 ("i2t", np.ascontiguousarray(scores.T), test_set.image_to_texts[lang], False)):
             scorer = fusion.scorer(states, mask, queries_are_texts, f"ITM {direction} {lang}")
-            reranked = rerank_top_k(s, fusion.k, scorer)
+            reranked = rerank_top_k(s, fusion.k, scorer, fusion.itc_weight)
             top, itm = scorer.last
+            if direction == "t2i":
+                weight_runs.append((top, itm, np.take_along_axis(s, top, 1), top == np.asarray(gold)[:, None]))
             exact = reranked_ranks(s, reranked, gold)
             official = official_ranks(top, itm, s.shape[1], gold)
             (exact_t if direction == "t2i" else exact_i)[lang] = exact
             (off_t if direction == "t2i" else off_i)[lang] = official
         del states, mask
     mrv_langs = mrv_languages or list(scores_of)
-    rerank = {"k": fusion.k, "rule": "contrastive top k re-ordered by ITM; the rest keep their contrastive ranks",
+    rerank = {"k": fusion.k, "rule": "contrastive top k re-ordered by ITM + itc_weight x contrastive; the rest keep "
+                                     "their contrastive ranks",
+              "itc_weight": fusion.itc_weight, "itc_weight_table": choose_itc_weight(weight_runs)[1],
               "mrv_languages": mrv_langs, **_summary(exact_t, exact_i, test_set, ks, mrv_languages)}
     official = {"k": fusion.k, "fill": OFFICIAL_FILL,
                 "rule": f"CCRK/X-VLM protocol: {OFFICIAL_FILL:g} except the top k cells (ITM logit alone); "
@@ -329,18 +336,25 @@ def query_report_from_embeddings(image_emb: torch.Tensor, query_emb: dict[str, t
 
 def _reranked_query_p5(scores: dict[str, np.ndarray], relevant: np.ndarray, queries: QuerySet,
                        fusion: FusionInputs) -> dict:
-    """{"k", "p@5": {lang: mean P@5}, "mean"} with each query's first five images taken from
-    the rule's order (re-ranked top k, then the contrastive order when k < 5)."""
-    p5 = {}
+    """{"k", "p@5": {lang: mean P@5}, "mean", "p@5_by_granularity"} with each query's first five
+    images taken from the rule's order (re-ranked top k, then the contrastive order when k < 5)."""
+    p5, per_query, weight_runs = {}, [], []
     for lang, s in scores.items():
         states, mask = fusion.text_states(queries.texts[lang])
-        reranked = rerank_top_k(s, fusion.k, fusion.scorer(states, mask, True, f"ITM queries {lang}"))
+        scorer = fusion.scorer(states, mask, True, f"ITM queries {lang}")
+        reranked = rerank_top_k(s, fusion.k, scorer, fusion.itc_weight)
+        top, itm = scorer.last
+        weight_runs.append((top, itm, np.take_along_axis(s, top, 1), np.take_along_axis(relevant, top, 1)))
         five = min(5, s.shape[1])
         if reranked.shape[1] < five:
             reranked = np.concatenate([reranked, contrastive_top_k(s, five)[:, reranked.shape[1]:]], axis=1)
         hits = np.take_along_axis(relevant, reranked[:, :five], axis=1).sum(axis=1)
-        p5[lang] = float((hits / np.minimum(relevant.sum(axis=1), five)).mean())
-    return {"k": fusion.k, "p@5": p5, "mean": float(np.mean(list(p5.values())))}
+        per_query.append(hits / np.minimum(relevant.sum(axis=1), five))
+        p5[lang] = float(per_query[-1].mean())
+    grans, mean_p5 = np.array(queries.granularities), np.mean(per_query, axis=0)
+    return {"k": fusion.k, "p@5": p5, "mean": float(np.mean(list(p5.values()))),
+            "p@5_by_granularity": {str(g): float(mean_p5[grans == g].mean()) for g in sorted(set(grans))},
+            "itc_weight": fusion.itc_weight, "itc_weight_table": choose_itc_weight(weight_runs)[1]}
 
 
 def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None = None, batch_size: int = 64,
@@ -433,6 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pair-batch", type=int, default=256, help="image-text pairs per ITM batch")
     args = parser.parse_args(argv)
 
+    from ccr_demo.model.fingerprint import check_finite
     from ccr_demo.model.modeling import CCRModel
 
     langs = [lang for lang in args.languages.split(",") if lang] or None
@@ -445,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if queries is not None and args.max_instances:  # the queries true of these images, ranked among them
             queries = queries.restricted(test_set.image_ids) or None
         model = CCRModel.from_pretrained(args.model)
+        check_finite(model, f"the model {args.model}")  # as a gallery build does: before encoding anything
         if args.rerank_k < 0:
             raise ValueError(f"--rerank-k must be >= 0, got {args.rerank_k}")
         if args.rerank_k and not model.has_fusion:

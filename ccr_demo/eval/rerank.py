@@ -3,8 +3,11 @@
 The rule used everywhere in this project (evaluation, gallery search, app):
 1. rank all N candidates of a query by the contrastive (dual-encoder) score;
 2. take the top k (ties broken by the lower index);
-3. score those k pairs with the ITM head and order them by that score, descending (ties
-   keep their contrastive order);
+3. score those k pairs with the ITM head and order them by ITM + w x contrastive score,
+   descending (ties keep their contrastive order); w is the model's ``fusion.rerank_itc_weight``:
+   0 is the official rule (ITM alone), a positive w keeps what the dual encoder knows (ALBEF /
+   BLIP's retrieval code adds the two likewise), chosen on a validation split
+   (``choose_itc_weight``), never on a test split;
 4. the other N - k candidates follow in their contrastive order.
 So a gold item outside the top k keeps its exact contrastive rank (>= k), and re-ranking
 only ever permutes the first k positions.
@@ -33,14 +36,46 @@ def contrastive_top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-scores, axis=1, kind="stable")[:, :min(k, scores.shape[1])]
 
 
-def rerank_top_k(scores: np.ndarray, k: int, pair_scores: PairScorer) -> np.ndarray:
+def rerank_top_k(scores: np.ndarray, k: int, pair_scores: PairScorer, itc_weight: float = 0.0) -> np.ndarray:
     """The top k [Q, k] of each row after ITM re-ranking (the module's rule, steps 1-3)."""
     top = contrastive_top_k(scores, k)
     itm = np.asarray(pair_scores(np.arange(top.shape[0]), top), dtype=np.float64)
     if itm.shape != top.shape:
         raise ValueError(f"pair_scores returned shape {itm.shape} for candidates of shape {top.shape}")
-    order = np.argsort(-itm, axis=1, kind="stable")  # stable: ties keep contrastive order
+    return order_top(top, itm, np.take_along_axis(np.asarray(scores, np.float64), top, 1), itc_weight)
+
+
+def order_top(top: np.ndarray, itm: np.ndarray, contrastive: np.ndarray, itc_weight: float = 0.0) -> np.ndarray:
+    """Step 3 alone: ``top`` [Q, k] (contrastive order) re-ordered by ``itm + itc_weight *
+    contrastive``, both [Q, k]; ties keep the contrastive order."""
+    if not np.isfinite(itc_weight) or itc_weight < 0:
+        raise ValueError(f"itc_weight must be a finite number >= 0, got {itc_weight}")
+    combined = itm + itc_weight * contrastive if itc_weight else itm
+    order = np.argsort(-combined, axis=1, kind="stable")  # stable: ties keep contrastive order
     return np.take_along_axis(top, order, 1)
+
+
+ITC_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # per unit of cosine; an ITM logit spans a few units
+
+
+def choose_itc_weight(runs, weights=ITC_WEIGHTS) -> tuple[float, dict]:
+    """The w of step 3 that ranks a validation split best: ``runs`` is a list of (top [Q, k],
+    itm [Q, k], contrastive [Q, k], relevant [Q, k] bool), one per language or query set; each w
+    is scored by the mean of R@1 and P@5 of the re-ranked top k over all runs (P@5 counts a
+    query's relevant items among its first five over min(5, its relevant items in the top k)).
+    Returns (best w, {w: score}); ties go to the smaller w (closer to the official rule)."""
+    table = {}
+    for w in weights:
+        r1, p5 = [], []
+        for top, itm, contrastive, relevant in runs:
+            order = order_top(np.arange(top.shape[1])[None].repeat(len(top), 0), itm, contrastive, w)
+            hits = np.take_along_axis(np.asarray(relevant, bool), order, 1)
+            r1.append(hits[:, 0])
+            five = hits[:, :5].sum(1) / np.maximum(1, np.minimum(5, hits.sum(1)))
+            p5.append(five[hits.sum(1) > 0])
+        table[float(w)] = float((np.concatenate(r1).mean() + np.concatenate(p5).mean()) / 2)
+    best = max(table.values())
+    return min(w for w, v in table.items() if v == best), table
 
 
 # --------------------------------------------------------------------------- ranks

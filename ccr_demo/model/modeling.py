@@ -65,6 +65,13 @@ def _read_meta(config_path: Path) -> dict:
     return meta
 
 
+def saved_config(folder: str | Path) -> ModelConfig:
+    """The architecture of a saved model folder, read from its config.json without loading any
+    weights: for checks before a run starts (``train.init_from``)."""
+    config_path = Path(folder) / CONFIG_NAME
+    return from_dict(ModelConfig, _read_meta(config_path)["model"], where=str(config_path))
+
+
 def projection_head(in_features: int, embed_dim: int, kind: str) -> nn.Module:
     if kind == "mlp":
         return nn.Sequential(nn.Linear(in_features, 2 * embed_dim), nn.GELU(), nn.Linear(2 * embed_dim, embed_dim))

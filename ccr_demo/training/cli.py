@@ -9,7 +9,7 @@ CONFIG is a shipped config name (``default``, ``tiny``, ``paper``, ``finetune_sh
 `ccr_demo.training.configs`) or a YAML file. Overrides use the config's sections, e.g.
 ``train.lr=3e-4 data.languages=en,de``. The logic lives in `ccr_demo.training.loop` and
 `ccr_demo.training.finetune`; these functions parse arguments and turn errors into one line
-and an exit status (2: config or resume error, 3: the push to the Hub failed).
+and an exit status (2: config, data or resume error, 3: the push to the Hub failed).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ccr_demo.data.errors import DataFormatError
 from ccr_demo.eval.tables import report_table
 from ccr_demo.model.hub import HubPushError, push_model_folder
 from ccr_demo.training.checkpoints import CheckpointError
@@ -27,6 +28,14 @@ from ccr_demo.training.loop import release_processes, train
 from ccr_demo.utils.config import ConfigError
 
 DEFAULT_CONFIG = "default"
+# What a run refuses with one line and exit status 2: each message names the key or the file to fix.
+REFUSALS = (ConfigError, DataFormatError, CheckpointError)
+
+
+def refusal_line(e: BaseException) -> str:
+    """The one line a refused run prints: what kind of thing to fix, then the message."""
+    kind = "resume" if isinstance(e, CheckpointError) else "data" if isinstance(e, DataFormatError) else "config"
+    return f"{kind} error: {e}"
 
 
 def shipped_configs_help() -> str:
@@ -65,8 +74,8 @@ def pretrain(argv: list[str] | None = None) -> int:
         return 2
     try:
         summary = train(cfg, resume=args.resume)
-    except CheckpointError as e:
-        print(f"resume error: {e}", file=sys.stderr)
+    except REFUSALS as e:
+        print(refusal_line(e), file=sys.stderr)
         return 2
     finally:
         release_processes()
@@ -101,11 +110,8 @@ def finetune(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         summary = run_finetune(cfg, resume=args.resume)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    except CheckpointError as e:
-        print(f"resume error: {e}", file=sys.stderr)
+    except REFUSALS as e:
+        print(refusal_line(e), file=sys.stderr)
         return 2
     finally:
         release_processes()

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ccr_demo.model.configuration import ModelConfig
-from ccr_demo.utils.config import ConfigError
+from ccr_demo.model.configuration import ModelConfig, check_languages
+from ccr_demo.utils.config import ConfigError, check_number
 
 LOSSES = ("one_to_k", "one_to_one", "pivot")
 OBJECTIVES = ("itc", "itm", "mlm")
 ITM_POSITIVES = ("hard", "uniform", "similarity")
 MLM_VOCABULARIES = ("full", "corpus")
+# Far above any run here (the default recipe trains 60 epochs, the paper 30), so that a slip such
+# as epochs: 1.0e+30 is refused instead of training forever.
+MAX_EPOCHS = 100_000
 
 
 @dataclass
@@ -24,9 +27,9 @@ class DataConfig:
     # A folder of CCRK pretraining part_*.data files.
     train: str = ""
     # Parallel test sets in the IGLUE layout (annotations/{lang}/test.jsonl + images/).
-    eval: list = field(default_factory=list)
+    eval: list[str] = field(default_factory=list)
     # Languages in the K order of the 1-to-K loss; empty means the model's languages.
-    languages: list = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
     image_root: str = ""  # resolve relative image paths here instead of next to the data files
     # Generate the shapes world into this folder first if it does not exist yet
     # (keys of ccr_demo.data.shapes.generate_dataset, e.g. {n_train: 400, n_test: 100}).
@@ -34,7 +37,7 @@ class DataConfig:
     eval_max_instances: int = 0  # 0 = every instance of each test set
     # Typed-query test splits (ccr_demo.data.queries: a queries.jsonl, or its folder), each
     # scored against the eval test set of the same position in `eval` (its gallery).
-    eval_queries: list = field(default_factory=list)
+    eval_queries: list[str] = field(default_factory=list)
     # Rows with partial captions ("variants"): chance of training on the full caption in a
     # given epoch; otherwise one variant is drawn (all K languages of it, in parallel).
     full_caption_prob: float = 0.34
@@ -44,7 +47,7 @@ class DataConfig:
     # ImageProcessor is never changed). All off by default, and refused for the shapes world
     # with hflip / crop_scale, whose captions state left / right / position. Official CCRK:
     # crop_scale [0.2, 1.0] in pretraining, [0.5, 1.0] in fine-tuning; hflip; RandAugment(2, 7).
-    crop_scale: list = field(default_factory=list)  # RandomResizedCrop scale range; [] = none
+    crop_scale: list[float] = field(default_factory=list)  # RandomResizedCrop scale range; [] = none
     hflip: bool = False  # random horizontal flip, p = 0.5
     randaugment: dict = field(default_factory=dict)  # {num_ops, magnitude}; {} = off
     # The official `pre_caption` on training captions (lowercase, drop ASCII punctuation,
@@ -56,7 +59,17 @@ class DataConfig:
     # last two are one language (data.languages: [that language]), one item per caption.
     train_format: str = "ccrk_pretrain"
     # Languages to evaluate on (zero-shot: train on [en], test on all); [] = the training languages.
-    eval_languages: list = field(default_factory=list)
+    eval_languages: list[str] = field(default_factory=list)
+
+    def validate(self) -> "DataConfig":
+        check_number(self.full_caption_prob, "data.full_caption_prob", 0, 1)
+        check_number(self.eval_max_instances, "data.eval_max_instances", 0)
+        check_number(self.num_workers, "data.num_workers", 0)
+        if self.languages:  # [] = the model's languages
+            check_languages(self.languages, "data.languages")
+        if self.eval_languages:  # [] = the training languages
+            check_languages(self.eval_languages, "data.eval_languages")
+        return self
 
 
 @dataclass
@@ -78,7 +91,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     # AdamW betas; the official CCRK / X-VLM optimizer uses (0.9, 0.98), torch's default is
     # (0.9, 0.999) (the recipe the shipped config default pins, as its model was trained).
-    adam_betas: list = field(default_factory=lambda: [0.9, 0.98])
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     # The learnable temperature's [min, max] clamp: "step" clamps the parameter in place after
     # every optimizer step (official), so it can leave a bound again; "read" only clamps where
     # the loss reads it, which leaves a parameter pushed past a bound stuck there with no gradient.
@@ -115,6 +128,11 @@ class TrainConfig:
     # Share of ITM negatives drawn from the hard (similarity-weighted) rule; the rest uniformly
     # among the allowed items. 1.0 = the official rule. Not in the paper: see ccr_demo.training.losses.
     itm_hard_fraction: float = 1.0
+    # Binding negatives for ITM (not in the paper; off = its rule, see ccr_demo.training.objectives):
+    # an image's twin in the batch as its negative image (needs data with twins), and its
+    # caption hard negatives as extra negative pairs (needs train.hard_negatives >= 1).
+    itm_twin_negatives: bool = False
+    itm_caption_negatives: bool = False
     mlm_probability: float = 0.4
     mlm_max_masks: int = 12
     # MLM softmax over the text tower's "full" vocabulary (official) or only the tokens the
@@ -151,8 +169,15 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum_steps", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.lr_new < 0 or self.lr_mult <= 0:
-            raise ConfigError("train.lr and train.lr_mult must be positive and train.lr_new >= 0 (0 = lr x lr_mult)")
+        check_number(self.epochs, "train.epochs", 1, MAX_EPOCHS)
+        check_number(self.max_steps, "train.max_steps", 0)  # 0 = epochs decide
+        check_number(self.seed, "train.seed", 0, 2 ** 32 - 1)  # numpy's seed range
+        check_number(self.lr, "train.lr", 0, low_open=True)
+        check_number(self.lr_new, "train.lr_new", 0)  # 0 = lr x lr_mult
+        check_number(self.lr_mult, "train.lr_mult", 0, low_open=True)
+        check_number(self.weight_decay, "train.weight_decay", 0)
+        check_number(self.grad_clip, "train.grad_clip", 0)  # 0 = no clipping
+        check_number(self.eval_rerank_k, "train.eval_rerank_k", 0)
         if len(self.adam_betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool)
                                                  and 0 <= b < 1 for b in self.adam_betas):
             raise ConfigError(f"train.adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
@@ -170,8 +195,7 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"train.losses: unknown objective(s) {unknown}; known: {list(OBJECTIVES)}")
         for name, weight in self.losses.items():
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-                raise ConfigError(f"train.losses.{name} must be a weight >= 0, got {weight!r}")
+            check_number(weight, f"train.losses.{name}", 0)
         if not any(self.losses.values()):
             raise ConfigError("train.losses gives no objective a weight above 0")
         if self.itm_positive not in ITM_POSITIVES:
@@ -205,10 +229,9 @@ class ExperimentConfig:
 
     def validate(self) -> "ExperimentConfig":
         self.model.validate()
+        self.data.validate()
         self.train.validate()
         langs = self.languages
-        if len(set(langs)) != len(langs):
-            raise ConfigError(f"data.languages has duplicates: {langs}")
         fusion_losses = [o for o in ("itm", "mlm") if self.train.weight(o) > 0]
         if fusion_losses and not self.model.fusion.layers:
             raise ConfigError(f"train.losses has {fusion_losses}, which need the fusion encoder: set model.fusion.layers")
@@ -225,9 +248,16 @@ class ExperimentConfig:
                 raise ConfigError("train.caption_num with ITM / MLM is not implemented: set train.caption_num=0")
         if self.train.hard_negatives < 0:
             raise ConfigError(f"train.hard_negatives must be >= 0, got {self.train.hard_negatives}")
-        if self.train.hard_negatives and (self.train.loss != "one_to_k" or fusion_losses):
-            raise ConfigError("train.hard_negatives is implemented for the contrastive train.loss one_to_k alone "
-                              f"(got loss {self.train.loss!r}, fusion losses {fusion_losses})")
+        cached_states = self.train.lock_text and self.train.cache_text_features
+        if self.train.hard_negatives and (self.train.loss != "one_to_k" or (fusion_losses and not cached_states)):
+            raise ConfigError("train.hard_negatives is implemented for train.loss one_to_k, with ITM / MLM only over "
+                              f"a locked, cached text tower (got loss {self.train.loss!r}, fusion losses "
+                              f"{fusion_losses}, lock_text {self.train.lock_text}, "
+                              f"cache_text_features {self.train.cache_text_features})")
+        if (self.train.itm_twin_negatives or self.train.itm_caption_negatives) and "itm" not in fusion_losses:
+            raise ConfigError("train.itm_twin_negatives / itm_caption_negatives need the itm loss (train.losses.itm > 0)")
+        if self.train.itm_caption_negatives and not self.train.hard_negatives:
+            raise ConfigError("train.itm_caption_negatives reads the caption hard negatives: set train.hard_negatives >= 1")
         if self.train.loss == "pivot" and self.train.pivot_language not in langs:
             raise ConfigError(f"train.pivot_language {self.train.pivot_language!r} is not in the languages {langs}")
         return self

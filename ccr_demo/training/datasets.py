@@ -357,6 +357,9 @@ def check_data_config(cfg) -> None:
         raise ConfigError(str(e)) from None
     if d.max_words < 1:
         raise ConfigError(f"data.max_words must be at least 1, got {d.max_words}")
+    if not str(d.train).strip():
+        raise ConfigError("data.train is empty: name the training data (a folder of part_*.data files, or with "
+                          "data.train_format a train_ann.jsonl / retrieval JSON file)")
 
 
 def eval_languages(cfg) -> list[str]:
@@ -369,7 +372,13 @@ def load_eval_set(cfg, path: str | Path) -> ParallelTestSet:
     """One IGLUE-layout test set as a run evaluates it: in `eval_languages`, cut to
     ``data.eval_max_instances``, captions cleaned with pre_caption when ``data.clean_captions``
     (the official evaluation cleans test captions too)."""
-    ts = ParallelTestSet.from_iglue(path, languages=eval_languages(cfg), image_root=None)
+    from ccr_demo.utils.config import ConfigError
+
+    try:
+        ts = ParallelTestSet.from_iglue(path, languages=eval_languages(cfg), image_root=None)
+    except DataFormatError as e:  # e.g. data.eval_languages: [xx], a language the set lacks
+        raise ConfigError(f"data.eval {str(path)!r} in the languages {eval_languages(cfg)} (data.eval_languages, "
+                          f"else the training languages): {e}") from None
     if cfg.data.eval_max_instances:
         ts = ts.subset(cfg.data.eval_max_instances)
     if cfg.data.clean_captions:
@@ -416,6 +425,9 @@ def build_train_dataset(cfg, processor: Callable[[Image.Image], Any], mode: str 
 
     check_data_config(cfg)
     d, tc = cfg.data, cfg.train
+    if not Path(d.train).exists():  # checked here, after data.generate has had its chance to write it
+        raise ConfigError(f"data.train {d.train!r}: no such file or folder"
+                          + (" (data.generate did not write it there: check data.generate.out)" if d.generate else ""))
     transform = TrainTransform(processor, d.crop_scale, d.hflip, d.randaugment) if hasattr(processor, "image_size") \
         else processor
     text_transform = CaptionCleaner(d.max_words) if d.clean_captions else None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ccr_demo.training.config import ExperimentConfig
 from ccr_demo.training.datasets import check_data_config, eval_languages, load_eval_queries, load_eval_set
+from ccr_demo.training.init import check_init_from
 from ccr_demo.utils.config import ConfigError
 from ccr_demo.utils.fileio import atomic_write_json
 
@@ -30,11 +31,13 @@ def check_finetune_config(cfg: ExperimentConfig) -> None:
     if len(cfg.languages) != 1:
         raise ConfigError(f"fine-tuning under the zero-shot protocol trains on one language: set data.languages "
                           f"to it (e.g. [en]), got {cfg.languages}")
-    if cfg.train.init_from:
-        folder = Path(cfg.train.init_from)
-        if not (folder / "config.json").is_file():
-            raise ConfigError(f"train.init_from {cfg.train.init_from!r} is not a saved model folder "
-                              "(no config.json): train one first, e.g. with ccr-pretrain")
+    if not cfg.train.init_from:  # without it the run would fine-tune random towers (after caching every caption)
+        raise ConfigError("train.init_from is empty: fine-tuning starts from a saved model folder, "
+                          "e.g. train.init_from=assets/model")
+    check_init_from(cfg.train.init_from, cfg.model)
+    for path in cfg.data.eval:  # a test set already there is read now (its annotations: cheap), so a language
+        if Path(path).exists():  # it lacks is refused before data generation and caption caching, not after
+            load_eval_set(cfg, path)
 
 
 def zero_shot_reports(model, cfg: ExperimentConfig, progress: bool = False) -> list[dict]:

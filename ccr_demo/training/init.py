@@ -5,12 +5,18 @@ positions for another image size), towers locked and unused fusion heads frozen 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
-from ccr_demo.model.modeling import CCRModel
+from ccr_demo.model.configuration import ModelConfig
+from ccr_demo.model.modeling import CONFIG_NAME, CCRModel, saved_config
 from ccr_demo.training.config import ExperimentConfig
 from ccr_demo.training.optim import freeze_unused_heads
+from ccr_demo.utils.config import ConfigError
+
+# What a model must share with the train.init_from model to take its weights.
+INIT_FROM_KEYS = ("image_tower", "text_tower", "text_pooling", "text_prefix", "embed_dim", "projection")
 
 
 def build_model(cfg: ExperimentConfig) -> CCRModel:
@@ -27,17 +33,30 @@ def build_model(cfg: ExperimentConfig) -> CCRModel:
     return model
 
 
+def check_init_from(folder: str | Path, config: ModelConfig) -> None:
+    """ConfigError naming train.init_from unless ``folder`` is a saved model whose architecture
+    ``config`` (the run's model section) can take: read from its config.json alone, so a run can
+    refuse before it generates data or encodes a caption."""
+    if not (Path(folder) / CONFIG_NAME).is_file():
+        raise ConfigError(f"train.init_from {str(folder)!r} is not a saved model folder (no config.json): "
+                          "train one first, e.g. with ccr-pretrain")
+    try:
+        saved = saved_config(folder)
+    except ValueError as e:
+        raise ConfigError(f"train.init_from {str(folder)!r}: {e}") from None
+    differ = [k for k in INIT_FROM_KEYS if getattr(saved, k) != getattr(config, k)]
+    if differ:
+        raise ConfigError(f"train.init_from {str(folder)!r}: its model differs in {differ} "
+                          f"({[getattr(saved, k) for k in differ]} there, {[getattr(config, k) for k in differ]} in "
+                          f"model.*): set model.* as the saved model has it")
+
+
 def init_from_pretrained(model: CCRModel, folder: str) -> list[str]:
     """Copy a saved model's weights into ``model`` (train.init_from): the towers, projections
     and temperature of e.g. a trained dual encoder, under a new fusion encoder. Returns the
     top-level parts that keep their fresh initialisation. Towers and sizes must match."""
+    check_init_from(folder, model.config)
     source = CCRModel.from_pretrained(folder)
-    a, b = source.config, model.config
-    differ = [k for k in ("image_tower", "text_tower", "text_pooling", "text_prefix", "embed_dim",
-                          "projection") if getattr(a, k) != getattr(b, k)]
-    if differ:
-        raise ValueError(f"train.init_from {folder}: its model differs in {differ} "
-                         f"({[getattr(a, k) for k in differ]} vs {[getattr(b, k) for k in differ]})")
     own = model.state_dict()
     state = {k: v for k, v in source.state_dict().items() if k in own}
     key = "fusion.image_position"  # another image size (fine-tuning at 384 px after 224): resize the grid
@@ -45,7 +64,7 @@ def init_from_pretrained(model: CCRModel, folder: str) -> list[str]:
         state[key] = resize_image_positions(state[key], own[key].shape[1] - 1)
     wrong = [k for k, v in state.items() if v.shape != own[k].shape]
     if wrong:
-        raise ValueError(f"train.init_from {folder}: tensors of other shapes, e.g. {wrong[0]}")
+        raise ConfigError(f"train.init_from {folder}: tensors of other shapes, e.g. {wrong[0]}")
     missing, _ = model.load_state_dict(state, strict=False)
     return sorted({k.split(".", 1)[0] for k in missing})
 

@@ -58,6 +58,12 @@ from ccr_demo.utils.fileio import atomic_write_json
 logger = logging.getLogger("ccr_demo.training.loop")
 
 
+def twin_positions(global_indices: list[int], partner: dict[int, int]) -> torch.Tensor:
+    """long [B]: where each row's twin sits in the global batch, -1 when it is not there."""
+    where = {row: pos for pos, row in enumerate(global_indices)}
+    return torch.tensor([where.get(partner.get(row, -1), -1) for row in global_indices], dtype=torch.long)
+
+
 def compute_loss(cfg: ExperimentConfig, image_emb: torch.Tensor, text_emb: torch.Tensor, temperature,
                  K: int, step: int, exclude: torch.Tensor | None = None, negatives: torch.Tensor | None = None,
                  negatives_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -147,6 +153,7 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
             phase_seconds["text_state_cache"] = round(time.perf_counter() - phase_start, 1)
         vocab_ids = corpus_vocabulary(model, dataset.all_texts()) if tc.mlm_vocabulary == "corpus" else None
         fusion_objectives = FusionObjectives(cfg, K, states_cache, vocab_ids)
+    twin_partner = {i: j for group in dataset.twin_groups() for i in group for j in group if j != i}
 
     sampler = GlobalBatchSampler(len(dataset), tc.batch_size, accelerator.num_processes,
                                  accelerator.process_index, tc.seed,
@@ -218,7 +225,8 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                 txt, negatives = txt[:len(flat)], txt[len(flat):]
                 img, txt = gather_with_grad(img.float()), gather_with_grad(txt.float())
                 exclude = negatives_mask = None
-                if tc.exclude_false_negatives or tc.hard_negatives:  # every process builds the same global masks
+                # every process builds the same global masks
+                if tc.exclude_false_negatives or tc.hard_negatives or tc.itm_twin_negatives:
                     global_indices = accelerator.gather(indices.to(accelerator.device)).cpu().tolist()
                 if tc.exclude_false_negatives:
                     exclude = torch.from_numpy(dataset.false_negatives(global_indices)).to(img.device)
@@ -238,7 +246,12 @@ def train(cfg: ExperimentConfig, resume: bool = False, accelerator: Accelerator 
                         parts.update(fusion_objectives(
                             raw, img, txt, tau.detach().float(), outputs[3], outputs[4],
                             None if enc is None else enc["attention_mask"].to(accelerator.device),
-                            flat, global_texts, state.step, exclude))
+                            flat, global_texts, state.step, exclude,
+                            twin_of=twin_positions(global_indices, twin_partner) if tc.itm_twin_negatives else None,
+                            caption_negatives=negative_texts or None,
+                            caption_negative_exists=torch.tensor(
+                                [[m < len(dataset.hard_negatives(int(i))) for m in range(tc.hard_negatives)]
+                                 for i in indices.tolist()]) if tc.itm_caption_negatives else None))
                 loss = sum(tc.weight(name) * value for name, value in parts.items())
                 accelerator.backward(loss)
             sync = accelerator.sync_gradients

@@ -9,6 +9,11 @@ Per step, with the global batch's contrastive embeddings (gathered across proces
    positive text) and B (image, negative text). Negatives may live on another process: image
    memories are gathered with gradients; texts are looked up by string in the token-state
    cache, or gathered (padded) with gradients when the text tower runs.
+   Two options add binding negatives (not in the paper; off = its rule): with
+   ``train.itm_twin_negatives`` an image whose twin (a scene one bound property apart) is in
+   the batch gets that twin as its negative image, where its positive caption is false of the
+   twin; with ``train.itm_caption_negatives`` each image's caption hard negatives (one bound
+   property changed, false of its scene), in its positive's language, are extra negative pairs.
 3. MLM masks the positive caption and predicts it from the fusion encoder, conditioned on the
    image. Where the text tower runs, the tokens are masked at its input (a fresh pass over the
    masked ids, as the official code). Over cached token states of a locked tower, the masked
@@ -80,6 +85,17 @@ def match_logits_by_length(raw: CCRModel, memory: torch.Tensor, states: torch.Te
     return torch.cat(parts)[torch.argsort(order)]
 
 
+def with_twin_negatives(draw, twin_of: torch.Tensor, exclude: torch.Tensor | None):
+    """``draw`` with each image's negative image replaced by its twin where it has one in the
+    batch (``twin_of`` [B], -1 for none) and its positive caption is not also true of the
+    twin (``exclude`` [B images, B caption items], True where item c's caption is true of b)."""
+    negative_image = draw.negative_image.clone()
+    for i, t in enumerate(twin_of.tolist()):
+        if t >= 0 and t != i and (exclude is None or not bool(exclude[t, i])):
+            negative_image[i] = t
+    return type(draw)(draw.positive, draw.negative_text, negative_image)
+
+
 @dataclass
 class FusionObjectives:
     """Computes {"itm": loss, "mlm": loss} for one step (only the objectives with weight > 0)."""
@@ -100,10 +116,15 @@ class FusionObjectives:
     def __call__(self, raw: CCRModel, image_emb: torch.Tensor, text_emb: torch.Tensor, temperature,
                  memory: torch.Tensor, local_states: torch.Tensor | None, local_mask: torch.Tensor | None,
                  local_texts: list[str], global_texts: list[str], step: int,
-                 exclude: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                 exclude: torch.Tensor | None = None, twin_of: torch.Tensor | None = None,
+                 caption_negatives: list[str] | None = None,
+                 caption_negative_exists: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """image_emb [Bg, D] and text_emb [Bg*K, D] are the gathered global batch; memory
         [b, 1+N, W] this process's images; local_states/mask [b*K, L, H] its captions' token
-        states when the text tower ran (None with the cache)."""
+        states when the text tower ran (None with the cache). ``twin_of`` [Bg]: each image's
+        twin in the global batch, -1 for none; ``caption_negatives``: this process's images'
+        caption hard negatives, item-major [b, P, K] flattened, and ``caption_negative_exists``
+        [b, P] which of them are real (the rest is padding)."""
         tc = self.cfg.train
         device = memory.device
         rank, _ = _world()
@@ -113,7 +134,10 @@ class FusionObjectives:
         with torch.no_grad():
             sim = image_emb.detach().float() @ text_emb.detach().float().t() / float(temperature)
         g = torch.Generator().manual_seed(tc.seed * 1_000_003 + step * 7 + 1)
-        draw = sample_matching(sim, K, tc.itm_positive, generator=g, exclude=exclude, hard_fraction=tc.itm_hard_fraction)
+        draw = sample_matching(sim, K, tc.itm_positive, generator=g, exclude=exclude,
+                               hard_fraction=tc.itm_hard_fraction)
+        if tc.itm_twin_negatives and twin_of is not None:
+            draw = with_twin_negatives(draw, twin_of.cpu(), None if exclude is None else torch.as_tensor(exclude).cpu())
         rows = torch.arange(offset, offset + b)
         positive = draw.positive[rows]  # global text indices, all on this process
         positive_texts = [global_texts[i] for i in positive.tolist()]
@@ -140,8 +164,23 @@ class FusionObjectives:
             pad = lambda x, m: (F.pad(x, (0, 0, 0, length - x.shape[1])), F.pad(m, (0, length - m.shape[1])))  # noqa: E731
             ps, pm = pad(pos_states, pos_mask)
             ns, nm = pad(neg_states, neg_mask)
-            logits = match_logits_by_length(raw, torch.cat([memory, neg_images, memory]), torch.cat([ps, ps, ns]),
-                                            torch.cat([pm, pm, nm]))
+            memories, states, masks = [memory, neg_images, memory], [ps, ps, ns], [pm, pm, nm]
+            if tc.itm_caption_negatives and caption_negatives is not None:
+                # (image, a caption of its own scene with one bound property changed), in the
+                # language of its positive: the pairs only a model that binds can call false.
+                P = caption_negative_exists.shape[1]
+                lang = ((positive - offset * K) % K).tolist()
+                pairs = [(r, caption_negatives[(r * P + m) * K + lang[r]])
+                         for r in range(b) for m in range(P) if bool(caption_negative_exists[r, m])]
+                if pairs:
+                    cs, cm = self._text_states([t for _, t in pairs], device)
+                    length = max(length, cs.shape[1])
+                    memories.append(memory[torch.tensor([r for r, _ in pairs], device=device)])
+                    states.append(cs)
+                    masks.append(cm)
+            widen = lambda x, m: (F.pad(x, (0, 0, 0, length - x.shape[1])), F.pad(m, (0, length - m.shape[1])))  # noqa: E731
+            states, masks = zip(*(widen(x, m) for x, m in zip(states, masks)))
+            logits = match_logits_by_length(raw, torch.cat(memories), torch.cat(states), torch.cat(masks))
             out["itm"] = itm_loss(logits[:b], logits[b:])
 
         if tc.weight("mlm") > 0:

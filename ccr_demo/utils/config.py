@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,29 @@ import yaml
 
 class ConfigError(ValueError):
     """A configuration value or key is wrong; the message names it."""
+
+
+# Integers travel into torch and numpy (seeds, step counters) as int64: a larger one (YAML's
+# 1.0e+30 for an integer field) is a typo that would overflow there, after validation.
+_INT64_MAX = 2 ** 63 - 1
+
+
+def check_number(value: Any, where: str, low: float | None = None, high: float | None = None, *,
+                 low_open: bool = False, high_open: bool = False) -> None:
+    """ConfigError naming ``where`` unless ``value`` is a finite real number (not a bool) in the
+    range [low, high] (an end left out when None, excluded when ``*_open``).
+
+    Why finite first: NaN compares false with everything, so ``lr <= 0`` lets ``lr: .nan`` through
+    and the run dies steps later; inf passes every lower bound."""
+    rng = " and ".join(part for part in (
+        "" if low is None else f"{'>' if low_open else '>='} {low:g}",
+        "" if high is None else f"{'<' if high_open else '<='} {high:g}") if part)
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and (isinstance(value, int) or math.isfinite(value))
+          and (low is None or (value > low if low_open else value >= low))
+          and (high is None or (value < high if high_open else value <= high)))
+    if not ok:
+        raise ConfigError(f"{where} must be a finite number{' ' + rng if rng else ''}, got {value!r}")
 
 
 def _type_of(cls, name: str):
@@ -48,10 +72,14 @@ def _coerce(value: Any, hint, where: str):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         try:
             out = hint(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # int(inf) overflows
             raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from None
         if hint is int and isinstance(value, float) and value != out:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if hint is int and not -_INT64_MAX - 1 <= out <= _INT64_MAX:
+            raise ConfigError(f"{where}: {value!r} is out of range (an integer of at most 2**63 - 1)")
+        if hint is float:
+            check_number(out, where)
         return out
     if hint is str:
         if isinstance(value, bool):  # YAML reads bare no/yes/off/on as booleans
@@ -64,7 +92,8 @@ def _coerce(value: Any, hint, where: str):
             value = [v for v in value.split(",") if v]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return list(value)
+        item = typing.get_args(hint)  # list[str]: every element checked as a str field is
+        return [_coerce(v, item[0], f"{where}[{i}]") for i, v in enumerate(value)] if item else list(value)
     if hint is dict or origin is dict:
         if isinstance(value, str):
             value = yaml.safe_load(value)

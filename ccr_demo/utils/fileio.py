@@ -1,7 +1,9 @@
 """Atomic file writes: a reader never sees a half-written file.
 
 Write to a temporary file in the same folder, fsync, then ``os.replace`` (atomic on POSIX).
-For folders, build the whole tree beside the target and swap it in.
+For folders, build the whole tree beside the target and swap it in. What is swapped in gets the
+modes an ordinary ``open`` / ``mkdir`` would give (0666 / 0777 less the umask), not the private
+0600 / 0700 of the temporary it was built as: an app running as another user reads it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,42 @@ from pathlib import Path
 from typing import Iterator
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc/self/status):
+    the portable way, setting it and putting it back, races with threads creating files meanwhile."""
+    try:
+        with open("/proc/self/status", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_default_modes(path: str | Path) -> None:
+    """Give ``path`` (a file, or a folder and everything in it) the modes open() / mkdir() give
+    under the current umask: 0666 (0777 for a folder, or a file with an execute bit) less the
+    umask. For what tempfile made (0600 / 0700, private by design) and libraries that write
+    through it (safetensors' model.safetensors), before it is renamed into place; links are left."""
+    mask = current_umask()
+
+    def fix(p: str, executable: bool) -> None:
+        os.chmod(p, (0o777 if executable else 0o666) & ~mask)
+
+    if not os.path.isdir(path):
+        fix(str(path), bool(os.stat(path).st_mode & 0o111))
+        return
+    for folder, _, names in os.walk(path):
+        fix(folder, True)
+        for name in names:
+            p = os.path.join(folder, name)
+            if not os.path.islink(p):
+                fix(p, bool(os.lstat(p).st_mode & 0o111))
+
+
 def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> None:
     """``fsync=False``: still whole or absent after a killed process (the rename comes last), but
     not forced to disk: for many small files that can be rewritten (a gallery's thumbnails)."""
@@ -23,6 +61,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> Non
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            apply_default_modes(tmp)
             f.write(data)
             if fsync:
                 f.flush()
@@ -55,6 +94,7 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        apply_default_modes(tmp)
         old = None
         if target.exists():
             old = target.parent / f".{target.name}.old.{os.getpid()}"
