@@ -4,6 +4,8 @@ app working. Uses generated tiny fixtures (see test_ui_callbacks.build_tiny_asse
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +130,8 @@ def test_bad_queries_leave_the_app_working(served):
     status, *_ = _search(client, en="🔴🔴🔴", de="?!")
     assert "no letters or digits" in status
     status, mrv_md, *_ = _search(client, en="a red circle " * 800, zh="红色的圆 red 圆")
-    assert "only the first 1,000 were used" in status and "Query MRV" in mrv_md
+    assert "10,400 characters; only the first" in status and "(what the model reads)" in status
+    assert "Query MRV" in mrv_md
     out = _search(client, **QUERIES)  # still answers normally
     assert out[5]["mrv"] is not None
 
@@ -358,7 +361,7 @@ def test_compare_gold_over_the_api(served_pair):
         assert got["models"][name]["ranks"] == expect.ranks(name)
         assert got["models"][name]["mrv"] == pytest.approx(expect.mrv(name))
     for kwargs, message in ((dict(instance="abc"), "instance: got 'abc'"), (dict(models=["../b"]), "models: got"),
-                            (dict(k="x"), "k must be a whole number"), (dict(instance=10_000), "does not exist")):
+                            (dict(k="x"), "k: got 'x'"), (dict(instance=10_000), "instance: got 10000")):
         with pytest.raises(AppError, match=message):
             client.predict(**{"languages": langs, "k": 5, "instance": 2, **kwargs}, api_name="/compare_gold")
     out = client.predict(languages=langs, k=5, instance=2, api_name="/gold")  # unchanged
@@ -376,3 +379,81 @@ def test_evaluate_compare_over_the_api(served_pair):
     for name in ("A", "B"):
         assert reports[name]["mrv"] == pytest.approx(expect.reports[name]["mrv"])
         assert reports[name]["t2i"]["de"]["1"] == pytest.approx(expect.reports[name]["t2i"]["de"]["1"])
+
+
+# --------------------------------------------------------------------------- issue 23: hardening, second pass
+
+
+def test_file_inputs_of_the_wrong_type_get_a_message(served, capfd):
+    """Item 7: /image_to_text image = 5, "x", a dict and /build_gallery files = 5 got {"error": null}
+    and a pydantic traceback in the server log."""
+    from gradio_client.exceptions import AppError
+
+    client, _, _ = served
+    capfd.readouterr()
+    cases = [(dict(image=5, languages=["en"], k=1), "/image_to_text", "Image: got 5"),
+             (dict(image="x", languages=["en"], k=1), "/image_to_text", "Image: got 'x'"),
+             (dict(image={"a": 1}, languages=["en"], k=1), "/image_to_text", "Image: got {'a': 1}"),
+             (dict(files=5, folder=""), "/build_gallery", "Images: got 5"),
+             (dict(files=[5], folder=""), "/build_gallery", "Images: got [5]")]
+    for kwargs, api, expect in cases:
+        with pytest.raises(AppError) as err:
+            client.predict(**kwargs, api_name=api)
+        assert expect in str(err.value) and "uploaded file" in str(err.value), (api, kwargs, str(err.value))
+    assert "Traceback" not in capfd.readouterr().err  # a bad request is not a server fault
+    assert _search(client, **QUERIES)[5]["mrv"] is not None  # still serving
+
+
+def test_ranges_are_refused_alike_over_the_api(served_pair):
+    """Item 8: /compare_gold clamped k = 0, -1, 1e9 and took instance -5 as random where /search
+    and /gold refused them; /search took k = 1.5 as 1."""
+    from gradio_client.exceptions import AppError
+
+    client, _ = served_pair
+    langs = ["en", "de"]
+    for kwargs, message in ((dict(k=0), "k: got 0"), (dict(k=-1), "k: got -1"), (dict(k=1e9), "k: got 1000000000"),
+                            (dict(k=1.5), "k: got 1.5"), (dict(instance=-5), "instance: got -5")):
+        with pytest.raises(AppError, match=message):
+            client.predict(**{"languages": langs, "k": 5, "instance": 2, **kwargs}, api_name="/compare_gold")
+    with pytest.raises(AppError, match=r"Top k: got 1.5; expected a whole number from 1 to 20"):
+        client.predict(languages=["en"], k=1.5, gallery="default gallery", en="a red circle", api_name="/search")
+    with pytest.raises(AppError, match=r"Instance # \(-1 = random\): got -5"):
+        client.predict(languages=langs, k=5, instance=-5, api_name="/gold")
+    assert client.predict(languages=langs, k=5, instance=-1, api_name="/compare_gold")["gold"]  # -1: random
+
+
+def test_an_ordinary_search_does_not_wait_behind_reranking(served_fusion, monkeypatch):
+    """Item 4: two re-ranking requests at the input limits (~11 s of CPU each) filled both of
+    /search's workers and an ordinary search waited 15 s. Here each re-ranking takes 3 s (a slowed
+    ITM): an ordinary search sent while two of them run answers at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    client, state = served_fusion
+    original, reranking = state.model.match_scores, threading.Event()
+
+    def slow_match_scores(*args, **kwargs):
+        reranking.set()
+        time.sleep(3.0)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(state.model, "match_scores", slow_match_scores)
+    heavy_clients = [Client(client.src, verbose=False) for _ in range(2)]
+    plain = Client(client.src, verbose=False)
+
+    def heavy(c):
+        return c.predict(languages=list(QUERIES), k=5, gallery="default gallery", **QUERIES, rerank=True,
+                         rerank_k=8, api_name="/search")[5]
+
+    with ThreadPoolExecutor(2) as pool:
+        running = [pool.submit(heavy, c) for c in heavy_clients]
+        assert reranking.wait(30)
+        time.sleep(0.3)  # the second one is in by now: waiting for its turn, or (today's main) re-ranking too
+        start = time.perf_counter()
+        out = plain.predict(languages=["en", "de"], k=5, gallery="default gallery", en=QUERIES["en"],
+                            de=QUERIES["de"], api_name="/search")
+        waited = time.perf_counter() - start
+        results = [f.result(timeout=60) for f in running]
+    assert out[5]["mrv"] is not None and waited < 2.0, f"an ordinary search waited {waited:.1f} s"
+    assert all(r["rerank"]["k"] == 8 for r in results)  # the re-ranking requests were served too

@@ -47,3 +47,56 @@ def test_a_written_mapping_is_left_alone(tmp_path):
 def test_release_memory_and_arena_limit_do_not_fail():
     assert isinstance(memory.release_memory(), bool)
     assert isinstance(memory.limit_malloc_arenas(2), bool)
+
+
+def test_launch_bounds_the_sessions_gradio_keeps():
+    """Issue 23 item 13: Gradio keeps every session (a copy of the app's config and its last
+    outputs, ~1.1 MB for this app) until 10,000 sessions by default: memory grew per visitor."""
+    from ccr_demo.ui import Limits, launch_options
+
+    assert launch_options()["state_session_capacity"] == Limits().max_sessions <= 1000
+    assert launch_options(Limits(max_sessions=7))["state_session_capacity"] == 7
+
+
+@pytest.mark.slow
+def test_memory_stops_growing_with_new_sessions_at_the_cap(tmp_path_factory):
+    """20 new sessions, each one search, against a demo capped at 4 sessions: Gradio holds 4, and
+    the Python memory traced after the 20th is what it was after the 4th (today's main: every
+    session kept, ~0.5 MB of Python objects each)."""
+    import gc
+    import tracemalloc
+
+    from gradio_client import Client
+    from test_ui_callbacks import build_tiny_assets, load_state
+
+    from ccr_demo.ui import Limits, build_demo, launch_options, queue_options
+
+    state = load_state(build_tiny_assets(tmp_path_factory.mktemp("sessions"), n_test=8))
+    demo = build_demo(state=state)
+    demo.queue(**queue_options())
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True,
+                            **launch_options(Limits(max_sessions=4)))
+    try:
+        client = Client(url, verbose=False, download_files=False)
+
+        def new_sessions(n):
+            for _ in range(n):
+                client.reset_session()
+                client.predict(languages=["en", "de"], k=3, gallery="default gallery", en="a red circle",
+                               de="ein roter Kreis", api_name="/search")
+            gc.collect()
+            return tracemalloc.get_traced_memory()[0]
+
+        tracemalloc.start(1)
+        try:
+            before = new_sessions(1)
+            at_cap = new_sessions(4)
+            after = new_sessions(16)
+        finally:
+            tracemalloc.stop()
+        held = len(demo.state_holder.session_data)
+    finally:
+        demo.close()
+    per_session = (at_cap - before) / 4
+    assert held <= 4 and per_session > 50_000  # the cap is reached, and each session does cost memory
+    assert after - at_cap < 4 * per_session, (before, at_cap, after)  # 16 more sessions, not 16x more memory

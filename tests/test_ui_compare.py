@@ -184,7 +184,7 @@ def test_bad_queries_are_said_once(pair):
     c = compare_view.compare(pair, {"en": "a red circle"}, 5)
     assert c.ok and "two or more languages" in c.verdict and c.mrv("A") is None
     c = compare_view.compare(pair, QUERIES, "abc")
-    assert not c.ok and "k must be a whole number" in c.message
+    assert not c.ok and "k: got 'abc'; expected a whole number" in c.message
     with pytest.raises(ValueError, match="instance: got 'abc'"):
         compare_view.compare_gold(pair, ["en"], 5, instance="abc")
     with pytest.raises(ValueError, match="languages: got None"):

@@ -171,7 +171,7 @@ def test_a_missing_candidate_image_is_placed_after_the_scored_ones(fusion_app, t
 @pytest.mark.parametrize("bad", [0, 129, 2.5, float("nan"), "16", None, True])
 def test_bad_rerank_k_gets_a_message(fusion_app, bad):
     res = cb.search(fusion_app, QUERIES, 5, rerank=True, rerank_k=bad)
-    assert not res.ok and "re-rank k must be a whole number from 1 to 128" in res.message
+    assert not res.ok and "re-rank k: got" in res.message and "expected a whole number from 1 to 128" in res.message
 
 
 def test_dual_encoder_cannot_rerank(tmp_path_factory):
@@ -228,3 +228,18 @@ def test_a_gallery_of_base64_images_reranks_from_its_thumbnails(fusion_app, tmp_
     res = cb.search(app, {"en": "a red circle"}, 4, gallery=bare, rerank=True, rerank_k=4)
     assert res.ok and "could not be read" in res.message
     assert all(r["itm"] is None for r in res.rerank["results"]["en"])
+
+
+def test_the_models_itc_weight_orders_the_apps_reranking(fusion_app):
+    """The app re-ranks by the model's own rule: ITM + w x contrastive (model.fusion.rerank_itc_weight);
+    a w so large that the contrastive score decides gives back the contrastive order."""
+    app = fusion_app
+    plain = cb.search(app, QUERIES, 5)
+    by_itm = cb.search(app, QUERIES, 5, rerank=True, rerank_k=8)
+    app.model.config.fusion.rerank_itc_weight = 1e6
+    try:
+        blended = cb.search(app, QUERIES, 5, rerank=True, rerank_k=8)
+    finally:
+        app.model.config.fusion.rerank_itc_weight = 0.0
+    assert blended.ok and all(blended.pane_rows[lang] == plain.pane_rows[lang] for lang in QUERIES)
+    assert any(by_itm.pane_rows[lang] != plain.pane_rows[lang] for lang in QUERIES)  # not vacuous

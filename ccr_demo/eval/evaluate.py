@@ -42,8 +42,15 @@ from ccr_demo.data.image_batches import EvalImageDataset, collate_images
 from ccr_demo.data.queries import QuerySet
 from ccr_demo.data.testset import ParallelTestSet, read_iglue_translate_test
 from ccr_demo.eval import metrics
-from ccr_demo.eval.rerank import (OFFICIAL_FILL, choose_itc_weight, contrastive_top_k, official_ranks, rerank_top_k,
-                                  reranked_ranks)
+from ccr_demo.eval.rerank import (
+    OFFICIAL_FILL,
+    choose_itc_weight,
+    contrastive_top_k,
+    model_itc_weight,
+    official_ranks,
+    rerank_top_k,
+    reranked_ranks,
+)
 from ccr_demo.eval.tables import report_table
 from ccr_demo.utils.fileio import atomic_write_json
 
@@ -167,7 +174,7 @@ class FusionInputs:
         self.pair_batch, self.text_batch, self.progress = int(pair_batch), int(text_batch), progress
         self.encode_states = encode_states
         # step 3 of the re-rank rule: ITM + w x contrastive (0 = the official ITM alone)
-        self.itc_weight = float(getattr(getattr(model.config, "fusion", None), "rerank_itc_weight", 0.0) or 0.0)
+        self.itc_weight = model_itc_weight(model)
         self._same_image: np.ndarray | None = None
 
     def same_image(self) -> np.ndarray:

@@ -45,6 +45,11 @@ def rerank_top_k(scores: np.ndarray, k: int, pair_scores: PairScorer, itc_weight
     return order_top(top, itm, np.take_along_axis(np.asarray(scores, np.float64), top, 1), itc_weight)
 
 
+def model_itc_weight(model) -> float:
+    """The w of step 3 that ``model`` carries (``config.fusion.rerank_itc_weight``; 0 if none)."""
+    return float(getattr(getattr(getattr(model, "config", None), "fusion", None), "rerank_itc_weight", 0.0) or 0.0)
+
+
 def order_top(top: np.ndarray, itm: np.ndarray, contrastive: np.ndarray, itc_weight: float = 0.0) -> np.ndarray:
     """Step 3 alone: ``top`` [Q, k] (contrastive order) re-ordered by ``itm + itc_weight *
     contrastive``, both [Q, k]; ties keep the contrastive order."""

@@ -41,9 +41,13 @@ def queue_options() -> dict:
     return {"default_concurrency_limit": 2, "max_size": 32}
 
 
-def launch_options() -> dict:
-    """Launch arguments (Gradio 6 takes theme/css here, not in Blocks)."""
-    return {"max_file_size": "25mb", "show_error": False, "css": CSS}
+def launch_options(limits: Limits | None = None) -> dict:
+    """Launch arguments (Gradio 6 takes theme/css here, not in Blocks). ``state_session_capacity``:
+    Gradio keeps every session's copy of the app's config and its last outputs (~1.1 MB for this
+    app) until 10,000 sessions by default, so memory grew by that much per visitor; the oldest
+    idle sessions beyond ``Limits.max_sessions`` are dropped instead."""
+    limits = limits or Limits()
+    return {"max_file_size": "25mb", "show_error": False, "css": CSS, "state_session_capacity": limits.max_sessions}
 
 
 # Result panes: each caption (id, position and score, rank in every language) sits under its

@@ -18,7 +18,7 @@ import random
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,8 @@ from PIL import Image
 from ccr_demo import LANGUAGES
 from ccr_demo.eval import metrics
 from ccr_demo.ui import rerank_view
+from ccr_demo.ui.lanes import LaneFull
+from ccr_demo.ui.ranges import whole_number
 from ccr_demo.ui.state import AppState
 
 log = logging.getLogger(__name__)
@@ -55,12 +57,37 @@ def not_ready_message(app: AppState) -> str:
 # --------------------------------------------------------------------------- queries
 
 
-def clean_query(text: Any, max_chars: int) -> tuple[str | None, str | None]:
+def tower_text(model: Any, text: str) -> str:
+    """The part of ``text`` the model's text tower reads: the characters its first
+    ``text_max_length`` tokens cover (after the model's prefix, as ``processing.tokenize`` cuts).
+    Why: anything after them changes no embedding and no ITM score, yet was tokenized, cached
+    and carried through fusion re-ranking; cut here, before any work, a 1000-character query
+    costs what the model reads. The cut text must tokenize to exactly the tokens the whole text
+    gave, so no embedding or score changes; the text is kept whole when it fits, when the
+    tokenizer cannot map its tokens back to characters (a slow one), or when the cut would
+    tokenize otherwise."""
+    tokenizer, config = getattr(model, "tokenizer", None), getattr(model, "config", None)
+    if not getattr(tokenizer, "is_fast", False) or config is None:
+        return text
+    prefix = config.text_prefix or ""
+    limit = min(config.text_max_length, getattr(tokenizer, "model_max_length", None) or config.text_max_length)
+    enc = tokenizer(prefix + text, truncation=True, max_length=limit, return_offsets_mapping=True)
+    ends = [end for start, end in enc["offset_mapping"] if end > start]  # special tokens are (0, 0)
+    used = max(ends, default=len(prefix) + len(text)) - len(prefix)
+    if not 0 < used < len(text):
+        return text
+    cut = text[:used]
+    same = tokenizer(prefix + cut, truncation=True, max_length=limit)["input_ids"] == enc["input_ids"]
+    return cut if same else text
+
+
+def clean_query(text: Any, max_chars: int, fit: Callable[[str], str] | None = None) -> tuple[str | None, str | None]:
     """(query to encode or None to skip it, a note for the user or None).
 
     Control and format characters (zero-width, bidi marks, NUL) become spaces, text is NFC
-    normalised and cut at ``max_chars``; a text without any letter or digit (only emoji,
-    punctuation or symbols) is skipped: the model has nothing to read in it.
+    normalised and cut at ``max_chars``, then to what ``fit`` keeps (``tower_text``: what the
+    model reads); a text without any letter or digit (only emoji, punctuation or symbols) is
+    skipped: the model has nothing to read in it.
     """
     if text is None:
         return None, None
@@ -73,34 +100,31 @@ def clean_query(text: Any, max_chars: int) -> tuple[str | None, str | None]:
     if not text:
         return None, None
     note = None
-    if len(text) > max_chars:
-        note = f"the query has {typed:,} characters; only the first {max_chars:,} were used"
-        text = text[:max_chars].rstrip()
+    cut = text[:max_chars].rstrip() if len(text) > max_chars else text
+    fitted = fit(cut) if fit is not None else cut
+    if len(fitted) < len(text):
+        note = f"the query has {typed:,} characters; only the first {len(fitted):,} were used" + (
+            " (what the model reads)" if len(fitted) < len(cut) else "")
+        text = fitted
     if not any(unicodedata.category(c)[0] in "LN" for c in text):
         return None, "the query has no letters or digits (only punctuation, emoji or symbols): skipped"
     return text, note
 
 
-def prepare_queries(texts: Mapping[str, Any], max_chars: int) -> tuple[dict[str, str], list[str]]:
+def prepare_queries(texts: Mapping[str, Any], max_chars: int,
+                    fit: Callable[[str], str] | None = None) -> tuple[dict[str, str], list[str]]:
     """{language: raw text} -> ({language: clean query} for the non-empty ones, notes)."""
     queries, notes = {}, []
     for lang, raw in texts.items():
         if lang not in LANGUAGES:
             notes.append(f"unknown language {lang!r} ignored (choose from {', '.join(LANGUAGES)})")
             continue
-        query, note = clean_query(raw, max_chars)
+        query, note = clean_query(raw, max_chars, fit)
         if note:
             notes.append(f"**{lang}**: {note}")
         if query is not None:
             queries[lang] = query
     return queries, notes
-
-
-def clamp_k(k: Any, max_k: int, what: str = "k") -> int:
-    """k as an int clamped to [1, max_k]; ValueError naming the problem for NaN, inf, None or text."""
-    if isinstance(k, bool) or not isinstance(k, (int, float, np.integer, np.floating)) or not np.isfinite(k):
-        raise ValueError(f"{what} must be a whole number from 1 to {max_k}, got {k!r}")
-    return max(1, min(int(k), max_k))
 
 
 # --------------------------------------------------------------------------- text -> image
@@ -146,12 +170,13 @@ def item_image(gallery, row: int):
 
 
 def _gold_row(gallery, gold: Mapping | None, queries: Mapping[str, str], notes: list[str],
-              max_chars: int) -> int | None:
-    """The gold image's row, if gold mode still applies to these queries (none was edited)."""
+              clean: Callable[[Any], str | None]) -> int | None:
+    """The gold image's row, if gold mode still applies to these queries (none was edited);
+    ``clean``: raw text -> the query it makes, as the search made ``queries``."""
     if not gold:
         return None
     captions = gold.get("captions") or {}
-    edited = [lang for lang, q in queries.items() if clean_query(captions.get(lang), max_chars)[0] != q]
+    edited = [lang for lang, q in queries.items() if clean(captions.get(lang)) != q]
     if edited:
         notes.append(f"gold mode is off: the {', '.join(edited)} quer{'ies were' if len(edited) > 1 else 'y was'} "
                      "edited after the test instance was drawn")
@@ -176,12 +201,16 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
     gallery = gallery if gallery is not None else app.gallery
     if app.model is None or gallery is None:
         return SearchResult(False, not_ready_message(app))
-    queries, notes = prepare_queries(texts, app.limits.max_query_chars)
+
+    def fit(text: str) -> str:
+        return tower_text(app.model, text)
+
+    queries, notes = prepare_queries(texts, app.limits.max_query_chars, fit)
     if not queries:
         msg = "Type a query in at least one language box, then press **Search**."
         return SearchResult(False, msg + ("\n\n" + bullets(notes) if notes else ""), warnings=notes)
     try:
-        k = clamp_k(k, app.limits.max_k)
+        k = whole_number(k, 1, app.limits.max_k, "k")
     except ValueError as e:
         return SearchResult(False, str(e), warnings=[str(e)])
     search_k = k
@@ -190,30 +219,38 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
             msg = f"Re-ranking is off for this model: {rerank_view.NO_FUSION}."
             return SearchResult(False, msg, warnings=[msg])
         try:
-            rerank_k = rerank_view.check_rerank_k(rerank_k, app.limits.max_rerank_k)
+            rerank_k = whole_number(rerank_k, 1, app.limits.max_rerank_k, "re-rank k")
         except ValueError as e:
             return SearchResult(False, str(e), warnings=[str(e)])
+        rerank_k, note = rerank_view.depth_within_budget(rerank_k, len(queries), app.limits.max_rerank_pairs)
+        notes.extend([note] if note else [])
         search_k = max(k, rerank_k)
     langs = list(queries)
     try:
-        res = gallery.search_texts(app.query_encoder, queries, search_k, exact_ranks=False)
+        with app.search_lane.enter():  # as many contrastive searches at once as the cores (lanes.py)
+            res = gallery.search_texts(app.query_encoder, queries, search_k, exact_ranks=False)
+            # Exact scores of every image under every language: ranks over the WHOLE gallery.
+            full = (torch.from_numpy(res.query_emb) @ torch.from_numpy(gallery.vectors).T).numpy()
+            cons = metrics.rank_consistency(full, k)
     except Exception as e:  # noqa: BLE001 - e.g. a session gallery of another model
         log.exception("search failed")
         return SearchResult(False, f"Search failed: {e}")
-    # Exact scores of every image under every language: ranks over the WHOLE gallery.
-    full = (torch.from_numpy(res.query_emb) @ torch.from_numpy(gallery.vectors).T).numpy()
-    cons = metrics.rank_consistency(full, k)
     shown, top_scores, top_rows, rr = cons, res.scores[:, :k], res.positions[:, :k], None
     if rerank:
         try:
-            rr = rerank_view.rerank(app.model, app.image_memory, gallery, list(queries.values()), res.scores,
-                                    res.positions, cons.ranks, rerank_k, k, max_pixels=app.limits.max_pixels)
+            with app.rerank_lane.enter():  # one at a time, never in the search lane: ordinary searches go on
+                rr = rerank_view.rerank(app.model, app.image_memory, gallery, list(queries.values()), res.scores,
+                                        res.positions, cons.ranks, rerank_k, k, max_pixels=app.limits.max_pixels)
+        except LaneFull as e:
+            msg = f"Not searched: {e}, or search without re-ranking."
+            return SearchResult(False, msg, warnings=[msg])
         except Exception as e:  # noqa: BLE001 - the app keeps serving; the log has the traceback
             log.exception("re-ranking failed")
             return SearchResult(False, f"Re-ranking failed: {e}")
         notes.extend(rr.notes)
         shown, top_scores, top_rows = rr.cons, rr.scores[:, :k], rr.positions[:, :k]
-    gold_row = _gold_row(gallery, gold, queries, notes, app.limits.max_query_chars)
+    gold_row = _gold_row(gallery, gold, queries, notes,
+                         lambda raw: clean_query(raw, app.limits.max_query_chars, fit)[0])
 
     # with re-ranking, also the contrastive top k: the table shows what re-ranking moved out of it
     rows: list[int] = sorted({int(p) for p in top_rows.ravel() if p >= 0}
@@ -331,6 +368,18 @@ def _mrv_markdown(res: SearchResult, cons: metrics.RankConsistency, n_images: in
 # --------------------------------------------------------------------------- gold mode
 
 
+def check_instance(app: AppState, index: Any) -> int | None:
+    """A test instance number as every endpoint takes it: None ("" or None, or -1) to draw one,
+    else its number; ValueError naming the input for anything else (-5, 2.5, a number past the
+    test set, text): refused, never taken as "random". Without a test set there is nothing to
+    check (None): gold mode then says it needs one."""
+    if index is None or index == "" or app.instances is None:
+        return None
+    n = len(app.instances)
+    index = whole_number(index, -1, n - 1, "instance", f"-1 = random; the test set has {n}")
+    return None if index == -1 else index
+
+
 @dataclass
 class Instance:
     texts: dict[str, str]
@@ -339,8 +388,9 @@ class Instance:
 
 
 def random_instance(app: AppState, languages: Sequence[str], index: Any = None, seed: int | None = None) -> Instance:
-    """Draw a parallel test instance (or take ``index``; None or < 0 draws): its first caption in
-    each chosen language (the paper's parallel query) and the gold image to mark."""
+    """Draw a parallel test instance (or take ``index``; None, "" or -1 draws; any other number
+    outside the test set is refused, as every endpoint refuses it): its first caption in each
+    chosen language (the paper's parallel query) and the gold image to mark."""
     inst = app.instances
     if inst is None:
         return Instance({}, None, "Gold mode needs the test set: none was loaded. " + app.status_markdown())
@@ -354,13 +404,11 @@ def random_instance(app: AppState, languages: Sequence[str], index: Any = None, 
         if not eligible:
             return Instance({}, None, "None of the test set's images is in the gallery: no gold image to mark.")
     try:
-        index = None if index is None or index == "" else int(index)
-    except (TypeError, ValueError):
-        return Instance({}, None, f"instance number must be an integer, got {index!r}")
-    if index is None or index < 0:
+        index = check_instance(app, index)
+    except ValueError as e:
+        return Instance({}, None, str(e))
+    if index is None:
         index = random.Random(seed).choice(eligible)
-    elif index >= len(inst):
-        return Instance({}, None, f"instance {index} does not exist: the test set has {len(inst)} (0-{len(inst) - 1})")
     elif index not in eligible:
         return Instance({}, None, f"instance {index} ({inst.image_ids[index]}) is not in the gallery")
     texts = {lang: inst.captions[lang][index][0] for lang in langs if lang in inst.captions}

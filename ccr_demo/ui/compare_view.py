@@ -20,6 +20,7 @@ import pandas as pd
 
 from ccr_demo.ui import callbacks as cb
 from ccr_demo.ui import eval_callbacks as eval_cb
+from ccr_demo.ui.ranges import shown_value, whole_number
 from ccr_demo.ui.state import AppState
 
 
@@ -33,8 +34,7 @@ def check_models(app: AppState, models: Any) -> list[str]:
         raise ValueError(f"models: none chosen; choose one or more of {names}")
     if not isinstance(models, (list, tuple)) or not all(isinstance(m, str) for m in models) \
             or any(m not in names for m in models):
-        shown = repr(models) if len(repr(models)) <= 60 else repr(models)[:57] + "..."
-        raise ValueError(f"models: got {shown}; expected a list drawn from {names}")
+        raise ValueError(f"models: got {shown_value(models)}; expected a list drawn from {names}")
     return [n for n in names if n in models]
 
 
@@ -106,12 +106,12 @@ def compare(app: AppState, texts: Mapping[str, Any], k: Any = 5, models: Any = N
 def compare_gold(app: AppState, languages: Any, k: Any = 5, instance: Any = -1,
                  models: Any = None) -> tuple[Comparison, cb.Instance]:
     """Gold mode for every chosen model: one test instance's captions (``instance``; -1 or None
-    draws one) searched by each, the gold image marked. ValueError naming a malformed input."""
+    draws one) searched by each, the gold image marked. ValueError naming a malformed input; k
+    and instance are checked as ``/search`` and ``/gold`` check them (``ranges.whole_number``)."""
     if not isinstance(languages, (list, tuple)) or not all(isinstance(x, str) for x in languages):
-        raise ValueError(f"languages: got {languages!r}; expected a list drawn from {list(cb.LANGUAGES)}")
-    if instance is not None and (isinstance(instance, bool) or not isinstance(instance, int)):
-        raise ValueError(f"instance: got {instance!r}; expected a whole number (-1 = random)")
-    cb.clamp_k(k, app.limits.max_k)  # raises naming k
+        raise ValueError(f"languages: got {shown_value(languages)}; expected a list drawn from {list(cb.LANGUAGES)}")
+    whole_number(k, 1, app.limits.max_k, "k")
+    cb.check_instance(app, instance)
     inst = cb.random_instance(app, list(languages), instance)
     if inst.gold is None:
         return Comparison(False, inst.message), inst

@@ -11,7 +11,8 @@ import pandas as pd
 import torch
 
 from ccr_demo.model.fingerprint import weights_fingerprint
-from ccr_demo.ui.callbacks import bullets, clamp_k, not_ready_message
+from ccr_demo.ui.callbacks import bullets, not_ready_message
+from ccr_demo.ui.ranges import whole_number
 from ccr_demo.ui.state import AppState
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def evaluate(app: AppState, max_instances: Any = 100, languages: Sequence[str] =
     ts = app.test_set
     langs = [lang for lang in languages if lang in ts.languages] or list(ts.languages)
     try:
-        n = clamp_k(max_instances, len(ts), what="max_instances")
+        n = whole_number(max_instances, 1, len(ts), "max_instances")
     except ValueError as e:
         return EvaluationResult(False, str(e))
     sub = ts.with_languages(langs).subset(n)

@@ -17,7 +17,8 @@ from PIL import Image
 from ccr_demo.data.errors import DataFormatError
 from ccr_demo.data.images import load_image
 from ccr_demo.eval import metrics
-from ccr_demo.ui.callbacks import clamp_k, item_image, not_ready_message, rank_list
+from ccr_demo.ui.callbacks import item_image, not_ready_message, rank_list
+from ccr_demo.ui.ranges import whole_number
 from ccr_demo.ui.state import AppState, Limits
 
 
@@ -84,7 +85,7 @@ def image_to_text(app: AppState, image: Any = None, *, row: int | None = None, g
     if app.model is None:
         return ImageToTextResult(False, not_ready_message(app))
     try:
-        k = clamp_k(k, app.limits.max_k)
+        k = whole_number(k, 1, app.limits.max_k, "k")
     except ValueError as e:
         return ImageToTextResult(False, str(e))
     query_id = None

@@ -7,7 +7,11 @@ keeps no path of its own, so without ``assets`` there is no default). Then loads
 the model up and releases the memory loading left behind. Nothing here raises for a missing or
 broken item: it goes to ``AppState.problems`` / ``notes``, so the app starts and says what is
 wrong. A gallery's images are read only inside the roots ``image_roots`` names (the gallery
-itself checks each item against them when it loads, ``utils.paths``).
+itself checks each item against them when it loads, ``utils.paths``). A model or gallery
+location is checked before anything is read (``locate``): a name the OS refuses (over 255
+bytes, a NUL byte) or a folder that does not exist is one line in ``problems``, and only a
+location that can be a Hub id is ever fetched from the Hub (from its local cache alone when
+HF_HUB_OFFLINE is set). Each problem is also logged once, as a ``start-up:`` warning.
 
 Model, gallery and towers (``ccr_demo.model`` / ``ccr_demo.gallery``, and ``eval.evaluate``)
 are imported inside the functions that load them: they import torch (~2 s), and
@@ -18,12 +22,15 @@ limits malloc arenas before anything is loaded).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import re
+import stat
 import time
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from huggingface_hub import snapshot_download
 from PIL import Image
@@ -33,6 +40,7 @@ from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.ui.caption_index import CaptionIndex
 from ccr_demo.ui.manifest import MANIFEST_NAME, ModelsConfigError, ModelSpec, check_names, parse_models, read_manifest
 from ccr_demo.ui.memory import drop_clean_weight_pages, release_memory
+from ccr_demo.ui.ranges import shown_text
 from ccr_demo.ui.state import (
     ENV_CAPTIONS,
     ENV_GALLERY,
@@ -72,6 +80,15 @@ def _missing(default: Path | None, env: str) -> str:
     return f"`{default}` does not exist and {env} is not set"
 
 
+def _is_dir(path: str | Path) -> bool:
+    """``Path.is_dir`` that is False, not an exception, for a name the OS refuses (longer than
+    255 bytes: OSError; a NUL byte: ValueError): a bad setting must not end the app at start."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def _choose(arg, env: str, default: Path | None) -> tuple[str | None, str]:
     """(location, how it was chosen): argument > environment variable > embedded default."""
     if arg:
@@ -90,14 +107,66 @@ def image_roots(testset_arg, assets: str | Path | None = None) -> list[Path]:
     """Folders besides its own where the gallery's images may lie: the test set's folder (the
     embedded default's gallery indexes the test images) and those named in CCR_IMAGE_ROOT."""
     where, _ = _choose(testset_arg, ENV_TESTSET, default_paths(assets)["testset"])
-    roots = [Path(where)] if where and Path(where).is_dir() else []
+    roots = [Path(where)] if where and _is_dir(where) else []
     roots += [Path(p) for p in os.environ.get(ENV_IMAGE_ROOT, "").split(os.pathsep) if p.strip()]
     return roots
 
 
+# A Hub repo id: owner/name in the characters the Hub allows, at most 96 each.
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+
+
 def looks_like_hub_id(s: str) -> bool:
-    """Whether a model or gallery location names a Hub repo (``owner/name``, no such local path)."""
-    return not Path(s).exists() and s.count("/") == 1 and not s.startswith((".", "/", "~"))
+    """Whether a model or gallery location that is no local folder may name a Hub repo:
+    ``owner/name`` in the Hub's characters, whose ``owner`` is no local folder either
+    (``models/new`` beside a ``models/`` folder is a path with a typo, not a repo)."""
+    return bool(HUB_ID.fullmatch(s)) and ".." not in s and not _is_dir(s.split("/")[0])
+
+
+def hub_offline() -> bool:
+    """Whether the Hub must not be asked (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE true), read
+    now, with the values huggingface_hub takes for true."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+class LocationError(ValueError):
+    """A model or gallery location that names no folder and no Hub repo, in one line."""
+
+
+def locate(location: str) -> Path | str:
+    """Where to load a model or gallery from: an existing local folder (a Path), or a Hub repo id
+    (a str) to download. LocationError naming the problem otherwise, before anything is read:
+    a control character (a NUL byte), a name the OS refuses (over 255 bytes), a file where a
+    folder is needed, or no such folder when the location cannot be a Hub id (it looks like a
+    path: ``/``, ``./``, ``~``, several ``/``, a local first part), so a typo in a path is said
+    at once instead of being retried on the Hub (5 tries, 23 s without a network)."""
+    if not location.isprintable():
+        raise LocationError("it contains a control character (a NUL byte?): it is neither a folder nor a Hub id")
+    try:
+        st = os.stat(location)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None
+    except OSError as e:  # ENAMETOOLONG, EACCES, ELOOP...
+        raise LocationError(f"not a usable path: {e.strerror}" + (" (a file or folder name may have at most 255 "
+                                                                   "bytes)" if e.errno == errno.ENAMETOOLONG else "")
+                            ) from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            return Path(location)
+        raise LocationError("it is a file; a folder is needed")
+    if looks_like_hub_id(location):
+        return location
+    raise LocationError("folder not found (and it is no Hub id, owner/name, either)")
+
+
+def hub_problem(repo_id: str, error: Exception) -> str:
+    """One line for a Hub id that could not be fetched (huggingface_hub's own messages run to
+    several lines); offline, it says that only the local cache was looked at."""
+    if hub_offline():
+        return (f"no such folder, and Hub repo {repo_id} is not in the local cache (HF_HUB_OFFLINE is set, "
+                "so the Hub was not asked)")
+    return f"no such folder, and not fetched from the Hub: {str(error).strip().splitlines()[0]}"
 
 
 def hub_folder(repo_id: str) -> Path:
@@ -141,26 +210,25 @@ def model_specs(model_dir, gallery_dir, models, assets: str | Path | None = None
 def _load_compared(spec: ModelSpec, state: AppState, roots: list[Path], warm_up: bool) -> LoadedModel | None:
     """One more model and its gallery, kept only if the gallery indexes the first model's images."""
     from ccr_demo.gallery.gallery import Gallery  # torch: see the module's docstring
-    from ccr_demo.model.modeling import CCRModel
 
     label = f"model {spec.name!r} ({spec.how})"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            model = CCRModel.from_pretrained(spec.model)
+
+    def warm(model) -> None:
         if warm_up:
             _warm_up(model, text_rounds=1 if any(m.model.text_tower is model.text_tower for m in state.models) else 4)
-    except Exception as e:  # noqa: BLE001
-        state.problems.append(f"{label}: `{spec.model}` could not be loaded: {e}")
+
+    model = _load_model(state, spec.model, f"{label}: `{shown_text(spec.model)}`", warm)
+    if model is None:
         return None
     try:
-        hub = looks_like_hub_id(spec.gallery)
-        folder = hub_folder(spec.gallery) if hub else Path(spec.gallery)
+        source = locate(spec.gallery)
+        folder = _hub_download(spec.gallery, hub_folder) if isinstance(source, str) else source
+        hub = isinstance(source, str)
         gallery = Gallery.load(folder, model, image_root=roots + ([folder.parent.parent] if hub else []))
         if gallery.kind != "image":
             raise ValueError(f"it is a {gallery.kind} gallery; text-to-image search needs images")
     except Exception as e:  # noqa: BLE001
-        state.problems.append(f"{label}: gallery `{spec.gallery}` could not be loaded: {e}")
+        state.problems.append(f"{label}: gallery `{shown_text(spec.gallery)}` could not be loaded: {e}")
         return None
     first = state.models[0]
     differs = same_images(first.gallery, gallery, (first.name, spec.name))
@@ -241,7 +309,7 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
                            "gold mode and evaluation are off.")
 
     cap = captions_dir or os.environ.get(ENV_CAPTIONS)
-    if not cap and gallery_dir is not None and Path(f"{str(gallery_dir).rstrip('/')}-captions").is_dir():
+    if not cap and gallery_dir is not None and _is_dir(f"{str(gallery_dir).rstrip('/')}-captions"):
         cap = f"{str(gallery_dir).rstrip('/')}-captions"
     if cap and state.model is not None:
         try:
@@ -274,6 +342,8 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
             model.encode_texts(["a red circle", "红色的圆"])  # query reads (encoder layers), once per tower
             warmed.add(id(model.text_tower))
     state.load_seconds = time.perf_counter() - start
+    for problem in state.problems:  # one line each for the operator's log; the app shows them too
+        log.warning("start-up: %s", problem)
     return state
 
 
@@ -281,7 +351,6 @@ def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir
     """The app's main model and its gallery (the first of several), chosen as ``_choose`` says;
     returns the gallery's folder (a Hub gallery's download) for its ``-captions`` sibling."""
     from ccr_demo.gallery.gallery import Gallery  # torch: see the module's docstring
-    from ccr_demo.model.modeling import CCRModel
 
     defaults = default_paths(assets)
     where, how = _choose(model_dir, ENV_MODEL, defaults["model"])
@@ -290,15 +359,10 @@ def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir
     if where is None:
         state.problems.append(f"no model: {_missing(defaults['model'], ENV_MODEL)}.")
     else:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                state.model = CCRModel.from_pretrained(where)
+        state.model = _load_model(state, where, f"model `{shown_text(where)}` ({how})",
+                                  _warm_up if warm_up else None)
+        if state.model is not None:
             state.sources["model"] = f"{where} ({how})"
-            if warm_up:
-                _warm_up(state.model)
-        except Exception as e:  # noqa: BLE001
-            state.problems.append(f"model `{where}` ({how}) could not be loaded: {e}")
 
     where, how = _choose(gallery_dir, ENV_GALLERY, defaults["gallery"])
     if specs:
@@ -307,8 +371,9 @@ def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir
         state.problems.append(f"no gallery: {_missing(defaults['gallery'], ENV_GALLERY)}.")
     elif state.model is not None:
         try:
-            hub = looks_like_hub_id(where)
-            folder = hub_folder(where) if hub else Path(where)
+            source = locate(where)
+            hub = isinstance(source, str)
+            folder = _hub_download(where, hub_folder) if hub else source
             roots = image_roots(testset_dir, assets)
             if hub:  # a Hub snapshot's files are links into the repo's own blobs/ folder in the cache
                 roots.append(folder.parent.parent)
@@ -319,10 +384,39 @@ def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir
             gallery_dir = folder
         except Exception as e:  # noqa: BLE001
             state.gallery = None
-            state.problems.append(f"gallery `{where}` ({how}) could not be loaded: {e}")
+            state.problems.append(f"gallery `{shown_text(where)}` ({how}) could not be loaded: {e}")
     else:
-        state.problems.append(f"gallery `{where}` not loaded: it needs the model that built it.")
+        state.problems.append(f"gallery `{shown_text(where)}` not loaded: it needs the model that built it.")
     return gallery_dir
+
+
+def _hub_download(repo_id: str, download):
+    """``download(repo_id)``, its failure as one LocationError line (``hub_problem``)."""
+    try:
+        return download(repo_id)
+    except Exception as e:  # noqa: BLE001 - huggingface_hub raises many types; all mean "not fetched"
+        raise LocationError(hub_problem(repo_id, e)) from None
+
+
+def _load_model(state: AppState, where: str, label: str, warm: Callable | None = None):
+    """The model at ``where`` (a folder or Hub id, ``locate``) after ``warm(model)``, or None
+    with the problem recorded."""
+    from ccr_demo.model.modeling import CCRModel  # torch: see the module's docstring
+
+    try:
+        source = locate(where)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            if isinstance(source, str):
+                model = _hub_download(source, CCRModel.from_pretrained)
+            else:
+                model = CCRModel.from_pretrained(source)
+        if warm is not None:
+            warm(model)
+        return model
+    except Exception as e:  # noqa: BLE001
+        state.problems.append(f"{label} could not be loaded: {e}")
+        return None
 
 
 def _load_queries(state: AppState, testset_where: str) -> None:

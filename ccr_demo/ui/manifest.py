@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ccr_demo.ui.ranges import shown_text
 from ccr_demo.ui.state import ENV_MODELS
 from ccr_demo.utils.paths import resolve_inside
 
@@ -82,8 +83,9 @@ def read_manifest(path: str | Path) -> list[ModelSpec]:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelsConfigError(f"models manifest {path} cannot be read: {e}") from None
+    except (OSError, ValueError) as e:  # not found, a name too long, a NUL byte, not UTF-8, not JSON
+        raise ModelsConfigError(f"models manifest {shown_text(str(path))} cannot be read: "
+                                f"{getattr(e, 'strerror', None) or e}") from None
     entries = data.get("models") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise ModelsConfigError(f"models manifest {path}: expected {{\"models\": [{{\"name\", \"model\", "
@@ -101,11 +103,20 @@ def read_manifest(path: str | Path) -> list[ModelSpec]:
     return check_names(specs, f"models manifest {path}")
 
 
+def _is_file(value: str) -> bool:
+    """``Path.is_file`` that is False for a value the OS cannot take as a name (over 255 bytes,
+    a NUL byte): such a CCR_MODELS is read as entries, whose paths then say what is wrong."""
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def parse_models(value: str) -> list[ModelSpec]:
     """``CCR_MODELS``: a manifest file, or ``name=MODEL@GALLERY`` entries separated by ``;``
     (server configuration, like CCR_MODEL: folders or Hub ids, wherever the operator keeps them)."""
     value = value.strip()
-    if value.endswith(".json") or Path(value).is_file():
+    if value.endswith(".json") or _is_file(value):
         return read_manifest(value)
     specs = []
     for part in (p.strip() for p in value.split(";")):

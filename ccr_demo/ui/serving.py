@@ -13,6 +13,9 @@ little data for declared Content-Length", issue 11 item 15).
 Expiry: ``Blocks(delete_cache=...)`` (Gradio's own sweep) deletes the app's cached files
 older than the session time-to-live; ``enforce_disk_budget`` additionally keeps their total
 under a byte bound, oldest first, so a burst of uploads cannot fill the disk before that.
+Both delete files only; ``enforce_disk_budget`` then removes what such sweeps leave in the cache
+folder (``prune_leftovers``): emptied hash folders and zero-byte temporaries of writes that never
+finished (issue 23 item 11: 148 were left after a load test).
 """
 
 from __future__ import annotations
@@ -21,15 +24,26 @@ import hashlib
 import io
 import logging
 import os
-import tempfile
+import re
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
 from PIL import Image
 
+from ccr_demo.utils.fileio import atomic_write_bytes
 from ccr_demo.utils.paths import is_inside
 
 log = logging.getLogger(__name__)
+
+# What only the cache folder's writers make, and so its sweep may remove once left behind: hash
+# folders (Gradio's ``<sha256>/``, ``_write_once``'s ``<sha256[:32]>/``), and temporaries of a
+# write that never finished (mkstemp's ``.<name>.<8 chars>`` staging files, here and in Gradio's
+# ``save_file_to_cache``; ``tmp<8 chars>`` of Gradio's upload parser). Stale: older than
+# ``STALE_S`` (a live write takes milliseconds; the age keeps a folder a writer is about to fill).
+HASH_FOLDER = re.compile(r"[0-9a-f]{32}|[0-9a-f]{64}")
+TEMP_FILE = re.compile(r"\..+\.[a-z0-9_]{8}(\.tmp)?|tmp[a-z0-9_]{8}")
+STALE_S = 600
 
 
 def cache_folder() -> Path:
@@ -44,15 +58,7 @@ def _write_once(folder: Path, name: str, data: bytes) -> str:
     target = folder / hashlib.sha256(data).hexdigest()[:32] / name
     if target.is_file() and target.stat().st_size == len(data):
         return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(target, data, fsync=False)  # served files are rewritable: no fsync
     return str(target)
 
 
@@ -114,4 +120,45 @@ def enforce_disk_budget(files: Iterable[set], max_bytes: int, keep: Iterable[str
         deleted += 1
     if deleted:
         log.info("upload cache over %d bytes: deleted the %d oldest files", max_bytes, deleted)
+    prune_leftovers(cache_folder())  # its own and Gradio's sweeps delete files, not their folders
     return deleted, total
+
+
+def prune_leftovers(folder: Path, stale_s: float = STALE_S) -> tuple[int, int]:
+    """Remove what the sweeps leave in the cache ``folder``: hash folders left empty and zero-byte
+    temporaries (``HASH_FOLDER``, ``TEMP_FILE``), each only when older than ``stale_s``. Returns
+    (folders, files) removed. Nothing else is touched: only those names are considered, links
+    are not followed, and a folder goes by ``rmdir``, which refuses one that holds anything."""
+    now = time.time()
+    folders = files = 0
+
+    def stale_temporary(entry: os.DirEntry) -> bool:
+        if not TEMP_FILE.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+            return False
+        st = entry.stat(follow_symlinks=False)
+        return st.st_size == 0 and now - st.st_mtime > stale_s
+
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0, 0
+    for entry in entries:
+        try:
+            if stale_temporary(entry):
+                os.unlink(entry.path)
+                files += 1
+            elif HASH_FOLDER.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                # its age before its temporaries go (removing them makes it look new)
+                stale = now - entry.stat(follow_symlinks=False).st_mtime > stale_s
+                for inner in list(os.scandir(entry.path)):
+                    if stale_temporary(inner):
+                        os.unlink(inner.path)
+                        files += 1
+                if stale:
+                    os.rmdir(entry.path)
+                    folders += 1
+        except OSError:  # not empty (rmdir refuses), gone meanwhile, unreadable: left as it is
+            continue
+    if folders or files:
+        log.info("cache folder %s: removed %d empty hash folders and %d stale temporaries", folder, folders, files)
+    return folders, files

@@ -48,6 +48,7 @@ from pathlib import Path
 
 from ccr_demo.ui.caption_index import CaptionIndex
 from ccr_demo.ui.instances import GoldInstances
+from ccr_demo.ui.lanes import Lane
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +88,27 @@ class Limits:
     max_k: int = 20
     max_aspect: float = 50.0  # width/height (either way); thinner images are refused before any resize
     session_ttl_s: int = 3600  # a session gallery (gr.State) and uploaded files live this long
+    # sessions Gradio keeps (its config copy and last outputs, ~1.1 MB each, plus a session
+    # gallery); beyond it the least recently used are dropped. Gradio's default, 10,000, let
+    # memory grow by ~1.1 MB per visitor (issue 23 item 13)
+    max_sessions: int = 256
     max_cache_bytes: int = 1 << 30  # uploads and served copies kept on disk, oldest deleted first
     max_folder_entries: int = 100_000  # server-folder galleries: directory entries looked at, at most
     max_rerank_k: int = 128  # fusion re-ranking depth per language (ITM pairs = languages x k, one batch)
+    # ITM pairs one request may re-rank: 10 languages x 128 cost ~11 s of CPU with the default
+    # fusion model (~9 ms a pair at 64 tokens); over it, the depth per language is lowered and said
+    max_rerank_pairs: int = 256
     image_memory_items: int = 2048  # fusion image memories of gallery images kept (LRU) for re-ranking
     image_memory_bytes: int = 256 << 20  # ...and at most this many bytes of them
+    search_workers: int = 2  # contrastive searches at once (lanes.py): the cores of a small Space
+    rerank_workers: int = 1  # fusion re-rankings at once...
+    max_rerank_waiting: int = 2  # ...and how many may wait for one; more are refused with a message
+
+    @property
+    def search_concurrency(self) -> int:
+        """Gradio workers for the search events: the search lane's, plus every request the
+        re-ranking lane may hold (running or waiting), so those never take an ordinary search's."""
+        return self.search_workers + self.rerank_workers + self.max_rerank_waiting
 
 
 @dataclass
@@ -132,7 +149,7 @@ def same_images(reference, other, names: tuple[str, str]) -> str | None:
 @dataclass
 class AppState:
     """Loaded once per process and shared read-only by all sessions (requests mutate nothing but the
-    bounded, locked ``image_memory`` cache of fusion re-ranking)."""
+    bounded, locked ``image_memory`` cache of fusion re-ranking and the lanes' counters)."""
 
     model: object | None = None
     gallery: object | None = None
@@ -152,6 +169,8 @@ class AppState:
     _captions_thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     image_memory: object | None = None  # rerank_view.ImageMemoryCache, made in __post_init__
+    search_lane: Lane | None = None  # contrastive searches at once (lanes.py), made in __post_init__
+    rerank_lane: Lane | None = None  # fusion re-rankings at once and waiting, made in __post_init__
     # models compared side by side (two or more; the first is ``model``/``gallery``), else empty
     models: list[LoadedModel] = field(default_factory=list)
     _views: dict = field(default_factory=dict)
@@ -164,6 +183,10 @@ class AppState:
 
         if self.image_memory is None:  # a cache, the one thing requests add to (bounded, locked)
             self.image_memory = ImageMemoryCache(self.limits.image_memory_items, self.limits.image_memory_bytes)
+        if self.search_lane is None:
+            self.search_lane = Lane("search", self.limits.search_workers)  # Gradio bounds the waiting
+        if self.rerank_lane is None:
+            self.rerank_lane = Lane("re-ranking", self.limits.rerank_workers, self.limits.max_rerank_waiting)
 
     @property
     def can_rerank(self) -> bool:
@@ -206,6 +229,7 @@ class AppState:
         else:
             view = AppState(model=entry.model, gallery=entry.gallery, test_set=self.test_set, queries=self.queries,
                             instances=self.instances, sources={"model": entry.source}, limits=self.limits,
+                            search_lane=self.search_lane, rerank_lane=self.rerank_lane,  # one set per process
                             _captions_error="image-to-text uses the app's first model")
         self._views[name] = view
         return view

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ccr_demo.ui import gallery_callbacks as gallery_cb
-from ccr_demo.ui import serving
+from ccr_demo.ui import inputs, serving
 from ccr_demo.ui.memory import release_memory
 from ccr_demo.ui.state import AppState
 from ccr_demo.ui.tabs.common import MY_GALLERY, Session
@@ -29,7 +29,7 @@ def build(app: AppState) -> GalleryTab:
     with gr.Tab("Your own gallery", id=TAB_ID):
         gr.Markdown(f"Index your own images with the loaded model, for this session only (up to "
                     f"{app.limits.max_upload_images} images; files that are not images are skipped).")
-        files = gr.File(label="Images", file_count="multiple")  # non-images: skipped, listed
+        files = inputs.File(label="Images", file_count="multiple")  # non-images: skipped, listed
         folder = gr.Textbox(label="…or a folder on this machine", visible=app.allow_local_paths,
                             placeholder="/path/to/images")
         button = gr.Button("Build my gallery", variant="primary")

@@ -33,7 +33,7 @@ def build(app: AppState) -> ImageToTextTab:
             with gr.Column(scale=1):
                 # no file_types: Gradio would reject other files before the callback; the
                 # guarded loader's message says what is wrong with the file instead
-                upload = gr.File(label="Image", type="filepath", elem_id="i2t-upload")
+                upload = inputs.File(label="Image", type="filepath", elem_id="i2t-upload")
                 k = inputs.Slider(1, app.limits.max_k, value=3, step=1, label="Captions per language")
                 button = gr.Button("Find captions", variant="primary")
                 query_image = gr.Image(label="Query", interactive=False, height=240)

@@ -141,11 +141,15 @@ def wire(app: AppState, tab: SearchTab, session: Session) -> None:
         warn(([note] if note else []) + res.warnings)
         return search_outputs(res, selected, mine=chosen is not None)
 
+    # One Gradio group for every event that may re-rank, with more workers than cores: a request
+    # waiting for the re-ranking lane holds a worker, never a core or the search lane (lanes.py),
+    # so ordinary searches keep theirs (issue 23 item 4).
+    lane = {"concurrency_id": "search", "concurrency_limit": app.limits.search_concurrency}
     search_inputs = [languages, tab.k, tab.which, session.gallery, session.gold, *boxes, tab.rerank, tab.rerank_k]
-    tab.search_btn.click(on_search, search_inputs, tab.outputs, api_name="search",
+    tab.search_btn.click(on_search, search_inputs, tab.outputs, api_name="search", **lane,
                          api_description="Search the gallery with one query per chosen language.")
     for box in boxes:
-        box.submit(on_search, search_inputs, tab.outputs, api_visibility="private")
+        box.submit(on_search, search_inputs, tab.outputs, api_visibility="private", **lane)
 
     def on_gold(languages, k, instance, rerank=False, rerank_k=DEFAULT_RERANK_K):
         selected = list(languages or [])
@@ -160,7 +164,7 @@ def wire(app: AppState, tab: SearchTab, session: Session) -> None:
         return [*fills, inst.gold, *search_outputs(res, selected)]
 
     tab.gold_event = tab.gold_btn.click(on_gold, [languages, tab.k, tab.instance_no, tab.rerank, tab.rerank_k],
-                                        [*boxes, session.gold, *tab.outputs], api_name="gold",
+                                        [*boxes, session.gold, *tab.outputs], api_name="gold", **lane,
                                         api_description="Fill the chosen languages with one test instance's "
                                                         "captions and search; the panel shows the gold image's "
                                                         "rank per language and its MRV.")
