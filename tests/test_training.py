@@ -619,3 +619,37 @@ def test_caption_hard_negatives_train_in_the_image_to_text_softmax(tmp_path, mon
 def test_hard_negatives_need_the_one_to_k_loss(tmp_path, data_dir):
     with pytest.raises(ConfigError, match="hard_negatives"):
         load_yaml(ExperimentConfig, _config(tmp_path, data_dir, hard_negatives=1, loss="one_to_one"))
+
+
+def test_binding_negatives_reach_the_itm_loss_in_a_real_run(tmp_path, monkeypatch):
+    """train.itm_twin_negatives and itm_caption_negatives over twins and caption hard negatives,
+    through the cached locked text tower: ITM sees more than the paper's 2b negatives, and some
+    image's negative image is its twin."""
+    from ccr_demo.training import objectives
+
+    monkeypatch.setenv("CCR_DEMO_CACHE", str(tmp_path / "cache"))
+    sizes, twin_swaps = [], []
+    real_loss, real_twins = objectives.itm_loss, objectives.with_twin_negatives
+
+    def loss_spy(pos, neg):
+        sizes.append((len(pos), len(neg)))
+        return real_loss(pos, neg)
+
+    def twins_spy(draw, twin_of, exclude):
+        out = real_twins(draw, twin_of, exclude)
+        twin_swaps.append(int(((twin_of >= 0) & (out.negative_image == twin_of)).sum()))
+        return out
+
+    monkeypatch.setattr(objectives, "itm_loss", loss_spy)
+    monkeypatch.setattr(objectives, "with_twin_negatives", twins_spy)
+    path = _config(tmp_path, tmp_path / "binding", hard_negatives=1, lock_text=True, cache_text_features=True,
+                   losses={"itc": 1.0, "itm": 1.0}, itm_twin_negatives=True, itm_caption_negatives=True)
+    raw = yaml.safe_load(path.read_text())
+    raw["model"]["fusion"] = {"layers": 1, "heads": 2}
+    raw["data"]["generate"].update(n_train=40, twins=0.5, hard_negatives=1, n_test_queries=0)
+    path.write_text(yaml.safe_dump(raw))
+    cfg = load_yaml(ExperimentConfig, path)
+    summary = train(cfg)
+    assert summary["steps"] == 4 and np.isfinite(summary["final_loss"])
+    assert all(n_pos == 8 for n_pos, _ in sizes) and any(n_neg > 2 * 8 for _, n_neg in sizes)
+    assert sum(twin_swaps) > 0
