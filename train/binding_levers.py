@@ -215,6 +215,9 @@ def write_report(out: Path, path: Path, results: Path = RESULTS) -> str:
         "is text-to-image over the full captions; one seed per lever. \"train min\" is the training",
         "loop's time on the 2-core machine (caption caching and evaluation not counted), as shared",
         "with whatever else ran at the time: compare it roughly.",
+        "",
+        "Which side of the dual encoder loses binding: [linear probes](binding_probes.md)",
+        "(`train/binding_probes.py`) on the locked text features and on a trained image tower.",
     ]
     kept = load_results(results)
     for steps in budgets(out, kept):
