@@ -38,6 +38,14 @@ def weight_table(report: dict) -> dict[float, float]:
     return {w: sum(t[w] for t in tables) / len(tables) for w in weights}
 
 
+def contrastive_reference(report: dict) -> float | None:
+    """The same score for the contrastive order itself (no re-ranking), when the report has it."""
+    refs = [report.get("rerank", {}).get("itc_weight_contrastive"),
+            (report.get("queries") or {}).get("rerank", {}).get("itc_weight_contrastive")]
+    refs = [float(r) for r in refs if r is not None]
+    return sum(refs) / len(refs) if refs else None
+
+
 def best_weight(table: dict[float, float]) -> float:
     top = max(table.values())
     return min(w for w, v in table.items() if v == top)
@@ -78,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("w (per unit of cosine) | mean of R@1 and P@5, re-ranked top k")
         for weight, score in table.items():
             print(f"{weight:>8g} | {score:.4f}{'  <- chosen' if weight == w else ''}")
+        reference = contrastive_reference(report)
+        if reference is not None:
+            print(f"contrastive order, no re-ranking | {reference:.4f}")
+            if reference > table[w]:
+                print("note: re-ranking lowers this split's score at every weight; the weight kept is the least "
+                      "harmful, and the app's re-rank switch should say so")
         if a.write:
             print(f"wrote rerank_itc_weight {w:g} into {write_weight(a.model, w)}")
     except (OSError, ValueError, KeyError) as e:

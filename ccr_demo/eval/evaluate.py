@@ -48,6 +48,7 @@ from ccr_demo.eval.rerank import (
     contrastive_top_k,
     model_itc_weight,
     official_ranks,
+    ordering_score,
     rerank_top_k,
     reranked_ranks,
 )
@@ -301,6 +302,7 @@ def _reranked_reports(scores_of: dict[str, np.ndarray], fusion: FusionInputs, te
     rerank = {"k": fusion.k, "rule": "contrastive top k re-ordered by ITM + itc_weight x contrastive; the rest keep "
                                      "their contrastive ranks",
               "itc_weight": fusion.itc_weight, "itc_weight_table": choose_itc_weight(weight_runs)[1],
+              "itc_weight_contrastive": ordering_score(weight_runs, None),
               "mrv_languages": mrv_langs, **_summary(exact_t, exact_i, test_set, ks, mrv_languages)}
     official = {"k": fusion.k, "fill": OFFICIAL_FILL,
                 "rule": f"CCRK/X-VLM protocol: {OFFICIAL_FILL:g} except the top k cells (ITM logit alone); "
@@ -361,7 +363,8 @@ def _reranked_query_p5(scores: dict[str, np.ndarray], relevant: np.ndarray, quer
     grans, mean_p5 = np.array(queries.granularities), np.mean(per_query, axis=0)
     return {"k": fusion.k, "p@5": p5, "mean": float(np.mean(list(p5.values()))),
             "p@5_by_granularity": {str(g): float(mean_p5[grans == g].mean()) for g in sorted(set(grans))},
-            "itc_weight": fusion.itc_weight, "itc_weight_table": choose_itc_weight(weight_runs)[1]}
+            "itc_weight": fusion.itc_weight, "itc_weight_table": choose_itc_weight(weight_runs)[1],
+            "itc_weight_contrastive": ordering_score(weight_runs, None)}
 
 
 def evaluate(model, test_set: ParallelTestSet, languages: Sequence[str] | None = None, batch_size: int = 64,

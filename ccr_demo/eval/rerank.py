@@ -69,18 +69,24 @@ def choose_itc_weight(runs, weights=ITC_WEIGHTS) -> tuple[float, dict]:
     is scored by the mean of R@1 and P@5 of the re-ranked top k over all runs (P@5 counts a
     query's relevant items among its first five over min(5, its relevant items in the top k)).
     Returns (best w, {w: score}); ties go to the smaller w (closer to the official rule)."""
-    table = {}
-    for w in weights:
-        r1, p5 = [], []
-        for top, itm, contrastive, relevant in runs:
-            order = order_top(np.arange(top.shape[1])[None].repeat(len(top), 0), itm, contrastive, w)
-            hits = np.take_along_axis(np.asarray(relevant, bool), order, 1)
-            r1.append(hits[:, 0])
-            five = hits[:, :5].sum(1) / np.maximum(1, np.minimum(5, hits.sum(1)))
-            p5.append(five[hits.sum(1) > 0])
-        table[float(w)] = float((np.concatenate(r1).mean() + np.concatenate(p5).mean()) / 2)
+    table = {float(w): ordering_score(runs, w) for w in weights}
     best = max(table.values())
     return min(w for w, v in table.items() if v == best), table
+
+
+def ordering_score(runs, itc_weight: float | None) -> float:
+    """``choose_itc_weight``'s score of one w; ``None``: the contrastive order itself (no
+    re-ranking), the reference every w is compared with."""
+    r1, p5 = [], []
+    for top, itm, contrastive, relevant in runs:
+        order = np.arange(top.shape[1])[None].repeat(len(top), 0)
+        if itc_weight is not None:
+            order = order_top(order, itm, contrastive, itc_weight)
+        hits = np.take_along_axis(np.asarray(relevant, bool), order, 1)
+        r1.append(hits[:, 0])
+        five = hits[:, :5].sum(1) / np.maximum(1, np.minimum(5, hits.sum(1)))
+        p5.append(five[hits.sum(1) > 0])
+    return float((np.concatenate(r1).mean() + np.concatenate(p5).mean()) / 2)
 
 
 # --------------------------------------------------------------------------- ranks
