@@ -17,4 +17,6 @@ from ccr_demo.ui import build_demo, launch_options, queue_options
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 if __name__ == "__main__":
-    build_demo(assets_dir=ASSETS).queue(**queue_options()).launch(**launch_options())
+    # background: the page is served first (about 5 s), the models load behind it; the page says
+    # so, and runs its first example once they are there (docs/bench/bench_startup.md)
+    build_demo(assets_dir=ASSETS, background=True).queue(**queue_options()).launch(**launch_options())

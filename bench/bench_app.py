@@ -231,6 +231,10 @@ def main(argv=None) -> int:
           f"{c['load']:.1f} s | {c['layout']:.1f} s | {c['total']:.1f} s | {c['cpu']:.1f} s | {c['text_towers']} | "
           f"{c['rss_mb']:.0f} MB |" for name, c in colds],
         "",
+        "These rows load everything before building the page, as `build_demo()` does. `python app.py` "
+        "serves the page first and loads the models behind it (`build_demo(background=True)`): what a "
+        "visitor waits for is in [bench_startup.md](bench_startup.md) (`python bench/bench_startup.py`).",
+        "",
         "Wall time depends on what else runs on the cores (see the load average); CPU time counts no "
         "waiting for them, so it compares the rows more fairly on a busy machine. A first start, not counted, "
         "puts the files in the page cache for every row.",

@@ -20,6 +20,13 @@ from ccr_demo.ui import eval_callbacks as eval_cb
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 
 QUERIES = {"en": "a red circle", "de": "ein roter Kreis", "zh": "红色的圆", "ja": "赤い丸"}
+SUMMARY = 4  # /search answers status, MRV, rank table, overlap, then the numbers (JSON), then the panes
+GOLD_SUMMARY = 10 + SUMMARY  # /gold answers the 10 boxes first
+
+
+def _value(out):
+    """An output's value, whether Gradio sent it plain or as an update (``{"__type__": "update", ...}``)."""
+    return out["value"] if isinstance(out, dict) and out.get("__type__") == "update" else out
 
 
 def _client_of(state):
@@ -51,11 +58,11 @@ def _search(client, **texts):
 def test_search_in_four_languages(served):
     client, state, _ = served
     out = _search(client, **QUERIES)
-    status, mrv_md, table, overlap, plot, summary, *panes = out
+    status, mrv_md, table, overlap, summary, *panes = out
     expect = cb.search(state, QUERIES, 5)
     assert summary["mrv"] == pytest.approx(expect.mrv) and summary["consensus"] == expect.consensus
     assert f"Query MRV: {expect.mrv:.3f}" in mrv_md
-    assert table["headers"][:3] == ["image", "role", "top-k in"]
+    assert table["headers"] == ["image", "role", *[f"rank {lg}" for lg in QUERIES], "mean rank", "std"]
     assert [row[0] for row in table["data"]] == list(expect.table["image"])
     assert overlap["headers"] == ["top-5 overlap", *QUERIES]
     assert len(panes) == 10
@@ -71,7 +78,7 @@ def test_search_in_four_languages(served):
 def test_gold_mode(served):
     client, state, _ = served
     out = client.predict(languages=["en", "de", "zh"], k=5, instance=2, api_name="/gold")
-    texts, (status, mrv_md, _table, _overlap, _plot, summary) = out[:10], out[10:16]
+    texts, (status, mrv_md, _table, _overlap, summary) = out[:10], out[10:15]
     ts = state.test_set
     assert texts[0] == ts.instance_captions("en")[2][0] and texts[4] == ts.instance_captions("zh")[2][0]
     assert summary["gold"]["image_id"] == ts.image_ids[2]
@@ -87,8 +94,10 @@ def test_evaluate_small_slice(served):
     client, state, _ = served
     status, head, table, chart, md, report, query_head, query_table = client.predict(
         max_instances=6, languages=["en", "de"], api_name="/evaluate")
+    table, query_table = _value(table), _value(query_table)
     assert report["n_instances"] == 6 and report["languages"] == ["en", "de"]
     assert "MRV: text-to-image" in head and "| en |" in md
+    assert "6 instances ranked among their 6 images" in head and 'data-group="de"' in chart
     assert [row[0] for row in table["data"]] == ["en", "de"]
     expect = eval_cb.evaluate(state, 6, ["en", "de"])
     assert report["mrv"] == pytest.approx(expect.report["mrv"])
@@ -133,7 +142,7 @@ def test_bad_queries_leave_the_app_working(served):
     assert "10,400 characters; only the first" in status and "(what the model reads)" in status
     assert "Query MRV" in mrv_md
     out = _search(client, **QUERIES)  # still answers normally
-    assert out[5]["mrv"] is not None
+    assert out[SUMMARY]["mrv"] is not None
 
 
 def test_session_gallery_is_per_client(served, tmp_path):
@@ -212,7 +221,7 @@ def test_bad_api_inputs_get_clear_messages(served):
         with pytest.raises(AppError) as err:
             client.predict(**kwargs, api_name=api)
         assert expect in str(err.value), (api, kwargs, str(err.value))
-    assert _search(client, **QUERIES)[5]["mrv"] is not None  # still serving
+    assert _search(client, **QUERIES)[SUMMARY]["mrv"] is not None  # still serving
 
 
 def test_concurrent_identical_image_to_text_requests_all_succeed(served):
@@ -255,7 +264,7 @@ def test_search_and_gold_rerank_over_the_api(served_fusion):
     from gradio_client.exceptions import AppError
 
     client, state = served_fusion
-    status, mrv_md, table, overlap, plot, summary, *panes = client.predict(
+    status, mrv_md, table, overlap, summary, *panes = client.predict(
         languages=list(QUERIES), k=5, gallery="default gallery", **QUERIES, rerank=True, rerank_k=8,
         api_name="/search")
     expect = cb.search(state, QUERIES, 5, rerank=True, rerank_k=8)
@@ -272,10 +281,10 @@ def test_search_and_gold_rerank_over_the_api(served_fusion):
     # without the new parameters: the contrastive search, as before
     plain = client.predict(languages=["en", "de"], k=5, gallery="default gallery", en=QUERIES["en"],
                            de=QUERIES["de"], api_name="/search")
-    assert "rerank" not in plain[5] and plain[5]["mrv"] is not None
+    assert "rerank" not in plain[SUMMARY] and plain[SUMMARY]["mrv"] is not None
     # gold mode re-ranked: the gold image's ranks and MRV both ways
     out = client.predict(languages=["en", "de", "zh"], k=5, instance=2, rerank=True, rerank_k=24, api_name="/gold")
-    summary = out[15]
+    summary = out[GOLD_SUMMARY]
     assert summary["rerank"]["gold"]["image_id"] == summary["gold"]["image_id"] == state.test_set.image_ids[2]
     assert "★ Gold image" in out[11] and "gold MRV **" in out[11] and " → " in out[11]
     # bad re-rank parameters: a clear message, the app keeps serving
@@ -288,7 +297,7 @@ def test_search_and_gold_rerank_over_the_api(served_fusion):
         client.predict(languages=["en"], k=5, gallery="default gallery", en="a red circle", rerank="on",
                        api_name="/search")
     assert client.predict(languages=["en"], k=5, gallery="default gallery", en="a red circle", rerank=True,
-                          api_name="/search")[5]["rerank"]["k"] == 16  # the default depth
+                          api_name="/search")[SUMMARY]["rerank"]["k"] == 16  # the default depth
 
 
 def test_rerank_on_a_dual_encoder_says_why(served):
@@ -296,7 +305,7 @@ def test_rerank_on_a_dual_encoder_says_why(served):
     status, mrv_md, table, *_ = client.predict(languages=["en"], k=5, gallery="default gallery",
                                                en="a red circle", rerank=True, api_name="/search")
     assert "dual encoder" in status and not table["data"]
-    assert _search(client, **QUERIES)[5]["mrv"] is not None
+    assert _search(client, **QUERIES)[SUMMARY]["mrv"] is not None
 
 
 # --------------------------------------------------------------------------- issue 9: two models side by side
@@ -320,30 +329,27 @@ def test_compare_over_the_api(served_pair):
     from ccr_demo.ui import compare_view
 
     client, state = served_pair
-    verdict, table, summary, *rest = client.predict(languages=list(QUERIES), k=5, **QUERIES, api_name="/compare")
-    heads, panes = rest[:2], rest[2:]
+    got = client.predict(languages=list(QUERIES), k=5, **QUERIES, api_name="/compare")
     expect = compare_view.compare(state, QUERIES, 5)
-    assert expect.verdict in verdict and summary["verdict"] == expect.verdict
-    for i, name in enumerate(("A", "B")):
-        got = summary["models"][name]
-        assert got["mrv"] == pytest.approx(expect.mrv(name)) and got["ranks"] == expect.ranks(name)
-        assert got["results"] == expect.results[name].hits
-        assert f"### {name}" in (heads[i]["value"] if isinstance(heads[i], dict) else heads[i])
-        items = panes[i]["value"] if isinstance(panes[i], dict) else panes[i]
-        assert len(items) == 5 * len(QUERIES) and Path(items[0]["image"]).is_file()
-        assert items[0]["caption"].startswith("en #1 · ") and expect.results[name].hits["en"][0]["image"] in \
-            items[0]["caption"]
-    assert [row[0] for row in table["data"]] == [*QUERIES, "MRV (std)"]
+    assert got["verdict"] == expect.verdict and got["languages"] == list(QUERIES)
+    for name in ("A", "B"):
+        assert got["models"][name]["mrv"] == pytest.approx(expect.mrv(name))
+        assert got["models"][name]["ranks"] == expect.ranks(name)
+        assert got["models"][name]["results"] == expect.results[name].hits
     # one model chosen by name; a path or an unknown name is refused naming the input
-    summary = client.predict(languages=["en", "de"], k=3, en=QUERIES["en"], de=QUERIES["de"], models=["B"],
-                             api_name="/compare")[2]
-    assert list(summary["models"]) == ["B"]
+    got = client.predict(languages=["en", "de"], k=3, en=QUERIES["en"], de=QUERIES["de"], models=["B"],
+                         api_name="/compare")
+    assert list(got["models"]) == ["B"]
     for bad in (["/etc/passwd"], ["C"], "A"):
-        with pytest.raises(AppError, match=r"Models to compare: got"):
+        with pytest.raises(AppError, match=r"models: got"):
             client.predict(languages=["en"], k=3, en="a red circle", models=bad, api_name="/compare")
-    # the one-model endpoints answer as before, for the first model
+    # /search fills both views from one request (issue 22): the detail view's numbers, then the
+    # verdict and the side-by-side grid of the same query
     out = _search(client, **QUERIES)
-    assert out[5]["mrv"] == pytest.approx(expect.results["A"].mrv)
+    assert out[SUMMARY]["mrv"] == pytest.approx(expect.results["A"].mrv)
+    verdict, grid, summary = out[-3:]
+    assert expect.verdict in verdict and summary["verdict"] == expect.verdict
+    assert grid.count("data:image/png;base64,") == 2 * 5 * len(QUERIES)
 
 
 def test_compare_gold_over_the_api(served_pair):
@@ -365,7 +371,7 @@ def test_compare_gold_over_the_api(served_pair):
         with pytest.raises(AppError, match=message):
             client.predict(**{"languages": langs, "k": 5, "instance": 2, **kwargs}, api_name="/compare_gold")
     out = client.predict(languages=langs, k=5, instance=2, api_name="/gold")  # unchanged
-    assert out[15]["gold"]["image_id"] == state.test_set.image_ids[2]
+    assert out[GOLD_SUMMARY]["gold"]["image_id"] == state.test_set.image_ids[2]
 
 
 def test_evaluate_compare_over_the_api(served_pair):
@@ -375,7 +381,8 @@ def test_evaluate_compare_over_the_api(served_pair):
     status, head, table, chart, reports = client.predict(max_instances=6, languages=["en", "de"],
                                                          api_name="/evaluate_compare")
     expect = compare_view.evaluate(state, 6, ["en", "de"])
-    assert [row[0] for row in table["data"]] == ["A", "B"] and head == expect.headline
+    assert [row[0] for row in _value(table)["data"]] == ["en", "de"] and head == expect.headline
+    assert 'data-series="B" data-group="de"' in chart
     for name in ("A", "B"):
         assert reports[name]["mrv"] == pytest.approx(expect.reports[name]["mrv"])
         assert reports[name]["t2i"]["de"]["1"] == pytest.approx(expect.reports[name]["t2i"]["de"]["1"])
@@ -401,7 +408,7 @@ def test_file_inputs_of_the_wrong_type_get_a_message(served, capfd):
             client.predict(**kwargs, api_name=api)
         assert expect in str(err.value) and "uploaded file" in str(err.value), (api, kwargs, str(err.value))
     assert "Traceback" not in capfd.readouterr().err  # a bad request is not a server fault
-    assert _search(client, **QUERIES)[5]["mrv"] is not None  # still serving
+    assert _search(client, **QUERIES)[SUMMARY]["mrv"] is not None  # still serving
 
 
 def test_ranges_are_refused_alike_over_the_api(served_pair):
@@ -444,7 +451,7 @@ def test_an_ordinary_search_does_not_wait_behind_reranking(served_fusion, monkey
 
     def heavy(c):
         return c.predict(languages=list(QUERIES), k=5, gallery="default gallery", **QUERIES, rerank=True,
-                         rerank_k=8, api_name="/search")[5]
+                         rerank_k=8, api_name="/search")[SUMMARY]
 
     with ThreadPoolExecutor(2) as pool:
         running = [pool.submit(heavy, c) for c in heavy_clients]
@@ -455,5 +462,62 @@ def test_an_ordinary_search_does_not_wait_behind_reranking(served_fusion, monkey
                             de=QUERIES["de"], api_name="/search")
         waited = time.perf_counter() - start
         results = [f.result(timeout=60) for f in running]
-    assert out[5]["mrv"] is not None and waited < 2.0, f"an ordinary search waited {waited:.1f} s"
+    assert out[SUMMARY]["mrv"] is not None and waited < 2.0, f"an ordinary search waited {waited:.1f} s"
     assert all(r["rerank"]["k"] == 8 for r in results)  # the re-ranking requests were served too
+
+
+# --------------------------------------------------------------------------- issue 22: no server path in any answer
+
+
+def _paths_in(answer) -> list[str]:
+    """Every absolute path in an API answer's text, leaving out Gradio's own file references
+    (FileData: where a served copy is fetched from, inside Gradio's cache, not the app's files)."""
+    from ccr_demo.utils.paths import ABSOLUTE_PATH
+
+    if isinstance(answer, dict):
+        if (answer.get("meta") or {}).get("_type") == "gradio.FileData":
+            return []
+        return [p for v in answer.values() for p in _paths_in(v)]
+    if isinstance(answer, (list, tuple)):
+        return [p for v in answer for p in _paths_in(v)]
+    return ABSOLUTE_PATH.findall(answer) if isinstance(answer, str) else []
+
+
+def test_no_absolute_server_path_in_any_answer(served, served_pair, tmp_path):
+    """A public Space must not tell strangers its file layout: the load line, messages, reports
+    and numbers name files relative to the app's folder (or by their last part), never in full.
+    Every endpoint is asked, with good and bad input; the fixtures' assets lie in a temporary
+    folder, outside the app's folder, where a full path would show."""
+    from gradio_client import Client, handle_file
+
+    client, state, assets = served
+    raw = Client(client.src, verbose=False, download_files=False)
+    image = str(sorted((assets["testset"] / "images").glob("*.png"))[0])
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    answers = {
+        "/search": raw.predict(languages=["en", "de"], k=3, gallery="default gallery", **QUERIES, api_name="/search"),
+        "/search (bad)": raw.predict(languages=["en"], k=3, gallery="my gallery", en="", api_name="/search"),
+        "/gold": raw.predict(languages=["en", "de"], k=3, instance=1, api_name="/gold"),
+        "/image_to_text": raw.predict(image=handle_file(image), languages=["en"], k=2, api_name="/image_to_text"),
+        "/image_to_text (bad)": raw.predict(image=handle_file(str(bad)), languages=["en"], k=2,
+                                            api_name="/image_to_text"),
+        "/evaluate": raw.predict(max_instances=4, languages=["en", "de"], api_name="/evaluate"),
+        "/build_gallery": raw.predict(files=[handle_file(image), handle_file(str(bad))], folder="",
+                                      api_name="/build_gallery"),
+    }
+    pair_client, _ = served_pair
+    pair = Client(pair_client.src, verbose=False, download_files=False)
+    answers.update({
+        "/search (pair)": pair.predict(languages=["en", "de"], k=3, gallery="default gallery", **QUERIES,
+                                       api_name="/search"),
+        "/compare": pair.predict(languages=["en", "de"], k=3, **QUERIES, api_name="/compare"),
+        "/compare_gold": pair.predict(languages=["en", "de"], k=3, instance=1, api_name="/compare_gold"),
+        "/evaluate_compare": pair.predict(max_instances=4, languages=["en"], api_name="/evaluate_compare"),
+    })
+    found = {api: _paths_in(answer) for api, answer in answers.items()}
+    assert not any(found.values()), {api: paths for api, paths in found.items() if paths}
+    assert str(assets["testset"]) not in repr(answers) and str(Path.cwd()) not in repr(answers)
+    # the load line still says what was loaded, by name and size
+    assert "Loaded one model (dual encoder) over a gallery of 24 images" in state.status_markdown()
+    assert not _paths_in(state.status_markdown()) and not _paths_in(state.sources_markdown())

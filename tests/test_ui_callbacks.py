@@ -9,6 +9,7 @@ shapes test set, a tiny random model, a gallery built with the index CLI): asset
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import struct
 import warnings
@@ -125,9 +126,13 @@ def test_search_panes_ranks_and_mrv_match_metrics(app):
     assert res.mrv == pytest.approx(ref.mrv) and res.mrv_var == pytest.approx(ref.mrv_var)
     assert f"Query MRV: {ref.mrv:.3f}" in res.mrv_markdown
     assert "consensus" in res.table.set_index("image").loc[res.consensus, "role"]
-    # pairwise overlap and the plot's data
+    # pairwise overlap, and the heat-table the page shows (issue 22: it replaced a plot that could
+    # keep an earlier query's images): the same images and ranks, each rank cell coloured
     np.testing.assert_allclose(res.overlap[list(QUERIES)].to_numpy(), np.round(ref.overlap, 2))
-    assert set(res.plot["language"]) == set(QUERIES) and res.consensus in set(res.plot["image"])
+    heat = cb.heat_table(res)
+    assert list(heat.data["image"]) == list(res.table["image"])
+    assert list(heat.data.columns) == ["image", "role", *[f"rank {lg}" for lg in QUERIES], "mean rank", "std"]
+    assert "background-color: hsl(140" in heat.to_html()  # ranks inside the top k are green
     summary = res.summary()
     assert summary["mrv"] == pytest.approx(ref.mrv) and len(summary["ranks"]) == len(res.table)
 
@@ -390,7 +395,14 @@ def test_evaluate_small_slice_matches_the_library(app):
         assert res.report["mrv_var"][direction] == pytest.approx(ref["mrv_var"][direction], abs=1e-9)
     assert list(res.table["language"]) == langs
     assert res.table.loc[0, "IR R@5"] == pytest.approx(ref["t2i"]["en"]["5"], abs=0.01)
-    assert len(res.chart) == 6 * len(langs) and set(res.chart["metric"]) == set(eval_cb.METRIC_ORDER)
+    # issue 22: grouped bars per language from 0 (an SVG whose bars carry their values), and the
+    # headline says how many instances were ranked among how many images
+    bars = {(series, group): float(value) for series, group, value in
+            re.findall(r'data-series="([^"]+)" data-group="([^"]+)" data-value="([^"]+)"', res.chart)}
+    assert bars == {**{("text → image", lg): pytest.approx(v) for lg, v in zip(langs, res.table["IR R@1"])},
+                    **{("image → text", lg): pytest.approx(v) for lg, v in zip(langs, res.table["TR R@1"])}}
+    assert '<text x="40" y="230.0" text-anchor="end" fill="#555">0</text>' in res.chart  # the axis starts at 0
+    assert "8 instances ranked among their 8 images" in res.headline
     assert f"text-to-image {ref['mrv']['t2i']:.3f}" in res.headline and "| en |" in res.markdown
     seen = []
     full = eval_cb.evaluate(app, 8, langs + ["xx"], progress=lambda p, desc=None: seen.append(p), reuse_gallery=False)

@@ -7,6 +7,7 @@ and browser tests: test_app_client.py, test_browser.py.)"""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from types import SimpleNamespace
 
@@ -104,16 +105,26 @@ def test_each_models_results_ranks_and_mrv_are_its_own(pair):
         assert c.mrv(name) == pytest.approx(np.std(ref.ranks[ref.consensus]))  # population std across languages
         mrvs[name] = c.mrv(name)
         mean = np.mean(ref.ranks[ref.consensus] + 1)
-        assert f"{name}: MRV {mrvs[name]:.3f}, its consensus image at mean rank {mean:.1f}" in c.verdict
-        assert f"### {name}: MRV {mrvs[name]:.3f}" in compare_view.model_markdown(c, name)
-        pane = compare_view.model_pane(c, name)
-        assert len(pane) == k * len(queries) and pane[0][1].startswith("en #1 · ")
+        # issue 22: the MRV is said once, large, in the model's header with its mean rank beside it
+        assert f"### {name}: MRV {mrvs[name]:.3f} · mean rank {mean:.1f}" in compare_view.model_markdown(c, name)
+        assert f"MRV {mrvs[name]:.3f}" not in c.verdict
+    grid = compare_view.grid_html(c, lambda name: pair.view(name).gallery)
+    # a row per language, labelled with it, holding each model's top k (images inline, no path)
+    assert [m for m in re.findall(r'class="lang" data-lang="(\w+)"', grid)] == list(queries)
+    for name in ("A", "B"):
+        for lang in queries:
+            cell = re.search(rf'data-model="{name}" data-lang="{lang}"[^>]*>(.*?)</div>', grid).group(1)
+            assert re.findall(r'alt="([^"]+)"', cell) == [h["image"] for h in c.results[name].hits[lang]]
+        assert f'<b class="mrv">{mrvs[name]:.3f}</b>' in grid
+    assert grid.count('src="data:image/png;base64,') == 2 * k * len(queries)
     assert mrvs["A"] != pytest.approx(mrvs["B"])  # two different random models: the test can tell them apart
     best = min(mrvs, key=mrvs.get)
-    assert f"— {best} more consistent" in c.verdict
-    last = c.table.iloc[-1]
-    assert last["language"] == "MRV (std)" and last["A: consensus rank"] == f"{mrvs['A']:.3f}"
-    assert list(c.table["language"][:-1]) == list(queries)
+    margin = compare_view.tie_margin(len(queries))
+    if abs(mrvs["A"] - mrvs["B"]) > margin:
+        assert c.verdict.startswith(f"{best} more consistent than ")
+        assert f"MRV lower by {abs(mrvs['A'] - mrvs['B']):.3f}, beyond the tie margin {margin:.3f}" in c.verdict
+    else:
+        assert "about equally consistent" in c.verdict
     summary = c.summary()
     assert summary["models"]["B"]["mrv"] == pytest.approx(mrvs["B"]) and summary["verdict"] == c.verdict
 
@@ -129,15 +140,15 @@ def test_gold_mode_compares_the_gold_images_ranks(pair):
         ranks = metrics.t2i_ranks(scores, np.full(len(langs), gold_row))  # 0-based, per language
         assert c.ranks(name) == dict(zip(langs, (np.asarray(ranks) + 1).tolist()))
         assert c.mrv(name) == pytest.approx(np.std(np.asarray(ranks, float)))
-        assert f"{name}: MRV {c.mrv(name):.3f}, gold image at mean rank {np.mean(np.asarray(ranks) + 1):.1f}" in c.verdict
-        assert "★ gold image" in compare_view.model_markdown(c, name)
-    assert f"the gold image {c.gold_id}" in c.verdict or "equally consistent" in c.verdict
-    assert "A: gold rank" in c.table.columns
+        head = compare_view.model_markdown(c, name)
+        assert f"MRV {c.mrv(name):.3f} · mean rank {np.mean(np.asarray(ranks) + 1):.1f}" in head
+        assert "★ gold image" in head
+    assert f"the gold image {c.gold_id}" in c.verdict or "about equally consistent" in c.verdict
 
 
 def _fake(langs, gold_ranks: dict[str, list[int]]) -> compare_view.Comparison:
     """A gold-mode Comparison from given gold ranks per model (verdict() reads only these)."""
-    results = {name: SimpleNamespace(gold={"ranks": dict(zip(langs, r)), "mrv": float(np.std(r))})
+    results = {name: SimpleNamespace(gold={"ranks": dict(zip(langs, r)), "mrv": float(np.std(r))}, no_match=[])
                for name, r in gold_ranks.items()}
     return compare_view.Comparison(True, "", models=list(gold_ranks), languages=langs, results=results,
                                    gold_id="img7")
@@ -146,22 +157,51 @@ def _fake(langs, gold_ranks: dict[str, list[int]]) -> compare_view.Comparison:
 def test_verdict_says_when_the_more_consistent_model_ranks_the_gold_image_lower():
     langs = ["en", "de", "zh"]
     # B ranks the gold image alike but low (MRV 0, mean rank 9); A ranks it high but less alike
-    line = compare_view.verdict(_fake(langs, {"A": [1, 2, 1], "B": [9, 9, 9]}))
-    assert line.startswith("A: MRV 0.471, gold image at mean rank 1.3; B: MRV 0.000, gold image at mean rank 9.0 — "
-                           "B more consistent")
-    assert line.endswith("but A ranks it higher (mean rank 1.3): MRV measures agreement across languages, "
+    line = compare_view.verdict(_fake(langs, {"A": [1, 3, 1], "B": [9, 9, 9]}))
+    assert line.startswith("B more consistent than A: ranks the gold image img7 more alike across the 3 languages "
+                           "(MRV lower by 0.943, beyond the tie margin 0.471)")
+    assert line.endswith("but A ranks it higher (mean rank 1.7): MRV measures agreement across languages, "
                          "not accuracy")
     # the more consistent model also ranks it higher: no caveat
     line = compare_view.verdict(_fake(langs, {"A": [1, 1, 1], "B": [2, 9, 4]}))
-    assert "A more consistent" in line and "not accuracy" not in line
+    assert line.startswith("A more consistent than B") and "not accuracy" not in line
+
+
+def test_a_difference_inside_the_tie_margin_is_about_equally_consistent():
+    """Issue 22: "1-to-K more consistent" for MRV 3.236 vs 3.266. The tie margin is the MRV of
+    ranks that agree but for one language one place lower: closer MRVs are a tie."""
+    assert compare_view.tie_margin(6) == pytest.approx(np.std([1, 1, 1, 1, 1, 2]))  # 0.373
+    assert compare_view.tie_margin(2) == pytest.approx(0.5) and compare_view.tie_margin(1) == 0
+    langs = ["en", "de", "fr", "cs", "zh", "ja"]
+    # MRVs 3.236 and 3.266, as in the issue (two sets of six ranks)
+    a, b = [1, 1, 1, 2, 2, 10], [1, 1, 2, 3, 8, 9]
+    assert np.std(a) == pytest.approx(3.236, abs=1e-3) and np.std(b) == pytest.approx(3.266, abs=1e-3)
+    line = compare_view.verdict(_fake(langs, {"1-to-K": a, "1-to-1": b}))
+    assert line.startswith("1-to-K and 1-to-1: about equally consistent across the 6 languages (MRVs 0.030 apart, "
+                           "within the tie margin 0.373") and "more consistent" not in line
+    line = compare_view.verdict(_fake(langs, {"1-to-K": [1, 1, 1, 1, 1, 1], "1-to-1": [1, 1, 1, 1, 2, 3]}))
+    assert line.startswith("1-to-K more consistent than 1-to-1")
 
 
 def test_tied_models_are_all_named():
     assert compare_view.lowest({"A": 1.2, "B": 0.5, "C": 0.5004}) == ["B", "C"]  # equal as shown
     assert compare_view.lowest({"A": 1.0, "B": 2.0, "C": 3.0}) == ["A"]
+    assert compare_view.lowest({"A": 1.0, "B": 1.3, "C": 3.0}, margin=0.373) == ["A", "B"]
     langs = ["en", "de", "zh"]
     line = compare_view.verdict(_fake(langs, {"A": [1, 2, 1], "B": [3, 4, 3], "C": [2, 9, 4]}))
-    assert "— A and B more consistent" in line and "but" not in line  # A ranks it higher too
+    assert line.startswith("A and B more consistent than C") and "A and B about equally" in line
+    assert "but" not in line  # A ranks it higher too
+
+
+def test_no_good_match_is_in_the_verdict():
+    """Issue 22: a language whose best score is below the model's calibrated threshold is said."""
+    langs = ["en", "de", "zh"]
+    c = _fake(langs, {"A": [1, 2, 1], "B": [3, 9, 3]})
+    c.results["B"].no_match = ["de"]
+    assert "⚠ No good match for B in de" in compare_view.verdict(c)
+    for r in c.results.values():
+        r.no_match = list(langs)
+    assert "No good match for any model in any language" in compare_view.verdict(c)
 
 
 def test_models_are_picked_by_configured_name_only(pair):
@@ -194,18 +234,24 @@ def test_bad_queries_are_said_once(pair):
 def test_evaluation_side_by_side_equals_each_models_evaluation(pair):
     from ccr_demo.ui import eval_callbacks as eval_cb
 
-    res = compare_view.evaluate(pair, 8, ["en", "de"])
+    seen = []
+    res = compare_view.evaluate(pair, 8, ["en", "de"], progress=lambda f, desc="": seen.append((f, desc)))
     assert res.ok, res.message
-    assert list(res.table["model"]) == ["A", "B"]
+    # issue 22: progress through both models, each one's steps named (it took 105 s without a sign)
+    assert [f for f, _ in seen] == sorted(f for f, _ in seen) and 0 <= seen[0][0] and seen[-1][0] < 1
+    assert any(d.startswith("A: encoding") for _, d in seen) and any(d.startswith("B: encoding") for _, d in seen)
+    assert list(res.table["language"]) == ["en", "de"]  # a row per language: it fits the page
+    table = res.table.set_index("language")
+    mrvs = {}
     for name in ("A", "B"):
         own = eval_cb.evaluate(pair.view(name), 8, ["en", "de"]).report
-        row = res.table.set_index("model").loc[name]
-        assert row["MRV t2i"] == pytest.approx(own["mrv"]["t2i"], abs=1e-3)
-        assert row["IR R@1 de"] == pytest.approx(own["t2i"]["de"]["1"], abs=0.01)
-        assert row["TR R@1 en"] == pytest.approx(own["i2t"]["en"]["1"], abs=0.01)
-    assert set(res.chart["model"]) == {"A", "B"} and set(res.chart["metric"]) == {"IR en", "IR de", "TR en", "TR de"}
-    assert "MRV (text-to-image): A " in res.headline
-    mrvs = dict(zip(res.table["model"], res.table["MRV t2i"]))
+        assert table.loc["de", f"{name} text → image R@1"] == pytest.approx(own["t2i"]["de"]["1"], abs=0.01)
+        assert table.loc["en", f"{name} image → text R@1"] == pytest.approx(own["i2t"]["en"]["1"], abs=0.01)
+        assert f"{name} {own['mrv']['t2i']:.3f}" in res.headline
+        mrvs[name] = round(own["mrv"]["t2i"], 3)
+        for lang in ("en", "de"):  # grouped bars: a bar per model in each language's group
+            assert f'data-series="{name}" data-group="{lang}" data-value="{own["t2i"][lang]["1"]:g}"' in res.chart
+    assert "MRV (text-to-image): A " in res.headline and "8 instances ranked among their 8 images" in res.headline
     if mrvs["A"] != mrvs["B"]:
         assert res.headline.splitlines()[0].endswith(f"— {min(mrvs, key=mrvs.get)} more consistent")
     assert res.message.count("image embeddings: the gallery's stored vectors") == 1 and "- - " not in res.message
@@ -349,7 +395,7 @@ def test_single_model_app_has_no_comparison(pair_assets):
 def test_two_model_app_has_the_comparison(pair):
     demo = build_demo(state=pair)
     ids = _elem_ids(demo)
-    assert {"compare-verdict", "compare-pane-0", "compare-pane-1", "compare-table", "eval-compare-plot"} <= ids
+    assert {"compare-verdict", "compare-grid", "eval-compare-plot", "eval-compare-table"} <= ids
     assert {"search", "gold", "evaluate", "compare", "compare_gold", "evaluate_compare"} <= _api_names(demo)
     assert {"pane-en", "mrv", "rank-table"} <= ids  # the main model's detailed view stays
 

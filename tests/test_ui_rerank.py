@@ -185,8 +185,8 @@ def test_dual_encoder_cannot_rerank(tmp_path_factory):
     from ccr_demo.ui import build_demo
 
     demo = build_demo(state=app)
-    box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "rerank")
-    assert box.interactive is False and "dual encoder" in box.info
+    row = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "rerank-row")
+    assert row.visible is False  # issue 22: hidden for a dual encoder, not shown greyed out
 
 
 def test_switch_in_the_blocks_and_api(fusion_app):
@@ -198,6 +198,9 @@ def test_switch_in_the_blocks_and_api(fusion_app):
     box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "rerank")
     slider = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "rerank-k")
     assert box.interactive is not False and box.value is False
+    # issue 22: the switch says what re-ranking measurably does for this model (its eval report;
+    # this generated one has none, and says so)
+    assert "not measured" in box.info
     assert slider.value == 16 and slider.minimum == 1 and slider.maximum == 128
     with pytest.raises(gr.Error, match="got 'yes'"):
         box.preprocess("yes")
@@ -243,3 +246,18 @@ def test_the_models_itc_weight_orders_the_apps_reranking(fusion_app):
         app.model.config.fusion.rerank_itc_weight = 0.0
     assert blended.ok and all(blended.pane_rows[lang] == plain.pane_rows[lang] for lang in QUERIES)
     assert any(by_itm.pane_rows[lang] != plain.pane_rows[lang] for lang in QUERIES)  # not vacuous
+
+
+def test_the_switch_says_what_reranking_does_from_the_eval_report():
+    """Issue 22: with the fusion model, re-ranking roughly halved R@1 and the switch said nothing."""
+    from ccr_demo.ui.model_info import ModelInfo, final_report, rerank_effect
+
+    langs = ["en", "de"]
+    report = {"n_instances": 1000, "t2i": {lg: {"1": 88.0} for lg in langs}, "mrv": {"t2i": 0.31},
+              "rerank": {"k": 16, "t2i": {lg: {"1": 52.0} for lg in langs}, "mrv": {"t2i": 1.19}}}
+    line = rerank_effect(ModelInfo("CCRK", "x", report=final_report({"reports": [report]})))
+    assert "R@1 88.0% → 52.0% (mean over 2 languages)" in line and "MRV 0.310 → 1.190" in line
+    assert "makes this model's results worse" in line and "1000 test instances among all 1000 images" in line
+    better = {**report, "rerank": {**report["rerank"], "t2i": {lg: {"1": 90.0} for lg in langs}}}
+    assert "improves" in rerank_effect(ModelInfo("CCRK", "x", report=better))
+    assert "not measured" in rerank_effect(ModelInfo("CCRK", "x", report={"t2i": {}}))

@@ -22,7 +22,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 
 from ccr_demo import LANGUAGES
@@ -34,7 +33,6 @@ from ccr_demo.ui.state import AppState
 
 log = logging.getLogger(__name__)
 
-PLOT_IMAGES = 8  # images drawn in the rank-per-language plot
 _PLACEHOLDER: Image.Image | None = None
 
 
@@ -51,6 +49,8 @@ def bullets(notes: Sequence[str]) -> str:
 
 
 def not_ready_message(app: AppState) -> str:
+    if not app.loaded.is_set():
+        return "**The models are still loading**; try again in a few seconds.\n\n" + app.status_markdown()
     return "**The model or the gallery is not loaded**, so there is nothing to search.\n\n" + app.status_markdown()
 
 
@@ -143,15 +143,18 @@ class SearchResult:
     hits: dict[str, list[dict]] = field(default_factory=dict)  # per language: {"image", "score"} best first
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     overlap: pd.DataFrame = field(default_factory=pd.DataFrame)
-    plot: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["language", "rank", "image"]))
     mrv: float | None = None
     mrv_var: float | None = None
     consensus: str | None = None
     gold: dict | None = None
     mrv_markdown: str = ""
+    detail_markdown: str = ""  # the same without the MRV heading (shown where MRV already is: side by side)
     warnings: list[str] = field(default_factory=list)
+    best: dict[str, float] = field(default_factory=dict)  # per language: its best (contrastive) score
+    no_match_threshold: float | None = None  # the model's calibrated threshold (model_info), if any
+    no_match: list[str] = field(default_factory=list)  # languages whose best score is below it
     # with fusion re-ranking: the re-ranked view's numbers (rerank_view.summary); mrv, consensus,
-    # gold and hits above stay contrastive, panes / table / plot / overlap show the re-ranked view
+    # gold and hits above stay contrastive, panes / table / overlap show the re-ranked view
     rerank: dict | None = None
 
     def summary(self) -> dict:
@@ -159,7 +162,9 @@ class SearchResult:
         out = {"languages": self.languages, "queries": self.queries, "mrv": self.mrv, "mrv_var": self.mrv_var,
                "consensus": self.consensus, "gold": self.gold,
                "results": self.hits,
-               "ranks": self.table.to_dict(orient="records") if len(self.table) else []}
+               "ranks": self.table.to_dict(orient="records") if len(self.table) else [],
+               "best_score": self.best, "no_match_threshold": self.no_match_threshold,
+               "no_good_match": self.no_match}
         if self.rerank is not None:
             out["rerank"] = self.rerank
         return out
@@ -192,12 +197,16 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
            gold: Mapping | None = None, rerank: bool = False,
            rerank_k: Any = rerank_view.DEFAULT_RERANK_K) -> SearchResult:
     """Search the gallery with one query per language: one encode_texts call for all
-    languages (through the app's query cache) and one index search (Gallery.search_texts), then the rank of every image under
-    every language from the stored vectors (metrics.rank_consistency).
+    languages (through the app's query cache) and one index search (Gallery.search_texts), then
+    the rank of every image under every language from the stored vectors (metrics.rank_consistency);
+    each language's best score against the model's "no good match" threshold (``no_match``).
 
     ``rerank``: re-order each language's top ``rerank_k`` with the fusion encoder's ITM head
     (rerank_view); panes show the re-ranked order, ranks and MRV read "contrastive → re-ranked".
     """
+    import torch  # here, not at import: the page is built and served before torch is loaded
+
+    app.wait_loaded()
     gallery = gallery if gallery is not None else app.gallery
     if app.model is None or gallery is None:
         return SearchResult(False, not_ready_message(app))
@@ -257,7 +266,6 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
                              | {int(p) for p in res.positions[:, :k].ravel() if p >= 0}
                              | {cons.consensus, shown.consensus} | ({gold_row} if gold_row is not None else set()))
     ids = {r: gallery.items[r]["id"] for r in rows}  # not gallery.ids: that lists every item
-    row_of = {v: r for r, v in ids.items()}
 
     def role(row: int) -> str:
         return ", ".join(r for r, on in (("gold", row == gold_row), ("consensus", row == shown.consensus)) if on)
@@ -303,12 +311,6 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
         "_order": [round(float(shown.mean_rank[r]) + 1, 2) for r in rows],
     }).sort_values(["_order", "image"], kind="stable").drop(columns="_order").reset_index(drop=True)
 
-    plotted = list(table["image"][:PLOT_IMAGES])
-    for r in (gold_row, shown.consensus):
-        if r is not None and ids[r] not in plotted:
-            plotted.append(ids[r])
-    plot = pd.DataFrame([{"language": lg, "rank": int(shown.ranks[row_of[img], i]) + 1, "image": img}
-                         for img in plotted for i, lg in enumerate(langs)])
     overlap = pd.DataFrame(np.round(shown.overlap, 2), columns=langs)
     overlap.insert(0, f"top-{cons.k} overlap" + (" (re-ranked)" if rr is not None else ""), langs)
 
@@ -321,30 +323,85 @@ def search(app: AppState, texts: Mapping[str, Any], k: int = 5, gallery=None,
                      "mrv_var": metrics.mean_rank_variance(gold_ranks, "var")}
     result = SearchResult(
         ok=True, message=bullets(notes), languages=langs, queries=queries, panes=panes, pane_rows=pane_rows, hits=hits,
-        table=table, overlap=overlap, plot=plot, mrv=cons.mrv if several else None,
+        table=table, overlap=overlap, mrv=cons.mrv if several else None,
         mrv_var=cons.mrv_var if several else None, consensus=ids[cons.consensus], gold=gold_info, warnings=notes)
+    # only the app's own gallery is calibrated: a session gallery's scores have no reference
+    threshold = app.no_match if gallery is app.gallery else None
+    result.best = {lg: round(float(res.scores[i, 0]), 4) for i, lg in enumerate(langs) if res.positions[i, 0] >= 0}
+    result.no_match_threshold = threshold
+    result.no_match = [lg for lg, s in result.best.items() if threshold is not None and s < threshold]
     if rr is not None:
         result.rerank = rerank_view.summary(rr, langs, ids, cons.ranks, rows, k, gold_row)
     result.mrv_markdown = _mrv_markdown(result, cons, gallery.count)
+    result.detail_markdown = _mrv_markdown(result, cons, gallery.count, heading=False)
     return result
+
+
+def shown_rank(value: Any) -> float:
+    """The rank a table cell shows: the number itself, or after re-ranking the one after "→"."""
+    try:
+        return float(str(value).split("→")[-1])
+    except ValueError:
+        return float("nan")
+
+
+def rank_colour(rank: float, k: int) -> str:
+    """A cell's background for a rank: green inside the top k (darker the higher), pale orange
+    within 10 k, pale red beyond; the table reads as a heat map of where each image lands."""
+    if not np.isfinite(rank):
+        return ""
+    if rank <= k:
+        shade = 0.55 + 0.35 * (rank - 1) / max(k - 1, 1)  # lightness: 1 darkest, k lightest
+        return f"background-color: hsl(140, 55%, {shade * 100:.0f}%)"
+    return "background-color: hsl(35, 90%, 85%)" if rank <= 10 * k else "background-color: hsl(0, 70%, 90%)"
+
+
+def heat_table(res: SearchResult):
+    """The rank table as the page shows it (a pandas Styler): the image, its role, its rank in
+    every language coloured by ``rank_colour``, mean rank and std. Why fewer columns than
+    ``res.table``: "top-k in" is what the colours say, and the variance is the std squared;
+    both stay in the JSON, and the table fits the page for ten languages."""
+    if not len(res.table):
+        return res.table
+    k = max((len(rows) for rows in res.pane_rows.values()), default=1)
+    ranks = [f"rank {lg}" for lg in res.languages]
+    shown = res.table[["image", "role", *ranks, "mean rank", "std"]]
+    return (shown.style.map(lambda v: rank_colour(shown_rank(v), k), subset=ranks)
+            .format({"mean rank": lambda v: v if isinstance(v, str) else f"{v:.2f}",
+                     "std": lambda v: v if isinstance(v, str) else f"{v:.3f}"}).hide(axis="index"))
 
 
 def rank_list(ranks: Mapping[str, int]) -> str:
     return " · ".join(f"{lang} **{r}**" for lang, r in ranks.items())
 
 
-def _mrv_markdown(res: SearchResult, cons: metrics.RankConsistency, n_images: int) -> str:
+def no_match_line(res: SearchResult) -> str:
+    """The "no good match" line of a result ("" when every language's best score is above the
+    model's calibrated threshold, or there is none)."""
+    if not res.no_match:
+        return ""
+    scores = ", ".join(f"{lg} {res.best[lg]:.3f}" for lg in res.no_match)
+    return (f"⚠ **No good match** in {', '.join(res.no_match)}: best score {scores}, below "
+            f"{res.no_match_threshold:.3f}, which 95% of the test set's typed queries that match an image beat "
+            "(their best true score): nothing in the gallery fits this query well, so its ranks order poor matches.")
+
+
+def _mrv_markdown(res: SearchResult, cons: metrics.RankConsistency, n_images: int, heading: bool = True) -> str:
+    """The consistency panel; ``heading``: with the "Query MRV" heading and its explanation
+    (left out where the MRV is already shown large, in the side-by-side view)."""
+    warning = no_match_line(res)
     if res.rerank is not None:
-        return rerank_view.mrv_markdown(res.languages, res.mrv, res.mrv_var, res.consensus, res.gold, res.rerank,
+        text = rerank_view.mrv_markdown(res.languages, res.mrv, res.mrv_var, res.consensus, res.gold, res.rerank,
                                         cons, n_images)
+        return text + (f"\n\n{warning}" if warning else "")
     langs = res.languages
     row = res.table.set_index("image").loc[res.consensus]
     cons_ranks = {lg: int(row[f"rank {lg}"]) for lg in langs}
-    lines = []
-    if res.mrv is None:
+    lines = [warning, ""] if warning else []
+    if heading and res.mrv is None:
         lines.append("### Query MRV: needs two or more languages")
         lines.append("MRV is the spread of an image's rank across languages; type the query in another language too.")
-    else:
+    elif heading:
         lines.append(f"### Query MRV: {res.mrv:.3f}")
         lines.append(f"std of the consensus image's ranks across the {len(langs)} languages "
                      f"(variance {res.mrv_var:.3f}); 0 = every language ranks it the same. "
@@ -356,13 +413,13 @@ def _mrv_markdown(res: SearchResult, cons: metrics.RankConsistency, n_images: in
         g = res.gold
         mrv = f"gold MRV **{g['mrv']:.3f}** (variance {g['mrv_var']:.3f})" if len(langs) > 1 else "one language: no MRV"
         lines.append("")
-        lines.append(f"★ Gold image **{g['image_id']}**: " + rank_list(g["ranks"]) + f" — {mrv}, "
-                     "the per-instance quantity the paper's MRV averages.")
+        lines.append(f"★ Gold image **{g['image_id']}**: " + rank_list(g["ranks"])
+                     + (f" — {mrv}, the per-instance quantity the paper's MRV averages." if heading else ""))
     overlap = cons.overlap[~np.eye(len(langs), dtype=bool)]
     if overlap.size:
         lines.append("")
         lines.append(f"Mean pairwise top-{cons.k} overlap between languages: {overlap.mean():.2f}")
-    return "\n".join(lines)
+    return "\n".join(lines).strip()
 
 
 # --------------------------------------------------------------------------- gold mode
@@ -391,6 +448,7 @@ def random_instance(app: AppState, languages: Sequence[str], index: Any = None, 
     """Draw a parallel test instance (or take ``index``; None, "" or -1 draws; any other number
     outside the test set is refused, as every endpoint refuses it): its first caption in each
     chosen language (the paper's parallel query) and the gold image to mark."""
+    app.wait_loaded()  # which instances are eligible depends on the gallery
     inst = app.instances
     if inst is None:
         return Instance({}, None, "Gold mode needs the test set: none was loaded. " + app.status_markdown())

@@ -15,6 +15,10 @@ from ccr_demo import LANGUAGES
 from ccr_demo.data.languages import describe_query
 from ccr_demo.data.queries import to_query
 
+# Each language's own name, shown beside its code wherever a language labels a box or a row.
+LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français", "cs": "Čeština", "zh": "中文", "ja": "日本語",
+                  "id": "Bahasa Indonesia", "es": "Español", "ru": "Русский", "tr": "Türkçe"}
+
 # (assertion, phrasing form): colour + shape, a question, a count, size, a position, the
 # background alone, an object on a background.
 EXAMPLE_QUERIES = (

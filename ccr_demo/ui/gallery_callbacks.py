@@ -86,6 +86,7 @@ def build_session_gallery(app: AppState, files: Sequence[Any] | None = None,
     Each file is checked with the guarded loader first; bad ones are listed and skipped.
     ``folder`` (a path on the server) is accepted only when the app allows local paths.
     """
+    app.wait_loaded()
     if app.model is None:
         return SessionGalleryResult(None, not_ready_message(app))
     lim = app.limits

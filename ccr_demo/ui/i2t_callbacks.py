@@ -11,7 +11,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 
 from ccr_demo.data.errors import DataFormatError
@@ -82,6 +81,9 @@ def image_to_text(app: AppState, image: Any = None, *, row: int | None = None, g
     test instance, its own captions' best rank per language (metrics.i2t_ranks) and their
     spread (the paper's image-to-text MRV for one instance) are shown too.
     """
+    import torch  # here, not at import: the page is built and served before torch is loaded
+
+    app.wait_loaded()
     if app.model is None:
         return ImageToTextResult(False, not_ready_message(app))
     try:
@@ -132,7 +134,7 @@ def image_to_text(app: AppState, image: Any = None, *, row: int | None = None, g
             r = np.array([list(ranks.values())])
             result.mrv = metrics.mean_rank_variance(r, "std")
             result.mrv_var = metrics.mean_rank_variance(r, "var")
-    result.message = _i2t_markdown(result, captions.source)
+    result.message = _i2t_markdown(result, app.shown(captions.source))  # a built index names its files
     return result
 
 

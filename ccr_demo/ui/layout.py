@@ -27,20 +27,23 @@ from ccr_demo.ui.tabs import about, compare, evaluate, gallery, image_to_text, s
 from ccr_demo.ui.tabs.common import Session
 
 INTRO = """# One query, many languages: cross-lingual cross-modal retrieval
-Type the same query in several languages and compare what each language retrieves. A model
-trained with **1-to-K contrastive learning** (Nie et al., KDD 2024) should rank the same
-image the same way whatever the language; **MRV** (mean rank variance) measures how far it
-is from that: the spread (std) of an image's rank across languages, 0 = perfectly consistent.
+A model trained with **1-to-K contrastive learning** (Nie et al., KDD 2024) should rank the same image the
+same way whatever the language of the query; **MRV** is the spread (std) of that image's rank across
+languages, 0 = perfectly consistent. Click an example below, or type a query in several languages and press Search.
 """
 
 
 def build_layout(app: AppState) -> gr.Blocks:
-    """All tabs and events. ``app`` is shared and read-only; per-session data lives in gr.State."""
+    """All tabs and events. ``app`` is shared and read-only; per-session data lives in gr.State.
+    Built from what ``loading.plan_app_state`` knows: the models may still be loading (the page
+    load event waits for them, ``tabs.search``)."""
     ttl = app.limits.session_ttl_s
     # delete_cache: Gradio's own sweep of this app's uploads and served copies older than the TTL
     with gr.Blocks(title="CCR demo: one query, many languages", delete_cache=(max(60, min(600, ttl)), ttl)) as demo:
         gr.Markdown(INTRO)
-        gr.Markdown(app.status_markdown(), elem_id="load-status")
+        load_line = gr.Markdown(app.status_markdown(), elem_id="load-status")
+        with gr.Accordion("Where the models and data come from", open=False, elem_id="load-sources"):
+            sources = gr.Markdown(app.sources_markdown())
         session = Session(gallery=gr.State(None, time_to_live=ttl),  # dropped after the TTL, like its files
                           gold=gr.State(None), rows=gr.State({}))
 
@@ -49,15 +52,13 @@ def build_layout(app: AppState) -> gr.Blocks:
             i2t_tab = image_to_text.build(app)
             gallery_tab = gallery.build(app)
             eval_tab = evaluate.build(app)
-            about.build(app)
+            about_status = about.build(app)
 
         # events, in the order they always had (Gradio numbers them)
-        search.wire(app, search_tab, session)
+        search.wire(app, demo, search_tab, session, [load_line, sources], about_status)
         image_to_text.wire(app, demo, i2t_tab, search_tab.languages, search_tab.panes, session, tabs)
         gallery.wire(app, demo, gallery_tab, session, search_tab.which)
         evaluate.wire(app, eval_tab)
         if app.comparing:
-            compare.wire(app, search_tab.compare, eval_tab.compare, search_tab.search_btn, search_tab.boxes,
-                         search_tab.gold_event, search_tab.languages, search_tab.k, session.gold,
-                         eval_tab.max_instances, eval_tab.languages)
+            compare.wire(app, eval_tab.compare, eval_tab.max_instances, eval_tab.languages)
     return demo

@@ -29,6 +29,7 @@ import re
 import stat
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -40,6 +41,7 @@ from ccr_demo.data.testset import ParallelTestSet
 from ccr_demo.ui.caption_index import CaptionIndex
 from ccr_demo.ui.manifest import MANIFEST_NAME, ModelsConfigError, ModelSpec, check_names, parse_models, read_manifest
 from ccr_demo.ui.memory import drop_clean_weight_pages, release_memory
+from ccr_demo.ui.model_info import describe
 from ccr_demo.ui.ranges import shown_text
 from ccr_demo.ui.state import (
     ENV_CAPTIONS,
@@ -244,7 +246,7 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
                    models: Sequence | str | Path | None = None,
                    limits: Limits | None = None, allow_local_paths: bool | None = None,
                    warm_up: bool = True, caption_cache: str | Path | None | bool = True,
-                   assets: str | Path | None = None) -> AppState:
+                   assets: str | Path | None = None, root: str | Path | None = None) -> AppState:
     """Load model, gallery, test set and caption gallery; never raises for missing/broken items.
 
     ``models``: models to compare (``ModelSpec`` or (name, model, gallery) tuples, or a manifest
@@ -258,20 +260,116 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
     single-user run (never on a Space: ``SPACE_ID`` set keeps it off). Even then only the images
     of the gallery built from the folder are served, never the folder.
     ``caption_cache``: True = ``fileio.cache_dir()/captions`` (``CCR_DEMO_CACHE``), a folder, or False.
+    ``root``: the app's folder, paths are shown relative to it (default: the one above ``assets``).
+
+    The same as ``plan_app_state`` then ``finish_loading``, which ``build_demo(background=True)``
+    runs apart: the page is served after the first, the second runs behind it.
     """
+    state = plan_app_state(model_dir, gallery_dir, testset_dir, captions_dir, models=models, limits=limits,
+                           allow_local_paths=allow_local_paths, warm_up=warm_up, caption_cache=caption_cache,
+                           assets=assets, root=root)
+    finish_loading(state)
+    return state
+
+
+@dataclass
+class LoadPlan:
+    """What ``plan_app_state`` chose and ``finish_loading`` loads."""
+
+    specs: list | None
+    model_dir: str | Path | None
+    gallery_dir: str | Path | None
+    testset_dir: str | Path | None
+    captions_dir: str | Path | None
+    warm_up: bool
+    assets: str | Path | None
+    testset_where: str | None  # the test set's folder as chosen, for its typed queries beside it
+
+
+def plan_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path | None = None,
+                   testset_dir: str | Path | None = None, captions_dir: str | Path | None = None, *,
+                   models: Sequence | str | Path | None = None,
+                   limits: Limits | None = None, allow_local_paths: bool | None = None,
+                   warm_up: bool = True, caption_cache: str | Path | None | bool = True,
+                   assets: str | Path | None = None, root: str | Path | None = None) -> AppState:
+    """Everything that needs no torch (arguments as ``load_app_state``): which models, the test set,
+    its typed queries, and what the models' files say (``model_info``: gallery sizes, saved
+    evaluations, calibrations). About a second: the page can be built and served from it while
+    ``finish_loading`` loads the models. The state's ``loaded`` event is clear until then."""
     start = time.perf_counter()
     if caption_cache is True:
         caption_cache = cache_dir() / "captions"
+    if root is None:
+        root = Path(assets).resolve().parent if assets is not None else Path.cwd()
     state = AppState(limits=limits or Limits(),
                      allow_local_paths=_server_folders_allowed() if allow_local_paths is None
                      else allow_local_paths,
-                     caption_cache=Path(caption_cache) if caption_cache else None)
-
+                     caption_cache=Path(caption_cache) if caption_cache else None,
+                     root=Path(root), loading_since=start)
+    state.loaded.clear()
     try:
         specs = model_specs(model_dir, gallery_dir, models, assets)
     except ModelsConfigError as e:
         specs = None
         state.problems.append(f"{e}; loading one model instead")
+    state.plan = LoadPlan(specs, model_dir, gallery_dir, testset_dir, captions_dir, warm_up, assets, None)
+    _describe_models(state)
+
+    default_testset = default_paths(assets)["testset"]
+    where, how = _choose(testset_dir, ENV_TESTSET, default_testset)
+    if where is not None:
+        try:
+            state.test_set = ParallelTestSet.from_iglue(where)
+            state.instances = GoldInstances.from_testset(state.test_set)
+            state.plan.testset_where = where
+            state.sources["test set"] = f"{where} ({how}, {len(state.test_set)} instances)"
+        except Exception as e:  # noqa: BLE001
+            state.problems.append(f"test set `{where}` ({how}) could not be read: {e}")
+    if state.test_set is None:
+        state.notes.append(f"No test set ({_missing(default_testset, ENV_TESTSET)}): "
+                           "gold mode and evaluation are off.")
+    state.load_seconds = time.perf_counter() - start
+    return state
+
+
+def _describe_models(state: AppState) -> None:
+    """``state.infos``: each configured model as its files describe it (``model_info.describe``)."""
+    plan = state.plan
+    if plan.specs:
+        named = [(spec.name, spec.model, spec.gallery) for spec in plan.specs]
+    else:
+        defaults = default_paths(plan.assets)
+        model, _ = _choose(plan.model_dir, ENV_MODEL, defaults["model"])
+        gallery, _ = _choose(plan.gallery_dir, ENV_GALLERY, defaults["gallery"])
+        named = [("model", model, gallery)] if model else []
+    state.infos = {name: describe(name, str(model), str(gallery) if gallery else None)
+                   for name, model, gallery in named}
+    if named:
+        state.main_name = named[0][0]
+        state.no_match = state.infos[state.main_name].no_match
+
+
+def finish_loading(state: AppState) -> None:
+    """Load what ``plan_app_state`` chose: models, galleries, caption gallery, warm-up; then set
+    ``state.loaded``, whatever happened (problems are recorded, never raised)."""
+    try:
+        _load_models(state)
+    except Exception as e:  # noqa: BLE001 - the page is up: it must say what went wrong, not hang
+        log.exception("loading failed")
+        state.problems.append(f"loading failed: {e}")
+    finally:
+        state.load_seconds = time.perf_counter() - state.loading_since
+        for problem in state.problems:  # one line each for the operator's log; the app shows them too
+            log.warning("start-up: %s", problem)
+        state.loaded.set()
+
+
+def _load_models(state: AppState) -> None:
+    plan = state.plan
+    if state.test_set is not None:  # the typed queries' default location is in eval (torch)
+        _load_queries(state, plan.testset_where)
+    specs, model_dir, gallery_dir, testset_dir, warm_up, assets = (plan.specs, plan.model_dir, plan.gallery_dir,
+                                                                   plan.testset_dir, plan.warm_up, plan.assets)
     sharing = contextlib.ExitStack()
     if specs:
         model_dir, gallery_dir = specs[0].model, specs[0].gallery
@@ -293,22 +391,7 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
                 state.models = []
                 state.notes.append("Model comparison is off: fewer than two models could be loaded.")
 
-    default_testset = default_paths(assets)["testset"]
-    where, how = _choose(testset_dir, ENV_TESTSET, default_testset)
-    if where is not None:
-        try:
-            state.test_set = ParallelTestSet.from_iglue(where)
-            state.instances = GoldInstances.from_testset(state.test_set)
-            state.sources["test set"] = f"{where} ({how}, {len(state.test_set)} instances)"
-        except Exception as e:  # noqa: BLE001
-            state.problems.append(f"test set `{where}` ({how}) could not be read: {e}")
-    if state.test_set is not None:
-        _load_queries(state, where)
-    else:
-        state.notes.append(f"No test set ({_missing(default_testset, ENV_TESTSET)}): "
-                           "gold mode and evaluation are off.")
-
-    cap = captions_dir or os.environ.get(ENV_CAPTIONS)
+    cap = plan.captions_dir or os.environ.get(ENV_CAPTIONS)
     if not cap and gallery_dir is not None and _is_dir(f"{str(gallery_dir).rstrip('/')}-captions"):
         cap = f"{str(gallery_dir).rstrip('/')}-captions"
     if cap and state.model is not None:
@@ -316,7 +399,7 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
             from ccr_demo.gallery.gallery import Gallery  # torch: see the module's docstring
 
             g = Gallery.load(cap, state.model)
-            state.use_caption_index(CaptionIndex.from_gallery(g, source=f"caption gallery {cap}"))
+            state.use_caption_index(CaptionIndex.from_gallery(g, source=f"caption gallery {state.shown(str(cap))}"))
             if state.instances is None:
                 state.instances = GoldInstances.from_caption_gallery(g)
             state.sources["captions"] = f"{cap} ({g.count} captions)"
@@ -341,10 +424,6 @@ def load_app_state(model_dir: str | Path | None = None, gallery_dir: str | Path 
         if warm_up and model is not None and id(model.text_tower) not in warmed:  # fault back in what every
             model.encode_texts(["a red circle", "红色的圆"])  # query reads (encoder layers), once per tower
             warmed.add(id(model.text_tower))
-    state.load_seconds = time.perf_counter() - start
-    for problem in state.problems:  # one line each for the operator's log; the app shows them too
-        log.warning("start-up: %s", problem)
-    return state
 
 
 def _load_main_model(state: AppState, specs, model_dir, gallery_dir, testset_dir, warm_up: bool, assets):

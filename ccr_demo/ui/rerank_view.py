@@ -26,17 +26,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 
 from ccr_demo.data.errors import DataFormatError
 from ccr_demo.data.images import load_image
 from ccr_demo.eval import metrics
 from ccr_demo.eval.rerank import model_itc_weight, rerank_top_k
-from ccr_demo.model.fingerprint import weights_fingerprint
 from ccr_demo.utils.cache import LockedLRU
+
+# torch (and the model's fingerprint, which needs it) is imported where a re-ranking runs: the
+# page is built from this module's names before torch is loaded (``loading``: page first)
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_RERANK_K = 16
 NO_FUSION = ("the loaded model is a dual encoder (no fusion encoder, `model.fusion.layers` = 0): there is no "
@@ -91,6 +94,8 @@ def gallery_image_memory(model, cache: ImageMemoryCache, gallery, rows: Sequence
     Images come from ``gallery.image_file(row)``: the item's image file, else its thumbnail
     (images built from base64 rows). Uncached ones are encoded in one ``encode_image_memory``
     call and cached."""
+    from ccr_demo.model.fingerprint import weights_fingerprint
+
     fp = weights_fingerprint(model)
     found: dict[int, torch.Tensor] = {}
     problems: list[str] = []
@@ -157,6 +162,8 @@ def rerank(model, cache: ImageMemoryCache, gallery, texts: Sequence[str], scores
     ``contrastive_ranks`` [N, L]: every image's exact contrastive rank (0-based), as
     ``metrics.rank_consistency`` gives them; the result's ``cons`` holds them after re-ranking,
     with consensus, MRV and top-``k_shown`` overlap recomputed from them."""
+    import torch
+
     if not has_fusion(model):
         raise ValueError(NO_FUSION)
     start = time.perf_counter()

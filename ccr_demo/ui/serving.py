@@ -20,6 +20,7 @@ finished (issue 23 item 11: 148 were left after a load test).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import logging
@@ -82,6 +83,35 @@ def serve_image(image: Any, folder: Path | None = None) -> Any:
             log.warning("cannot serve %s: %s", path, e)
             return None
     return image
+
+
+def data_uri(image: Any, max_bytes: int = 48_000, size: int = 160) -> str:
+    """An image inline, as a ``data:`` URI, for views drawn as HTML (the side-by-side grid):
+    nothing is served from a path, and the page names none. ``image``: a PIL image, or a file a
+    gallery handed out (``Gallery.image_file``, checked where it leads at that moment). A file
+    over ``max_bytes``, or in another format than PNG or JPEG, is shrunk to ``size`` px as PNG."""
+    data, mime = b"", "image/png"
+    if isinstance(image, (str, Path)):
+        try:
+            data = Path(image).read_bytes()
+        except OSError as e:  # gone or unreadable since the gallery was loaded
+            log.warning("cannot show %s: %s", Path(image).name, e)
+            image = Image.new("RGB", (64, 64), (210, 210, 210))
+        else:
+            mime = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg" if data[:2] == b"\xff\xd8" else ""
+            if mime and len(data) <= max_bytes:
+                return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+            try:
+                image = Image.open(io.BytesIO(data))
+            except Exception:  # noqa: BLE001 - not an image Pillow reads: a grey square
+                image = Image.new("RGB", (64, 64), (210, 210, 210))
+    if not isinstance(image, Image.Image):
+        image = Image.new("RGB", (64, 64), (210, 210, 210))
+    small = image.convert("RGB")
+    small.thumbnail((size, size))
+    buf = io.BytesIO()
+    small.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def serve_pairs(pairs: Iterable[tuple[Any, str]], folder: Path | None = None) -> list[tuple[Any, str]]:

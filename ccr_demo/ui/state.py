@@ -49,6 +49,7 @@ from pathlib import Path
 from ccr_demo.ui.caption_index import CaptionIndex
 from ccr_demo.ui.instances import GoldInstances
 from ccr_demo.ui.lanes import Lane
+from ccr_demo.utils.paths import hide_absolute_paths
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,9 @@ class Limits:
     max_rerank_pairs: int = 256
     image_memory_items: int = 2048  # fusion image memories of gallery images kept (LRU) for re-ranking
     image_memory_bytes: int = 256 << 20  # ...and at most this many bytes of them
+    # a request that comes while the models are still loading (the page is served first) waits
+    # this long for them before it is answered "not loaded yet"
+    load_wait_s: float = 300.0
     search_workers: int = 2  # contrastive searches at once (lanes.py): the cores of a small Space
     rerank_workers: int = 1  # fusion re-rankings at once...
     max_rerank_waiting: int = 2  # ...and how many may wait for one; more are refused with a message
@@ -163,6 +167,18 @@ class AppState:
     allow_local_paths: bool = False
     caption_cache: Path | None = None  # where encoded test captions are kept between starts
     load_seconds: float = 0.0
+    # the app's folder: paths are shown relative to it, and none outside it in full (a public
+    # page must not tell strangers the server's file layout); None: the working directory
+    root: Path | None = None
+    # set once loading is over (at once for a state made whole; ``loading`` clears it while the
+    # models load behind a served page); requests wait for it (``wait_loaded``)
+    loaded: threading.Event = field(default_factory=threading.Event)
+    loading_since: float | None = None  # perf_counter() when loading began (``loading.plan_app_state``)
+    plan: object | None = None  # what ``loading.finish_loading`` is to load (``loading.LoadPlan``)
+    # what the models' files say before loading (``model_info``), by configured name, in order
+    infos: dict = field(default_factory=dict)
+    main_name: str = "model"  # the main model's name (its configured one when several are compared)
+    no_match: float | None = None  # this state's model's "no good match" threshold (model_info)
     _captions: CaptionIndex | None = None
     _captions_error: str | None = None
     _captions_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -178,9 +194,11 @@ class AppState:
     _encoder_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
-        # rerank_view (and query_encoder below) import torch (~2 s): kept out of ``import ccr_demo.ui``
+        # query_encoder below imports torch (~2 s): kept out of ``import ccr_demo.ui``
         from ccr_demo.ui.rerank_view import ImageMemoryCache
 
+        if self.loading_since is None:
+            self.loaded.set()  # made whole (tests, benchmarks): nothing to wait for
         if self.image_memory is None:  # a cache, the one thing requests add to (bounded, locked)
             self.image_memory = ImageMemoryCache(self.limits.image_memory_items, self.limits.image_memory_bytes)
         if self.search_lane is None:
@@ -208,12 +226,24 @@ class AppState:
 
     @property
     def comparing(self) -> bool:
-        """Whether two or more models are loaded over one image list (the comparison UI)."""
-        return len(self.models) >= 2
+        """Whether two or more models are loaded over one image list (the comparison UI); while
+        they load, whether two or more are configured (the page is built before they are loaded)."""
+        return len(self.model_names) >= 2
 
     @property
     def model_names(self) -> list[str]:
-        return [m.name for m in self.models]
+        """The compared models' names: those loaded, or while loading those configured."""
+        if self.loaded.is_set():
+            return [m.name for m in self.models]
+        return list(self.infos) if len(self.infos) >= 2 else []
+
+    def wait_loaded(self) -> bool:
+        """Wait (at most ``Limits.load_wait_s``) for the background loading; whether it is over."""
+        return self.loaded.wait(self.limits.load_wait_s)
+
+    def info(self, name: str | None = None):
+        """The ``model_info.ModelInfo`` of a configured model (the main one by default), or None."""
+        return self.infos.get(self.main_name if name is None else name)
 
     def view(self, name: str) -> "AppState":
         """This state as if ``name`` were the only model (its model and gallery; the same test set,
@@ -227,8 +257,11 @@ class AppState:
         if entry.model is self.model:
             view = self
         else:
+            info = self.infos.get(name)
             view = AppState(model=entry.model, gallery=entry.gallery, test_set=self.test_set, queries=self.queries,
                             instances=self.instances, sources={"model": entry.source}, limits=self.limits,
+                            root=self.root, infos=self.infos, main_name=name,
+                            no_match=info.no_match if info is not None else None,
                             search_lane=self.search_lane, rerank_lane=self.rerank_lane,  # one set per process
                             _captions_error="image-to-text uses the app's first model")
         self._views[name] = view
@@ -299,18 +332,56 @@ class AppState:
         if self._captions_thread is not None:
             self._captions_thread.join(timeout)
 
+    def shown(self, text: str) -> str:
+        """``text`` as the page and the API may show it: no absolute server path (``utils.paths``)."""
+        return hide_absolute_paths(text, self.root if self.root is not None else Path.cwd())
+
+    def shown_json(self, value):
+        """``value`` (JSON: dicts, lists, strings) with every string as ``shown`` writes it."""
+        if isinstance(value, str):
+            return self.shown(value)
+        if isinstance(value, dict):
+            return {k: self.shown_json(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.shown_json(v) for v in value]
+        return value
+
     def status_markdown(self) -> str:
-        """What was loaded from where, and what is missing with how to fix it."""
+        """The load line: while loading, that the page waits for the models; then what was loaded,
+        by name and size, and what is missing with how to fix it. No server path: where each
+        piece came from is ``sources_markdown`` (relative paths, shown folded)."""
+        if not self.loaded.is_set():
+            names = list(self.infos) or ["the model"]
+            return (f"**Loading {', '.join(names)} and {'their galleries' if len(names) > 1 else 'its gallery'}…** "
+                    "Search is ready in a few seconds; the first example then runs by itself.")
         lines = []
         if self.problems:
             lines.append("**Not everything could be loaded:**")
-            lines += [f"- {p}" for p in self.problems]
+            lines += [f"- {self.shown(p)}" for p in self.problems]
             if self.model is None or self.gallery is None:
                 lines.append("")
                 lines.append(HOW_TO_MAKE_ASSETS)
             lines.append("")
-        if self.sources:
-            lines.append("Loaded: " + "; ".join(f"{k} from `{v}`" for k, v in self.sources.items())
-                         + f" ({self.load_seconds:.1f} s).")
-        lines += self.notes
+        parts = []
+        names = [m.name for m in self.models] or ([self.main_name] if self.model is not None else [])
+        if names and self.gallery is not None:
+            kind = "dual encoder" if not self.can_rerank else "with a fusion encoder (re-ranking)"
+            what = (f"{len(names)} models, {' and '.join(names)}, each over the same gallery" if len(names) > 1
+                    else f"{'one model' if names[0] == 'model' else 'model ' + names[0]} ({kind}) over a gallery")
+            parts.append(f"{what} of {self.gallery.count:,} images")
+        if self.test_set is not None:
+            parts.append(f"test set: {len(self.test_set):,} instances in {len(self.test_set.languages)} languages"
+                         + (f", {len(self.queries):,} typed queries" if self.queries is not None else ""))
+        if self.has_caption_index:
+            n = sum(g.count for g in self._captions.per_language.values())
+            parts.append(f"image to text: {n:,} captions")
+        if parts:
+            lines.append("Loaded " + " · ".join(parts) + f" ({self.load_seconds:.1f} s).")
+        lines += [self.shown(n) for n in self.notes]
         return "\n".join(lines)
+
+    def sources_markdown(self) -> str:
+        """Where each piece came from, paths relative to the app's folder (``shown``)."""
+        if not self.sources:
+            return "Nothing was loaded."
+        return "\n".join(f"- {k}: `{self.shown(v)}`" for k, v in self.sources.items())

@@ -22,9 +22,20 @@ ABOUT = """## How the numbers are made
 - **Models side by side** (two or more models): each model's MRV for the same query, from its
   own consensus image (or, in gold mode, the gold image), its mean rank there, and a verdict
   naming the lower MRV (and, in gold mode, the model that ranks the gold image higher if that
-  is the other one: MRV measures agreement, not accuracy).
-- **Evaluate**: Recall@1/5/10 for text-to-image (IR) and image-to-text (TR) per language,
-  mean recall, and MRV in both directions over a parallel test set (`ccr_demo.eval.evaluate`).
+  is the other one: MRV measures agreement, not accuracy). Two MRVs closer than the **tie
+  margin** are "about equally consistent": the margin is the MRV of a query whose languages
+  agree but for one language one place lower (0.373 for 6 languages), the smallest
+  disagreement one query can show.
+- **No good match**: a language whose best score is below its model's calibrated threshold
+  (`python -m ccr_demo.ui.calibration` writes `assets/no_match.json`: the 5th percentile of
+  the best true score of the test set's typed queries, in every language, against the model's
+  own gallery). A lower best score is rarer than 1 in 20 among queries that do match an image.
+  A higher one proves nothing: a query that matches nothing can score as high as a true match
+  (the file keeps the measured AUC).
+- **Evaluate**: each model's saved evaluation on the full test set (its `eval_report*.json`:
+  every instance ranked among every image), and a live one: Recall@1/5/10 for text-to-image
+  (IR) and image-to-text (TR) per language, mean recall, and MRV in both directions on the
+  first N instances, ranked among those N images only (`ccr_demo.eval.evaluate`).
 
 ## Configuration
 Environment variables (else the embedded default in `assets/`, offline):
@@ -39,8 +50,9 @@ same order. Without it (and without `CCR_MODEL`), `assets/models.json` is read.
 """
 
 
-def build(app: AppState) -> None:
-    """The tab (call inside ``gr.Tabs``); it has no events."""
+def build(app: AppState) -> gr.Markdown:
+    """The tab (call inside ``gr.Tabs``); it has no events. Returns its load line, which the page
+    load event fills once the models are loaded."""
     with gr.Tab("About", id=TAB_ID):
         gr.Markdown(ABOUT)
-        gr.Markdown(app.status_markdown())
+        return gr.Markdown(app.status_markdown())

@@ -1,99 +1,91 @@
-"""Several models side by side (``compare_view``; only when two or more are loaded): a section
-of the search tab (each model's MRV and top k per language, and a verdict) and one of the
-Evaluate tab, with the endpoints ``compare``, ``compare_gold`` and ``evaluate_compare``. The
-search and gold events of the search tab also fill the section (``wire``)."""
+"""Several models side by side (``compare_view``; only when two or more are configured): a section
+of the search tab (the verdict, then a row per language with each model's top k under a header
+with its MRV) and one of the Evaluate tab, with the endpoints ``compare``, ``compare_gold`` and
+``evaluate_compare``. The search tab's events fill the section together with the detail view,
+in one handler (``tabs.search``), so the two views always show the same query."""
 
 from __future__ import annotations
 
 import gradio as gr
-import pandas as pd
 
 from ccr_demo import LANGUAGES
-from ccr_demo.ui import compare_view, inputs, serving
+from ccr_demo.ui import compare_view, inputs
+from ccr_demo.ui.ranges import shown_value
 from ccr_demo.ui.state import AppState
 from ccr_demo.ui.tabs.common import warn
 
 
 def build_section(app: AppState) -> dict:
-    """Each configured model side by side: the verdict, then per model its MRV and top k per language."""
+    """The verdict, then per model its MRV and top k, a row per language (``compare_view.grid_html``)."""
     names = app.model_names
+    n_images = next((info.n_images for info in app.infos.values() if info.n_images), None)
     ui = {}
     with gr.Column(variant="panel", elem_id="compare"):
-        gr.Markdown(f"### Models side by side: {', '.join(names)} (same {app.gallery.count} images)")
-        ui["models"] = inputs.CheckboxGroup(names, value=names, label="Models to compare", elem_id="compare-models")
+        gr.Markdown(f"### Models side by side: {', '.join(names)}"
+                    + (f" (the same {n_images:,} images)" if n_images else ""))
         ui["verdict"] = gr.Markdown(elem_id="compare-verdict")
-        with gr.Row(equal_height=False):
-            ui["heads"], ui["panes"] = [], []
-            for i, name in enumerate(names):
-                with gr.Column(min_width=300):
-                    ui["heads"].append(gr.Markdown(f"### {name}", elem_id=f"compare-head-{i}"))
-                    ui["panes"].append(gr.Gallery(label=f"{name}: top k per language (a row per language)",
-                                                  columns=5, height="auto", object_fit="contain",
-                                                  allow_preview=False, elem_id=f"compare-pane-{i}",
-                                                  elem_classes=["ccr-pane", "ccr-whole"]))
-        ui["table"] = gr.Dataframe(label="Per language: each model's top 1 and the rank of the image its MRV is about",
-                                   elem_id="compare-table", wrap=True)
-        with gr.Accordion("Comparison numbers (JSON)", open=False):
+        ui["grid"] = gr.HTML(elem_id="compare-grid")
+        with gr.Accordion("Fewer models, and the comparison's numbers (JSON)", open=False):
+            ui["models"] = inputs.CheckboxGroup(names, value=names, label="Models to compare",
+                                                elem_id="compare-models")
             ui["json"] = gr.JSON()
     return ui
 
 
 def build_eval_section(app: AppState) -> dict:
-    """The Evaluate tab's part: every chosen model evaluated on the same instances and languages."""
+    """The Evaluate tab's part: every chosen model evaluated now on the same instances and languages."""
     names = app.model_names
     ui = {}
-    gr.Markdown(f"### Models side by side: {', '.join(names)}\nThe same instances and languages for each: "
-                "per-language R@1 both ways and MRV.")
+    gr.Markdown(f"### Evaluate the models now, side by side: {', '.join(names)}\nThe same instances and "
+                "languages for each: per-language R@1 both ways, and MRV.")
     ui["models"] = inputs.CheckboxGroup(names, value=names, label="Models to compare", elem_id="eval-compare-models")
     ui["button"] = gr.Button("Evaluate the models side by side", elem_id="eval-compare-button")
     ui["status"] = gr.Markdown()
     ui["head"] = gr.Markdown(elem_id="eval-compare-head")
-    with gr.Row():
-        ui["table"] = gr.Dataframe(label="R@1 (%) per language and MRV, per model", elem_id="eval-compare-table",
-                                   scale=3)
-        ui["plot"] = gr.LinePlot(x="metric", y="R@1", color="model", title="R@1 (%) per language, by model",
-                                 show_label=False, scale=2, height=340, elem_id="eval-compare-plot")
+    ui["plot"] = gr.HTML(elem_id="eval-compare-plot")
+    ui["table"] = gr.Dataframe(label="R@1 (%) per language, per model and direction", elem_id="eval-compare-table",
+                               interactive=False, visible=False)  # shown once an evaluation fills it
     with gr.Accordion("Reports (JSON)", open=False):
         ui["json"] = gr.JSON()
     return ui
 
 
-def compare_outputs(app: AppState, c) -> list:
-    """Comparison -> values for: verdict, table, JSON, then per model its head and pane."""
+def compare_outputs(app: AppState, c, quiet: bool = False) -> list:
+    """Comparison -> values for: verdict, grid (HTML), JSON. ``quiet``: no pop-up for a failure
+    (the detail view's status already says it)."""
     if not c.ok:
-        warn([c.message])
-        return [c.message, pd.DataFrame(), {}, *[gr.update() for _ in app.model_names] * 2]
+        if not quiet:
+            warn([c.message])
+        return [c.message, "", {}]
     verdict = f"**{c.verdict}**" + (f"\n\n{c.message}" if c.message else "")
-    heads = [gr.update(value=compare_view.model_markdown(c, n), visible=True) if n in c.results
-             else gr.update(visible=False) for n in app.model_names]
-    panes = [gr.update(value=serving.serve_pairs(compare_view.model_pane(c, n)), visible=True,
-                       columns=max(1, len(c.results[n].hits.get(c.languages[0], [])) if c.languages else 1))
-             if n in c.results else gr.update(visible=False) for n in app.model_names]
-    return [verdict, c.table, c.summary(), *heads, *panes]
+    grid = compare_view.grid_html(c, lambda name: app.view(name).gallery)
+    return [verdict, grid, c.summary()]
 
 
-def wire(app: AppState, ui: dict, eval_ui: dict, search_btn, boxes, gold_event, languages, k, gold_state,
-         eval_n, eval_langs) -> None:
-    """Search and gold mode also fill the side-by-side view; named API endpoints ``compare``,
-    ``compare_gold`` and ``evaluate_compare`` (only when two or more models are loaded)."""
-    outputs = [ui["verdict"], ui["table"], ui["json"], *ui["heads"], *ui["panes"]]
+def compare_components(ui: dict) -> list:
+    """The components ``compare_outputs`` fills, in its order."""
+    return [ui["verdict"], ui["grid"], ui["json"]]
 
-    def on_compare(languages, k, gold, en, de, fr, cs, zh, ja, id, es, ru, tr, models=None):  # noqa: A002
-        """Named parameters: they are the API's parameter names (gradio_client)."""
-        selected = list(languages or [])
+
+def wire(app: AppState, eval_ui: dict, eval_n, eval_langs) -> None:
+    """API endpoints ``compare`` and ``compare_gold`` (JSON answers) and the Evaluate tab's
+    side-by-side evaluation (``evaluate_compare``); only when two or more models are loaded."""
+
+    def compare(languages: list[str], k: int = 5, en: str = "", de: str = "", fr: str = "", cs: str = "",
+                zh: str = "", ja: str = "", id: str = "", es: str = "", ru: str = "", tr: str = "",  # noqa: A002
+                models: list[str] | None = None) -> dict:
+        """Search every chosen model (by its configured name) with one query per language: per model
+        its results, ranks and MRV, and a one-line verdict."""
+        if not isinstance(languages, (list, tuple)) or not all(isinstance(x, str) for x in languages):
+            raise gr.Error(f"languages: got {shown_value(languages)}; expected a list drawn from {list(LANGUAGES)}",
+                           print_exception=False)
         texts = dict(zip(LANGUAGES, (en, de, fr, cs, zh, ja, id, es, ru, tr)))
-        c = compare_view.compare(app, {lang: texts[lang] for lang in LANGUAGES if lang in selected}, k, models,
-                                 gold=gold)
-        return compare_outputs(app, c)
+        c = compare_view.compare(app, {lang: texts[lang] for lang in LANGUAGES if lang in languages}, k, models)
+        if not c.ok:
+            raise gr.Error(c.message, print_exception=False)
+        return {"message": c.message, **c.summary()}
 
-    compare_inputs = [languages, k, gold_state, *boxes, ui["models"]]
-    search_btn.click(on_compare, compare_inputs, outputs, api_name="compare",
-                     api_description="Search every chosen model (by its configured name) with one query per "
-                                     "language: per model its results, ranks and MRV, and a one-line verdict.")
-    for box in boxes:
-        box.submit(on_compare, compare_inputs, outputs, api_visibility="private")
-    # after gold mode filled the boxes and drew the instance: the same instance for every model
-    gold_event.then(on_compare, compare_inputs, outputs, api_visibility="private")
+    gr.api(compare, api_name="compare")
 
     def compare_gold(languages: list[str], k: int = 5, instance: int = -1, models: list[str] | None = None) -> dict:
         """Fill the chosen languages with one test instance's captions and search every chosen
@@ -112,12 +104,10 @@ def wire(app: AppState, ui: dict, eval_ui: dict, search_btn, boxes, gold_event, 
         res = compare_view.evaluate(app, max_instances, list(languages or []), models, progress=progress)
         if not res.ok:
             gr.Warning(res.message.split("\n")[0].replace("**", ""))
-        chart = gr.update(value=res.chart, sort=list(dict.fromkeys(res.chart["metric"])) or None)  # IR, then TR
-        return res.message, res.headline, res.table, chart, res.reports
+        return res.message, res.headline, gr.update(value=res.table, visible=len(res.table) > 0), res.chart, res.reports
 
     eval_ui["button"].click(on_evaluate_compare, [eval_n, eval_langs, eval_ui["models"]],
                             [eval_ui["status"], eval_ui["head"], eval_ui["table"], eval_ui["plot"], eval_ui["json"]],
                             api_name="evaluate_compare", concurrency_limit=1, concurrency_id="evaluate",
                             api_description="Recall@1 both ways per language and MRV of every chosen model on the "
-                                            "first N test instances.")
-
+                                            "first N test instances, ranked among those N images.")

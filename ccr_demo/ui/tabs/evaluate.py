@@ -1,6 +1,8 @@
-"""The "Evaluate" tab: Recall@1/5/10 both ways, mean recall and MRV of the loaded model on the
-parallel test set (and typed-query precision when a query set is loaded). Endpoint ``evaluate``;
-with two or more models also the side-by-side section (``tabs.compare``)."""
+"""The "Evaluate" tab: first each configured model's saved evaluation on the full test set (its
+eval report, ``model_info``: grouped bars per language from 0), then a live evaluation of the
+loaded model (Recall@1/5/10 both ways, mean recall, MRV, typed-query precision) on the first N
+instances, ranked among those N images, with progress. Endpoint ``evaluate``; with two or more
+models also the side-by-side section (``tabs.compare``)."""
 
 from __future__ import annotations
 
@@ -30,28 +32,34 @@ def build(app: AppState) -> EvaluateTab:
     test_langs = app.test_set.languages if app.test_set is not None else []
     n_test = len(app.test_set) if app.test_set is not None else 0
     with gr.Tab("Evaluate", id=TAB_ID):
-        gr.Markdown("Recall@1/5/10 both ways, mean recall and MRV of the loaded model on the parallel "
-                    "test set" + (f" `{app.test_set.name}` ({n_test} instances)." if n_test else
-                                  ": **no test set loaded**.")
-                    + (f" Typed queries (`{app.queries.name}`, {len(app.queries)}): P@1, P@5, mAP@10 per "
-                       "language and their consistency across languages, over the same images."
-                       if app.queries is not None else ""))
+        saved_head, saved_t2i, saved_i2t = eval_cb.saved_figures(app)
+        if saved_head:
+            gr.Markdown(saved_head, elem_id="saved-eval")
+            with gr.Row():
+                gr.HTML(saved_t2i, elem_id="saved-eval-t2i")
+                gr.HTML(saved_i2t, elem_id="saved-eval-i2t")
+        gr.Markdown("### Evaluate now\nRecall@1/5/10 both ways, mean recall and MRV of the loaded model on the "
+                    "first N instances of the parallel test set"
+                    + (f" ({n_test} instances), each ranked among those N images only: with fewer images R@1 is "
+                       "higher than on the full test set." if n_test else ": **no test set loaded**.")
+                    + " With the test set's typed queries: P@1, P@5, mAP@10 per language and their consistency "
+                      "across languages, over the same images.")
         with gr.Row():
             languages = inputs.CheckboxGroup(test_langs, value=[x for x in app.default_languages
                                                                 if x in test_langs] or test_langs,
                                              label="Languages", scale=3)
             max_instances = inputs.Slider(1, max(n_test, 2), value=min(100, max(n_test, 1)), step=1,  # min < max
-                                          label="Max instances", scale=2, interactive=n_test > 0)
+                                          label="Max instances", scale=2, interactive=n_test > 0,
+                                          info="each ranked among these N images only")
         button = gr.Button("Evaluate", variant="primary", interactive=n_test > 0)
         status = gr.Markdown()
         head = gr.Markdown(elem_id="eval-mrv")
         query_head = gr.Markdown(elem_id="eval-queries-head")
+        # tables stay hidden until an evaluation fills them: no empty grid headed "1 2 3"
         query_table = gr.Dataframe(label="Typed queries per language (P@1, P@5, mAP@10)",
-                                   elem_id="eval-queries", visible=app.queries is not None)
-        with gr.Row():
-            table = gr.Dataframe(label="Recall (%) per language", scale=3)
-            plot = gr.LinePlot(x="metric", y="recall", color="language", title="Recall (%) per language",
-                               show_label=False, sort=eval_cb.METRIC_ORDER, scale=2, height=340, elem_id="eval-plot")
+                                   elem_id="eval-queries", visible=False, interactive=False)
+        plot = gr.HTML(elem_id="eval-plot")
+        table = gr.Dataframe(label="Recall (%) per language", interactive=False, elem_id="eval-table", visible=False)
         with gr.Accordion("Report as the model card prints it", open=False):
             report_md = gr.Markdown()
         with gr.Accordion("Raw report (JSON)", open=False):
@@ -66,8 +74,9 @@ def wire(app: AppState, tab: EvaluateTab) -> None:
         res = eval_cb.evaluate(app, max_instances, list(languages or []), progress=progress)
         if not res.ok:
             gr.Warning(res.message.split("\n")[0].replace("**", ""))
-        return (res.message, res.headline, res.table, res.chart, res.markdown, res.report,
-                res.query_headline, res.query_table)
+        return (res.message, res.headline, gr.update(value=res.table, visible=len(res.table) > 0), res.chart,
+                res.markdown, res.report, res.query_headline,
+                gr.update(value=res.query_table, visible=len(res.query_table) > 0))
 
     tab.button.click(on_evaluate, [tab.max_instances, tab.languages], tab.outputs,
                      api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate",

@@ -39,7 +39,9 @@ def build(app: AppState) -> ImageToTextTab:
                 query_image = gr.Image(label="Query", interactive=False, height=240)
             with gr.Column(scale=3):
                 status = gr.Markdown(elem_id="i2t-status")
-                table = gr.Dataframe(wrap=True, max_height=600, elem_id="i2t-table")
+                # the caption takes what the short columns leave: every column shows at 1440 px
+                table = gr.Dataframe(wrap=True, max_height=600, elem_id="i2t-table", interactive=False,
+                                     column_widths=["10%", "5%", "9%", "52%", "14%", "10%"])
                 with gr.Accordion("Raw numbers (JSON)", open=False):
                     summary = gr.JSON()
     return ImageToTextTab(upload, k, button, [query_image, status, table, summary])
