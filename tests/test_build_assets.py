@@ -64,3 +64,15 @@ def test_install_swaps_each_item_and_refuses_what_is_not_built(tmp_path):
     assert sorted(p.name for p in (assets / "model").iterdir()) == ["new.txt"]
     assert (assets / "eval_report.json").read_text() == "{}" and (assets / "keep.txt").read_text() == "not ours"
     assert not list(assets.glob(".*"))  # no staging leftovers
+
+
+def test_install_then_recalibrates_the_no_match_thresholds(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.chdir(tmp_path)
+    for step in build.steps():
+        step.done_when.parent.mkdir(parents=True, exist_ok=True)
+        step.done_when.write_text("{}")
+    monkeypatch.setattr(build, "install", lambda assets, items: ran.append(("install", assets)))
+    monkeypatch.setattr(build.subprocess, "run", lambda cmd, check: ran.append(("run", cmd)))
+    build.main(["--install", "--assets", "a"])
+    assert ran[0] == ("install", Path("a")) and ran[1] == ("run", build.NO_MATCH + ["a"])

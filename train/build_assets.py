@@ -14,7 +14,8 @@ baseline (`train.loss=one_to_one`, same data and budget), the fusion stage on th
 (`--config default-ccrk`), its re-rank weight chosen on the **validation** split
 (`ccr_demo.eval.calibrate`), the evaluation reports on the test split, and the galleries.
 Nothing here is tuned on the test split. --install swaps each item into assets/ (the old one
-is removed only after the new one is in place) and writes nothing else there.
+is removed only after the new one is in place), then recomputes the app's "no good match"
+thresholds for the installed models (assets/no_match.json).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def steps(out: Path = RUNS / "assets") -> list[Step]:
     ]
 
 
+NO_MATCH = [sys.executable, "-m", "ccr_demo.ui.calibration", "--assets"]
+
 # assets/ item <- what the build made
 INSTALL = {"model": RUNS / "default" / "model", "model-1to1": RUNS / "default-1to1" / "model",
            "model-ccrk": RUNS / "default-ccrk" / "model", "shapes_test": DATA / "test",
@@ -132,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             step.done_when.write_text("model.fusion.rerank_itc_weight written by ccr_demo.eval.calibrate\n")
     if a.install and not a.dry_run:
         install(a.assets, install_items(a.out))
+        # the app's "no good match" threshold belongs to the installed models (keyed by fingerprint)
+        subprocess.run(NO_MATCH + [str(a.assets)], check=True)
     return 0
 
 
