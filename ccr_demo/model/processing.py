@@ -7,6 +7,7 @@ and so the exact preprocessing is saved next to the weights (preprocessor_config
 from __future__ import annotations
 
 import re
+import threading
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -103,6 +104,20 @@ def check_query_texts(texts: Sequence[str], language: str | None, languages: Seq
                       stacklevel=3)
 
 
+# A fast tokenizer keeps its padding and truncation settings as state on one shared Rust object,
+# and every call sets them for itself: two threads calling it with different settings (a padded
+# batch, an unpadded single text) can encode with each other's ("expected sequence of length 9
+# (got 7)", seen under load in the app). Every call in this package goes through this lock;
+# tokenizing is a small share of a search.
+TOKENIZER_LOCK = threading.RLock()
+
+
+def call_tokenizer(tokenizer, *args, **kwargs):
+    """``tokenizer(*args, **kwargs)`` under ``TOKENIZER_LOCK``."""
+    with TOKENIZER_LOCK:
+        return tokenizer(*args, **kwargs)
+
+
 def tokenize(tokenizer, texts: Sequence[str], max_length: int, prefix: str = "") -> dict[str, torch.Tensor]:
     """Strings -> padded ``input_ids`` / ``attention_mask``; long texts are truncated.
 
@@ -110,8 +125,8 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int, prefix: str = "")
     """
     check_texts(texts)
     limit = min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length)
-    enc = tokenizer(
-        [prefix + t for t in texts], padding=True, truncation=True, max_length=limit, return_tensors="pt"
+    enc = call_tokenizer(
+        tokenizer, [prefix + t for t in texts], padding=True, truncation=True, max_length=limit, return_tensors="pt"
     )
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 

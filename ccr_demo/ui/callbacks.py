@@ -26,6 +26,7 @@ from PIL import Image
 
 from ccr_demo import LANGUAGES
 from ccr_demo.eval import metrics
+from ccr_demo.model.processing import call_tokenizer
 from ccr_demo.ui import rerank_view
 from ccr_demo.ui.lanes import LaneFull
 from ccr_demo.ui.ranges import whole_number
@@ -71,13 +72,13 @@ def tower_text(model: Any, text: str) -> str:
         return text
     prefix = config.text_prefix or ""
     limit = min(config.text_max_length, getattr(tokenizer, "model_max_length", None) or config.text_max_length)
-    enc = tokenizer(prefix + text, truncation=True, max_length=limit, return_offsets_mapping=True)
+    enc = call_tokenizer(tokenizer, prefix + text, truncation=True, max_length=limit, return_offsets_mapping=True)
     ends = [end for start, end in enc["offset_mapping"] if end > start]  # special tokens are (0, 0)
     used = max(ends, default=len(prefix) + len(text)) - len(prefix)
     if not 0 < used < len(text):
         return text
     cut = text[:used]
-    same = tokenizer(prefix + cut, truncation=True, max_length=limit)["input_ids"] == enc["input_ids"]
+    same = call_tokenizer(tokenizer, prefix + cut, truncation=True, max_length=limit)["input_ids"] == enc["input_ids"]
     return cut if same else text
 
 
