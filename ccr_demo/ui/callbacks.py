@@ -26,7 +26,6 @@ from PIL import Image
 
 from ccr_demo import LANGUAGES
 from ccr_demo.eval import metrics
-from ccr_demo.model.processing import call_tokenizer
 from ccr_demo.ui import rerank_view
 from ccr_demo.ui.lanes import LaneFull
 from ccr_demo.ui.ranges import whole_number
@@ -72,6 +71,8 @@ def tower_text(model: Any, text: str) -> str:
         return text
     prefix = config.text_prefix or ""
     limit = min(config.text_max_length, getattr(tokenizer, "model_max_length", None) or config.text_max_length)
+    from ccr_demo.model.processing import call_tokenizer  # imports torch: not before the page is served
+
     enc = call_tokenizer(tokenizer, prefix + text, truncation=True, max_length=limit, return_offsets_mapping=True)
     ends = [end for start, end in enc["offset_mapping"] if end > start]  # special tokens are (0, 0)
     used = max(ends, default=len(prefix) + len(text)) - len(prefix)
