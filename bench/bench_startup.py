@@ -32,6 +32,8 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
+from _machine import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = {"en": "a red circle", "de": "ein roter Kreis", "fr": "un cercle rouge", "cs": "červený kruh",
            "zh": "红色的圆", "ja": "赤い丸"}
@@ -116,8 +118,7 @@ def main(argv=None) -> int:
         "",
         f"Produced by `python bench/bench_startup.py --runs {args.runs}` "
         f"({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC). The embedded default (assets/, two models side "
-        f"by side), offline. Machine: {platform.processor() or platform.machine()}, {cores} CPU cores, "
-        f"Python {platform.python_version()}.",
+        f"by side), offline. Machine: {platform.machine()}, {machine()}.",
         "",
         f"Load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in before)}; after: "
         f"{', '.join(f'{x:.2f}' for x in after)}. "
